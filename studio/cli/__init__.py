@@ -1,0 +1,70 @@
+"""The ``studio`` command line: every headless part of Model Studio.
+
+Exit codes: 0 success; 1 the input was read but is not valid (the problems are listed); 2 the input
+could not be used at all (missing or unreadable file, not a graph, bad option) with a one-line
+error; 3 an internal error (one line; set STUDIO_DEBUG=1 for the traceback).
+
+Commands that only need the graph (validate, summary, nodes, schema) import neither torch nor Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from studio import __version__
+from studio.cli.errors import CliError
+from studio.cli.graph_commands import add_graph_commands, summary_command
+from studio.cli.paths import default_graph_path
+
+EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is a one-line error with exit 2 (argparse's own code for it)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="studio",
+        description="Model Studio: design, train and compare networks for cross-sectional return prediction.",
+        epilog="Without a command: shows graphs/default.json. Exit codes: 0 ok, 1 invalid graph, "
+               "2 unusable input, 3 internal error.",
+    )
+    parser.add_argument("--version", action="version", version=f"Model Studio {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    add_graph_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (``studio`` calls sys.exit with it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            # Until the studio window exists, the bare command describes the default graph.
+            return summary_command(argparse.Namespace(file=str(default_graph_path())))
+        return args.run(args)
+    except CliError as exc:
+        print(f"studio: {exc}" if not str(exc).startswith("studio") else str(exc), file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("studio: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if os.environ.get("STUDIO_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"studio: internal error: {type(exc).__name__}: {first} (STUDIO_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL

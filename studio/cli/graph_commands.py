@@ -1,0 +1,185 @@
+"""Commands on graph files: validate, summary, export, nodes, schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from studio.cli.errors import CliError
+from studio.cli.table import format_table
+from studio.core.document import Graph
+from studio.core.graph_file import GraphFileError, load_graph
+from studio.core.validation import Validation, format_count, validate
+from studio.nodes import default_registry
+
+
+def add_graph_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("validate", help="check graph files; exit 0 valid, 1 problems, 2 unreadable",
+                            description="Check graph files and list every problem, each naming its node, "
+                                        "port or parameter. Exit 0 when all are valid, 1 when any has "
+                                        "problems, 2 when any cannot be read.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--quiet", "-q", action="store_true", help="print problems only")
+    p.set_defaults(run=validate_command)
+
+    p = commands.add_parser("summary", help="table of nodes, output shapes and parameter counts",
+                            description="Print each node with its type, output shape(s) and parameters, "
+                                        "and the totals.")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(run=summary_command)
+
+    p = commands.add_parser("export", help="export as plain PyTorch code (.py), .pt2 or ONNX",
+                            description="Build the graph and export it. OUT ending in .py writes a "
+                                        "standalone module (imports only torch, class Model) and OUT.pt "
+                                        "with its weights; .pt2 writes a torch.export program; .onnx an "
+                                        "ONNX model. Inputs: x (B, N, L, F) and mask (B, N), with B and N "
+                                        "dynamic.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--to", required=True, metavar="OUT", help="output file: .py, .pt2 or .onnx")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--weights", metavar="STATE_DICT",
+                   help="a state dict (.pt, e.g. a run's model.pt) to export instead of fresh weights")
+    p.set_defaults(run=export_command)
+
+    p = commands.add_parser("nodes", help="list node types, or show one type's ports and parameters")
+    p.add_argument("type_id", nargs="?", metavar="TYPE")
+    p.set_defaults(run=nodes_command)
+
+    p = commands.add_parser("schema", help="print (or write) the JSON Schema of graph files")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")
+    p.set_defaults(run=schema_command)
+
+
+def read_graph(path: str) -> Graph:
+    try:
+        return load_graph(path)
+    except GraphFileError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_problems(label: str, v: Validation) -> None:
+    for p in v.problems:
+        tag = "warning: " if p.severity == "warning" else ""
+        print(f"{label}: {tag}{p}")
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    for line in registry.pack_errors:
+        print(f"studio: warning: {line}", file=sys.stderr)
+    worst = 0
+    for name in args.files:
+        try:
+            graph = load_graph(name)
+        except GraphFileError as exc:
+            print(f"studio: {exc}", file=sys.stderr)
+            worst = 2
+            continue
+        v = validate(graph, registry)
+        _print_problems(name, v)
+        if v.ok:
+            if not args.quiet:
+                print(f"{name}: valid ({len(graph.nodes)} nodes, {v.total_params:,} parameters)")
+        else:
+            worst = max(worst, 1)
+    return worst
+
+
+def _shape_text(v: Validation, node_id: str) -> str:
+    shapes = v.out_shapes.get(node_id)
+    if shapes is None:
+        return "?"
+    if not shapes:
+        return "score N" if v.graph.nodes[node_id].type == "output" else "-"
+    if len(shapes) == 1:
+        return str(next(iter(shapes.values())))
+    return ", ".join(f"{port} {shape}" for port, shape in shapes.items())
+
+
+def summary_command(args: argparse.Namespace) -> int:
+    graph = read_graph(args.file)
+    v = validate(graph, default_registry())
+    spec = graph.input
+    print(f"{graph.name or Path(args.file).stem} ({graph.kind}) - {args.file}")
+    if graph.description:
+        print(graph.description)
+    if spec is not None:
+        print(f"input: {len(spec.features)} features ({', '.join(spec.features)}) x {spec.days} days x "
+              f"{spec.bars_per_day} bars = N×{spec.length}×{len(spec.features)}")
+    rows = []
+    order = v.order + sorted(set(graph.nodes) - set(v.order))
+    for node_id in order:
+        node = graph.nodes[node_id]
+        note = "" if v.useful is None or node_id in v.useful else " (unused)"
+        type_text = node.type + (f" {node.params.get('block')}" if node.type == "block" else "")
+        count = v.param_counts.get(node_id)
+        rows.append([node_id + note, type_text, _shape_text(v, node_id),
+                     f"{count:,}" if count is not None else "?"])
+    print(format_table(["node", "type", "output shape", "params"], rows, align="lllr"))
+    print(f"total: {len(graph.nodes)} nodes, {v.total_params:,} parameters ({format_count(v.total_params)})")
+    if not v.ok or v.warnings:
+        _print_problems(args.file, v)
+    return 0 if v.ok else 1
+
+
+def export_command(args: argparse.Namespace) -> int:
+    graph = read_graph(args.file)
+    registry = default_registry()
+    v = validate(graph, registry)
+    if not v.ok:
+        _print_problems(args.file, v)
+        return 1
+    from studio.build.export import ExportError, export  # torch is needed from here on
+
+    try:
+        written = export(graph, args.to, seed=args.seed, weights=args.weights, registry=registry)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"{args.to}: cannot write ({exc.strerror or exc})") from None
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def nodes_command(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    if args.type_id is None:
+        for category, types in registry.by_category().items():
+            print(category)
+            for t in types:
+                print(f"  {t.type_id:<16} {t.title}")
+        return 0
+    t = registry.get(args.type_id)
+    if t is None:
+        raise CliError(f"unknown node type {args.type_id!r} (studio nodes lists them)")
+    print(f"{t.type_id} - {t.title} ({t.category}, version {t.version})")
+    if t.doc:
+        print(t.doc)
+    for label, ports in (("inputs", t.inputs), ("outputs", t.outputs)):
+        if ports:
+            print(f"{label}:")
+            for port in ports:
+                print(f"  {port.name}: {port.describe_kinds()}" + (f" - {port.doc}" if port.doc else ""))
+    if t.params:
+        print("params:")
+        rows = [[p.name, json.dumps(p.default), p.describe(), p.doc] for p in t.params]
+        print(format_table(["name", "default", "accepts", "meaning"], rows, indent=2))
+    return 0
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    from studio.core.schema import graph_schema
+
+    text = json.dumps(graph_schema(default_registry()), indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0

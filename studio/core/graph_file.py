@@ -1,0 +1,402 @@
+"""Reading and writing graph files (format ``model-studio.graph``, version 1; docs/graph-format.md).
+
+Writing is deterministic: the top-level fields in a fixed order, every nested object with sorted keys,
+edges sorted, 2-space indent (short lists and objects of plain values on one line), a trailing
+newline. Reading a file this module wrote and writing it again gives the same bytes.
+
+A file that cannot be a graph at all (missing, not JSON, wrong format tag, a version from the future)
+raises :class:`GraphFileError` with a one-line message naming the file. Smaller faults inside a graph
+file (a node without a type, an edge that is not ``node.port``) are collected in
+``Graph.load_problems`` so the validator can list them with everything else at once.
+
+Nothing in a file is ever executed: values are plain JSON, and block references are other JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from studio import __version__
+from studio.core.document import BLOCK, MODEL, BlockEntry, Edge, Endpoint, Graph, InputSpec, Node, Problem
+from studio.core.migrations import CURRENT_VERSION, FORMAT_TAG, migrate
+
+TOP_LEVEL_ORDER = ("format", "version", "studio_version", "kind", "name", "description", "input",
+                   "nodes", "edges", "blocks")
+BLOCK_ORDER = ("kind", "name", "description", "nodes", "edges")
+NODE_FIELDS = ("type", "version", "params", "pos")
+MAX_FILE_BYTES = 50_000_000
+MAX_BLOCK_DEPTH = 16
+
+
+class GraphFileError(Exception):
+    """The input is not a readable graph file. The message is one line and names the file."""
+
+
+# ---- reading --------------------------------------------------------------------------------------
+
+def load_graph(path: str | os.PathLike[str], *, _open_blocks: tuple[Path, ...] = ()) -> Graph:
+    """Read a graph file; referenced block files are read too (relative to this file)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise GraphFileError(f"{path}: is a folder, not a graph file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise GraphFileError(f"{path}: {size} bytes is too large for a graph file")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise GraphFileError(f"{path}: no such file") from None
+    except PermissionError:
+        raise GraphFileError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise GraphFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GraphFileError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+    graph = loads_graph(text, source=str(path), base_dir=path.parent,
+                        _open_blocks=(*_open_blocks, path.resolve()))
+    graph.path = path
+    return graph
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise GraphFileError(f"{source}: not JSON ({where}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise GraphFileError(f"{source}: not JSON ({str(exc).splitlines()[0][:100]})") from None
+
+
+def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = None,
+                _open_blocks: tuple[Path, ...] = ()) -> Graph:
+    """Parse graph-file text; ``source`` names it in messages, ``base_dir`` anchors block paths."""
+    data = parse_json(text, source)
+    if not isinstance(data, dict):
+        raise GraphFileError(f"{source}: not a graph file (the top level is not a JSON object)")
+    tag = data.get("format")
+    if tag != FORMAT_TAG:
+        if tag is None:
+            raise GraphFileError(f"{source}: not a graph file (no \"format\": \"{FORMAT_TAG}\" field)")
+        raise GraphFileError(f"{source}: not a graph file (format {_short(tag)}, expected \"{FORMAT_TAG}\")")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise GraphFileError(f"{source}: \"version\" must be an integer, gets {_short(version)}")
+    if version > CURRENT_VERSION:
+        raise GraphFileError(f"{source}: written by a newer Model Studio (format version {version}; "
+                             f"this one reads versions up to {CURRENT_VERSION})")
+    if version < 0:
+        raise GraphFileError(f"{source}: \"version\" {version} is not a format version")
+    try:
+        data = migrate(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GraphFileError(f"{source}: cannot upgrade this version-{version} file ({exc})") from None
+    return _read_document(data, source, base_dir, _open_blocks, top=True)
+
+
+def _short(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: tuple[Path, ...],
+                   *, top: bool, where: str = "") -> Graph:
+    """Read a model or block document (already migrated). Faults go to ``graph.load_problems``."""
+    graph = Graph()
+    problems = graph.load_problems
+    prefix = f"{where} > " if where else ""
+
+    def problem(place: str, message: str, node: str | None = None) -> None:
+        problems.append(Problem(prefix + place, message, node=None if prefix else node))
+
+    allowed = set(TOP_LEVEL_ORDER) if top else set(BLOCK_ORDER)
+    for key in sorted(k for k in data if k not in allowed):
+        problem("graph", f"unknown field {_short(key)} (dropped)")
+
+    kind = data.get("kind", MODEL if top else BLOCK)
+    if kind not in (MODEL, BLOCK):
+        problem("graph.kind", f"expects \"model\" or \"block\", gets {_short(kind)}")
+        kind = MODEL if top else BLOCK
+    if not top and kind != BLOCK:
+        problem("graph.kind", "an inline block must have kind \"block\"")
+        kind = BLOCK
+    graph.kind = kind
+
+    for text_field in ("name", "description"):
+        value = data.get(text_field, "")
+        if not isinstance(value, str):
+            problem(f"graph.{text_field}", f"expects a string, gets {_short(value)}")
+            value = ""
+        setattr(graph, text_field, value)
+    studio_version = data.get("studio_version", __version__) if top else __version__
+    graph.studio_version = studio_version if isinstance(studio_version, str) else __version__
+
+    if kind == MODEL:
+        graph.input = _read_input(data.get("input"), problem)
+    elif "input" in data and data["input"] is not None:
+        problem("graph.input", "a block takes its inputs from block_input nodes, not an input spec")
+
+    nodes = data.get("nodes", {})
+    if not isinstance(nodes, dict):
+        problem("graph.nodes", f"expects an object of nodes keyed by id, gets {_short(nodes)}")
+        nodes = {}
+    for node_id in sorted(nodes):
+        node = _read_node(node_id, nodes[node_id], problem)
+        if node is not None:
+            graph.nodes[node_id] = node
+
+    edges = data.get("edges", [])
+    if not isinstance(edges, list):
+        problem("graph.edges", f"expects a list of edges, gets {_short(edges)}")
+        edges = []
+    seen: set[Edge] = set()
+    for i, item in enumerate(edges):
+        edge = _read_edge(i, item, problem)
+        if edge is None:
+            continue
+        if edge in seen:
+            problem(f"edge {edge}", "the same wire appears twice (kept once)", node=edge.dst.node)
+            continue
+        seen.add(edge)
+        graph.edges.append(edge)
+
+    blocks = data.get("blocks", {}) if top else {}
+    if not isinstance(blocks, dict):
+        problem("graph.blocks", f"expects an object of blocks keyed by name, gets {_short(blocks)}")
+        blocks = {}
+    for name in sorted(blocks):
+        entry = _read_block_entry(name, blocks[name], source, base_dir, open_blocks, problem)
+        if entry is not None:
+            graph.blocks[name] = entry
+    return graph
+
+
+def _read_input(value: Any, problem) -> InputSpec | None:
+    if value is None:
+        problem("graph.input", "a model needs an input spec: {\"features\": [...], \"days\": D, "
+                "\"bars_per_day\": B}")
+        return None
+    if not isinstance(value, dict):
+        problem("graph.input", f"expects an object, gets {_short(value)}")
+        return None
+    ok = True
+    for key in sorted(set(value) - {"features", "days", "bars_per_day"}):
+        problem("graph.input", f"unknown field {_short(key)} (dropped)")
+    features = value.get("features")
+    if (not isinstance(features, list) or not features
+            or not all(isinstance(f, str) and f for f in features)):
+        problem("graph.input.features", f"expects a non-empty list of feature names, gets {_short(features)}")
+        ok = False
+    elif len(set(features)) != len(features):
+        problem("graph.input.features", "feature names must be unique")
+        ok = False
+    for key, limit in (("days", 1000), ("bars_per_day", 10_000)):
+        n = value.get(key)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limit:
+            problem(f"graph.input.{key}", f"expects an integer in [1, {limit}], gets {_short(n)}")
+            ok = False
+    if not ok:
+        return None
+    return InputSpec(list(features), value["days"], value["bars_per_day"])
+
+
+def _read_node(node_id: str, value: Any, problem) -> Node | None:
+    if not isinstance(value, dict):
+        problem(node_id, f"a node must be an object with {', '.join(NODE_FIELDS)}, gets {_short(value)}",
+                node_id)
+        return None
+    for key in sorted(set(value) - set(NODE_FIELDS)):
+        problem(node_id, f"unknown field {_short(key)} (dropped)", node_id)
+    type_id = value.get("type")
+    if not isinstance(type_id, str) or not type_id:
+        problem(node_id, f"\"type\" must be a node type id, gets {_short(type_id)}", node_id)
+        return None
+    version = value.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problem(node_id, f"\"version\" must be an integer >= 1, gets {_short(version)}", node_id)
+        return None
+    params = value.get("params", {})
+    if not isinstance(params, dict):
+        problem(node_id, f"\"params\" must be an object, gets {_short(params)}", node_id)
+        return None
+    pos = value.get("pos", [0, 0])
+    if (not isinstance(pos, list) or len(pos) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in pos)):
+        problem(node_id, f"\"pos\" must be [x, y], gets {_short(pos)} (placed at 0, 0)", node_id)
+        pos = [0, 0]
+    return Node(node_id, type_id, version, dict(params), (float(pos[0]), float(pos[1])))
+
+
+def _read_edge(index: int, value: Any, problem) -> Edge | None:
+    if not isinstance(value, dict) or set(value) != {"from", "to"}:
+        shape = '{"from": "node.port", "to": "node.port"}'
+        problem(f"graph.edges[{index}]", f"an edge must be {shape}, gets {_short(value)}")
+        return None
+    try:
+        return Edge(Endpoint.parse(value["from"]), Endpoint.parse(value["to"]))
+    except ValueError as exc:
+        problem(f"graph.edges[{index}]", str(exc))
+        return None
+
+
+def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
+                      open_blocks: tuple[Path, ...], problem) -> BlockEntry | None:
+    where = f"blocks.{name}"
+    if not isinstance(name, str) or not name.isidentifier():
+        problem(where, "a block name must be a Python identifier")
+        return None
+    if not isinstance(value, dict):
+        problem(where, f"expects {{\"path\": \"file.json\"}} or an inline block, gets {_short(value)}")
+        return None
+    if "path" in value:
+        ref = value["path"]
+        if set(value) != {"path"} or not isinstance(ref, str) or not ref.endswith(".json"):
+            problem(where, f"a block reference is {{\"path\": \"relative/file.json\"}}, gets {_short(value)}")
+            return None
+        if Path(ref).is_absolute() or "\\" in ref:
+            problem(where, f"block path {ref!r} must be relative to the graph file, with / separators")
+            return None
+        if base_dir is None:
+            problem(where, f"cannot resolve {ref!r}: this graph was not read from a file")
+            return BlockEntry(name, None, ref)
+        target = (base_dir / ref).resolve()
+        if target in open_blocks or len(open_blocks) > MAX_BLOCK_DEPTH:
+            problem(where, f"{ref} refers back to a file that includes it (a cycle of block files)")
+            return BlockEntry(name, None, ref)
+        try:
+            block = load_graph(base_dir / ref, _open_blocks=open_blocks)
+        except GraphFileError as exc:
+            problem(where, f"cannot read block file: {exc}")
+            return BlockEntry(name, None, ref)
+        if block.kind != BLOCK:
+            problem(where, f"{ref} is a {block.kind}, not a block")
+            return BlockEntry(name, None, ref)
+        return BlockEntry(name, block, ref)
+    block = _read_document(value, source, base_dir, open_blocks, top=False, where=f"block {name}")
+    if block.name == "":
+        block.name = name
+    # faults inside an inline block are listed with the file's own, already prefixed "block NAME > "
+    for p in block.load_problems:
+        problem(p.where, p.message)
+    block.load_problems = []
+    return BlockEntry(name, block)
+
+
+# ---- writing --------------------------------------------------------------------------------------
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_json(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted_json(v) for v in value]
+    return value
+
+
+def _number(x: float) -> int | float:
+    """Positions are floats in memory; whole numbers are written without ".0" for readable diffs."""
+    return int(x) if float(x).is_integer() and abs(x) < 2**53 else x
+
+
+def _document_json(graph: Graph, *, top: bool) -> dict:
+    doc: dict[str, Any] = {}
+    if top:
+        doc["format"] = FORMAT_TAG
+        doc["version"] = CURRENT_VERSION
+        doc["studio_version"] = graph.studio_version
+    doc["kind"] = graph.kind
+    doc["name"] = graph.name
+    doc["description"] = graph.description
+    if top and graph.kind == MODEL and graph.input is not None:
+        doc["input"] = _sorted_json({"features": list(graph.input.features), "days": graph.input.days,
+                                     "bars_per_day": graph.input.bars_per_day})
+    doc["nodes"] = {
+        node_id: {
+            "params": _sorted_json(node.params),
+            "pos": [_number(node.pos[0]), _number(node.pos[1])],
+            "type": node.type,
+            "version": node.version,
+        }
+        for node_id, node in sorted(graph.nodes.items())
+    }
+    doc["edges"] = [{"from": str(e.src), "to": str(e.dst)} for e in sorted(graph.edges)]
+    if top:
+        blocks: dict[str, Any] = {}
+        for name, entry in sorted(graph.blocks.items()):
+            if entry.path is not None:
+                blocks[name] = {"path": entry.path}
+            elif entry.graph is not None:
+                blocks[name] = _document_json(entry.graph, top=False)
+        doc["blocks"] = blocks
+    return doc
+
+
+def graph_to_json(graph: Graph) -> dict:
+    """The JSON object of a graph file, in the order it is written."""
+    return _document_json(graph, top=True)
+
+
+INLINE_WIDTH = 100
+
+
+def _format(value: Any, indent: int, in_list: bool = False) -> str:
+    """JSON with 2-space indent, where a list of plain values, or an object of plain values inside a
+    list (an edge), stays on one line when it fits: moving a node or a wire changes one line of a diff,
+    and each parameter keeps a line of its own."""
+    if isinstance(value, dict | list) and value:
+        members = value.values() if isinstance(value, dict) else value
+        flat = not any(isinstance(v, dict | list) and v for v in members)
+        if flat and (isinstance(value, list) or in_list):
+            one_line = json.dumps(value, ensure_ascii=False, allow_nan=False)
+            if indent + len(one_line) <= INLINE_WIDTH:
+                return one_line
+        pad, inner = " " * indent, " " * (indent + 2)
+        if isinstance(value, dict):
+            items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {_format(v, indent + 2)}"
+                     for k, v in value.items()]
+            return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+        items = [f"{inner}{_format(v, indent + 2, in_list=True)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def dumps_graph(graph: Graph) -> str:
+    return _format(graph_to_json(graph), 0) + "\n"
+
+
+def save_graph(graph: Graph, path: str | os.PathLike[str], *, stamp_version: bool = True) -> None:
+    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``.
+
+    ``stamp_version`` records this studio's version as the writer. Referenced block files are not
+    written (they are documents of their own).
+    """
+    path = Path(path)
+    if stamp_version:
+        graph.studio_version = __version__
+    text = dumps_graph(graph)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    graph.path = path

@@ -1,0 +1,152 @@
+"""The declaration of a node type: everything the studio knows about one kind of node.
+
+A node type is a subclass of :class:`NodeType` with class attributes for its identity, ports and
+parameters, and methods for its shape rule, parameter count and torch recipe. The palette, the
+inspector, the validator, the builder, the exporter, the docs and the tests all read this one
+declaration; nothing else about a node type is written anywhere.
+
+Declarations never import torch: ``build`` returns a :class:`Recipe` that names the module class by
+its import path, and the builder (``studio.build``) turns it into a module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from studio.core.params import Param
+from studio.core.shapes import KIND_NAMES, TensorShape
+
+if TYPE_CHECKING:
+    from studio.core.document import InputSpec
+
+
+@dataclass(frozen=True)
+class Port:
+    """An input or output port. ``kinds`` lists the tensor kinds it accepts (inputs) or makes (outputs)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    doc: str = ""
+    optional: bool = False
+
+    def accepts(self, kind: str) -> bool:
+        return kind in self.kinds
+
+    def describe_kinds(self) -> str:
+        return " or ".join(KIND_NAMES[k] for k in self.kinds)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to make the torch module of a node: ``target`` is an import path such as
+    ``torch.nn.ReLU`` or ``studio.modules.merge.Concat``; ``kwargs`` are literal JSON-like values."""
+
+    target: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule. ``port`` or ``param`` says where the problem is on the node."""
+
+    def __init__(self, message: str, *, port: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.port = port
+        self.param = param
+
+
+class Unbound(ShapeError):
+    """A block's input has no shape yet: the block is being checked on its own, not as an instance.
+    The validator stops inference there without reporting a problem."""
+
+    def __init__(self) -> None:
+        super().__init__("unbound block input")
+
+
+class InferContext:
+    """What a shape rule may need beyond its own params and input shapes.
+
+    ``input_spec`` is the graph's bar window; ``blocks`` resolves block definitions (a BlockScope,
+    used by the block node type); ``bound`` gives the shapes of a block's inputs when a block instance
+    is inferred (None when a block definition is checked on its own). The validator supplies it.
+    """
+
+    def __init__(self, input_spec: InputSpec | None, blocks: Any = None,
+                 bound: Mapping[str, TensorShape] | None = None) -> None:
+        self.input_spec = input_spec
+        self.blocks = blocks
+        self.bound = bound
+
+
+class NodeType:
+    """Base class of node-type declarations. Subclasses set the class attributes below."""
+
+    #: stable id written into graph files; never change it once files exist
+    type_id: ClassVar[str]
+    #: bump when params change meaning, and implement ``migrate``
+    version: ClassVar[int] = 1
+    category: ClassVar[str]
+    title: ClassVar[str]
+    doc: ClassVar[str] = ""
+    inputs: ClassVar[tuple[Port, ...]] = ()
+    outputs: ClassVar[tuple[Port, ...]] = ()
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: the module also receives the (B, N) mask of stocks present (cross-section layers need it)
+    uses_mask: ClassVar[bool] = False
+
+    # ---- ports -------------------------------------------------------------------------------
+    def input_ports(self, params: Mapping[str, Any], ctx: InferContext | None = None) -> tuple[Port, ...]:
+        """Input ports; a type whose ports depend on its params (Add with k inputs) overrides this."""
+        return self.inputs
+
+    def output_ports(self, params: Mapping[str, Any], ctx: InferContext | None = None) -> tuple[Port, ...]:
+        return self.outputs
+
+    # ---- params ------------------------------------------------------------------------------
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def default_params(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def check_params(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Rules between params that hold whatever the inputs are: a list of (param, reason).
+        Called only when every single param is valid on its own."""
+        return []
+
+    def migrate(self, params: dict[str, Any], from_version: int) -> dict[str, Any]:
+        """Bring params written by an older version of this type up to date."""
+        raise ValueError(f"no migration from version {from_version}")
+
+    # ---- shapes, size, module ----------------------------------------------------------------
+    def infer(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
+              ctx: InferContext) -> dict[str, TensorShape]:
+        """The shape rule: output shapes from input shapes. Raise ShapeError when they do not fit.
+        ``inputs`` holds the connected ports only (optional ones may be missing)."""
+        raise NotImplementedError
+
+    def param_count(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
+                    ctx: InferContext) -> int:
+        """Trainable parameters of the module; must equal the built module's count (tests check)."""
+        return 0
+
+    def build(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
+              ctx: InferContext) -> Recipe:
+        raise NotImplementedError
+
+    # ---- helpers for shape rules -------------------------------------------------------------
+    @staticmethod
+    def resolve_channels(params: Mapping[str, Any], name: str, shape: TensorShape, port: str) -> int:
+        """An ``in_*`` param that may be null (taken from the wire) or must match the wire."""
+        declared = params.get(name)
+        if declared is not None and declared != shape.channels:
+            raise ShapeError(f"expects {declared} channels, gets {shape.channels}", port=port)
+        return shape.channels
+
+    def __repr__(self) -> str:
+        return f"<node type {self.type_id} v{self.version}>"

@@ -1,0 +1,468 @@
+"""Validation and shape inference of graph documents (no torch needed).
+
+``validate(graph, registry)`` returns every problem at once, each naming the node, ``node.port``,
+``node.param`` or edge, together with the inferred shape of every port, the checked parameters of
+every node and its parameter count. The editor draws shapes on wires and marks nodes from it; the
+builder builds only from a validation without errors.
+
+Inference runs in topological order from the graph's bar window. A node whose inputs could not be
+inferred is skipped silently, so one fault upstream is reported once, where it happens.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from studio.core.document import BLOCK, MODEL, BlockEntry, Edge, Endpoint, Graph, Problem, id_problem
+from studio.core.node_type import InferContext, NodeType, Port, ShapeError, Unbound
+from studio.core.params import show
+from studio.core.registry import Registry
+from studio.core.shapes import KINDS, TensorShape
+
+# Type ids of the graph's boundary nodes: they are part of the format, not of the catalogue.
+INPUT_TYPE = "input"
+OUTPUT_TYPE = "output"
+BLOCK_INPUT_TYPE = "block_input"
+BLOCK_OUTPUT_TYPE = "block_output"
+BLOCK_TYPE = "block"
+
+#: refuse models that could not be built on any sane machine (fuzzed or mistyped huge numbers)
+MAX_PARAMETERS = 2_000_000_000
+MAX_ELEMENTS_PER_STOCK = 200_000_000
+
+
+@dataclass
+class Validation:
+    graph: Graph
+    problems: list[Problem] = field(default_factory=list)
+    #: node -> port -> shape of each output port that could be inferred
+    out_shapes: dict[str, dict[str, TensorShape]] = field(default_factory=dict)
+    #: node -> port -> shape arriving at each connected input port
+    in_shapes: dict[str, dict[str, TensorShape]] = field(default_factory=dict)
+    #: node -> checked (and, for older type versions, migrated) params
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    param_counts: dict[str, int] = field(default_factory=dict)
+    #: node ids in the order the model computes them (nodes that could be inferred)
+    order: list[str] = field(default_factory=list)
+    #: node -> its input / output ports (nodes whose type and params are valid)
+    in_ports: dict[str, tuple[Port, ...]] = field(default_factory=dict)
+    out_ports: dict[str, tuple[Port, ...]] = field(default_factory=dict)
+    #: node -> declaration, for nodes whose type is known
+    types: dict[str, NodeType] = field(default_factory=dict)
+    #: block scope used (the builder needs it to build block instances)
+    scope: BlockScope | None = None
+    #: nodes whose result reaches an output (the builder builds only these); None = not known
+    useful: set[str] | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def total_params(self) -> int:
+        """Parameters of the model as built (nodes that reach no output are left out)."""
+        return sum(c for n, c in self.param_counts.items() if self.useful is None or n in self.useful)
+
+    def shape(self, endpoint: Endpoint | str) -> TensorShape | None:
+        ep = endpoint if isinstance(endpoint, Endpoint) else Endpoint.parse(endpoint)
+        return self.out_shapes.get(ep.node, {}).get(ep.port)
+
+    def problems_of(self, node_id: str) -> list[Problem]:
+        return [p for p in self.problems if p.node == node_id]
+
+    def output_node(self) -> str | None:
+        outs = [n for n in self.order if self.graph.nodes[n].type == OUTPUT_TYPE]
+        return outs[0] if len(outs) == 1 else None
+
+
+class BlockScope:
+    """Resolves block names to definitions and infers block instances (with a cache).
+
+    Inline blocks resolve names in the table of the file that holds them; a block read from its own
+    file resolves names in that file's table.
+    """
+
+    def __init__(self, table: Mapping[str, BlockEntry], registry: Registry,
+                 stack: tuple[int, ...] = ()) -> None:
+        self.table = table
+        self.registry = registry
+        self.stack = stack
+        self._checked: dict[str, Validation] = {}
+        self._inferred: dict[tuple, Validation] = {}
+
+    def entry(self, name: str) -> BlockEntry:
+        entry = self.table.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self.table)) or "none in this file"
+            raise ShapeError(f"no block named {show(name)} (blocks: {known})", param="block")
+        if entry.graph is None:
+            raise ShapeError(f"block {show(name)} could not be read (see its problem)", param="block")
+        if id(entry.graph) in self.stack:
+            raise ShapeError(f"block {show(name)} contains itself", param="block")
+        return entry
+
+    def _inner_scope(self, entry: BlockEntry) -> BlockScope:
+        assert entry.graph is not None
+        table = entry.graph.blocks if entry.path is not None else self.table
+        return BlockScope(table, self.registry, (*self.stack, id(entry.graph)))
+
+    def check(self, name: str) -> Validation:
+        """The block definition checked on its own (structure and params, no shapes)."""
+        if name not in self._checked:
+            entry = self.entry(name)
+            self._checked[name] = _check(entry.graph, self.registry, self._inner_scope(entry), None)
+        return self._checked[name]
+
+    def ports(self, name: str) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+        graph = self.entry(name).graph
+        assert graph is not None
+        inputs, outputs = [], []
+        for node in graph.nodes_of_type(BLOCK_INPUT_TYPE):
+            port_name, kind = node.params.get("name"), node.params.get("kind")
+            if isinstance(port_name, str) and kind in KINDS:
+                inputs.append(Port(port_name, (kind,), f"block input {node.id}"))
+        for node in graph.nodes_of_type(BLOCK_OUTPUT_TYPE):
+            port_name = node.params.get("name")
+            if isinstance(port_name, str):
+                outputs.append(Port(port_name, KINDS, f"block output {node.id}"))
+        return (tuple(sorted(inputs, key=lambda p: p.name)), tuple(sorted(outputs, key=lambda p: p.name)))
+
+    def infer(self, name: str, inputs: Mapping[str, TensorShape]) -> Validation:
+        """The block's inner graph inferred with its inputs bound to ``inputs``."""
+        key = (name, tuple(sorted(inputs.items())))
+        if key not in self._inferred:
+            entry = self.entry(name)
+            checked = self.check(name)
+            if not checked.ok:
+                raise ShapeError(f"block {show(name)} has problems: {checked.errors[0]}", param="block")
+            self._inferred[key] = _check(entry.graph, self.registry, self._inner_scope(entry), dict(inputs))
+        return self._inferred[key]
+
+    def problems(self) -> list[Problem]:
+        """Problems of every block definition in the table, prefixed with the block's name."""
+        found = []
+        for name in sorted(self.table):
+            entry = self.table[name]
+            if entry.graph is None:
+                continue
+            for p in self.check(name).problems:
+                found.append(Problem(f"block {name} > {p.where}", p.message, p.severity))
+        return found
+
+
+def validate(graph: Graph, registry: Registry) -> Validation:
+    """Check a model or block document: every problem at once, plus shapes and parameter counts."""
+    scope = BlockScope(graph.blocks, registry)
+    result = _check(graph, registry, scope, None)
+    result.problems.extend(scope.problems())
+    return result
+
+
+def _check(graph: Graph, registry: Registry, scope: BlockScope,
+           bound: dict[str, TensorShape] | None) -> Validation:
+    return _Checker(graph, registry, scope, bound).run()
+
+
+class _Checker:
+    def __init__(self, graph: Graph, registry: Registry, scope: BlockScope,
+                 bound: dict[str, TensorShape] | None) -> None:
+        self.graph = graph
+        self.registry = registry
+        self.ctx = InferContext(graph.input, scope, bound)
+        self.v = Validation(graph, scope=scope)
+        self.v.problems.extend(graph.load_problems)
+        #: the one wire into each connected input
+        self.incoming: dict[Endpoint, Edge] = {}
+        self.good_edges: list[Edge] = []
+
+    def error(self, where: str, message: str, node: str | None = None, severity: str = "error") -> None:
+        self.v.problems.append(Problem(where, message, severity, node))
+
+    def run(self) -> Validation:
+        for node_id in sorted(self.graph.nodes):
+            self.check_node(node_id)
+        self.check_edges()
+        self.check_required_inputs()
+        cyclic = self.check_cycles()
+        self.check_boundary()
+        self.infer(cyclic)
+        self.check_reach()
+        self.check_size()
+        self.check_inplace()
+        return self.v
+
+    # ---- nodes and params --------------------------------------------------------------------
+    def check_node(self, node_id: str) -> None:
+        node = self.graph.nodes[node_id]
+        reason = id_problem(node_id)
+        if reason:
+            self.error(node_id, reason, node_id)
+        node_type = self.registry.get(node.type)
+        if node_type is None:
+            close = difflib.get_close_matches(node.type, self.registry.type_ids(), n=1)
+            hint = f" (did you mean {show(close[0])}?)" if close else ""
+            self.error(node_id, f"unknown node type {show(node.type)}{hint}", node_id)
+            return
+        self.v.types[node_id] = node_type
+        params = dict(node.params)
+        if node.version > node_type.version:
+            self.error(node_id, f"written for {node.type} version {node.version}; this studio knows "
+                       f"version {node_type.version} (update Model Studio)", node_id)
+            return
+        if node.version < node_type.version:
+            try:
+                params = node_type.migrate(params, node.version)
+            except Exception as exc:
+                self.error(node_id, f"cannot upgrade {node.type} version {node.version} to "
+                           f"{node_type.version}: {exc}", node_id)
+                return
+        ok = True
+        declared = {p.name: p for p in node_type.params}
+        for key in sorted(k for k in params if k not in declared):
+            names = ", ".join(declared) or "no parameters"
+            self.error(f"{node_id}.{key}", f"unknown parameter (a {node.type} has {names})", node_id)
+            ok = False
+        for p in node_type.params:
+            if p.name not in params:
+                self.error(f"{node_id}.{p.name}", f"missing parameter (default {show(p.default)})", node_id)
+                ok = False
+                continue
+            reason = p.check(params[p.name])
+            if reason:
+                self.error(f"{node_id}.{p.name}", reason, node_id)
+                ok = False
+        if not ok:
+            return
+        try:
+            rule_problems = node_type.check_params(params)
+            for param_name, reason in rule_problems:
+                self.error(f"{node_id}.{param_name}", reason, node_id)
+            if rule_problems:
+                return
+            self.v.in_ports[node_id] = tuple(node_type.input_ports(params, self.ctx))
+            self.v.out_ports[node_id] = tuple(node_type.output_ports(params, self.ctx))
+        except ShapeError as exc:
+            self.error(self._where(node_id, exc), exc.message, node_id)
+            return
+        except Exception as exc:  # a faulty node pack must not crash validation
+            failure = f"{type(exc).__name__}: {exc}"
+            self.error(node_id, f"the declaration of {node.type} failed ({failure})", node_id)
+            return
+        self.v.params[node_id] = params
+
+    @staticmethod
+    def _where(node_id: str, exc: ShapeError) -> str:
+        if exc.port:
+            return f"{node_id}.{exc.port}"
+        if exc.param:
+            return f"{node_id}.{exc.param}"
+        return node_id
+
+    # ---- wires -------------------------------------------------------------------------------
+    def check_edges(self) -> None:
+        into: dict[Endpoint, list[Edge]] = {}
+        for edge in sorted(self.graph.edges):
+            ok = True
+            for end, side in ((edge.src, "output"), (edge.dst, "input")):
+                node = self.graph.nodes.get(end.node)
+                if node is None:
+                    self.error(f"edge {edge}", f"no node {show(end.node)}",
+                               edge.dst.node if side == "output" else edge.src.node)
+                    ok = False
+                    continue
+                ports = (self.v.out_ports if side == "output" else self.v.in_ports).get(end.node)
+                if ports is None:
+                    continue  # the node itself has a problem; its ports are unknown
+                names = [p.name for p in ports]
+                if end.port not in names:
+                    listed = ", ".join(names) or "none"
+                    self.error(f"edge {edge}", f"{node.type} {end.node} has no {side} port {show(end.port)} "
+                               f"({side}s: {listed})", end.node)
+                    ok = False
+            if ok:
+                self.good_edges.append(edge)
+                into.setdefault(edge.dst, []).append(edge)
+        for dst, edges in sorted(into.items()):
+            if len(edges) > 1:
+                sources = ", ".join(str(e.src) for e in edges)
+                self.error(str(dst), f"{len(edges)} wires into one input (from {sources}); "
+                           "merge them with an Add or Concat node", dst.node)
+            else:
+                self.incoming[dst] = edges[0]
+
+    def check_required_inputs(self) -> None:
+        for node_id, ports in sorted(self.v.in_ports.items()):
+            for port in ports:
+                end = Endpoint(node_id, port.name)
+                if not port.optional and not any(e.dst == end for e in self.good_edges):
+                    self.error(str(end), "required input is not connected", node_id)
+
+    def check_cycles(self) -> set[str]:
+        g = nx.DiGraph()
+        g.add_edges_from((e.src.node, e.dst.node) for e in self.good_edges)
+        cyclic: set[str] = set()
+        for component in sorted(nx.strongly_connected_components(g), key=min):
+            if len(component) == 1:
+                only = next(iter(component))
+                if not g.has_edge(only, only):
+                    continue
+            cyclic |= component
+            cycle = nx.find_cycle(g.subgraph(component), source=min(component))
+            path = " -> ".join([cycle[0][0], *(b for _, b in cycle)])
+            self.error("cycle", f"{path} (a wire leads back to where it came from)", min(component))
+        return cyclic
+
+    def check_boundary(self) -> None:
+        nodes = self.graph.nodes
+        by_type: dict[str, list[str]] = {}
+        for node_id, node in sorted(nodes.items()):
+            by_type.setdefault(node.type, []).append(node_id)
+        if self.graph.kind == MODEL:
+            for misplaced in (BLOCK_INPUT_TYPE, BLOCK_OUTPUT_TYPE):
+                for node_id in by_type.get(misplaced, []):
+                    self.error(node_id, f"a {misplaced} node belongs inside a block, not in a model", node_id)
+            outputs = by_type.get(OUTPUT_TYPE, [])
+            if not outputs:
+                self.error("graph", "no output node (a model ends in one score output)")
+            elif len(outputs) > 1:
+                self.error("graph", f"{len(outputs)} output nodes ({', '.join(outputs)}); a model has one")
+            if not by_type.get(INPUT_TYPE):
+                self.error("graph", "no input node (a model starts from the bar window)")
+        elif self.graph.kind == BLOCK:
+            for misplaced in (INPUT_TYPE, OUTPUT_TYPE):
+                for node_id in by_type.get(misplaced, []):
+                    self.error(node_id, f"a block uses block_input/block_output nodes, not {misplaced}",
+                               node_id)
+            if not by_type.get(BLOCK_OUTPUT_TYPE):
+                self.error("graph", "no block_output node (a block needs at least one output)")
+            for boundary in (BLOCK_INPUT_TYPE, BLOCK_OUTPUT_TYPE):
+                seen: dict[Any, str] = {}
+                for node_id in by_type.get(boundary, []):
+                    name = nodes[node_id].params.get("name")
+                    if name in seen:
+                        self.error(f"{node_id}.name", f"port name {show(name)} is also used by {seen[name]}",
+                                   node_id)
+                    else:
+                        seen[name] = node_id
+
+    # ---- shapes ------------------------------------------------------------------------------
+    def infer(self, cyclic: set[str]) -> None:
+        g = nx.DiGraph()
+        g.add_nodes_from(n for n in self.graph.nodes if n not in cyclic)
+        g.add_edges_from((e.src.node, e.dst.node) for e in self.good_edges
+                         if e.src.node not in cyclic and e.dst.node not in cyclic)
+        for node_id in nx.lexicographical_topological_sort(g):
+            if node_id in self.v.params:
+                self.infer_node(node_id)
+
+    def infer_node(self, node_id: str) -> None:
+        node_type = self.v.types[node_id]
+        params = self.v.params[node_id]
+        inputs: dict[str, TensorShape] = {}
+        sources: dict[str, Endpoint] = {}
+        for port in self.v.in_ports[node_id]:
+            edge = self.incoming.get(Endpoint(node_id, port.name))
+            if edge is None:
+                if port.optional:
+                    continue
+                return  # reported as unconnected (or as several wires)
+            shape = self.v.shape(edge.src)
+            if shape is None:
+                return  # the fault is upstream and reported there
+            if not port.accepts(shape.kind):
+                self.error(f"{node_id}.{port.name}", f"expects {port.describe_kinds()}, gets {shape.kind} "
+                           f"{shape} from {edge.src}", node_id)
+                return
+            inputs[port.name] = shape
+            sources[port.name] = edge.src
+        try:
+            outputs = node_type.infer(params, inputs, self.ctx)
+            count = node_type.param_count(params, inputs, self.ctx)
+        except Unbound:
+            return
+        except ShapeError as exc:
+            message = exc.message
+            if exc.port in sources:
+                message += f" from {sources[exc.port]}"
+            self.error(self._where(node_id, exc), message, node_id)
+            return
+        except Exception as exc:  # a faulty node pack must not crash validation
+            self.error(node_id, f"the shape rule of {node_type.type_id} failed "
+                       f"({type(exc).__name__}: {exc})", node_id)
+            return
+        expected = {p.name for p in self.v.out_ports[node_id]}
+        if set(outputs) != expected:
+            self.error(node_id, f"the shape rule of {node_type.type_id} gave ports {sorted(outputs)}, "
+                       f"declared {sorted(expected)}", node_id)
+            return
+        for port_name, shape in sorted(outputs.items()):
+            if shape.numel() > MAX_ELEMENTS_PER_STOCK:
+                self.error(f"{node_id}.{port_name}", f"{shape} would need {shape.numel():.3g} numbers per "
+                           f"stock (limit {MAX_ELEMENTS_PER_STOCK:.0e})", node_id)
+                return
+        self.v.out_shapes[node_id] = outputs
+        self.v.in_shapes[node_id] = inputs
+        self.v.param_counts[node_id] = count
+        self.v.order.append(node_id)
+
+    def check_size(self) -> None:
+        total = self.v.total_params
+        if total > MAX_PARAMETERS:
+            biggest = max(self.v.param_counts, key=self.v.param_counts.__getitem__)
+            self.error("graph", f"the model would have {total:.3g} parameters (limit {MAX_PARAMETERS:.0e}; "
+                       f"largest: {biggest})", biggest)
+
+    def check_reach(self) -> None:
+        """Warn about nodes whose result never reaches an output: they would be computed for nothing."""
+        sinks = {OUTPUT_TYPE, BLOCK_OUTPUT_TYPE}
+        g = nx.DiGraph()
+        g.add_nodes_from(self.graph.nodes)
+        g.add_edges_from((e.src.node, e.dst.node) for e in self.good_edges)
+        targets = [n for n, node in self.graph.nodes.items() if node.type in sinks]
+        if not targets:
+            return
+        useful = set(targets)
+        for t in targets:
+            useful |= nx.ancestors(g, t)
+        self.v.useful = useful
+        for node_id in sorted(set(self.graph.nodes) - useful):
+            if self.graph.nodes[node_id].type in (INPUT_TYPE, BLOCK_INPUT_TYPE) and not g.out_degree(node_id):
+                continue  # an unused input is harmless
+            self.error(node_id, "its result reaches no output (it is left out of the model)", node_id,
+                       severity="warning")
+
+    def check_inplace(self) -> None:
+        """An in-place op overwrites its input: wrong when that tensor also feeds another node."""
+        fan_out: dict[Endpoint, int] = {}
+        for e in self.good_edges:
+            fan_out[e.src] = fan_out.get(e.src, 0) + 1
+        for node_id, params in sorted(self.v.params.items()):
+            if params.get("inplace") is not True:
+                continue
+            for port in self.v.in_ports.get(node_id, ()):
+                edge = self.incoming.get(Endpoint(node_id, port.name))
+                if edge is not None and fan_out.get(edge.src, 0) > 1:
+                    self.error(f"{node_id}.inplace", f"would overwrite {edge.src}, which also feeds other "
+                               "nodes; turn inplace off", node_id)
+
+
+def format_count(n: int) -> str:
+    """1234567 -> '1.23M' for tables."""
+    if n < 1000:
+        return str(n)
+    exp = min(int(math.log10(n)) // 3, 4)
+    return f"{n / 1000**exp:.3g}{'kMGT'[exp - 1]}"

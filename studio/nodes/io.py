@@ -1,0 +1,140 @@
+"""Boundary nodes: the model's bar window and score output, and the ports of blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from studio.core.node_type import InferContext, NodeType, Port, Recipe, ShapeError, Unbound
+from studio.core.params import ChoiceParam, StrParam, show
+from studio.core.shapes import KINDS, MAP, SCORE, SEQ, VEC, TensorShape
+from studio.core.validation import (
+    BLOCK_INPUT_TYPE,
+    BLOCK_OUTPUT_TYPE,
+    BLOCK_TYPE,
+    INPUT_TYPE,
+    OUTPUT_TYPE,
+)
+
+BOUNDARY = "Input / output"
+
+
+class BarWindow(NodeType):
+    type_id = INPUT_TYPE
+    category = BOUNDARY
+    title = "Bar window"
+    doc = ("The model's input: for each stock of a date, the last `days` x `bars_per_day` bars of the "
+           "graph's features, oldest first (shape N×L×F). Several input nodes all give the same window.")
+    outputs = (Port("bars", (SEQ,), "the bar window, N×(days·bars_per_day)×features"),)
+
+    def infer(self, params, inputs, ctx):
+        spec = ctx.input_spec
+        if spec is None:
+            raise ShapeError("the graph has no input spec (features, days, bars_per_day)")
+        return {"bars": TensorShape.seq(spec.length, len(spec.features))}
+
+    def build(self, params, inputs, ctx):
+        raise NotImplementedError("the bar window is the model's argument x; the builder wires it")
+
+
+class ScoreOutput(NodeType):
+    type_id = OUTPUT_TYPE
+    category = BOUNDARY
+    title = "Score output"
+    doc = ("The model's output: one score per stock, used to rank the date's cross-section. Takes a "
+           "one-channel vector (e.g. from Linear(out_features=1)). Scores of stocks missing from the "
+           "mask are set to 0.")
+    inputs = (Port("x", (VEC, SCORE), "one value per stock: N×1"),)
+    uses_mask = True
+
+    def infer(self, params, inputs, ctx):
+        shape = inputs["x"]
+        if shape.kind == VEC and shape.channels != 1:
+            raise ShapeError(f"expects 1 channel (one score per stock), gets {shape.channels}", port="x")
+        return {}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.io.ScoreOutput", {})
+
+
+class BlockInput(NodeType):
+    type_id = BLOCK_INPUT_TYPE
+    category = BOUNDARY
+    title = "Block input"
+    doc = "An input port of the block this node sits in; its shape comes from the wire into the block."
+    outputs = (Port("y", KINDS, "what arrives at the block's port"),)
+    params = (
+        StrParam("name", "x", "name of the block's input port", identifier=True),
+        ChoiceParam("kind", SEQ, "tensor kind the port accepts", choices=(SEQ, VEC, MAP)),
+    )
+
+    def output_ports(self, params, ctx=None):
+        return (Port("y", (params["kind"],), "what arrives at the block's port"),)
+
+    def infer(self, params, inputs, ctx):
+        if ctx.bound is None:
+            raise Unbound()
+        if params["name"] not in ctx.bound:
+            raise ShapeError(f"the block instance gives no input {show(params['name'])}", param="name")
+        return {"y": ctx.bound[params["name"]]}
+
+    def build(self, params, inputs, ctx):
+        raise NotImplementedError("block inputs are arguments of the block's forward")
+
+
+class BlockOutput(NodeType):
+    type_id = BLOCK_OUTPUT_TYPE
+    category = BOUNDARY
+    title = "Block output"
+    doc = "An output port of the block this node sits in."
+    inputs = (Port("x", (SEQ, VEC, MAP, SCORE), "what the block gives out at this port"),)
+    params = (StrParam("name", "y", "name of the block's output port", identifier=True),)
+
+    def infer(self, params, inputs, ctx):
+        return {}
+
+    def build(self, params, inputs, ctx):
+        raise NotImplementedError("block outputs are what the block's forward returns")
+
+
+class Block(NodeType):
+    type_id = BLOCK_TYPE
+    category = "Blocks"
+    title = "Block"
+    doc = ("A reusable subgraph from the file's block table (defined inline or in its own file). Its "
+           "ports are the block's block_input and block_output nodes.")
+    params = (StrParam("block", "block", "name of the block in the graph file's block table",
+                       identifier=True),)
+    uses_mask = True
+
+    def input_ports(self, params: Mapping[str, Any], ctx: InferContext | None = None):
+        if ctx is None or ctx.blocks is None:
+            return ()
+        return ctx.blocks.ports(params["block"])[0]
+
+    def output_ports(self, params: Mapping[str, Any], ctx: InferContext | None = None):
+        if ctx is None or ctx.blocks is None:
+            return ()
+        return ctx.blocks.ports(params["block"])[1]
+
+    def _inner(self, params, inputs, ctx):
+        inner = ctx.blocks.infer(params["block"], inputs)
+        if not inner.ok:
+            raise ShapeError(f"inside block {show(params['block'])}: {inner.errors[0]}")
+        return inner
+
+    def infer(self, params, inputs, ctx):
+        inner = self._inner(params, inputs, ctx)
+        outputs = {}
+        for node_id in inner.order:
+            node = inner.graph.nodes[node_id]
+            if node.type == BLOCK_OUTPUT_TYPE:
+                outputs[node.params["name"]] = inner.in_shapes[node_id]["x"]
+        return outputs
+
+    def param_count(self, params, inputs, ctx):
+        return self._inner(params, inputs, ctx).total_params
+
+    def build(self, params, inputs, ctx):
+        # the builder builds the block's own graph module (see studio.build.builder)
+        return Recipe(BLOCK_TYPE, {"block": params["block"]})
