@@ -11,6 +11,7 @@ from studio.cli.errors import CliError
 from studio.cli.table import format_table
 from studio.core.document import Graph
 from studio.core.graph_file import GraphFileError, load_graph
+from studio.core.registry import Registry
 from studio.core.validation import Validation, format_count, validate
 from studio.nodes import default_registry
 
@@ -52,6 +53,20 @@ def add_graph_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=schema_command)
 
 
+def registry() -> Registry:
+    """The node registry; node packs that failed to load are reported once, as warnings."""
+    reg = default_registry()
+    global _warned
+    if not _warned:
+        for line in reg.pack_errors:
+            print(f"studio: warning: {line}", file=sys.stderr)
+        _warned = True
+    return reg
+
+
+_warned = False
+
+
 def read_graph(path: str) -> Graph:
     try:
         return load_graph(path)
@@ -66,9 +81,7 @@ def _print_problems(label: str, v: Validation) -> None:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    registry = default_registry()
-    for line in registry.pack_errors:
-        print(f"studio: warning: {line}", file=sys.stderr)
+    reg = registry()
     worst = 0
     for name in args.files:
         try:
@@ -77,7 +90,7 @@ def validate_command(args: argparse.Namespace) -> int:
             print(f"studio: {exc}", file=sys.stderr)
             worst = 2
             continue
-        v = validate(graph, registry)
+        v = validate(graph, reg)
         _print_problems(name, v)
         if v.ok:
             if not args.quiet:
@@ -100,7 +113,7 @@ def _shape_text(v: Validation, node_id: str) -> str:
 
 def summary_command(args: argparse.Namespace) -> int:
     graph = read_graph(args.file)
-    v = validate(graph, default_registry())
+    v = validate(graph, registry())
     spec = graph.input
     print(f"{graph.name or Path(args.file).stem} ({graph.kind}) - {args.file}")
     if graph.description:
@@ -126,15 +139,15 @@ def summary_command(args: argparse.Namespace) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     graph = read_graph(args.file)
-    registry = default_registry()
-    v = validate(graph, registry)
+    reg = registry()
+    v = validate(graph, reg)
     if not v.ok:
         _print_problems(args.file, v)
         return 1
     from studio.build.export import ExportError, export  # torch is needed from here on
 
     try:
-        written = export(graph, args.to, seed=args.seed, weights=args.weights, registry=registry)
+        written = export(graph, args.to, seed=args.seed, weights=args.weights, registry=reg)
     except ExportError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -145,14 +158,14 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def nodes_command(args: argparse.Namespace) -> int:
-    registry = default_registry()
+    reg = registry()
     if args.type_id is None:
-        for category, types in registry.by_category().items():
+        for category, types in reg.by_category().items():
             print(category)
             for t in types:
                 print(f"  {t.type_id:<16} {t.title}")
         return 0
-    t = registry.get(args.type_id)
+    t = reg.get(args.type_id)
     if t is None:
         raise CliError(f"unknown node type {args.type_id!r} (studio nodes lists them)")
     print(f"{t.type_id} - {t.title} ({t.category}, version {t.version})")
@@ -173,7 +186,7 @@ def nodes_command(args: argparse.Namespace) -> int:
 def schema_command(args: argparse.Namespace) -> int:
     from studio.core.schema import graph_schema
 
-    text = json.dumps(graph_schema(default_registry()), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(graph_schema(registry()), indent=2, ensure_ascii=False) + "\n"
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")

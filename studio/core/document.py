@@ -39,7 +39,7 @@ RESERVED_IDS = frozenset({
     # the generated forward()'s own first argument
     "self",
     # fx GraphModule attributes
-    "code", "graph", "meta", "recompile", "print_readable", "to_folder", "delete_submodule",
+    "add_submodule", "code", "graph", "meta", "recompile", "print_readable", "to_folder", "delete_submodule",
     "delete_all_unused_submodules",
 })
 

@@ -95,6 +95,9 @@ class NodeType:
     params: ClassVar[tuple[Param, ...]] = ()
     #: the module also receives the (B, N) mask of stocks present (cross-section layers need it)
     uses_mask: ClassVar[bool] = False
+    #: param overrides worth trying: the registry-wide tests build and run each one (besides the
+    #: defaults), so every shape-changing parameter should appear in some example
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     # ---- ports -------------------------------------------------------------------------------
     def input_ports(self, params: Mapping[str, Any], ctx: InferContext | None = None) -> tuple[Port, ...]:

@@ -23,6 +23,7 @@ class Linear(NodeType):
         channels_param("out_features", 16, "output features (channels)"),
         BoolParam("bias", True, "learn an additive bias b"),
     )
+    examples = ({"bias": False, "out_features": 3}, {"in_features": 4, "out_features": 1})
 
     def infer(self, params, inputs, ctx):
         x = inputs["x"]
@@ -59,6 +60,16 @@ class Conv1d(NodeType):
         BoolParam("bias", True, "learn an additive bias per output channel"),
         ChoiceParam("padding_mode", "zeros", "how padding is filled: zeros, reflect, replicate "
                     "(the seed's choice for time series) or circular", choices=PADDING_MODES),
+    )
+
+    examples = (
+        {"kernel_size": 5, "stride": 2, "padding": 1, "dilation": 2},
+        {"kernel_size": 4, "padding": "same", "padding_mode": "replicate"},
+        {"kernel_size": 3, "padding": "same", "dilation": 3, "padding_mode": "reflect"},
+        {"kernel_size": 2, "padding": 2, "padding_mode": "circular", "stride": 3},
+        {"padding": "valid", "bias": False},
+        {"groups": 4, "out_channels": 8},
+        {"in_channels": 4, "kernel_size": 1},
     )
 
     def check_params(self, params):
@@ -129,6 +140,7 @@ class ReLU(_Elementwise):
     title = "ReLU"
     doc = "max(0, x) element-wise (torch.nn.ReLU)."
     params = (BoolParam("inplace", False, "overwrite the input tensor to save memory (not on a fan-out)"),)
+    examples = ({"inplace": True},)
 
     def build(self, params, inputs, ctx):
         return Recipe("torch.nn.ReLU", {"inplace": params["inplace"]})
@@ -143,6 +155,7 @@ class Dropout(_Elementwise):
         FloatParam("p", 0.1, "probability of zeroing an element", min=0.0, max=1.0),
         BoolParam("inplace", False, "overwrite the input tensor to save memory (not on a fan-out)"),
     )
+    examples = ({"p": 0.5}, {"p": 0.0, "inplace": True})
 
     def build(self, params, inputs, ctx):
         return Recipe("torch.nn.Dropout", {"p": params["p"], "inplace": params["inplace"]})

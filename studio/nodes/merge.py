@@ -21,6 +21,7 @@ class Add(NodeType):
     doc = "Element-wise sum of parallel branches of the same shape (e.g. a residual connection)."
     outputs = (Port("y", MERGEABLE),)
     params = (IntParam("inputs", 2, "number of branches to add", min=2, max=16),)
+    examples = ({"inputs": 3},)
 
     def input_ports(self, params, ctx=None):
         return _ports(params)
@@ -39,6 +40,7 @@ class Concat(NodeType):
     doc = "Joins parallel branches along the channel axis; other axes (length, height, width) must agree."
     outputs = (Port("y", MERGEABLE),)
     params = (IntParam("inputs", 2, "number of branches to join", min=2, max=16),)
+    examples = ({"inputs": 4},)
 
     def input_ports(self, params, ctx=None):
         return _ports(params)

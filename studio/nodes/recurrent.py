@@ -27,6 +27,11 @@ class GRU(NodeType):
         FloatParam("dropout", 0.0, "dropout between stacked layers (not after the last)", min=0.0, below=1.0),
         BoolParam("bidirectional", False, "also run the sequence backwards and concatenate both"),
     )
+    examples = (
+        {"num_layers": 2, "bidirectional": True, "dropout": 0.1},
+        {"bias": False, "hidden_size": 5},
+        {"input_size": 4, "num_layers": 3},
+    )
 
     def infer(self, params, inputs, ctx):
         x = inputs["x"]

@@ -16,6 +16,7 @@ class TimeReduce(NodeType):
     outputs = (Port("y", (VEC,), "N×C"),)
     params = (ChoiceParam("mode", "last", "last step, mean or max over time",
                           choices=("last", "mean", "max")),)
+    examples = ({"mode": "mean"}, {"mode": "max"})
 
     def infer(self, params, inputs, ctx):
         return {"y": TensorShape.vec(inputs["x"].channels)}
