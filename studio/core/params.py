@@ -77,6 +77,19 @@ class Param:
         return {}
 
 
+def _in_range(value: float, lo: float | None, hi: float | None) -> bool:
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _int_schema(lo: int | None, hi: int | None) -> dict:
+    schema: dict = {"type": "integer"}
+    if lo is not None:
+        schema["minimum"] = lo
+    if hi is not None:
+        schema["maximum"] = hi
+    return schema
+
+
 def _range_text(lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
         return f" in [{lo}, {hi}]"
@@ -97,19 +110,10 @@ class IntParam(Param):
         return "an integer" + _range_text(self.min, self.max)
 
     def _check(self, value: Any) -> str | None:
-        if not _is_int(value):
-            return self.fail(value)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return self.fail(value)
-        return None
+        return None if _is_int(value) and _in_range(value, self.min, self.max) else self.fail(value)
 
     def _json_schema(self) -> dict:
-        schema: dict = {"type": "integer"}
-        if self.min is not None:
-            schema["minimum"] = self.min
-        if self.max is not None:
-            schema["maximum"] = self.max
-        return schema
+        return _int_schema(self.min, self.max)
 
 
 @dataclass(frozen=True)
@@ -127,11 +131,7 @@ class FloatParam(Param):
         return text
 
     def _check(self, value: Any) -> str | None:
-        if not _is_number(value):
-            return self.fail(value)
-        if self.min is not None and value < self.min:
-            return self.fail(value)
-        if self.max is not None and value > self.max:
+        if not _is_number(value) or not _in_range(value, self.min, self.max):
             return self.fail(value)
         if self.below is not None and value >= self.below:
             return self.fail(value)
@@ -193,10 +193,10 @@ class IntOrChoiceParam(Param):
     def _check(self, value: Any) -> str | None:
         if isinstance(value, str):
             return None if value in self.choices else self.fail(value)
-        return IntParam._check(self, value)  # type: ignore[arg-type]
+        return None if _is_int(value) and _in_range(value, self.min, self.max) else self.fail(value)
 
     def _json_schema(self) -> dict:
-        return {"anyOf": [IntParam._json_schema(self), {"enum": list(self.choices)}]}  # type: ignore[arg-type]
+        return {"anyOf": [_int_schema(self.min, self.max), {"enum": list(self.choices)}]}
 
 
 @dataclass(frozen=True)
