@@ -1,0 +1,246 @@
+"""Exporting a graph as plain PyTorch code (.py + .pt weights), a torch.export program (.pt2) or ONNX.
+
+All three are made from one built module, so with the same seed (or the same ``--weights``) they give
+the same outputs for the same input. Exports are for inference: the module is put in eval mode.
+Every export takes ``(x, mask)`` with dynamic dates (B) and stocks (N) axes; see docs/graph-format.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from studio import __version__
+from studio.build.builder import BuiltGraph, build, resolve_target
+from studio.core.document import Graph
+from studio.core.node_type import Recipe
+from studio.core.registry import Registry
+
+SUFFIXES = (".py", ".pt2", ".onnx")
+
+
+class ExportError(Exception):
+    """A one-line reason why an export cannot be made."""
+
+
+def example_inputs(graph: Graph, batch: int = 2, stocks: int = 7, seed: int = 0):
+    """A random (x, mask) pair of the graph's input shape; one stock of the first date is absent."""
+    assert graph.input is not None
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, stocks, graph.input.length, len(graph.input.features), generator=gen)
+    mask = torch.ones(batch, stocks, dtype=torch.bool)
+    mask[0, -1] = False
+    return x, mask
+
+
+def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A state dict saved with torch.save; loaded with weights_only=True (never unpickles code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a bad file
+        # some have no message at all (an empty file: EOFError())
+        detail = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        if detail.startswith("Weights only load failed"):
+            # torch's own text here is a paragraph about its pickle settings; the point is simpler
+            detail = "not written by torch.save, or it holds more than tensors"
+        raise ExportError(f"{path}: not a torch state dict ({detail[:120]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ExportError(f"{path}: not a state dict (a dict of tensors)")
+    return state
+
+
+def apply_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+        raise ExportError(f"{source}: weights do not fit this graph ({'; '.join(parts)})")
+    for key, tensor in state.items():
+        if tensor.shape != own[key].shape:
+            raise ExportError(f"{source}: {key} has shape {tuple(tensor.shape)}, the graph needs "
+                              f"{tuple(own[key].shape)}")
+    module.load_state_dict(state)
+
+
+def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights: str | None = None,
+           registry: Registry | None = None) -> list[Path]:
+    """Write ``out`` (.py, .pt2 or .onnx); returns the files written."""
+    out = Path(out)
+    if out.suffix not in SUFFIXES:
+        raise ExportError(f"{out}: the output must end in .py, .pt2 or .onnx")
+    if graph.kind != "model":
+        raise ExportError(f"{graph.path or graph.name}: a block cannot be exported on its own; use it in a model")
+    built = build(graph, registry, seed=seed)
+    if weights is not None:
+        apply_weights(built.module, load_state_dict_file(weights), weights)
+    built.module.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".py":
+        return export_python(built, graph, out)
+    if out.suffix == ".pt2":
+        return [export_pt2(built.module, graph, out)]
+    return [export_onnx(built.module, graph, out)]
+
+
+# ---- .py ------------------------------------------------------------------------------------------
+
+def _dependencies(cls: type) -> list[object]:
+    """``cls`` and what it lists in ``__export_deps__``, dependencies first."""
+    ordered: list[object] = []
+
+    def visit(obj: object) -> None:
+        if obj in ordered:
+            return
+        for dep in getattr(obj, "__export_deps__", ()):
+            visit(dep)
+        ordered.append(obj)
+
+    visit(cls)
+    return ordered
+
+
+def _expression(recipe: Recipe) -> tuple[str, type | None]:
+    """Constructor call text for a recipe, and the class whose source must be copied (None for nn.*)."""
+    cls = resolve_target(recipe.target)
+    args = ", ".join(f"{k}={v!r}" for k, v in recipe.kwargs.items())
+    if recipe.target.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
+        return f"nn.{cls.__name__}({args})", None
+    return f"{cls.__name__}({args})", cls
+
+
+def _indent(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line if line.strip() else "" for line in text.splitlines())
+
+
+class _Codegen:
+    def __init__(self) -> None:
+        self.copied: list[object] = []
+        self.classes: dict[str, str] = {}  # class name -> source
+
+    def need(self, cls: type) -> None:
+        for obj in _dependencies(cls):
+            if obj not in self.copied:
+                self.copied.append(obj)
+
+    def graph_class(self, built: BuiltGraph) -> str:
+        """Emit the class of a built (sub)graph; returns its (deduplicated) name."""
+        lines = []
+        for name, part in built.parts.items():
+            if isinstance(part, BuiltGraph):
+                lines.append(f"self.{name} = {self.graph_class(part)}()")
+            else:
+                text, cls = _expression(part)
+                if cls is not None:
+                    self.need(cls)
+                lines.append(f"self.{name} = {text}")
+        # fx frees each value after its last use ("a = None"); the standalone code reads better without
+        forward = re.sub(r";  [\w =]+ = None$", "", built.module.code.strip(), flags=re.MULTILINE)
+        doc = (f'"""Block {built.block_name!r}."""' if built.block_name
+               else '"""forward(x, mask=None): x (B dates, N stocks, L bars, F features) -> scores (B, N)."""')
+        body_of = "\n".join(["def __init__(self):", "    super().__init__()", *("    " + ln for ln in lines)])
+
+        def render(class_name: str) -> str:
+            return f"class {class_name}(nn.Module):\n    {doc}\n\n{_indent(body_of, 4)}\n\n{_indent(forward, 4)}\n"
+
+        # two instances of one block can differ (channels taken from their wires): one class each
+        name, suffix = built.class_name, 1
+        while name in self.classes and self.classes[name] != render(name):
+            suffix += 1
+            name = f"{built.class_name}_{suffix}"
+        self.classes[name] = render(name)
+        return name
+
+
+def python_source(built: BuiltGraph, graph: Graph, weights_name: str) -> str:
+    gen = _Codegen()
+    gen.graph_class(built)
+    spec = graph.input
+    assert spec is not None
+    header = (
+        f'"""{graph.name or "model"}: exported by Model Studio {__version__}.\n\n'
+        + (f"{graph.description}\n\n" if graph.description else "")
+        + f"Input x: (B dates, N stocks, L={spec.length} bars = {spec.days} days x {spec.bars_per_day} bars, "
+        f"F={len(spec.features)} features: {', '.join(spec.features)});\n"
+        "mask: (B, N) bool, True where a stock is present (optional). Output: (B, N) scores.\n"
+        f"Weights: {weights_name} beside this file; load_model() reads them.\n"
+        'Needs only torch.\n"""\n'
+    )
+    parts = [header, "import math  # noqa: F401\n\nimport torch\nimport torch.nn as nn\n"
+             "import torch.nn.functional as F  # noqa: F401\n"]
+    parts.extend(inspect.getsource(obj) for obj in gen.copied)  # type: ignore[arg-type]
+    parts.extend(gen.classes.values())
+    parts.append(
+        "def load_model(weights: str | None = None) -> Model:\n"
+        '    """The exported model with its weights, in eval mode."""\n'
+        "    model = Model()\n"
+        f"    path = weights if weights is not None else __file__[: -len('.py')] + '.pt'\n"
+        "    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))\n"
+        "    return model.eval()\n"
+    )
+    return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def export_python(built: BuiltGraph, graph: Graph, out: Path) -> list[Path]:
+    weights = out.with_suffix(".pt")
+    out.write_text(python_source(built, graph, weights.name), encoding="utf-8")
+    torch.save(built.module.state_dict(), weights)
+    return [out, weights]
+
+
+# ---- .pt2 and .onnx -------------------------------------------------------------------------------
+
+def _dynamic_shapes():
+    dates = torch.export.Dim("dates", min=1, max=4096)
+    stocks = torch.export.Dim("stocks", min=2, max=100_000)
+    return {"x": {0: dates, 1: stocks}, "mask": {0: dates, 1: stocks}}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """torch's exporters print progress and known-harmless warnings (GRU _flat_weights, torchvision)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_pt2(module: nn.Module, graph: Graph, out: Path) -> Path:
+    x, mask = example_inputs(graph)
+    with _quiet():
+        program = torch.export.export(module, (x, mask), dynamic_shapes=_dynamic_shapes())
+        torch.export.save(program, str(out))
+    return out
+
+
+def export_onnx(module: nn.Module, graph: Graph, out: Path) -> Path:
+    x, mask = example_inputs(graph)
+    try:
+        with _quiet():
+            torch.onnx.export(module, (x, mask), str(out), dynamo=True, input_names=["x", "mask"],
+                              output_names=["score"], dynamic_shapes=_dynamic_shapes(), verbose=False)
+    except ImportError as exc:
+        raise ExportError(f"ONNX export needs the onnx and onnxscript packages ({exc})") from None
+    return out
