@@ -86,8 +86,8 @@ def build(graph: Graph, registry: Registry | None = None, *, seed: int | None = 
     if not v.ok:
         raise BuildError(v.errors, source)
     if graph.kind != MODEL:
-        raise BuildError([Problem("graph", f"a {graph.kind} is built inside the models that use it, "
-                                           "not on its own")], source)
+        raise BuildError([Problem("graph", f"a {graph.kind} cannot be built on its own; use it in a model")],
+                         source)
     if seed is not None:
         torch.manual_seed(seed)
     return _build_graph(v, "Model", block_name=None)

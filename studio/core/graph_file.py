@@ -108,6 +108,8 @@ def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = N
 def _short(value: Any) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
+        if len(text.splitlines()) > 1:  # JSON keeps U+2028, U+0085... as they are: escape them too
+            text = json.dumps(value)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

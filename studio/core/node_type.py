@@ -148,7 +148,8 @@ class NodeType:
         """An ``in_*`` param that may be null (taken from the wire) or must match the wire."""
         declared = params.get(name)
         if declared is not None and declared != shape.channels:
-            raise ShapeError(f"expects {declared} channels, gets {shape.channels}", port=port)
+            unit = "channel" if declared == 1 else "channels"
+            raise ShapeError(f"expects {declared} {unit}, gets {shape.channels}", port=port)
         return shape.channels
 
     def __repr__(self) -> str:

@@ -20,8 +20,12 @@ def show(value: Any) -> str:
     """A value as a user wrote it in the JSON file, shortened."""
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+        if len(text.splitlines()) > 1:  # JSON keeps U+2028, U+0085... as they are: escape them too
+            text = json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
         text = repr(value)
+    except RecursionError:  # nested deeper than json.dumps (or repr) can go from here
+        text = f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

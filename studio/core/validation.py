@@ -353,6 +353,8 @@ class _Checker:
                 seen: dict[Any, str] = {}
                 for node_id in by_type.get(boundary, []):
                     name = nodes[node_id].params.get("name")
+                    if not isinstance(name, str):
+                        continue  # reported as a parameter problem (and may be unhashable)
                     if name in seen:
                         self.error(f"{node_id}.name", f"port name {show(name)} is also used by {seen[name]}",
                                    node_id)

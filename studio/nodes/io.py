@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,6 +68,17 @@ class BlockInput(NodeType):
         StrParam("name", "x", "name of the block's input port", identifier=True),
         ChoiceParam("kind", SEQ, "tensor kind the port accepts", choices=(SEQ, VEC, MAP)),
     )
+
+    def check_params(self, params):
+        # the name becomes an argument of the block's generated forward(self, <inputs>, mask=None)
+        name = params["name"]
+        if not name.isascii():  # Python folds some letters together (NFKC): "ℌ" and "H" are one name
+            return [("name", f"a port name must be ASCII letters, digits and _, gets {show(name)}")]
+        if keyword.iskeyword(name):
+            return [("name", f"a port name cannot be a Python keyword, gets {show(name)}")]
+        if name in ("self", "mask"):
+            return [("name", f"{show(name)} is taken by the block's forward(self, ..., mask)")]
+        return []
 
     def output_ports(self, params, ctx=None):
         return (Port("y", (params["kind"],), "what arrives at the block's port"),)
