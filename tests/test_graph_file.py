@@ -139,7 +139,7 @@ def test_faults_inside_a_graph_file_are_collected_not_fatal():
     graph = loads_graph(json.dumps(doc), source="g.json")
     messages = [str(p) for p in graph.load_problems]
     assert 'relu_1: "type" must be a node type id, gets null' in messages
-    assert 'graph.edges[8]: expects "node.port", gets \'nowhere\'' in messages
+    assert 'graph.edges[8]: expects "node.port", gets "nowhere"' in messages
     assert 'graph: unknown field "extra" (dropped)' in messages
 
 

@@ -104,7 +104,8 @@ def _build_graph(v: Validation, class_name: str, block_name: str | None) -> Buil
     order = [n for n in v.order if v.useful is None or n in v.useful]
 
     if is_block:
-        names = sorted(graph.nodes[n].params["name"] for n in order if graph.nodes[n].type == BLOCK_INPUT_TYPE)
+        names = sorted(graph.nodes[n].params["name"] for n in order
+                       if graph.nodes[n].type == BLOCK_INPUT_TYPE)
         inputs = {name: fx_graph.placeholder(name) for name in names}
         mask = fx_graph.placeholder("mask", default_value=None)
         arguments = (*names, "mask")

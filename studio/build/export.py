@@ -86,7 +86,8 @@ def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights:
     if out.suffix not in SUFFIXES:
         raise ExportError(f"{out}: the output must end in .py, .pt2 or .onnx")
     if graph.kind != "model":
-        raise ExportError(f"{graph.path or graph.name}: a block cannot be exported on its own; use it in a model")
+        raise ExportError(f"{graph.path or graph.name}: a block cannot be exported on its own; "
+                          "use it in a model")
     built = build(graph, registry, seed=seed)
     if weights is not None:
         apply_weights(built.module, load_state_dict_file(weights), weights)
@@ -154,11 +155,12 @@ class _Codegen:
         # fx frees each value after its last use ("a = None"); the standalone code reads better without
         forward = re.sub(r";  [\w =]+ = None$", "", built.module.code.strip(), flags=re.MULTILINE)
         doc = (f'"""Block {built.block_name!r}."""' if built.block_name
-               else '"""forward(x, mask=None): x (B dates, N stocks, L bars, F features) -> scores (B, N)."""')
+               else '"""forward(x, mask=None): x (B dates, N stocks, L bars, F features) -> (B, N)."""')
         body_of = "\n".join(["def __init__(self):", "    super().__init__()", *("    " + ln for ln in lines)])
 
         def render(class_name: str) -> str:
-            return f"class {class_name}(nn.Module):\n    {doc}\n\n{_indent(body_of, 4)}\n\n{_indent(forward, 4)}\n"
+            head = f"class {class_name}(nn.Module):\n    {doc}\n\n"
+            return f"{head}{_indent(body_of, 4)}\n\n{_indent(forward, 4)}\n"
 
         # two instances of one block can differ (channels taken from their wires): one class each
         name, suffix = built.class_name, 1
@@ -191,7 +193,7 @@ def python_source(built: BuiltGraph, graph: Graph, weights_name: str) -> str:
         "def load_model(weights: str | None = None) -> Model:\n"
         '    """The exported model with its weights, in eval mode."""\n'
         "    model = Model()\n"
-        f"    path = weights if weights is not None else __file__[: -len('.py')] + '.pt'\n"
+        "    path = weights if weights is not None else __file__[: -len('.py')] + '.pt'\n"
         "    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))\n"
         "    return model.eval()\n"
     )

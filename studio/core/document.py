@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import __version__
+from studio.core.params import show
 
 MODEL = "model"
 BLOCK = "block"
@@ -91,7 +92,7 @@ class Endpoint:
     def parse(cls, text: str) -> Endpoint:
         match = _ENDPOINT.match(text) if isinstance(text, str) else None
         if not match:
-            raise ValueError(f"expects \"node.port\", gets {text!r}")
+            raise ValueError(f"expects \"node.port\", gets {show(text)}")
         return cls(match.group(1), match.group(2))
 
     def __str__(self) -> str:
@@ -127,7 +128,20 @@ class Problem:
     node: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        return one_line(f"{self.where}: {self.message}")
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks (also U+2028 and friends) that names from a file may carry."""
+    if len(text.splitlines()) <= 1 and "\n" not in text:
+        return text
+    return "".join(c if len(("x" + c + "x").splitlines()) == 1 else c.encode("unicode_escape").decode()
+                   for c in text)
+
+
+def article(word: str) -> str:
+    """'a conv1d', 'an output'."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
 @dataclass
@@ -144,6 +158,8 @@ class Graph:
     path: Path | None = None
     #: parts of the file that could not be read; the validator reports them (not saved)
     load_problems: list[Problem] = field(default_factory=list)
+    #: ids of nodes the file has but that could not be read (reported once, in load_problems)
+    unreadable_nodes: set[str] = field(default_factory=set)
 
     # ---- queries -----------------------------------------------------------------------------
     def wires_into(self, node_id: str) -> list[Edge]:

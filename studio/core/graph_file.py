@@ -24,6 +24,7 @@ from typing import Any
 from studio import __version__
 from studio.core.document import BLOCK, MODEL, BlockEntry, Edge, Endpoint, Graph, InputSpec, Node, Problem
 from studio.core.migrations import CURRENT_VERSION, FORMAT_TAG, migrate
+from studio.core.params import show
 
 TOP_LEVEL_ORDER = ("format", "version", "studio_version", "kind", "name", "description", "input",
                    "nodes", "edges", "blocks")
@@ -89,10 +90,10 @@ def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = N
     if tag != FORMAT_TAG:
         if tag is None:
             raise GraphFileError(f"{source}: not a graph file (no \"format\": \"{FORMAT_TAG}\" field)")
-        raise GraphFileError(f"{source}: not a graph file (format {_short(tag)}, expected \"{FORMAT_TAG}\")")
+        raise GraphFileError(f"{source}: not a graph file (format {show(tag)}, expected \"{FORMAT_TAG}\")")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise GraphFileError(f"{source}: \"version\" must be an integer, gets {_short(version)}")
+        raise GraphFileError(f"{source}: \"version\" must be an integer, gets {show(version)}")
     if version > CURRENT_VERSION:
         raise GraphFileError(f"{source}: written by a newer Model Studio (format version {version}; "
                              f"this one reads versions up to {CURRENT_VERSION})")
@@ -103,16 +104,6 @@ def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = N
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GraphFileError(f"{source}: cannot upgrade this version-{version} file ({exc})") from None
     return _read_document(data, source, base_dir, _open_blocks, top=True)
-
-
-def _short(value: Any) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-        if len(text.splitlines()) > 1:  # JSON keeps U+2028, U+0085... as they are: escape them too
-            text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: tuple[Path, ...],
@@ -127,11 +118,11 @@ def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: 
 
     allowed = set(TOP_LEVEL_ORDER) if top else set(BLOCK_ORDER)
     for key in sorted(k for k in data if k not in allowed):
-        problem("graph", f"unknown field {_short(key)} (dropped)")
+        problem("graph", f"unknown field {show(key)} (dropped)")
 
     kind = data.get("kind", MODEL if top else BLOCK)
     if kind not in (MODEL, BLOCK):
-        problem("graph.kind", f"expects \"model\" or \"block\", gets {_short(kind)}")
+        problem("graph.kind", f"expects \"model\" or \"block\", gets {show(kind)}")
         kind = MODEL if top else BLOCK
     if not top and kind != BLOCK:
         problem("graph.kind", "an inline block must have kind \"block\"")
@@ -141,7 +132,7 @@ def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: 
     for text_field in ("name", "description"):
         value = data.get(text_field, "")
         if not isinstance(value, str):
-            problem(f"graph.{text_field}", f"expects a string, gets {_short(value)}")
+            problem(f"graph.{text_field}", f"expects a string, gets {show(value)}")
             value = ""
         setattr(graph, text_field, value)
     studio_version = data.get("studio_version", __version__) if top else __version__
@@ -154,16 +145,18 @@ def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: 
 
     nodes = data.get("nodes", {})
     if not isinstance(nodes, dict):
-        problem("graph.nodes", f"expects an object of nodes keyed by id, gets {_short(nodes)}")
+        problem("graph.nodes", f"expects an object of nodes keyed by id, gets {show(nodes)}")
         nodes = {}
     for node_id in sorted(nodes):
         node = _read_node(node_id, nodes[node_id], problem)
         if node is not None:
             graph.nodes[node_id] = node
+        else:
+            graph.unreadable_nodes.add(node_id)
 
     edges = data.get("edges", [])
     if not isinstance(edges, list):
-        problem("graph.edges", f"expects a list of edges, gets {_short(edges)}")
+        problem("graph.edges", f"expects a list of edges, gets {show(edges)}")
         edges = []
     seen: set[Edge] = set()
     for i, item in enumerate(edges):
@@ -178,7 +171,7 @@ def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: 
 
     blocks = data.get("blocks", {}) if top else {}
     if not isinstance(blocks, dict):
-        problem("graph.blocks", f"expects an object of blocks keyed by name, gets {_short(blocks)}")
+        problem("graph.blocks", f"expects an object of blocks keyed by name, gets {show(blocks)}")
         blocks = {}
     for name in sorted(blocks):
         entry = _read_block_entry(name, blocks[name], source, base_dir, open_blocks, problem)
@@ -193,15 +186,15 @@ def _read_input(value: Any, problem) -> InputSpec | None:
                 "\"bars_per_day\": B}")
         return None
     if not isinstance(value, dict):
-        problem("graph.input", f"expects an object, gets {_short(value)}")
+        problem("graph.input", f"expects an object, gets {show(value)}")
         return None
     ok = True
     for key in sorted(set(value) - {"features", "days", "bars_per_day"}):
-        problem("graph.input", f"unknown field {_short(key)} (dropped)")
+        problem("graph.input", f"unknown field {show(key)} (dropped)")
     features = value.get("features")
     if (not isinstance(features, list) or not features
             or not all(isinstance(f, str) and f for f in features)):
-        problem("graph.input.features", f"expects a non-empty list of feature names, gets {_short(features)}")
+        problem("graph.input.features", f"expects a non-empty list of feature names, gets {show(features)}")
         ok = False
     elif len(set(features)) != len(features):
         problem("graph.input.features", "feature names must be unique")
@@ -209,7 +202,7 @@ def _read_input(value: Any, problem) -> InputSpec | None:
     for key, limit in (("days", 1000), ("bars_per_day", 10_000)):
         n = value.get(key)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limit:
-            problem(f"graph.input.{key}", f"expects an integer in [1, {limit}], gets {_short(n)}")
+            problem(f"graph.input.{key}", f"expects an integer in [1, {limit}], gets {show(n)}")
             ok = False
     if not ok:
         return None
@@ -218,28 +211,28 @@ def _read_input(value: Any, problem) -> InputSpec | None:
 
 def _read_node(node_id: str, value: Any, problem) -> Node | None:
     if not isinstance(value, dict):
-        problem(node_id, f"a node must be an object with {', '.join(NODE_FIELDS)}, gets {_short(value)}",
+        problem(node_id, f"a node must be an object with {', '.join(NODE_FIELDS)}, gets {show(value)}",
                 node_id)
         return None
     for key in sorted(set(value) - set(NODE_FIELDS)):
-        problem(node_id, f"unknown field {_short(key)} (dropped)", node_id)
+        problem(node_id, f"unknown field {show(key)} (dropped)", node_id)
     type_id = value.get("type")
     if not isinstance(type_id, str) or not type_id:
-        problem(node_id, f"\"type\" must be a node type id, gets {_short(type_id)}", node_id)
+        problem(node_id, f"\"type\" must be a node type id, gets {show(type_id)}", node_id)
         return None
     version = value.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problem(node_id, f"\"version\" must be an integer >= 1, gets {_short(version)}", node_id)
+        problem(node_id, f"\"version\" must be an integer >= 1, gets {show(version)}", node_id)
         return None
     params = value.get("params", {})
     if not isinstance(params, dict):
-        problem(node_id, f"\"params\" must be an object, gets {_short(params)}", node_id)
+        problem(node_id, f"\"params\" must be an object, gets {show(params)}", node_id)
         return None
     pos = value.get("pos", [0, 0])
     if (not isinstance(pos, list) or len(pos) != 2
             or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                        for v in pos)):
-        problem(node_id, f"\"pos\" must be [x, y], gets {_short(pos)} (placed at 0, 0)", node_id)
+        problem(node_id, f"\"pos\" must be [x, y], gets {show(pos)} (placed at 0, 0)", node_id)
         pos = [0, 0]
     return Node(node_id, type_id, version, dict(params), (float(pos[0]), float(pos[1])))
 
@@ -247,7 +240,7 @@ def _read_node(node_id: str, value: Any, problem) -> Node | None:
 def _read_edge(index: int, value: Any, problem) -> Edge | None:
     if not isinstance(value, dict) or set(value) != {"from", "to"}:
         shape = '{"from": "node.port", "to": "node.port"}'
-        problem(f"graph.edges[{index}]", f"an edge must be {shape}, gets {_short(value)}")
+        problem(f"graph.edges[{index}]", f"an edge must be {shape}, gets {show(value)}")
         return None
     try:
         return Edge(Endpoint.parse(value["from"]), Endpoint.parse(value["to"]))
@@ -263,12 +256,12 @@ def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
         problem(where, "a block name must be a Python identifier")
         return None
     if not isinstance(value, dict):
-        problem(where, f"expects {{\"path\": \"file.json\"}} or an inline block, gets {_short(value)}")
+        problem(where, f"expects {{\"path\": \"file.json\"}} or an inline block, gets {show(value)}")
         return None
     if "path" in value:
         ref = value["path"]
         if set(value) != {"path"} or not isinstance(ref, str) or not ref.endswith(".json"):
-            problem(where, f"a block reference is {{\"path\": \"relative/file.json\"}}, gets {_short(value)}")
+            problem(where, f"a block reference is {{\"path\": \"relative/file.json\"}}, gets {show(value)}")
             return None
         if Path(ref).is_absolute() or "\\" in ref:
             problem(where, f"block path {ref!r} must be relative to the graph file, with / separators")

@@ -122,6 +122,11 @@ class NodeType:
         Called only when every single param is valid on its own."""
         return []
 
+    def warn_params(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Settings that are legal but probably not what was meant: (param, reason), shown as
+        warnings (they do not stop a build)."""
+        return []
+
     def migrate(self, params: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Bring params written by an older version of this type up to date."""
         raise ValueError(f"no migration from version {from_version}")

@@ -19,7 +19,17 @@ from typing import Any
 
 import networkx as nx
 
-from studio.core.document import BLOCK, MODEL, BlockEntry, Edge, Endpoint, Graph, Problem, id_problem
+from studio.core.document import (
+    BLOCK,
+    MODEL,
+    BlockEntry,
+    Edge,
+    Endpoint,
+    Graph,
+    Problem,
+    article,
+    id_problem,
+)
 from studio.core.node_type import InferContext, NodeType, Port, ShapeError, Unbound
 from studio.core.params import show
 from studio.core.registry import Registry
@@ -148,7 +158,8 @@ class BlockScope:
             entry = self.entry(name)
             checked = self.check(name)
             if not checked.ok:
-                raise ShapeError(f"block {show(name)} has problems: {checked.errors[0]}", param="block")
+                raise ShapeError(f"block {show(name)} has problems (listed as \"block {name} > ...\")",
+                                 param="block")
             self._inferred[key] = _check(entry.graph, self.registry, self._inner_scope(entry), dict(inputs))
         return self._inferred[key]
 
@@ -234,7 +245,7 @@ class _Checker:
         declared = {p.name: p for p in node_type.params}
         for key in sorted(k for k in params if k not in declared):
             names = ", ".join(declared) or "no parameters"
-            self.error(f"{node_id}.{key}", f"unknown parameter (a {node.type} has {names})", node_id)
+            self.error(f"{node_id}.{key}", f"unknown parameter ({article(node.type)} has {names})", node_id)
             ok = False
         for p in node_type.params:
             if p.name not in params:
@@ -253,6 +264,8 @@ class _Checker:
                 self.error(f"{node_id}.{param_name}", reason, node_id)
             if rule_problems:
                 return
+            for param_name, reason in node_type.warn_params(params):
+                self.error(f"{node_id}.{param_name}", reason, node_id, severity="warning")
             self.v.in_ports[node_id] = tuple(node_type.input_ports(params, self.ctx))
             self.v.out_ports[node_id] = tuple(node_type.output_ports(params, self.ctx))
         except ShapeError as exc:
@@ -279,6 +292,9 @@ class _Checker:
             ok = True
             for end, side in ((edge.src, "output"), (edge.dst, "input")):
                 node = self.graph.nodes.get(end.node)
+                if node is None and end.node in self.graph.unreadable_nodes:
+                    ok = False  # the node's own problem was reported by the loader
+                    continue
                 if node is None:
                     self.error(f"edge {edge}", f"no node {show(end.node)}",
                                edge.dst.node if side == "output" else edge.src.node)
@@ -305,10 +321,12 @@ class _Checker:
                 self.incoming[dst] = edges[0]
 
     def check_required_inputs(self) -> None:
+        # any wire counts: a faulty one is reported on its own, not again as a missing input
+        wired = {e.dst for e in self.graph.edges}
         for node_id, ports in sorted(self.v.in_ports.items()):
             for port in ports:
                 end = Endpoint(node_id, port.name)
-                if not port.optional and not any(e.dst == end for e in self.good_edges):
+                if not port.optional and end not in wired:
                     self.error(str(end), "required input is not connected", node_id)
 
     def check_cycles(self) -> set[str]:
@@ -334,7 +352,8 @@ class _Checker:
         if self.graph.kind == MODEL:
             for misplaced in (BLOCK_INPUT_TYPE, BLOCK_OUTPUT_TYPE):
                 for node_id in by_type.get(misplaced, []):
-                    self.error(node_id, f"a {misplaced} node belongs inside a block, not in a model", node_id)
+                    self.error(node_id, f"{article(misplaced)} node belongs inside a block, not in a model",
+                               node_id)
             outputs = by_type.get(OUTPUT_TYPE, [])
             if not outputs:
                 self.error("graph", "no output node (a model ends in one score output)")
@@ -433,13 +452,17 @@ class _Checker:
         sinks = {OUTPUT_TYPE, BLOCK_OUTPUT_TYPE}
         g = nx.DiGraph()
         g.add_nodes_from(self.graph.nodes)
-        g.add_edges_from((e.src.node, e.dst.node) for e in self.good_edges)
+        # every wire between existing nodes counts here: a faulty one is reported on its own
+        known = set(self.graph.nodes) | self.graph.unreadable_nodes
+        g.add_edges_from((e.src.node, e.dst.node) for e in self.graph.edges
+                         if e.src.node in known and e.dst.node in known)
         targets = [n for n, node in self.graph.nodes.items() if node.type in sinks]
         if not targets:
             return
         useful = set(targets)
         for t in targets:
             useful |= nx.ancestors(g, t)
+        useful &= set(self.graph.nodes)
         self.v.useful = useful
         for node_id in sorted(set(self.graph.nodes) - useful):
             if self.graph.nodes[node_id].type in (INPUT_TYPE, BLOCK_INPUT_TYPE) and not g.out_degree(node_id):

@@ -157,5 +157,8 @@ class Dropout(_Elementwise):
     )
     examples = ({"p": 0.5}, {"p": 0.0, "inplace": True})
 
+    def warn_params(self, params):
+        return [("p", "1 zeroes every element while training")] if params["p"] == 1 else []
+
     def build(self, params, inputs, ctx):
         return Recipe("torch.nn.Dropout", {"p": params["p"], "inplace": params["inplace"]})

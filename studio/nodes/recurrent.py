@@ -33,6 +33,12 @@ class GRU(NodeType):
         {"input_size": 4, "num_layers": 3},
     )
 
+    def warn_params(self, params):
+        if params["dropout"] > 0 and params["num_layers"] == 1:
+            return [("dropout", "acts between stacked layers only: with num_layers 1 it does nothing "
+                     "(use a Dropout node after the GRU)")]
+        return []
+
     def infer(self, params, inputs, ctx):
         x = inputs["x"]
         self.resolve_channels(params, "input_size", x, "x")
