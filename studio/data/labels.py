@@ -42,9 +42,11 @@ def cross_section_normalize(values: np.ndarray, how: str) -> np.ndarray:
     if how == "raw":
         return values
     if how == "zscore":
-        mean = np.nanmean(values, axis=1, keepdims=True)
-        std = np.nanstd(values, axis=1, keepdims=True)
+        finite = np.isfinite(values)
+        n = finite.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(finite, values, 0.0).sum(axis=1, keepdims=True) / n
+            std = np.sqrt((np.where(finite, values - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / n)
             out = (values - mean) / std
         return np.where(std > 0, out, 0.0) * np.where(np.isnan(values), np.nan, 1.0)
     if how == "rank":

@@ -86,16 +86,6 @@ class BarPanel:
         p = self.bars_per_day
         return self.values[:, (day - days + 1) * p:(day + 1) * p, :]
 
-    def has_history(self, days: int) -> np.ndarray:
-        """(D, S) bool: the symbol's bars are known (not NaN) for the whole window ending that day."""
-        known = ~np.isnan(self.day_bars("close")[:, :, -1])  # (S, D): listed (traded or filled)
-        out = np.zeros((self.n_days, self.n_symbols), dtype=bool)
-        if self.n_days < days:
-            return out
-        run = np.concatenate([np.zeros((self.n_symbols, 1), int), np.cumsum(known, axis=1)], axis=1)
-        out[days - 1:] = ((run[:, days:] - run[:, :-days]) == days).T  # known days in each window
-        return out
-
     def describe(self) -> dict:
         """Sizes and policy counts, for `studio data inspect` and run records."""
         traded_per_day = self.traded.sum(axis=0)

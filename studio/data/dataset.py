@@ -1,0 +1,224 @@
+"""Samples, features, labels and cross-section batches from a bar panel (numpy; no torch).
+
+A sample is (date, stock): the last ``days`` days x ``bars_per_day`` bars x features up to the
+decision time, the close of the date. A batch is whole cross-sections: every stock of each of its
+dates, with a mask of the stocks that are samples that date.
+
+Features are normalised once for the whole panel, bar by bar, from information known at the bar's
+own day (never later), so each window is a view of one array:
+
+- prices (open, high, low, close): ``price / previous day's close - 1`` (Qlib's high-frequency
+  handler divides by the previous day's last close);
+- volume and turnover: ``log(1 + value / mean bar value of the previous volume_days days)``;
+- then, per the config: ``cs_zscore`` or ``cs_rank`` across the stocks of the same bar (same day and
+  time), or ``robust`` z-score per feature, (x - median) / (1.4826 MAD) clipped to [-3, 3], with the
+  median and MAD fitted on the training dates only (Qlib RobustZScoreNorm), or ``none``.
+
+Labels are raw forward returns (studio.data.labels) for metrics, and cross-sectionally normalised
+(z-score or rank, or raw) for training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from studio.data.labels import cross_section_normalize, forward_returns
+from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel
+from studio.data.splits import Splits, split_dates
+
+NORMALISATIONS = ("robust", "cs_zscore", "cs_rank", "none")
+LABEL_NORMALISATIONS = ("zscore", "rank", "raw")
+
+
+class DataError(Exception):
+    """A one-line reason why data cannot be used as asked (names the source or field)."""
+
+
+@dataclass
+class DataConfig:
+    days: int = 10
+    features: list[str] = field(default_factory=lambda: ["close", "volume", "turnover"])
+    lag: int = 1
+    horizon: int = 1
+    normalize: str = "robust"
+    volume_days: int = 20
+    label_normalize: str = "zscore"
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    #: dates with fewer samples than this are not used (too small to rank)
+    min_stocks: int = 10
+    #: at most this many training dates are sampled to fit the robust statistics
+    robust_fit_dates: int = 64
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALISATIONS:
+            raise DataError(f"normalize: expects one of {', '.join(NORMALISATIONS)}, gets {self.normalize!r}")
+        if self.label_normalize not in LABEL_NORMALISATIONS:
+            raise DataError(f"label_normalize: expects one of {', '.join(LABEL_NORMALISATIONS)}, "
+                            f"gets {self.label_normalize!r}")
+        if self.days < 1 or self.lag < 0 or self.horizon < 1 or self.volume_days < 1:
+            raise DataError("days, horizon and volume_days must be >= 1 and lag >= 0")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["split"] = list(self.split)
+        return data
+
+
+@dataclass
+class Batch:
+    """Whole cross-sections of some dates; arrays are (B, S, ...) with S the panel's symbols."""
+
+    dates: np.ndarray  # (B,) date indices
+    x: np.ndarray  # float32 (B, S, L, F); zeros where mask is False
+    mask: np.ndarray  # bool (B, S): the stock is a sample that date (features known, traded)
+    label: np.ndarray  # float32 (B, S): training label, 0 where it has none
+    has_label: np.ndarray  # bool (B, S): mask and a finite label
+    raw_label: np.ndarray  # float64 (B, S): raw forward return, NaN where none
+
+
+def _trailing_mean(daily: np.ndarray, days: int) -> np.ndarray:
+    """(S, D): mean of the previous ``days`` days' values (not the day itself); NaN-aware, NaN when
+    there is no previous day."""
+    s, d = daily.shape
+    valid = np.isfinite(daily)
+    csum = np.concatenate([np.zeros((s, 1)), np.cumsum(np.where(valid, daily, 0.0), axis=1)], axis=1)
+    ccnt = np.concatenate([np.zeros((s, 1)), np.cumsum(valid, axis=1)], axis=1)
+    end = np.arange(d)  # days [start, end) before day t
+    start = np.maximum(0, end - days)
+    total = csum[:, end] - csum[:, start]
+    count = ccnt[:, end] - ccnt[:, start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def bar_features(panel: BarPanel, features: Sequence[str], volume_days: int) -> np.ndarray:
+    """(S, D * P, F) float32 of the per-bar normalised features (before cross-section / robust
+    scaling). NaN where a bar is unknown or has no reference yet (a symbol's first day)."""
+    s, d, p = panel.n_symbols, panel.n_days, panel.bars_per_day
+    out = np.empty((s, d * p, len(features)), dtype=np.float32)
+    close = panel.day_bars("close").astype(np.float64)  # (S, D, P)
+    prev_close = np.full((s, d), np.nan)
+    prev_close[:, 1:] = close[:, :-1, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i, name in enumerate(features):
+            if name not in panel.features:
+                raise DataError(f"feature {name!r} is not in the data (it has {', '.join(panel.features)})")
+            raw = panel.day_bars(name).astype(np.float64)
+            if name in PRICE_FEATURES:
+                value = raw / prev_close[:, :, None] - 1.0
+            elif name in FLOW_FEATURES:
+                per_bar = _trailing_mean(raw.sum(axis=2), volume_days) / p
+                value = np.log1p(raw / per_bar[:, :, None])
+            else:  # other features: as they are
+                value = raw
+            value[~np.isfinite(value)] = np.nan
+            out[:, :, i] = value.reshape(s, d * p)
+    return out
+
+
+class CrossSectionData:
+    """Features, masks, labels and splits of a panel for a model with a ``days``-day window."""
+
+    def __init__(self, panel: BarPanel, config: DataConfig | None = None, splits: Splits | None = None):
+        self.panel = panel
+        self.config = config = config or DataConfig()
+        p = panel.bars_per_day
+        self.window_length = config.days * p
+        features = bar_features(panel, config.features, config.volume_days)
+        known = np.isfinite(features).all(axis=2).reshape(panel.n_symbols, panel.n_days, p).all(axis=2)
+        # a sample needs every bar of its window known and the stock traded on the decision day
+        self.mask = _full_windows(known, config.days).T & panel.traded.T  # (D, S)
+        self.raw_label = forward_returns(panel.daily_close(), config.lag, config.horizon)  # (D, S)
+        self.has_label = self.mask & np.isfinite(self.raw_label)
+        counts = self.has_label.sum(axis=1)
+        self.usable = np.flatnonzero(counts >= max(config.min_stocks, 2))
+        if splits is None:
+            if len(self.usable) < 3 + 2 * (config.lag + config.horizon):
+                raise DataError(f"{panel.source or 'the data'}: only {len(self.usable)} dates have at least "
+                                f"{config.min_stocks} stocks with a full {config.days}-day window and "
+                                "a label")
+            splits = split_dates(self.usable, config.split, gap=config.lag + config.horizon)
+        self.splits = splits
+        self.stats: dict[str, list[float]] = {}
+        self.features = self._scale(features)
+        label = np.where(self.has_label, self.raw_label, np.nan)
+        self.label = cross_section_normalize(label, config.label_normalize)
+
+    # ---- scaling -----------------------------------------------------------------------------
+    def _scale(self, features: np.ndarray) -> np.ndarray:
+        how = self.config.normalize
+        s, n, f = features.shape
+        p = self.panel.bars_per_day
+        if how == "robust":
+            fit_days = self.splits.train
+            if len(fit_days) > self.config.robust_fit_dates:
+                pick = np.linspace(0, len(fit_days) - 1, self.config.robust_fit_dates).round().astype(int)
+                fit_days = fit_days[pick]
+            sample = np.concatenate([features[:, d * p:(d + 1) * p, :][self.mask[d]].reshape(-1, f)
+                                     for d in fit_days])
+            median = np.nanmedian(sample, axis=0)
+            mad = np.nanmedian(np.abs(sample - median), axis=0) * 1.4826
+            mad = np.where(mad > 0, mad, 1.0)
+            self.stats = {"median": median.tolist(), "mad": mad.tolist()}
+            with np.errstate(invalid="ignore"):
+                features = np.clip((features - median.astype(np.float32)) / mad.astype(np.float32), -3, 3)
+        elif how in ("cs_zscore", "cs_rank"):
+            # across the stocks of each bar (same day, same time): (S, D*P, F) -> rows of S values
+            moved = np.moveaxis(features, 0, -1).reshape(-1, s).astype(np.float64)
+            scaled = cross_section_normalize(moved, "zscore" if how == "cs_zscore" else "rank")
+            features = np.moveaxis(scaled.reshape(n, f, s), -1, 0).astype(np.float32)
+        return np.ascontiguousarray(features, dtype=np.float32)
+
+    # ---- samples and batches -----------------------------------------------------------------
+    def window(self, date: int) -> np.ndarray:
+        """(S, L, F) view of every stock's normalised window ending at ``date``."""
+        p = self.panel.bars_per_day
+        start = (date - self.config.days + 1) * p
+        if start < 0:
+            raise IndexError(f"date {date} has fewer than {self.config.days} days before it")
+        return self.features[:, start:(date + 1) * p, :]
+
+    def batch(self, dates: Sequence[int]) -> Batch:
+        dates = np.asarray(dates, dtype=np.int64)
+        s, f = self.panel.n_symbols, len(self.config.features)
+        x = np.empty((len(dates), s, self.window_length, f), dtype=np.float32)
+        for i, d in enumerate(dates):
+            np.copyto(x[i], self.window(int(d)))
+        mask = self.mask[dates]
+        x[~mask] = 0.0
+        has_label = self.has_label[dates]
+        label = np.where(has_label, self.label[dates], 0.0).astype(np.float32)
+        return Batch(dates, x, mask, label, has_label, self.raw_label[dates])
+
+    def batches(self, split: str, dates_per_batch: int = 1, shuffle: bool = False,
+                rng: np.random.Generator | None = None) -> Iterator[Batch]:
+        dates = np.array(self.splits[split])
+        if shuffle:
+            (rng or np.random.default_rng()).shuffle(dates)
+        for i in range(0, len(dates), dates_per_batch):
+            yield self.batch(dates[i:i + dates_per_batch])
+
+    def describe(self) -> dict:
+        return {
+            "samples": int(self.has_label.sum()),
+            "usable_dates": len(self.usable),
+            "window": f"{self.config.days} days x {self.panel.bars_per_day} bars x "
+                      f"{len(self.config.features)} features",
+            "splits": self.splits.describe(self.panel.dates),
+            "normalize": self.config.normalize,
+            "robust_stats": self.stats,
+        }
+
+
+def _full_windows(known: np.ndarray, days: int) -> np.ndarray:
+    """(S, D) bool: ``known`` (S, D) holds for each of the ``days`` days ending at each day."""
+    s, d = known.shape
+    out = np.zeros((s, d), dtype=bool)
+    if d < days:
+        return out
+    run = np.concatenate([np.zeros((s, 1), int), np.cumsum(known, axis=1)], axis=1)
+    out[:, days - 1:] = (run[:, days:] - run[:, :-days]) == days
+    return out
