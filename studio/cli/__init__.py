@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from studio import __version__
+from studio.cli.data_commands import add_data_commands
 from studio.cli.errors import CliError
 from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.paths import default_graph_path
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Model Studio {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_graph_commands(commands)
+    add_data_commands(commands)
     return parser
 
 

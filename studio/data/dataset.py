@@ -26,15 +26,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from studio.data.labels import cross_section_normalize, forward_returns
-from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel
+from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
 from studio.data.splits import Splits, split_dates
 
 NORMALISATIONS = ("robust", "cs_zscore", "cs_rank", "none")
 LABEL_NORMALISATIONS = ("zscore", "rank", "raw")
-
-
-class DataError(Exception):
-    """A one-line reason why data cannot be used as asked (names the source or field)."""
 
 
 @dataclass

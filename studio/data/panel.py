@@ -25,6 +25,10 @@ PRICE_FEATURES = ("open", "high", "low", "close")
 FLOW_FEATURES = ("volume", "turnover")
 
 
+class DataError(Exception):
+    """Data that cannot be used as asked; the message is one line and names the file or field."""
+
+
 @dataclass
 class BarPanel:
     symbols: list[str]

@@ -1,0 +1,1015 @@
+"""Import intraday bars from CSV or Parquet files into a :class:`~studio.data.panel.BarPanel`.
+
+Sources: one file per symbol (the symbol is taken from the file name, ``AAPL_5min.csv.gz`` -> ``AAPL``)
+or long files with a symbol column; a path may be a file or a folder (its CSV / Parquet files). Columns
+are found by their usual names (see ``CANDIDATES``) or named in :class:`ImportConfig`.
+
+Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
+
+- Timestamps that cannot be read: the row is dropped.
+- Duplicate timestamps of a symbol: the last row (in file order) is kept.
+- Session: bars outside the regular session are extended-hours bars and are dropped. The session is
+  given (``session="09:30-16:00"``, with bar-start or bar-end stamps) or inferred from the bar times.
+- Bars per day ``P``: the most common number of in-session bars on a symbol-day; the bar grid is the
+  ``P`` most common in-session bar times. Bars at other times are dropped ("off-grid").
+- Early closes (half days): a date on which most symbols' last bar is the same bar before the session's
+  last one (and the day still has at least ``min_day_share`` of the bars) ends there for every symbol;
+  bars after it are after-hours trading and are dropped.
+- Values: a NaN, zero or negative close makes the bar missing; NaN or negative volume / turnover is 0;
+  a NaN, zero or negative open / high / low is the bar's close. Zero volume is a real value, kept.
+- Partial days: a symbol-day with fewer than ``min_day_share`` (default 50%) of the ``P`` bars counts
+  as not traded (its bars are dropped); a day with at least that many is traded and its missing bars
+  are filled: close carried forward from the previous bar of the day (the previous day's close for the
+  first bars; on a symbol's first day, from its first bar's open), open = high = low = that close,
+  volume and turnover 0.
+- Trading dates: the days on which at least ``min_date_share`` (default 20%) of the largest number of
+  symbols that traded on any day traded. ``min_date_share=0`` keeps every day any symbol traded.
+- Symbols: sorted by name; a symbol without any traded day is dropped.
+- Symbols that start late or stop (delisted): kept for the dates they traded; bars before their first
+  and after their last traded date are NaN (``traded`` False).
+- Days a listed symbol did not trade (suspended): ``traded`` False, bars filled with the previous close,
+  zero volume and turnover.
+- Turnover: when a file has no turnover column it is derived as close x volume (and said so).
+
+Nothing is forward-filled into a label: labels come from the daily closes of traded days only.
+Imports are cached as Parquet (:mod:`studio.data.cache`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import hashlib
+import io
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from studio.data import cache as _cache
+from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
+
+#: bump when a policy changes: old cache entries are then ignored
+IMPORTER_VERSION = 1
+
+DEFAULT_SYMBOL_REGEX = r"^(?P<symbol>.+?)(?:_[^.]*)?\.(?:csv|txt|parquet|pq)(?:\.gz|\.bz2|\.xz|\.zst)?$"
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".txt", ".txt.gz",
+                      ".parquet", ".pq")
+
+#: column names tried, in order, when a column is not named (compared lower-case, with spaces, dots
+#: and dashes read as underscores)
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "symbol": ("symbol", "ticker", "stock_code", "ts_code", "code", "instrument", "sec_code", "sym"),
+    "datetime": ("datetime", "timestamp", "date_time", "time_stamp", "dt"),
+    "date": ("date", "trade_date", "trading_date", "tradedate", "day"),
+    "time": ("time", "trade_time", "bar_time", "minute"),
+    "open": ("open", "open_price", "opening_price"),
+    "high": ("high", "high_price"),
+    "low": ("low", "low_price"),
+    "close": ("close", "close_price", "closing_price", "last", "price"),
+    "volume": ("volume", "vol", "trade_volume", "shares"),
+    "turnover": ("turnover", "amount", "amt", "dollar_volume", "traded_value", "turnover_value"),
+}
+_VALUE_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
+_DAY = 86_400
+
+
+# ---- configuration -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """How to read the files (column mapping) and which policies to apply.
+
+    Column fields name a column; None finds it by its usual names. ``datetime`` or ``date`` (+ ``time``)
+    give the bar's timestamp.
+    """
+
+    symbol: str | None = None
+    datetime: str | None = None
+    date: str | None = None
+    time: str | None = None
+    open: str | None = None
+    high: str | None = None
+    low: str | None = None
+    close: str | None = None
+    volume: str | None = None
+    turnover: str | None = None
+    #: regular expression on the file name giving the symbol (group "symbol", else group 1, else all)
+    #: for files without a symbol column
+    symbol_regex: str = DEFAULT_SYMBOL_REGEX
+    #: glob for the files of a folder; None: every CSV / Parquet file
+    pattern: str | None = None
+    #: regular session "HH:MM-HH:MM"; None infers it from the most common bar times
+    session: str | None = None
+    #: "start" (a bar is stamped when it opens: 09:30 .. 15:55 in 09:30-16:00), "end" (stamped when it
+    #: closes: 10:30 .. 15:00 in 09:30-15:00) or "auto" (from the bars at the session's ends)
+    bar_stamp: str = "auto"
+    #: time zone the bars' wall-clock times are read in, for files with time-zone-aware stamps
+    timezone: str | None = None
+    #: force the number of bars per day (None: the most common number)
+    bars_per_day: int | None = None
+    #: a symbol-day with fewer than this share of the bars counts as not traded
+    min_day_share: float = 0.5
+    #: a date is a trading date when at least this share of the most symbols on any date traded
+    min_date_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_day_share <= 1.0:
+            raise DataError(f"min_day_share must be in (0, 1], gets {self.min_day_share}")
+        if not 0.0 <= self.min_date_share <= 1.0:
+            raise DataError(f"min_date_share must be in [0, 1], gets {self.min_date_share}")
+        if self.bar_stamp not in ("auto", "start", "end"):
+            raise DataError(f"bar_stamp must be auto, start or end, gets {self.bar_stamp!r}")
+        if self.bars_per_day is not None and self.bars_per_day < 1:
+            raise DataError(f"bars_per_day must be at least 1, gets {self.bars_per_day}")
+        if self.session is not None:
+            parse_session(self.session)
+        try:
+            re.compile(self.symbol_regex)
+        except re.error as exc:
+            raise DataError(f"symbol_regex {self.symbol_regex!r} is not a regular expression ({exc})") \
+                from None
+
+    def mapping(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in CANDIDATES}
+
+    def settings(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_session(text: str) -> tuple[int, int]:
+    """"09:30-16:00" -> (34200, 57600) seconds after midnight."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if not m:
+        raise DataError(f"session {text!r} is not HH:MM-HH:MM")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise DataError(f"session {text!r} is not HH:MM-HH:MM")
+    start, end = h1 * 3600 + m1 * 60, h2 * 3600 + m2 * 60
+    if end <= start:
+        raise DataError(f"session {text!r} ends before it starts")
+    return start, end
+
+
+def _hhmm(seconds: int) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}" + (f":{s:02d}" if s else "")
+
+
+# ---- finding files -----------------------------------------------------------------------------
+
+def _is_data_file(path: Path) -> bool:
+    name = path.name.lower()
+    return not name.startswith(".") and name.endswith(SUPPORTED_SUFFIXES)
+
+
+def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike], config: ImportConfig) -> list[Path]:
+    """The files a source names: files as given, folders' CSV / Parquet files (or ``config.pattern``)."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise DataError("no source given")
+    files: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            try:
+                if config.pattern:
+                    found = sorted(p for p in path.glob(config.pattern) if p.is_file())
+                else:
+                    found = sorted(p for p in path.iterdir() if p.is_file() and _is_data_file(p))
+            except OSError as exc:
+                raise DataError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
+            if not found:
+                what = f"matching {config.pattern!r}" if config.pattern else "(.csv, .csv.gz, .parquet)"
+                raise DataError(f"{path}: no data files {what} in this folder")
+            files.extend(found)
+        elif path.is_file():
+            if not _is_data_file(path):
+                raise DataError(f"{path}: not a CSV or Parquet file (.csv, .csv.gz, .txt, .parquet, .pq)")
+            files.append(path)
+        elif path.exists():
+            raise DataError(f"{path}: not a file or folder")
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+# ---- reading one file --------------------------------------------------------------------------
+
+@dataclass
+class FileBars:
+    """The rows of one file, as numpy arrays (one entry per row)."""
+
+    path: Path
+    #: symbol per row as codes into ``symbol_names``
+    symbol_codes: np.ndarray
+    symbol_names: list[str]
+    #: seconds since 1970-01-01 of the bars' wall-clock time; ``time_ok`` False where unreadable
+    seconds: np.ndarray
+    time_ok: np.ndarray
+    values: dict[str, np.ndarray]
+    rows_without_symbol: int = 0
+    columns_used: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def date_only(self) -> bool:
+        """Every readable stamp is a midnight: daily bars (or dates without a time)."""
+        stamps = self.seconds[self.time_ok]
+        return len(stamps) > 0 and bool(np.all(stamps % _DAY == 0))
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s.\-]+", "_", str(name).strip().lower())
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file."""
+    try:
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        import pyarrow as pa
+
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(65536)
+        text = head.decode("utf-8-sig", errors="replace")
+        line = text.splitlines()[0] if text.strip() else ""
+        return next(csv.reader(io.StringIO(line)), [])
+    except (OSError, ValueError, StopIteration) as exc:
+        raise DataError(f"{path}: cannot read ({_one_line(exc)})") from None
+    except Exception as exc:  # pyarrow's own errors (ArrowInvalid, ...)
+        raise DataError(f"{path}: cannot read ({_one_line(exc)})") from None
+
+
+def resolve_columns(path: Path, header: list[str], config: ImportConfig) -> dict[str, str]:
+    """Field -> column name for one file: the configured names (which must exist) or the usual names."""
+    if not header or all(not h.strip() for h in header):
+        raise DataError(f"{path}: no header line (empty file?)")
+    by_norm: dict[str, str] = {}
+    for name in header:
+        by_norm.setdefault(_norm(name), name)
+    listing = ", ".join(h.strip() for h in header[:30]) + (", ..." if len(header) > 30 else "")
+    found: dict[str, str] = {}
+    for fld, wanted in config.mapping().items():
+        if wanted is not None:
+            if wanted in header:
+                found[fld] = wanted
+            elif _norm(wanted) in by_norm:
+                found[fld] = by_norm[_norm(wanted)]
+            else:
+                raise DataError(f"{path}: no column {wanted!r} (the {fld} column); it has: {listing}")
+    for fld, names in CANDIDATES.items():
+        if fld in found or config.mapping()[fld] is not None:
+            continue
+        for n in names:
+            if n in by_norm and by_norm[n] not in found.values():
+                found[fld] = by_norm[n]
+                break
+    # the timestamp: a datetime column, or date (+ time) columns
+    if config.datetime is not None or (config.date is None and config.time is None and "datetime" in found):
+        found.pop("date", None)
+        found.pop("time", None)
+    else:
+        found.pop("datetime", None)
+        if "date" not in found and "time" in found and config.time is None:
+            found["datetime"] = found.pop("time")  # a lone "time" column holds the whole timestamp
+        elif "date" not in found and "time" in found:
+            raise DataError(f"{path}: a time column {found['time']!r} but no date column; it has: {listing}")
+        elif "date" in found and "time" not in found:
+            found["datetime"] = found.pop("date")  # the date column holds the timestamp (e.g. trade_date)
+    if "datetime" not in found and "date" not in found:
+        tried = ", ".join(CANDIDATES["datetime"] + CANDIDATES["date"])
+        raise DataError(f"{path}: no datetime column (tried {tried}; name it with the datetime or date "
+                        f"option); it has: {listing}")
+    for fld in ("close", "volume"):
+        if fld not in found:
+            raise DataError(f"{path}: no {fld} column (tried {', '.join(CANDIDATES[fld])}; name it with the "
+                            f"{fld} option); it has: {listing}")
+    return found
+
+
+def _symbol_from_name(path: Path, config: ImportConfig) -> str:
+    m = re.search(config.symbol_regex, path.name)
+    if m is None:
+        raise DataError(f"{path}: no symbol column and the file name does not match the symbol regex "
+                        f"{config.symbol_regex!r}")
+    if "symbol" in m.groupdict():
+        symbol = m.group("symbol")
+    elif m.groups():
+        symbol = m.group(1)
+    else:
+        symbol = m.group(0)
+    if not symbol:
+        raise DataError(f"{path}: the symbol regex {config.symbol_regex!r} gives an empty symbol")
+    return symbol
+
+
+def _to_float(column, path: Path, name: str) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_null(t):
+        return np.full(len(column), np.nan)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        import pandas as pd
+
+        text = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+        return pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    raise DataError(f"{path}: column {name!r} holds {column.type}, not numbers")
+
+
+def _timestamp_seconds(column, timezone: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds since the epoch of the wall-clock time, and a validity mask, from an arrow timestamp."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ts_type = column.type
+    if ts_type.tz is not None:
+        import pandas as pd
+
+        series = pd.Series(column.to_pandas())
+        series = series.dt.tz_convert(timezone or ts_type.tz).dt.tz_localize(None)
+        ok = series.notna().to_numpy()
+        secs = series.to_numpy(dtype="datetime64[s]").astype(np.int64)
+        return np.where(ok, secs, 0), ok
+    ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    raw = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
+    raw = np.where(ok, np.nan_to_num(raw, nan=0), 0).astype(np.int64)
+    per_second = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[ts_type.unit]
+    return raw // per_second, ok
+
+
+def _parse_text_datetimes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    series = pd.Series(text, dtype=object)
+    parsed = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    if parsed.isna().mean() > 0.5:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other = pd.to_datetime(series, errors="coerce", format="mixed")
+        if other.isna().sum() < parsed.isna().sum():
+            parsed = other
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    ok = parsed.notna().to_numpy()
+    secs = parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
+    return np.where(ok, secs, 0), ok
+
+
+def _parse_int_datetimes(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """20251009 (date), 202510091030, 20251009103000, or seconds / milliseconds since the epoch."""
+    import pandas as pd
+
+    if not ok.any():
+        return np.zeros(len(values), np.int64), ok
+    v = np.where(ok, values, 0).astype(np.int64)
+    typical = int(np.median(v[ok]))
+    formats = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    digits = len(str(abs(typical)))
+    if digits in formats and str(typical).startswith(("19", "20")):
+        parsed = pd.to_datetime(pd.Series(v.astype(str)), format=formats[digits], errors="coerce")
+        good = parsed.notna().to_numpy() & ok
+        secs = parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
+        return np.where(good, secs, 0), good
+    secs = v // 1000 if typical > 100_000_000_000 else v  # milliseconds after ~1973
+    return np.where(ok, secs, 0), ok
+
+
+def _column_seconds(column, timezone: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """A timestamp column of any usual type -> (seconds since the epoch, valid)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column = pc.cast(column, t.value_type)
+        t = column.type
+    if pa.types.is_timestamp(t):
+        return _timestamp_seconds(column, timezone)
+    if pa.types.is_date(t):
+        return _timestamp_seconds(pc.cast(column, pa.timestamp("s")), None)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
+        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        ok &= np.isfinite(values)
+        return _parse_int_datetimes(np.where(ok, values, 0), ok)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _parse_text_datetimes(column.to_numpy(zero_copy_only=False))
+    raise TypeError(f"holds {t}, not timestamps")
+
+
+def _time_of_day_seconds(column) -> tuple[np.ndarray, np.ndarray] | None:
+    """A time-of-day column -> (seconds after midnight, valid); None when it holds whole timestamps."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column = pc.cast(column, t.value_type)
+        t = column.type
+    if pa.types.is_time(t):
+        ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
+        raw = pc.cast(column, pa.int32() if t.bit_width == 32 else pa.int64()).to_numpy(zero_copy_only=False)
+        per = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[t.unit]
+        return np.where(ok, np.nan_to_num(raw, nan=0), 0).astype(np.int64) // per, ok
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return None
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
+        v = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        ok &= np.isfinite(v)
+        v = np.where(ok, v, 0).astype(np.int64)
+        hhmmss = ok.any() and v[ok].max() > 2359
+        h, m, s = (v // 10000, v // 100 % 100, v % 100) if hhmmss else (v // 100, v % 100, 0 * v)
+        ok &= (h < 24) & (m < 60) & (s < 60) & (v >= 0)
+        return np.where(ok, h * 3600 + m * 60 + s, 0), ok
+    text = pd.Series(pc.cast(column, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    sample = text.dropna()
+    if len(sample) and sample.str.contains(r"\d[-/]\d|\d{8}", regex=True).mean() > 0.5:
+        return None  # "2025-10-09 10:30": a whole timestamp in the time column
+    parts = text.str.extract(r"^\s*(\d{1,2}):?(\d{2})(?::?(\d{2}))?(?:\.\d+)?\s*$")
+    h = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype=np.float64)
+    m = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype=np.float64)
+    s = np.nan_to_num(pd.to_numeric(parts[2], errors="coerce").to_numpy(dtype=np.float64), nan=0)
+    ok = np.isfinite(h) & np.isfinite(m) & (np.nan_to_num(h, nan=99) < 24) & (np.nan_to_num(m, nan=99) < 60)
+    secs = np.where(ok, np.nan_to_num(h) * 3600 + np.nan_to_num(m) * 60 + s, 0).astype(np.int64)
+    return secs, ok
+
+
+def _read_table(path: Path, columns: list[str]):
+    import pyarrow as pa
+
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, columns=columns, use_threads=False)
+    import pyarrow.csv as pcsv
+
+    read = pcsv.ReadOptions(use_threads=False, block_size=1 << 22)
+    conv = pcsv.ConvertOptions(include_columns=columns, strings_can_be_null=True)
+    try:
+        return pcsv.read_csv(path, read_options=read, convert_options=conv)
+    except pa.ArrowInvalid as exc:
+        if "conversion error" not in str(exc).lower():
+            raise
+        # a column whose type was guessed from its first rows holds other text further down: read
+        # everything as text and convert column by column (unparsable values become missing)
+        conv = pcsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
+                                   column_types={c: pa.string() for c in columns})
+        return pcsv.read_csv(path, read_options=read, convert_options=conv)
+
+
+def read_file(path: Path, config: ImportConfig) -> FileBars:
+    """Read one CSV or Parquet file into arrays (no policies applied yet)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    header = read_header(path)
+    cols = resolve_columns(path, header, config)
+    try:
+        table = _read_table(path, sorted(set(cols.values()), key=header.index))
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read ({_one_line(exc)})") from None
+    n = table.num_rows
+
+    def col(fld: str):
+        return table.column(cols[fld])
+
+    # symbols
+    rows_without_symbol = 0
+    if "symbol" in cols:
+        sym = col("symbol")
+        if not (pa.types.is_string(sym.type) or pa.types.is_large_string(sym.type)):
+            sym = pc.cast(sym, pa.string())
+        sym = pc.utf8_trim_whitespace(sym)
+        encoded = pc.dictionary_encode(sym).combine_chunks() if n else None
+        if n:
+            names = [str(x) for x in encoded.dictionary.to_pylist()]
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            valid = pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False)
+            empty = [i for i, name in enumerate(names) if name == ""]
+            for i in empty:
+                valid &= codes != i
+            codes = np.where(valid, np.nan_to_num(codes, nan=-1), -1).astype(np.int64)
+            rows_without_symbol = int((~valid).sum())
+        else:
+            names, codes = [], np.zeros(0, np.int64)
+    else:
+        names = [_symbol_from_name(path, config)]
+        codes = np.zeros(n, np.int64)
+
+    # timestamps
+    try:
+        if "datetime" in cols:
+            seconds, ok = _column_seconds(col("datetime"), config.timezone)
+        else:
+            tod = _time_of_day_seconds(col("time"))
+            if tod is None:  # the time column holds whole timestamps
+                seconds, ok = _column_seconds(col("time"), config.timezone)
+            else:
+                day_secs, day_ok = _column_seconds(col("date"), config.timezone)
+                seconds = day_secs - day_secs % _DAY + tod[0]
+                ok = day_ok & tod[1]
+    except DataError:
+        raise
+    except Exception as exc:
+        which = cols.get("datetime") or f"{cols.get('date')}/{cols.get('time')}"
+        text = str(exc) if isinstance(exc, TypeError) else f"cannot be read as timestamps ({_one_line(exc)})"
+        raise DataError(f"{path}: column {which!r} {text}") from None
+
+    values = {}
+    for fld in _VALUE_FIELDS:
+        if fld in cols:
+            try:
+                values[fld] = _to_float(col(fld), path, cols[fld])
+            except DataError:
+                raise
+            except Exception as exc:
+                raise DataError(f"{path}: column {cols[fld]!r} cannot be read as numbers "
+                                f"({_one_line(exc)})") from None
+    return FileBars(path, codes, names, seconds.astype(np.int64), ok.astype(bool), values,
+                    rows_without_symbol, cols)
+
+
+def _read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
+    if len(files) == 1:
+        return [read_file(files[0], config)]
+    workers = max(1, min(8, (os.cpu_count() or 1) * 2, len(files)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: read_file(p, config), files))
+
+
+# ---- building the panel ------------------------------------------------------------------------
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
+
+
+def _few(items: Sequence[str], k: int = 5) -> str:
+    items = list(items)
+    return ", ".join(items[:k]) + (f", ... ({len(items)} in all)" if len(items) > k else "")
+
+
+def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -> BarPanel:
+    """Apply the import policies to the rows of ``parts`` and lay them out as a BarPanel."""
+    counts: dict[str, int] = {}
+    notes: list[str] = []
+    n_files = len(parts)
+    daily = [p for p in parts if p.date_only]
+    if daily and len(daily) < n_files:
+        intraday = next(p for p in parts if not p.date_only)
+        raise DataError(f"{daily[0].path}: holds dates without a time of day (daily bars?) while "
+                        f"{intraday.path} holds intraday bars; import them separately (a folder's files "
+                        "can be chosen with the pattern option)")
+
+    # --- one table of rows: global symbol codes, file order kept ---
+    symbol_index: dict[str, int] = {}
+    sym_list, sec_list, ok_list = [], [], []
+    features = [f for f in PRICE_FEATURES if all(f in p.values for p in parts)]
+    for fld in ("open", "high", "low"):
+        if fld not in features and any(fld in p.values for p in parts):
+            notes.append(f"{fld} left out: not every file has an {fld} column")
+    features += list(FLOW_FEATURES)
+    derived_files = [p for p in parts if "turnover" not in p.values]
+    value_lists: dict[str, list[np.ndarray]] = {f: [] for f in features}
+    for p in parts:
+        remap = np.array([symbol_index.setdefault(name, len(symbol_index)) for name in p.symbol_names] or [0],
+                         dtype=np.int64)
+        has_sym = p.symbol_codes >= 0
+        sym_list.append(np.where(has_sym, remap[np.clip(p.symbol_codes, 0, None)], -1))
+        sec_list.append(p.seconds)
+        ok_list.append(p.time_ok & has_sym)
+        for f in features:
+            if f in p.values:
+                value_lists[f].append(p.values[f])
+            elif f == "turnover":
+                value_lists[f].append(p.values["close"] * p.values["volume"])
+    sym = np.concatenate(sym_list) if parts else np.zeros(0, np.int64)
+    secs = np.concatenate(sec_list) if parts else np.zeros(0, np.int64)
+    ok = np.concatenate(ok_list) if parts else np.zeros(0, bool)
+    vals = {f: np.concatenate(v) if v else np.zeros(0) for f, v in value_lists.items()}
+    counts["files read"] = n_files
+    counts["rows read"] = len(sym)
+    counts["rows without a symbol dropped"] = sum(p.rows_without_symbol for p in parts)
+    no_symbol = counts["rows without a symbol dropped"]
+    counts["rows with unreadable timestamps dropped"] = int((~ok).sum()) - no_symbol
+
+    def keep(mask: np.ndarray) -> None:
+        nonlocal sym, secs, vals
+        sym, secs = sym[mask], secs[mask]
+        vals = {f: v[mask] for f, v in vals.items()}
+
+    keep(ok)
+
+    # --- duplicates: sort by (symbol, time), stable, and keep the last of equal keys ---
+    if len(secs):
+        t0 = int(secs.min())
+        key = sym.astype(np.int64) * (1 << 40) + (secs - t0)
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        sym, secs = sym[order], secs[order]
+        vals = {f: v[order] for f, v in vals.items()}
+        last = np.ones(len(key), dtype=bool)
+        last[:-1] = key[1:] != key[:-1]
+        counts["duplicate timestamps dropped (last kept)"] = int((~last).sum())
+        keep(last)
+    else:
+        counts["duplicate timestamps dropped (last kept)"] = 0
+    notes.append("duplicate timestamps of a symbol: the last row kept "
+                 f"({_plural(counts['duplicate timestamps dropped (last kept)'], 'row')} dropped)")
+
+    day = secs // _DAY
+    tod = secs - day * _DAY
+
+    # --- session ---
+    extended = 0
+    stamp_text = ""
+    if config.session is not None:
+        open_s, close_s = parse_session(config.session)
+        stamp = config.bar_stamp
+        if stamp == "auto":
+            at_open, at_close = int((tod == open_s).sum()), int((tod == close_s).sum())
+            stamp = "end" if at_close > at_open else "start"
+            stamp_text = f" (bar-{stamp} stamps, found from the bars at {_hhmm(open_s)} and {_hhmm(close_s)})"
+        else:
+            stamp_text = f" (bar-{stamp} stamps)"
+        if stamp == "start":
+            in_session = (tod >= open_s) & (tod < close_s)
+        else:
+            in_session = (tod > open_s) & (tod <= close_s)
+        extended = int((~in_session).sum())
+        counts["extended-hours bars dropped"] = extended
+        keep(in_session)
+        day, tod = day[in_session], tod[in_session]
+
+    # --- bars per day and the bar grid ---
+    if len(sym) == 0:
+        raise DataError(f"{source or 'the source'}: no bars left after filtering ({_summary(counts)})")
+    n_days_span = int(day.max()) + 1 - int(day.min())
+    sd_all = sym.astype(np.int64) * n_days_span + (day - day.min())
+
+    def grid_for(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """Bars per day (set or the most common count), the grid of bar times and the counts per day."""
+        _, per_symbol_day = np.unique(sd_all[rows], return_counts=True)
+        if config.bars_per_day is not None:
+            n_bars = config.bars_per_day
+        else:
+            hist = np.bincount(per_symbol_day)
+            n_bars = int(np.flatnonzero(hist == hist.max())[-1])
+        times, time_counts = np.unique(tod[rows], return_counts=True)
+        if len(times) < n_bars:
+            raise DataError(f"{source or 'the source'}: only {len(times)} distinct bar times for {n_bars} "
+                            "bars per day")
+        top = np.argsort(-time_counts, kind="stable")[:n_bars]
+        return n_bars, np.sort(times[top]), per_symbol_day
+
+    p, grid, per_symbol_day = grid_for(np.ones(len(tod), dtype=bool))
+    if config.session is None:
+        # the session is the span of the grid; bars per day again, now without the extended hours
+        in_session = (tod >= grid[0]) & (tod <= grid[-1])
+        p2, grid2, per_symbol_day = grid_for(in_session)
+        if p2 != p:
+            p, grid = p2, grid2
+            in_session = (tod >= grid[0]) & (tod <= grid[-1])
+            per_symbol_day = grid_for(in_session)[2]
+        extended = int((~in_session).sum())
+        session_text = (f"session inferred from the {p} most common bar times: bars stamped {_hhmm(grid[0])} "
+                        f"to {_hhmm(grid[-1])}")
+    else:
+        in_session = np.ones(len(tod), dtype=bool)
+        session_text = f"session {config.session}{stamp_text}"
+    n_full = int((per_symbol_day == p).sum())
+    how = ("as set" if config.bars_per_day is not None else "the most common number of in-session bars on a "
+           "symbol-day") + f"; {n_full:,} of {len(per_symbol_day):,} symbol-days have {p}"
+    slot = np.searchsorted(grid, tod)
+    on_grid = in_session & (slot < p) & (grid[np.clip(slot, 0, p - 1)] == tod)
+    off_grid = int((in_session & ~on_grid).sum())
+    counts["extended-hours bars dropped"] = extended
+    counts["off-grid bars dropped"] = off_grid
+    notes.append(f"{session_text}; {_plural(extended, 'bar')} outside it dropped (extended hours)")
+    grid_text = ", ".join(_hhmm(t) for t in grid) if p <= 8 else f"{_hhmm(grid[0])} .. {_hhmm(grid[-1])}"
+    notes.append(f"{p} bars per day ({how}); bar times {grid_text}; "
+                 f"{_plural(off_grid, 'bar')} at other times dropped")
+    keep(on_grid)
+    day, slot = day[on_grid], slot[on_grid]
+
+    # --- values ---
+    close = vals["close"]
+    bad_close = ~np.isfinite(close) | (close <= 0)
+    counts["bars with NaN/zero/negative close treated as missing"] = int(bad_close.sum())
+    vol = vals["volume"]
+    bad_vol = ~np.isfinite(vol) | (vol < 0)
+    counts["NaN/negative volume set to 0"] = int((bad_vol & ~bad_close).sum())
+    vals["volume"] = np.where(bad_vol, 0.0, vol)
+    turn = vals["turnover"]
+    bad_turn = ~np.isfinite(turn) | (turn < 0)
+    if derived_files:
+        # derived from a NaN volume: 0 like the volume, not counted twice
+        counts["NaN/negative turnover set to 0"] = int((bad_turn & ~bad_vol & ~bad_close).sum())
+    else:
+        counts["NaN/negative turnover set to 0"] = int((bad_turn & ~bad_close).sum())
+    vals["turnover"] = np.where(bad_turn, 0.0, turn)
+    bad_ohl = 0
+    for f in ("open", "high", "low"):
+        if f in vals:
+            bad = ~np.isfinite(vals[f]) | (vals[f] <= 0)
+            bad_ohl += int((bad & ~bad_close).sum())
+            vals[f] = np.where(bad, close, vals[f])
+    counts["NaN/zero open, high or low set to the close"] = bad_ohl
+    counts["zero-volume bars kept"] = int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum())
+    notes.append(f"a NaN, zero or negative close makes the bar missing ("
+                 f"{_plural(counts['bars with NaN/zero/negative close treated as missing'], 'bar')}); NaN or "
+                 f"negative volume / turnover set to 0 ({counts['NaN/negative volume set to 0']:,} / "
+                 f"{counts['NaN/negative turnover set to 0']:,}); NaN open / high / low set to the close "
+                 f"({bad_ohl:,}); zero volume kept as a real value")
+    keep(~bad_close)
+    day, slot = day[~bad_close], slot[~bad_close]
+
+    # --- early closes: a date on which most symbols' last bar is the same one before the session's last
+    # (a half day). Bars after it are after-hours trading of that day and are dropped.
+    need = max(1, math.ceil(config.min_day_share * p - 1e-9))
+    day0 = int(day.min()) if len(day) else 0
+    n_span = (int(day.max()) - day0 + 1) if len(day) else 1
+    sd_key = sym.astype(np.int64) * n_span + (day - day0)
+    early_dates: list[str] = []
+    after_close = 0
+    if len(sd_key) and p > 1:
+        # rows are sorted by symbol and time, so each symbol-day is one run of rows
+        starts = np.flatnonzero(np.r_[True, sd_key[1:] != sd_key[:-1]])
+        last_slot = np.maximum.reduceat(slot, starts)
+        run_day = (sd_key[starts] % n_span).astype(np.int64)
+        votes = np.zeros((n_span, p), dtype=np.int64)
+        np.add.at(votes, (run_day, last_slot), 1)
+        symbols_on = votes.sum(axis=1)
+        close_slot = votes.argmax(axis=1)
+        early = ((close_slot < p - 1) & (close_slot + 1 >= need) & (symbols_on > 0)
+                 & (votes.max(axis=1) * 2 > symbols_on))
+        if early.any():
+            cut = np.where(early, close_slot, p - 1)
+            late_bar = slot > cut[day - day0]
+            after_close = int(late_bar.sum())
+            early_dates = [str(np.datetime64(int(d) + day0, "D")) for d in np.flatnonzero(early)]
+            keep(~late_bar)
+            day, slot, sd_key = day[~late_bar], slot[~late_bar], sd_key[~late_bar]
+    counts["early-close days found"] = len(early_dates)
+    counts["bars after an early close dropped"] = after_close
+    notes.append("early closes: a date on which most symbols' last bar is the same bar before the session's "
+                 f"last (and at least {need} bars) ends there for every symbol; later bars are after-hours "
+                 f"and dropped ({_plural(len(early_dates), 'date')}"
+                 + (f": {_few(early_dates, 4)}" if early_dates else "") + f"; {_plural(after_close, 'bar')})")
+
+    # --- symbol-days: traded, partial ---
+    uniq, inverse, bars_on = np.unique(sd_key, return_inverse=True, return_counts=True)
+    full_day = bars_on >= need
+    counts["partial days treated as not traded"] = int((~full_day).sum())
+    notes.append(f"partial days: a symbol-day with fewer than {need} of the {p} bars "
+                 f"({config.min_day_share:.0%}) counts as not traded and its bars are dropped "
+                 f"({_plural(counts['partial days treated as not traded'], 'symbol-day')})")
+    row_full = full_day[inverse]
+    keep(row_full)
+    day, slot = day[row_full], slot[row_full]
+    traded_keys = uniq[full_day]
+    traded_bars = bars_on[full_day]
+
+    # --- trading dates ---
+    all_days = np.unique(uniq % n_span)  # days with any bar
+    traded_days_of_key = traded_keys % n_span
+    per_day = np.bincount(traded_days_of_key, minlength=n_span) if len(traded_keys) else np.zeros(n_span, int)
+    most = int(per_day.max()) if len(per_day) else 0
+    need_syms = max(1, math.ceil(config.min_date_share * most - 1e-9))
+    good_day = per_day >= need_syms
+    kept_days = all_days[good_day[all_days]]
+    dropped_days = all_days[~good_day[all_days]]
+    counts["dates dropped (too few symbols traded)"] = len(dropped_days)
+    on_dropped = ~good_day[traded_days_of_key]
+    counts["traded symbol-days on dropped dates discarded"] = int(on_dropped.sum())
+    date_rule = (f"days on which at least {need_syms} symbols traded ({config.min_date_share:.0%} of the "
+                 f"most on any day, {most})" if config.min_date_share > 0 else "every day any symbol traded")
+    dropped_text = f": {_date_runs(all_days, good_day[all_days], day0)}" if len(dropped_days) else ""
+    notes.append(f"trading dates: {date_rule}; {_plural(len(dropped_days), 'date')} dropped{dropped_text} "
+                 f"({_plural(counts['traded symbol-days on dropped dates discarded'], 'traded symbol-day')} "
+                 f"discarded)")
+    row_keep = good_day[day - day0]
+    keep(row_keep)
+    day, slot = day[row_keep], slot[row_keep]
+    traded_keys, traded_bars = traded_keys[~on_dropped], traded_bars[~on_dropped]
+
+    if len(kept_days) == 0 or len(traded_keys) == 0:
+        raise DataError(f"{source or 'the source'}: no bars left after filtering ({_summary(counts)})")
+
+    # --- symbols (sorted), dates ---
+    all_names = list(symbol_index)
+    present = np.unique(traded_keys // n_span)
+    counts["symbols without a traded day dropped"] = len(all_names) - len(present)
+    if counts["symbols without a traded day dropped"]:
+        gone = sorted(set(all_names) - {all_names[i] for i in present})
+        notes.append(f"symbols without a traded day dropped: {_few(gone)}")
+    order = sorted(present, key=lambda i: all_names[i])
+    symbols = [all_names[i] for i in order]
+    s_of_code = np.full(len(all_names), -1, dtype=np.int64)
+    s_of_code[order] = np.arange(len(order))
+    d_of_day = np.full(n_span, -1, dtype=np.int64)
+    d_of_day[kept_days] = np.arange(len(kept_days))
+    dates = (kept_days + day0).astype("datetime64[D]")
+    n_s, n_d = len(symbols), len(dates)
+
+    traded = np.zeros((n_s, n_d), dtype=bool)
+    ts, td = s_of_code[traded_keys // n_span], d_of_day[traded_keys % n_span]
+    traded[ts, td] = True
+    short = traded_bars < p
+    counts["short days kept (missing bars filled)"] = int(short.sum())
+
+    # --- the values array ---
+    n_f = len(features)
+    rs, rd = s_of_code[sym], d_of_day[day - day0]
+    flat_pos = (rs * n_d + rd) * p + slot
+    grid_values = np.full((n_s * n_d * p, n_f), np.nan, dtype=np.float32)
+    for i, f in enumerate(features):
+        grid_values[flat_pos, i] = vals[f]
+    grid_values = grid_values.reshape(n_s, n_d * p, n_f)
+    ci = features.index("close")
+    observed = ~np.isnan(grid_values[:, :, ci])
+
+    first_d = np.argmax(traded, axis=1)
+    last_d = n_d - 1 - np.argmax(traded[:, ::-1], axis=1)
+    pos = np.arange(n_d * p, dtype=np.int32 if n_d * p < 2**31 else np.int64)
+    in_span = (pos[None, :] >= (first_d * p)[:, None]) & (pos[None, :] < ((last_d + 1) * p)[:, None])
+    traded_bar = np.repeat(traded, p, axis=1)
+
+    # carry the last real close forward (across missing bars and suspended days)
+    idx = np.where(observed, pos[None, :], -1)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    close_col = grid_values[:, :, ci]
+    carried = np.take_along_axis(close_col, np.clip(idx, 0, None), axis=1)
+    before_first = idx < 0
+    # a symbol's first day, before its first bar: that bar's open (its close without an open column)
+    first_pos = np.argmax(observed, axis=1)
+    oi = features.index("open") if "open" in features else ci
+    first_open = grid_values[np.arange(n_s), first_pos, oi]
+    carried = np.where(before_first, first_open[:, None], carried)
+
+    fill = in_span & ~observed
+    missing_in_traded = fill & traded_bar
+    counts["missing bars filled in traded days"] = int(missing_in_traded.sum())
+    counts["missing bars before a symbol's first bar filled from its open"] = int((missing_in_traded
+                                                                                   & before_first).sum())
+    suspended = (~traded) & (np.arange(n_d)[None, :] >= first_d[:, None]) & (np.arange(n_d)[None, :]
+                                                                              <= last_d[:, None])
+    counts["suspended days filled (listed, not traded)"] = int(suspended.sum())
+    for i, f in enumerate(features):
+        column = grid_values[:, :, i]
+        if f in FLOW_FEATURES:
+            column[fill] = 0.0
+        else:
+            column[fill] = carried[fill]
+        column[~in_span] = np.nan
+    n_short = counts["short days kept (missing bars filled)"]
+    n_missing = counts["missing bars filled in traded days"]
+    n_first = counts["missing bars before a symbol's first bar filled from its open"]
+    n_suspended = counts["suspended days filled (listed, not traded)"]
+    notes.append(f"short days: the missing bars of a traded day are filled: close carried from the previous "
+                 f"bar (the previous day's close for a day's first bars), open = high = low = that close, "
+                 f"volume and turnover 0 ({_plural(n_short, 'symbol-day')}, {_plural(n_missing, 'bar')}; "
+                 f"{n_first:,} before a symbol's first bar take that bar's open)")
+    notes.append(f"suspended days (listed, not traded): traded False, bars filled with the previous close, "
+                 f"zero volume and turnover ({_plural(n_suspended, 'symbol-day')})")
+
+    late = [symbols[i] for i in range(n_s) if first_d[i] > 0]
+    early = [symbols[i] for i in range(n_s) if last_d[i] < n_d - 1]
+    counts["symbols starting late"] = len(late)
+    counts["symbols ending early"] = len(early)
+    span_note = ("symbols that start late or stop are kept for the dates they traded; bars before their "
+                 "first and after their last traded date are NaN (traded False)")
+    if late:
+        span_note += f"; start late: {_few(late)}"
+    if early:
+        span_note += f"; end early: {_few(early)}"
+    notes.append(span_note)
+
+    if derived_files:
+        which = "the files" if len(derived_files) == n_files else f"{len(derived_files)} of {n_files} files"
+        notes.append(f"turnover derived as close x volume ({which} have no turnover column)")
+    counts["files with turnover derived as close x volume"] = len(derived_files)
+    notes.append("labels come from the daily closes of traded days only: nothing is forward-filled into a "
+                 "label")
+
+    return BarPanel(symbols, dates, features, p, grid_values, traded,
+                    source=source, notes=notes, counts=counts)
+
+
+def _date_runs(days: np.ndarray, kept: np.ndarray, day0: int, limit: int = 4) -> str:
+    """The dropped days as runs of consecutive candidate days: "2025-04-24 .. 2025-05-09 (12), 2026-03-12"."""
+    runs: list[str] = []
+    i = 0
+    while i < len(days):
+        if kept[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(days) and not kept[j + 1]:
+            j += 1
+        a, b = (str(np.datetime64(int(days[k]) + day0, "D")) for k in (i, j))
+        runs.append(a if i == j else f"{a} .. {b} ({j - i + 1})")
+        i = j + 1
+    return ", ".join(runs[:limit]) + (f", ... ({len(runs)} runs)" if len(runs) > limit else "")
+
+
+def _summary(counts: dict[str, int]) -> str:
+    shown = [f"{k}: {v:,}" for k, v in counts.items() if v and k not in ("files read",)]
+    return "; ".join(shown) if shown else "nothing read"
+
+
+# ---- the entry points --------------------------------------------------------------------------
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of the importer's code: an edited importer never reads panels cached by an older one."""
+    try:
+        data = Path(__file__).read_bytes() + Path(_cache.__file__).read_bytes()
+    except OSError:
+        return str(IMPORTER_VERSION)
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@dataclass
+class ImportResult:
+    panel: BarPanel
+    files: list[Path]
+    #: the panel was read from the cache
+    from_cache: bool
+    #: the cache entry (None with the cache off)
+    cache_file: Path | None
+    #: a fresh import was written to the cache (False: the cache folder is not writable)
+    cached: bool = False
+
+
+def _describe_source(items: Iterable, files: list[Path]) -> str:
+    items = [str(i) for i in items]
+    kinds = sorted({"Parquet" if _is_parquet(f) else "CSV" for f in files})
+    what = f"{_plural(len(files), '/'.join(kinds) + ' file')}"
+    return f"{', '.join(items)} ({what})"
+
+
+def import_bars(paths: str | os.PathLike | Sequence[str | os.PathLike], config: ImportConfig | None = None,
+                *, cache: bool = True) -> ImportResult:
+    """Import bars (from the cache when the files and settings are unchanged); see the module doc."""
+    config = config or ImportConfig()
+    files = find_files(paths, config)
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    source = _describe_source(items, files)
+    cache_file = None
+    if cache:
+        try:
+            prints = [_cache.file_fingerprint(f) for f in files]
+        except OSError as exc:
+            raise DataError(f"{getattr(exc, 'filename', None) or 'a file'}: cannot read "
+                            f"({exc.strerror or exc})") from None
+        settings = {**config.settings(), "code": _code_digest()}
+        cache_file = _cache.cache_path(_cache.cache_key(prints, settings, IMPORTER_VERSION))
+        panel = _cache.read_panel(cache_file)
+        if panel is not None:
+            panel.source = source
+            return ImportResult(panel, files, True, cache_file, True)
+    parts = _read_all(files, config)
+    panel = build_panel(parts, config, source)
+    written = cache_file is not None and _cache.write_panel(cache_file, panel)
+    return ImportResult(panel, files, False, cache_file, written)
+
+
+def load_bars(paths: str | os.PathLike | Sequence[str | os.PathLike], config: ImportConfig | None = None,
+              *, cache: bool = True) -> BarPanel:
+    """Import bars from CSV / Parquet files (a file, a folder or a list of them) into a BarPanel."""
+    return import_bars(paths, config, cache=cache).panel
