@@ -28,6 +28,8 @@ test: lint unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/builder.py
+	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/data.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
