@@ -17,6 +17,7 @@ BUILTIN_MODULES = (
     "studio.nodes.io",
     "studio.nodes.layers",
     "studio.nodes.recurrent",
+    "studio.nodes.cells",
     "studio.nodes.merge",
     "studio.nodes.reduce",
 )
