@@ -10,6 +10,12 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
+# Small tensors everywhere: one thread avoids OpenMP hand-offs, which stall for milliseconds when
+# another process holds the second core (CI machines have two).
+import torch
+
+torch.set_num_threads(1)
+
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = ROOT / "graphs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
