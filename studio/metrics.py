@@ -247,11 +247,12 @@ def ratio(mean: float, std: float) -> float:
 
 
 def max_drawdown(returns: np.ndarray) -> float:
-    """min_t (C_t - max_{s<=t} C_s), C the running sum of the finite returns (0 when never below peak)."""
+    """min_t (C_t - max_{s<=t} C_s), C the running sum of the finite returns, from the first date's
+    (Qlib's risk_analysis: the peak is taken over the curve, not over a starting capital of 0)."""
     r = returns[np.isfinite(returns)]
     if len(r) == 0:
         return math.nan
-    curve = np.concatenate([[0.0], np.cumsum(r)])
+    curve = np.cumsum(r)
     return float(np.min(curve - np.maximum.accumulate(curve)))
 
 

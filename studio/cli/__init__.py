@@ -20,6 +20,7 @@ from studio.cli.data_commands import add_data_commands
 from studio.cli.errors import CliError
 from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.paths import default_graph_path
+from studio.cli.train_commands import add_train_commands
 
 EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Model Studio {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_graph_commands(commands)
+    add_train_commands(commands)
     add_data_commands(commands)
     return parser
 

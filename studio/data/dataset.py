@@ -47,6 +47,9 @@ class DataConfig:
     min_stocks: int = 10
     #: at most this many training dates are sampled to fit the robust statistics
     robust_fit_dates: int = 64
+    #: a control: training labels shuffled among the stocks of each date (metrics keep the real ones),
+    #: so a model can learn nothing and its IC should stay near zero
+    shuffle_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALISATIONS:
@@ -142,6 +145,11 @@ class CrossSectionData:
         self.features = self._scale(features)
         label = np.where(self.has_label, self.raw_label, np.nan)
         self.label = cross_section_normalize(label, config.label_normalize)
+        if config.shuffle_labels:
+            rng = np.random.default_rng(12345)
+            for d in range(panel.n_days):
+                stocks = np.flatnonzero(self.has_label[d])
+                self.label[d, stocks] = self.label[d, rng.permutation(stocks)]
 
     # ---- scaling -----------------------------------------------------------------------------
     def _scale(self, features: np.ndarray) -> np.ndarray:

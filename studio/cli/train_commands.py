@@ -1,0 +1,318 @@
+"""Commands that train and compare: ``studio train`` and ``studio compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.cli.errors import CliError
+from studio.cli.table import format_table
+
+COMPARE_COLUMNS = [  # (metrics.json key, header, format)
+    ("ic", "IC", "{:.4f}"),
+    ("rank_ic", "RankIC", "{:.4f}"),
+    ("icir", "ICIR", "{:.3f}"),
+    ("rank_icir", "RankICIR", "{:.3f}"),
+    ("annual_return", "LS ann. return", "{:.2%}"),
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("max_drawdown", "max DD", "{:.2%}"),
+    ("turnover", "turnover", "{:.2f}"),
+    ("oracle_ic", "oracle IC", "{:.4f}"),
+]
+
+
+def add_train_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train", help="train one or more graphs in turn; writes a run directory for each",
+        description="Train graphs one after another (a queue) on the synthetic market or imported bars. "
+                    "Each run writes runs/<time>-<name>/ with the frozen graph, config, per-epoch and final "
+                    "metrics, daily figures, predictions, the best weights and a PnL chart. Ctrl-C stops "
+                    "the current run cleanly (its best epoch is kept); a second Ctrl-C quits.")
+    p.add_argument("graphs", nargs="*", metavar="GRAPH")
+    p.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
+                   help="the synthetic market (default) or a file or folder of bars to import")
+    p.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
+                   help="synthetic market setting, e.g. stocks=300 days=500 seed=1 (repeatable)")
+    p.add_argument("--import-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="importer setting for --data PATH, e.g. session=09:30-16:00 (repeatable)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--loss", choices=("mse", "ic", "rank"), default=None)
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=None)
+    p.add_argument("--dates-per-batch", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None, help="early stopping on validation IC (0: off)")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop each run after this long")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--normalize", choices=("robust", "cs_zscore", "cs_rank", "none"), default=None,
+                   help="feature scaling after the per-bar normalisation (docs/data.md)")
+    p.add_argument("--lag", type=int, default=None, help="label entry lag in days (default 1)")
+    p.add_argument("--horizon", type=int, default=None, help="label horizon in days (default 1)")
+    p.add_argument("--config", metavar="JSON", help="training settings from a JSON file (options override)")
+    p.add_argument("--out", default="runs", metavar="DIR", help="where run directories go (default runs/)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, only the final table")
+    p.set_defaults(run=train_command)
+
+    p = commands.add_parser("compare", help="the comparison table of runs (IC, RankIC, ICIR, return, Sharpe)",
+                            description="One row per run: IC, RankIC, ICIR, annualised long-short return, "
+                                        "Sharpe, max drawdown of a split. RUN_DIR may also be a folder "
+                                        "of runs.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--sort", default=None, metavar="COLUMN", help="sort by a column (ic, sharpe, ...)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    p.set_defaults(run=compare_command)
+
+
+# ---- train ----------------------------------------------------------------------------------------
+
+def _key_values(items: list[str], what: str) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"{what}: expects KEY=VALUE, gets {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _train_config(args: argparse.Namespace):
+    from studio.train.config import ConfigError, TrainConfig
+
+    settings: dict[str, Any] = {}
+    if args.config:
+        try:
+            settings = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"{args.config}: cannot read ({exc.strerror or exc})") from None
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{args.config}: not JSON (line {exc.lineno}: {exc.msg})") from None
+        if not isinstance(settings, dict):
+            raise CliError(f"{args.config}: expects a JSON object of training settings")
+    for key in ("epochs", "lr", "loss", "optimizer", "dates_per_batch", "patience", "device", "threads",
+                "max_minutes", "seed"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    if args.amp:
+        settings["amp"] = True
+    try:
+        return TrainConfig.from_json(settings)
+    except ConfigError as exc:
+        raise CliError(f"{args.config + ': ' if args.config else ''}{exc}") from None
+    except TypeError as exc:
+        raise CliError(f"training settings: {exc}") from None
+
+
+def _source(args: argparse.Namespace):
+    from studio.train.config import SourceSpec
+
+    if args.data == "synthetic":
+        return SourceSpec("synthetic", synthetic=_key_values(args.synthetic, "--synthetic"))
+    path = Path(args.data)
+    if not path.exists():
+        raise CliError(f"{args.data}: no such file or folder (--data takes synthetic or a path)")
+    return SourceSpec("import", path=str(path), importer=_key_values(args.import_option, "--import-option"))
+
+
+class _Progress:
+    """One line per run on a terminal (redrawn), one line per epoch otherwise."""
+
+    def __init__(self, name: str, quiet: bool) -> None:
+        self.name, self.quiet = name, quiet
+        self.tty = sys.stderr.isatty()
+        self.best = None
+        self.last_draw = 0.0
+        self.valid = ""
+
+    def __call__(self, record: dict) -> None:
+        if self.quiet:
+            return
+        kind = record["kind"]
+        if kind == "start":
+            oracle = record["oracle_ic"].get("test")
+            extra = f", oracle test IC {oracle:.3f}" if oracle is not None else ""
+            print(f"[{self.name}] {record['parameters']:,} parameters on {record['device']} "
+                  f"({record['threads']} threads), {record['steps_per_epoch']} steps per epoch{extra}; "
+                  f"run {record['run_dir']}", file=sys.stderr)
+        elif kind == "step" and self.tty and time.monotonic() - self.last_draw > 0.1:
+            self.last_draw = time.monotonic()
+            done = record["step"] / record["steps"]
+            bar = "#" * int(done * 20)
+            eta = time.strftime("%H:%M:%S", time.gmtime(record["eta"]))
+            print(f"\r[{self.name}] epoch {record['epoch']} [{bar:<20}] loss {record['loss']:+.4f}"
+                  f"{self.valid} | {eta} left ", end="", file=sys.stderr, flush=True)
+        elif kind == "epoch":
+            ic = record["valid"]["ic"]
+            self.valid = f" | valid IC {ic:.4f} (best epoch {record['best_epoch']})" if ic is not None else ""
+            line = (f"[{self.name}] epoch {record['epoch']}/{record['epochs']}: train loss "
+                    f"{record['train_loss']:+.4f}, valid loss {record['valid_loss']:+.4f}, valid IC "
+                    f"{_fmt(ic, '{:.4f}')}, RankIC {_fmt(record['valid']['rank_ic'], '{:.4f}')}, "
+                    f"{record['seconds']:.1f} s{' *' if record['improved'] else ''}")
+            print(("\r" if self.tty else "") + line + " " * 10, file=sys.stderr)
+        elif kind == "done":
+            print(f"[{self.name}] {record['status']}: {record['message']}", file=sys.stderr)
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return pattern.format(value)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from studio.core.graph_file import GraphFileError, load_graph
+    from studio.data.panel import DataError
+    from studio.train.config import ConfigError
+    from studio.train.engine import Trainer, TrainingError
+    from studio.train.sources import load_source
+
+    if not args.graphs and not args.resume:
+        raise CliError("train: give one or more GRAPH files, or --resume RUN_DIR")
+    jobs: list[tuple[str, Any]] = []
+    try:
+        if args.resume:
+            jobs.append((args.resume, Trainer.resume(args.resume)))
+        else:
+            config, source = _train_config(args), _source(args)
+            from studio.train.engine import data_config_for
+
+            loaded: dict[tuple, Any] = {}
+            for path in args.graphs:
+                graph = load_graph(path)
+                data = data_config_for(graph) if graph.input is not None else None
+                if data is not None:
+                    overrides = {k: getattr(args, k) for k in ("normalize", "lag", "horizon")
+                                 if getattr(args, k) is not None}
+                    if overrides:
+                        from studio.data.dataset import DataConfig
+
+                        data = DataConfig(**{**data.to_json(), **overrides, "split": tuple(data.split)})
+                trainer = Trainer(graph, source, config, data, out_dir=args.out)
+                key = (tuple(graph.input.features), graph.input.bars_per_day)
+                if key not in loaded:  # graphs with the same window share one load of the data
+                    loaded[key] = load_source(source, graph.input)
+                trainer.loaded = loaded[key]
+                jobs.append((Path(path).stem, trainer))
+    except (GraphFileError, TrainingError, DataError, ConfigError) as exc:
+        raise CliError(str(exc)) from None
+
+    cancel = threading.Event()
+    interrupted = {"count": 0}
+
+    def on_interrupt(signum, frame):
+        interrupted["count"] += 1
+        if interrupted["count"] > 1:
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nstudio: stopping the current run (Ctrl-C again to quit)", file=sys.stderr)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
+    results = []
+    try:
+        for name, trainer in jobs:
+            if cancel.is_set():
+                break
+            progress = _Progress(name, args.quiet)
+            try:
+                for record in trainer.run(cancel, resume=bool(args.resume)):
+                    progress(record)
+                    if record["kind"] == "done":
+                        results.append((name, record))
+            except (TrainingError, DataError, ConfigError) as exc:
+                raise CliError(str(exc)) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    _print_results(results)
+    if cancel.is_set():
+        return 130
+    return 1 if any(r["status"] == "failed" for _, r in results) else 0
+
+
+def _print_results(results: list[tuple[str, dict]]) -> None:
+    rows = []
+    for name, record in results:
+        test = ((record.get("metrics") or {}).get("splits") or {}).get("test", {})
+        rows.append([name, record["status"], str(record["best_epoch"] or "-"),
+                     *(_fmt(test.get(k), f) for k, _, f in COMPARE_COLUMNS), record["run_dir"]])
+    print(format_table(["graph", "status", "best", *(h for _, h, _ in COMPARE_COLUMNS), "run"], rows,
+                       align="lll" + "r" * len(COMPARE_COLUMNS) + "l"))
+
+
+# ---- compare --------------------------------------------------------------------------------------
+
+def _run_dirs(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / "config.json").is_file():
+            found.append(path)
+        elif path.is_dir():
+            inner = sorted(p for p in path.iterdir() if (p / "config.json").is_file())
+            if not inner:
+                raise CliError(f"{path}: neither a run directory nor a folder of runs")
+            found.extend(inner)
+        else:
+            raise CliError(f"{path}: no such run directory")
+    return found
+
+
+def compare_table(paths: list[str], split: str = "test", sort: str | None = None):
+    """The comparison table as a pandas DataFrame (one row per run)."""
+    import pandas as pd
+
+    from studio.train.records import read_run
+
+    rows = []
+    for path in _run_dirs(paths):
+        try:
+            run = read_run(path)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{path}: cannot read the run ({exc})") from None
+        figures = ((run["metrics"] or {}).get("splits") or {}).get(split, {})
+        rows.append({"run": path.name, "graph": run["config"].get("graph", {}).get("name", ""),
+                     "status": run["config"].get("status", "?"),
+                     **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS}})
+    frame = pd.DataFrame(rows)
+    if sort:
+        if sort not in frame.columns:
+            raise CliError(f"--sort: no column {sort!r} (columns: {', '.join(frame.columns)})")
+        frame = frame.sort_values(sort, ascending=False, na_position="last", kind="stable")
+    return frame
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    frame = compare_table(args.runs, args.split, args.sort)
+    headers = ["run", "graph", "status", *(h for _, h, _ in COMPARE_COLUMNS)]
+    rows = [[r["run"], r["graph"], r["status"], *(_fmt(r[k], f) for k, _, f in COMPARE_COLUMNS)]
+            for r in frame.to_dict("records")]
+    print(f"{args.split} split")
+    print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
+    try:
+        if args.csv:
+            frame.to_csv(args.csv, index=False)
+            print(f"wrote {args.csv}")
+        if args.markdown:
+            lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
+            print(f"wrote {args.markdown}")
+    except OSError as exc:
+        raise CliError(f"cannot write the table ({exc.strerror or exc})") from None
+    return 0

@@ -1,0 +1,1 @@
+"""Training: the engine that trains a graph on a data source, and its run records (torch, no Qt)."""

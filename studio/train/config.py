@@ -1,0 +1,109 @@
+"""Training settings and data-source specs: plain dataclasses that read from and write to JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
+LOSSES = ("mse", "ic", "rank")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(Exception):
+    """A training setting that cannot be used; one line naming the field."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    #: dates per batch: each batch holds whole cross-sections of this many dates
+    dates_per_batch: int = 4
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    schedule: str = "cosine"
+    #: for the step schedule: multiply the learning rate by ``step_gamma`` every ``step_epochs`` epochs
+    step_epochs: int = 10
+    step_gamma: float = 0.5
+    weight_decay: float = 0.0
+    #: clip the gradient's global norm to this (0: no clipping)
+    grad_clip: float = 1.0
+    loss: str = "ic"
+    #: stop when the validation IC has not improved for this many epochs (0: never)
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    #: mixed precision on CUDA (bfloat16 autocast); ignored on the CPU
+    amp: bool = False
+    #: CPU threads for torch (0: one per core)
+    threads: int = 0
+    #: stop after this many minutes of training (0: no limit); the best epoch so far is kept
+    max_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("dates_per_batch", self.dates_per_batch >= 1, "an integer >= 1"),
+            ("optimizer", self.optimizer in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+            ("lr", self.lr > 0, "a number > 0"),
+            ("schedule", self.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
+            ("step_epochs", self.step_epochs >= 1, "an integer >= 1"),
+            ("step_gamma", 0 < self.step_gamma <= 1, "a number in (0, 1]"),
+            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("grad_clip", self.grad_clip >= 0, "a number >= 0"),
+            ("loss", self.loss in LOSSES, "one of " + ", ".join(LOSSES)),
+            ("patience", self.patience >= 0, "an integer >= 0"),
+            ("device", self.device in DEVICES or self.device.startswith("cuda:"),
+             "auto, cpu, cuda or cuda:N"),
+            ("threads", self.threads >= 0, "an integer >= 0"),
+            ("max_minutes", self.max_minutes >= 0, "a number >= 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"{name}: expects {expected}, gets {getattr(self, name)!r}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**_known(cls, data, "training"))
+
+
+@dataclass
+class SourceSpec:
+    """Where the bars come from: ``synthetic`` (the embedded market, with ``synthetic`` options) or a
+    file or folder of bars to import (with ``importer`` options)."""
+
+    kind: str = "synthetic"
+    path: str | None = None
+    synthetic: dict[str, Any] = field(default_factory=dict)
+    importer: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("synthetic", "import"):
+            raise ConfigError(f"data: expects synthetic or import, gets {self.kind!r}")
+        if self.kind == "import" and not self.path:
+            raise ConfigError("data: an import needs a path")
+
+    def describe(self) -> str:
+        if self.kind == "synthetic":
+            extra = ", ".join(f"{k}={v}" for k, v in sorted(self.synthetic.items()))
+            return "synthetic market" + (f" ({extra})" if extra else "")
+        return str(self.path)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SourceSpec:
+        return cls(**_known(cls, data, "data source"))
+
+
+def _known(cls, data: dict[str, Any], what: str) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{what}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(names))})")
+    return dict(data)

@@ -1,0 +1,379 @@
+"""The training engine: one graph, one data source, one configuration -> a run directory.
+
+``Trainer(...).run()`` is a generator of plain progress records (dicts) that any front end consumes:
+the command line prints them, the GUI receives them on a worker thread. Records:
+
+- ``start``: run directory, device, parameter count, data description, splits, oracle IC;
+- ``step``: epoch, step, steps per epoch, training loss, elapsed seconds, seconds left (estimate);
+- ``epoch``: training and validation loss, validation figures (IC, RankIC, long-short...), the
+  per-date IC and legs of the validation dates, learning rate, whether it is the best epoch so far;
+- ``done``: status (finished, early_stopped, time_limit, cancelled, failed), a one-line message, the
+  best epoch and the final figures per split.
+
+Cancel: set the ``cancel`` event; the loop checks it after every batch and stops within a second on
+any reasonable batch. A loss that is not finite stops the run with a clear message; the checkpoint of
+the last good epoch stays. ``resume(run_dir)`` continues a run from its checkpoint and ends with the
+same figures as an uninterrupted run (each epoch's shuffling and dropout are seeded from the run seed
+and the epoch number). The same seed on the CPU gives identical figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from studio import __version__
+from studio.build.builder import BuildError, build_model
+from studio.core.document import Graph
+from studio.core.graph_file import load_graph, save_graph
+from studio.core.registry import Registry
+from studio.core.validation import validate
+from studio.data.dataset import CrossSectionData, DataConfig
+from studio.data.panel import DataError
+from studio.metrics import summarize
+from studio.train.config import ConfigError, SourceSpec, TrainConfig
+from studio.train.losses import LOSS_FUNCTIONS
+from studio.train.records import RunWriter
+from studio.train.sources import LoadedData, graph_fingerprint, load_source
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingError(Exception):
+    """The run cannot start; one line naming what is wrong."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name}: no CUDA GPU is available to torch {torch.__version__}")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(name)
+
+
+def data_config_for(graph: Graph, base: DataConfig | None = None) -> DataConfig:
+    """The data settings a graph needs: its window length and features."""
+    assert graph.input is not None
+    settings = base.to_json() if base else DataConfig().to_json()
+    settings.update(days=graph.input.days, features=list(graph.input.features),
+                    split=tuple(settings["split"]))
+    return DataConfig(**settings)
+
+
+class Trainer:
+    def __init__(self, graph: Graph, source: SourceSpec | None = None, config: TrainConfig | None = None,
+                 data_config: DataConfig | None = None, out_dir: str | os.PathLike[str] | None = None,
+                 registry: Registry | None = None, loaded: LoadedData | None = None,
+                 cost: float = 0.002, quantile: float = 0.2) -> None:
+        if registry is None:
+            from studio.nodes import default_registry
+
+            registry = default_registry()
+        self.source_name = str(graph.path) if graph.path else graph.name
+        if graph.kind != "model" or graph.input is None:
+            raise TrainingError(f"{self.source_name}: only a model can be trained (this is a block)")
+        v = validate(graph, registry)
+        if not v.ok:
+            raise TrainingError(f"{self.source_name}: cannot train an invalid graph: {v.errors[0]}"
+                                + (f" (and {len(v.errors) - 1} more)" if len(v.errors) > 1 else ""))
+        self.graph = graph.copy()  # frozen: edits to the open document do not reach the run
+        self.registry = registry
+        self.source = source or SourceSpec()
+        self.config = config or TrainConfig()
+        self.data_config = data_config_for(self.graph, data_config)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.loaded = loaded
+        self.cost, self.quantile = cost, quantile
+        self.run_dir: Path | None = None
+
+    # ---- preparation -------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        self.device = pick_device(self.config.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
+        if self.loaded is None:
+            self.loaded = load_source(self.source, self.graph.input)
+        try:
+            self.data = CrossSectionData(self.loaded.panel, self.data_config)
+        except DataError:
+            raise
+        torch.manual_seed(self.config.seed)
+        try:
+            self.model = build_model(self.graph, self.registry).to(self.device)
+        except BuildError as exc:
+            raise TrainingError(str(exc)) from None
+        params = list(self.model.parameters())
+        c = self.config
+        if c.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+        elif c.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
+        elif c.schedule == "step":
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c.step_epochs, c.step_gamma)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+        self.loss_fn = LOSS_FUNCTIONS[c.loss]
+        self.n_params = sum(p.numel() for p in params)
+
+    def _tensors(self, batch):
+        to = dict(device=self.device, non_blocking=True)
+        return (torch.from_numpy(batch.x).to(**to), torch.from_numpy(batch.mask).to(**to),
+                torch.from_numpy(batch.label).to(**to), torch.from_numpy(batch.has_label).to(**to))
+
+    def _autocast(self):
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    @torch.no_grad()
+    def predict(self, dates: np.ndarray) -> np.ndarray:
+        """(len(dates), S) scores; NaN where a stock is not a sample that date."""
+        self.model.eval()
+        out = np.full((len(dates), self.data.panel.n_symbols), np.nan)
+        step = max(self.config.dates_per_batch, 1)
+        for i in range(0, len(dates), step):
+            batch = self.data.batch(dates[i:i + step])
+            x, mask, _, _ = self._tensors(batch)
+            with self._autocast():
+                scores = self.model(x, mask).float().cpu().numpy()
+            out[i:i + step] = np.where(batch.mask, scores, np.nan)
+        return out
+
+    def evaluate(self, dates: np.ndarray) -> tuple[dict, dict, float]:
+        scores = self.predict(dates)
+        summary, daily = summarize(scores, self.data.raw_label[dates], quantile=self.quantile, cost=self.cost,
+                                   min_stocks=self.data_config.min_stocks)
+        # the validation loss, on the same normalised labels as training
+        label = torch.from_numpy(np.nan_to_num(self.data.label[dates]).astype(np.float32))
+        has = torch.from_numpy(self.data.has_label[dates])
+        loss = float(self.loss_fn(torch.from_numpy(np.nan_to_num(scores).astype(np.float32)), label, has))
+        return summary, daily, loss
+
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self, cancel: threading.Event | None = None, resume: bool = False) -> Iterator[dict[str, Any]]:
+        cancel = cancel or threading.Event()
+        self._prepare()
+        c = self.config
+        writer = RunWriter(self.run_dir) if resume else RunWriter.create(self.out_dir, self.graph.name)
+        self.run_dir = writer.path
+        splits = self.data.splits
+        oracle = {name: self.loaded.oracle_ic(idx, self.data_config.lag, self.data_config.horizon)
+                  for name, idx in splits.items()}
+        state = {"epoch": 0, "best_ic": -math.inf, "best_epoch": 0, "best_state": None, "stale": 0,
+                 "history": []}
+        if resume:
+            state = self._load_checkpoint()
+        else:
+            save_graph(self.graph, writer.path / "graph.json", stamp_version=False)
+            writer.write_json("config.json", self._run_config())
+        steps_per_epoch = math.ceil(len(splits.train) / c.dates_per_batch)
+        yield {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
+               "threads": torch.get_num_threads(), "parameters": self.n_params, "graph": self.graph.name,
+               "data": self.data.describe(), "oracle_ic": oracle, "steps_per_epoch": steps_per_epoch,
+               "epochs": c.epochs, "resumed_from": state["epoch"] if resume else None}
+
+        started = time.perf_counter()
+        status, message = "finished", ""
+        total_steps = steps_per_epoch * (c.epochs - state["epoch"])
+        done_steps = 0
+        for epoch in range(state["epoch"] + 1, c.epochs + 1):
+            self.model.train()
+            torch.manual_seed(c.seed * 100_003 + epoch)  # dropout etc.: reproducible per epoch
+            rng = np.random.default_rng([c.seed, epoch])
+            generator = torch.Generator().manual_seed(c.seed * 7 + epoch)
+            losses: list[float] = []
+            epoch_start = time.perf_counter()
+            stop = None
+            for step, batch in enumerate(self.data.batches("train", c.dates_per_batch, True, rng), start=1):
+                x, mask, label, has_label = self._tensors(batch)
+                with self._autocast():
+                    scores = self.model(x, mask).float()
+                if c.loss == "rank":
+                    loss = self.loss_fn(scores, label, has_label, generator=generator)
+                else:
+                    loss = self.loss_fn(scores, label, has_label)
+                value = loss.detach().item()
+                if not math.isfinite(value):
+                    kept = (f"kept the checkpoint of epoch {state['epoch']}" if state["epoch"]
+                            else "no epoch finished, so there is no checkpoint")
+                    stop = ("failed", f"the loss became {value} at epoch {epoch}, step {step} (try a lower "
+                                      f"learning rate or gradient clipping); {kept}")
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                self.optimizer.step()
+                losses.append(value)
+                done_steps += 1
+                elapsed = time.perf_counter() - started
+                yield {"kind": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": value,
+                       "elapsed": elapsed, "eta": elapsed / done_steps * (total_steps - done_steps)}
+                if cancel.is_set():
+                    stop = ("cancelled", f"cancelled at epoch {epoch}, step {step}")
+                    break
+                if c.max_minutes and elapsed > c.max_minutes * 60:
+                    stop = ("time_limit", f"stopped after {c.max_minutes:g} minutes at epoch {epoch}, "
+                                          f"step {step}")
+                    break
+            if stop is not None:
+                status, message = stop
+                break
+            self.scheduler.step()
+            valid, daily, valid_loss = self.evaluate(splits.valid)
+            valid_ic = valid["ic"] if math.isfinite(valid["ic"]) else -math.inf
+            improved = valid_ic > state["best_ic"]
+            if improved:
+                best = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                state.update(best_ic=valid_ic, best_epoch=epoch, stale=0, best_state=best)
+            else:
+                state["stale"] += 1
+            record = {"kind": "epoch", "epoch": epoch, "epochs": c.epochs,
+                      "train_loss": float(np.mean(losses)) if losses else math.nan, "valid_loss": valid_loss,
+                      "valid": valid, "lr": self.optimizer.param_groups[0]["lr"],
+                      "seconds": time.perf_counter() - epoch_start, "best_epoch": state["best_epoch"],
+                      "improved": improved, "oracle_ic": oracle.get("valid"),
+                      "daily": {"dates": [str(self.data.panel.dates[d]) for d in splits.valid],
+                                **{k: daily[k].tolist() for k in ("ic", "rank_ic", "long", "short",
+                                                                    "long_short")}}}
+            state["epoch"] = epoch
+            state["history"].append({k: v for k, v in record.items() if k not in ("daily", "kind")})
+            writer.append_jsonl("metrics.jsonl", state["history"][-1])
+            self._save_checkpoint(state)
+            yield record
+            if c.patience and state["stale"] >= c.patience:
+                status, message = "early_stopped", (f"no better validation IC for {c.patience} epochs; "
+                                                    f"best epoch {state['best_epoch']}")
+                break
+        if status == "finished":
+            message = f"{state['epoch']} epochs; best epoch {state['best_epoch']}"
+
+        metrics = None
+        if state["best_state"] is not None:
+            self.model.load_state_dict(state["best_state"])
+            metrics = self._write_results(writer, status, message, state, oracle)
+        writer.update_json("config.json", {"status": status, "message": message,
+                                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        yield {"kind": "done", "status": status, "message": message, "best_epoch": state["best_epoch"],
+               "metrics": metrics, "run_dir": str(writer.path)}
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _save_checkpoint(self, state: dict) -> None:
+        assert self.run_dir is not None
+        payload = {**state, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                   "scheduler": self.scheduler.state_dict(), "history": json.dumps(state["history"])}
+        tmp = self.run_dir / (CHECKPOINT + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.run_dir / CHECKPOINT)
+
+    def _load_checkpoint(self) -> dict:
+        assert self.run_dir is not None
+        payload = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        return {"epoch": payload["epoch"], "best_ic": payload["best_ic"], "best_epoch": payload["best_epoch"],
+                "best_state": payload["best_state"], "stale": payload["stale"],
+                "history": json.loads(payload["history"])}
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike[str], registry: Registry | None = None) -> Trainer:
+        """A trainer that continues the run in ``run_dir`` from its last checkpoint; call
+        ``run(resume=True)`` on it."""
+        run_dir = Path(run_dir)
+        if not (run_dir / CHECKPOINT).is_file():
+            raise TrainingError(f"{run_dir}: no checkpoint to resume from")
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        trainer = cls(load_graph(run_dir / "graph.json"), SourceSpec.from_json(config["data"]["source"]),
+                      TrainConfig.from_json(config["training"]), _data_config(config["data"]["config"]),
+                      registry=registry, cost=config["metrics"]["cost"],
+                      quantile=config["metrics"]["quantile"])
+        trainer.run_dir = run_dir
+        return trainer
+
+    # ---- records -----------------------------------------------------------------------------
+    def _run_config(self) -> dict:
+        import platform
+
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        return {
+            "graph": {"name": self.graph.name, "file": self.source_name,
+                      "hash": graph_fingerprint(self.graph), "parameters": self.n_params},
+            "data": {"source": self.source.to_json(), "config": self.data_config.to_json(),
+                     "hash": self.loaded.fingerprint(), "panel": self.data.panel.describe(),
+                     "splits": self.data.splits.describe(self.data.panel.dates)},
+            "training": self.config.to_json(),
+            "seed": self.config.seed,
+            "metrics": {"cost": self.cost, "quantile": self.quantile,
+                        "min_stocks": self.data_config.min_stocks, "lag": self.data_config.lag,
+                        "horizon": self.data_config.horizon},
+            "versions": {"studio": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "status": "running",
+        }
+
+    def _write_results(self, writer: RunWriter, status: str, message: str, state: dict, oracle: dict) -> dict:
+        panel, data = self.data.panel, self.data
+        frames, per_split, daily_rows = [], {}, []
+        for name, dates in data.splits.items():
+            scores = self.predict(dates)
+            labels = data.raw_label[dates]
+            summary, daily = summarize(scores, labels, quantile=self.quantile, cost=self.cost,
+                                       min_stocks=self.data_config.min_stocks)
+            if oracle.get(name) is not None:
+                summary["oracle_ic"] = oracle[name]
+            per_split[name] = summary
+            frames.append((name, dates, scores, labels))
+            for i, d in enumerate(dates):
+                daily_rows.append({"date": str(panel.dates[d]), "split": name,
+                                   **{k: float(daily[k][i]) for k in ("ic", "rank_ic", "long", "short",
+                                                                      "long_short", "turnover")}})
+        writer.write_predictions(frames, panel)
+        writer.write_daily(daily_rows)
+        metrics = {"status": status, "message": message, "best_epoch": state["best_epoch"],
+                   "epochs_run": state["epoch"], "quantile": self.quantile, "cost": self.cost,
+                   "min_stocks": self.data_config.min_stocks, "lag": self.data_config.lag,
+                   "horizon": self.data_config.horizon, "splits": per_split}
+        writer.write_json("metrics.json", metrics)
+        torch.save(state["best_state"], writer.path / "model.pt")
+        writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
+        return metrics
+
+
+def _data_config(settings: dict) -> DataConfig:
+    settings = dict(settings)
+    settings["split"] = tuple(settings["split"])
+    return DataConfig(**settings)
+
+
+def train(graph: Graph, source: SourceSpec | None = None, config: TrainConfig | None = None,
+          **kwargs: Any) -> dict:
+    """Run to the end without a front end; returns the ``done`` record."""
+    last: dict = {}
+    for record in Trainer(graph, source, config, **kwargs).run():
+        last = record
+    return last
+
+

@@ -1,0 +1,109 @@
+"""Run records: plain files in one directory per run, readable with pandas and any JSON reader.
+
+    runs/<YYYYmmdd-HHMMSS>-<graph name>/
+      graph.json           the frozen graph that was trained
+      config.json          data, training, seed, versions, device, graph and data hashes, status
+      metrics.jsonl        one line per epoch
+      metrics.json         final figures per split (from the best epoch's model)
+      daily.csv            date, split, ic, rank_ic, long, short, long_short, turnover
+      predictions.parquet  date, symbol, split, score, label (raw forward return)
+      model.pt             the best epoch's state dict (torch.load(..., weights_only=True))
+      pnl.png              cumulative long, short and long-short of the test dates, and IC per date
+      checkpoint.pt        the last epoch's full state, for resuming
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _clean(value: Any) -> Any:
+    """JSON without NaN: NaN and infinities become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+class RunWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, out_dir: Path | None, graph_name: str) -> RunWriter:
+        root = Path(out_dir) if out_dir is not None else Path("runs")
+        stem = time.strftime("%Y%m%d-%H%M%S") + "-" + (re.sub(r"[^\w.-]+", "_", graph_name) or "graph")
+        path, n = root / stem, 1
+        while path.exists():
+            n += 1
+            path = root / f"{stem}-{n}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    def write_json(self, name: str, data: dict) -> None:
+        tmp = self.path / (name + ".tmp")
+        tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path / name)
+
+    def update_json(self, name: str, changes: dict) -> None:
+        data = json.loads((self.path / name).read_text(encoding="utf-8"))
+        data.update(changes)
+        self.write_json(name, data)
+
+    def append_jsonl(self, name: str, record: dict) -> None:
+        with open(self.path / name, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+
+    def write_predictions(self, frames, panel) -> None:
+        import pandas as pd
+
+        parts = []
+        for split, dates, scores, labels in frames:
+            d_idx, s_idx = np.nonzero(np.isfinite(scores))
+            parts.append(pd.DataFrame({
+                "date": pd.to_datetime(panel.dates[dates[d_idx]]),
+                "symbol": np.asarray(panel.symbols, dtype=object)[s_idx],
+                "split": split,
+                "score": scores[d_idx, s_idx],
+                "label": labels[d_idx, s_idx],
+            }))
+        frame = pd.concat(parts, ignore_index=True)
+        frame["split"] = frame["split"].astype("category")
+        frame.to_parquet(self.path / "predictions.parquet", index=False)
+
+    def write_daily(self, rows: list[dict]) -> None:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(self.path / "daily.csv", index=False, float_format="%.10g")
+
+    def write_pnl_chart(self, rows: list[dict], title: str, test: dict) -> None:
+        from studio.train.charts import pnl_chart
+
+        test_rows = [r for r in rows if r["split"] == "test"]
+        if test_rows:
+            pnl_chart(test_rows, self.path / "pnl.png", title, test)
+
+
+def read_run(path: str | os.PathLike[str]) -> dict:
+    """config.json and metrics.json of a run directory (metrics may be missing for a failed run)."""
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    metrics_file = path / "metrics.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
+    return {"path": str(path), "config": config, "metrics": metrics}

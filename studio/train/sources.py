@@ -1,0 +1,84 @@
+"""Loading the bars a graph trains on, shaped to the graph's input spec."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from studio.core.document import Graph, InputSpec
+from studio.data.panel import BarPanel, DataError
+from studio.train.config import SourceSpec
+
+
+@dataclass
+class LoadedData:
+    panel: BarPanel
+    #: the synthetic market (it knows the oracle), or None for imported bars
+    market: Any = None
+
+    def oracle_ic(self, dates: np.ndarray, lag: int, horizon: int) -> float | None:
+        if self.market is None or len(dates) == 0:
+            return None
+        return float(self.market.oracle_ic(dates, lag=lag, horizon=horizon))
+
+    def fingerprint(self) -> str:
+        """A hash of the bars and trading flags (recorded with every run)."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.panel.values).tobytes())
+        digest.update(np.ascontiguousarray(self.panel.traded).tobytes())
+        digest.update("|".join(self.panel.symbols).encode())
+        digest.update(np.asarray(self.panel.dates).astype("datetime64[D]").astype(np.int64).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
+    """Bars for a graph: the synthetic market is generated with the graph's bars per day and
+    features; imported bars are resampled to the graph's bars per day when it divides theirs."""
+    if spec.kind == "synthetic":
+        from studio.data.synthetic import SyntheticConfig, generate
+
+        known = {f.name for f in fields(SyntheticConfig)}
+        unknown = sorted(set(spec.synthetic) - known)
+        if unknown:
+            raise DataError(f"synthetic: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        options = dict(spec.synthetic)
+        options.setdefault("bars_per_day", spec_of_graph.bars_per_day)
+        wanted = list(dict.fromkeys([*options.get("features", ()), *spec_of_graph.features]))
+        options["features"] = tuple(wanted) or ("close", "volume", "turnover")
+        try:
+            market = generate(SyntheticConfig(**options))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"synthetic: {exc}") from None
+        return LoadedData(fit_panel(market.panel, spec_of_graph, "the synthetic market"), market)
+    from studio.data.importer import ImportConfig, load_bars
+
+    try:
+        config = ImportConfig(**spec.importer)
+    except TypeError as exc:
+        raise DataError(f"{spec.path}: import options: {exc}") from None
+    panel = load_bars(spec.path, config)
+    return LoadedData(fit_panel(panel, spec_of_graph, str(spec.path)))
+
+
+def fit_panel(panel: BarPanel, spec: InputSpec, source: str) -> BarPanel:
+    missing = [f for f in spec.features if f not in panel.features]
+    if missing:
+        raise DataError(f"{source}: the graph needs feature {missing[0]!r}, the data has "
+                        f"{', '.join(panel.features)}")
+    have, want = panel.bars_per_day, spec.bars_per_day
+    if have == want:
+        return panel
+    if want < have and have % want == 0:
+        return panel.resample(want)
+    fits = [d for d in range(have, 0, -1) if have % d == 0]
+    raise DataError(f"{source}: the graph expects {want} bars per day, the data has {have} "
+                    f"(use a graph with {', '.join(map(str, fits))} bars per day)")
+
+
+def graph_fingerprint(graph: Graph) -> str:
+    from studio.core.graph_file import dumps_graph
+
+    return hashlib.sha256(dumps_graph(graph).encode()).hexdigest()[:16]

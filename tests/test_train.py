@@ -1,0 +1,288 @@
+"""The training engine: run records, figures recomputable with pandas, cancel, NaN, resume,
+repeatability, and the command line's train and compare."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from studio.cli import main
+from studio.core.graph_file import load_graph
+from studio.train import engine
+from studio.train.config import SourceSpec, TrainConfig
+from studio.train.engine import Trainer, TrainingError
+from tests.conftest import GRAPHS
+
+SMALL = {"stocks": 48, "days": 110}
+DEFAULT = GRAPHS / "default.json"
+
+
+def small_run(tmp_path: Path, epochs: int = 2, **train) -> Trainer:
+    config = TrainConfig(epochs=epochs, threads=1, patience=0, **train)
+    return Trainer(load_graph(DEFAULT), SourceSpec(synthetic=SMALL), config, out_dir=tmp_path)
+
+
+def finish(trainer: Trainer, cancel: threading.Event | None = None, resume: bool = False) -> list[dict]:
+    return list(trainer.run(cancel, resume=resume))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, list[dict]]:
+    records = finish(small_run(tmp_path_factory.mktemp("runs")))
+    return Path(records[-1]["run_dir"]), records
+
+
+def test_records_are_plain_progress_messages(finished_run):
+    _, records = finished_run
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("epoch") == 2
+    step = next(r for r in records if r["kind"] == "step")
+    assert {"epoch", "step", "steps", "loss", "elapsed", "eta"} <= set(step)
+    epoch = next(r for r in records if r["kind"] == "epoch")
+    assert {"train_loss", "valid_loss", "valid", "lr", "daily", "oracle_ic", "seconds"} <= set(epoch)
+    assert len(epoch["daily"]["ic"]) == len(epoch["daily"]["dates"]) > 0
+    assert records[-1]["status"] == "finished"
+    json.dumps(records[-1]["metrics"])  # plain data all the way
+
+
+def test_the_run_directory_holds_every_record(finished_run):
+    run_dir, _ = finished_run
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"graph.json", "config.json", "metrics.jsonl", "metrics.json", "daily.csv", "predictions.parquet",
+            "model.pt", "pnl.png", "checkpoint.pt"} <= names
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["status"] == "finished" and config["seed"] == 0
+    assert {"studio", "torch", "python", "numpy"} <= set(config["versions"])
+    assert len(config["graph"]["hash"]) == 16 and len(config["data"]["hash"]) == 16
+    assert config["data"]["source"]["kind"] == "synthetic"
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (run_dir / "graph.json").read_text() == DEFAULT.read_text()
+    import torch
+
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    assert "conv_1.weight" in state
+    assert (run_dir / "pnl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_figure_is_recomputable_from_predictions_with_pandas(finished_run):
+    run_dir, _ = finished_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    assert list(predictions.columns) == ["date", "symbol", "split", "score", "label"]
+    q, cost, min_stocks = metrics["quantile"], metrics["cost"], metrics["min_stocks"]
+    for split, figures in metrics["splits"].items():
+        frame = predictions[predictions.split == split].dropna(subset=["score", "label"])
+        by_date = frame.groupby("date")
+        sizes = by_date.size()
+        usable = frame[frame.date.isin(sizes[sizes >= min_stocks].index)].groupby("date")
+        ic = usable[["score", "label"]].apply(lambda g: g.score.corr(g.label))
+        rank_ic = usable[["score", "label"]].apply(
+            lambda g: scipy.stats.spearmanr(g.score, g.label).statistic)
+        assert figures["ic"] == pytest.approx(ic.mean(), abs=1e-9)
+        assert figures["icir"] == pytest.approx(ic.mean() / ic.std(), abs=1e-9)
+        assert figures["rank_ic"] == pytest.approx(rank_ic.mean(), abs=1e-9)
+        assert figures["rank_icir"] == pytest.approx(rank_ic.mean() / rank_ic.std(), abs=1e-9)
+        legs = {}
+        for date, g in usable:
+            n = int(len(g) * q)
+            top, bottom = g.nlargest(n, "score"), g.nsmallest(n, "score")
+            legs[date] = {"ls": (top.label.mean() - bottom.label.mean()) / 2,
+                          "top": set(top.symbol), "bottom": set(bottom.symbol)}
+        days = sorted(legs)
+        ls = pd.Series([legs[d]["ls"] for d in days])
+        assert figures["annual_return"] == pytest.approx(ls.mean() * 252, abs=1e-9)
+        assert figures["sharpe"] == pytest.approx(ls.mean() / ls.std() * math.sqrt(252), abs=1e-6)
+        curve = ls.cumsum()
+        assert figures["max_drawdown"] == pytest.approx((curve - curve.cummax()).min(), abs=1e-9)
+        turnover = []
+        for i, d in enumerate(days):
+            both = []
+            for leg in ("top", "bottom"):
+                kept = len(legs[d][leg] & legs[days[i - 1]][leg]) if i else 0
+                both.append(1 - kept / len(legs[d][leg]))
+            turnover.append(sum(both) / 2)
+        assert figures["turnover"] == pytest.approx(np.mean(turnover), abs=1e-9)
+        net = ls - cost * pd.Series(turnover)
+        assert figures["net_annual_return"] == pytest.approx(net.mean() * 252, abs=1e-9)
+        assert figures["dates"] == len(ic)
+        assert figures["oracle_ic"] is not None
+
+
+def test_daily_csv_matches_the_predictions(finished_run):
+    run_dir, _ = finished_run
+    daily = pd.read_csv(run_dir / "daily.csv")
+    assert list(daily.columns[:7]) == ["date", "split", "ic", "rank_ic", "long", "short", "long_short"]
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    row = daily.dropna(subset=["ic"]).iloc[0]
+    day = predictions[predictions.date == pd.Timestamp(row["date"])]
+    assert row["ic"] == pytest.approx(day.score.corr(day.label), abs=1e-9)
+
+
+def test_same_seed_same_figures(tmp_path, finished_run):
+    run_dir, _ = finished_run
+    again = finish(small_run(tmp_path))[-1]
+    first = json.loads((run_dir / "metrics.json").read_text())
+    second = json.loads((Path(again["run_dir"]) / "metrics.json").read_text())
+    assert first == second
+
+
+def test_cancel_takes_effect_within_a_second(tmp_path):
+    trainer = small_run(tmp_path, epochs=50)
+    cancel = threading.Event()
+    seen: list[dict] = []
+    stop_at: list[float] = []
+
+    def consume():
+        for record in trainer.run(cancel):
+            seen.append(record)
+            if record["kind"] == "epoch" and not stop_at:
+                stop_at.append(time.monotonic())
+                cancel.set()
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    done = seen[-1]
+    assert done["kind"] == "done" and done["status"] == "cancelled"
+    steps_after = [r for r in seen if r["kind"] == "step" and r["epoch"] == 2]
+    assert len(steps_after) == 1, "the loop stops after the batch it was in"
+    assert time.monotonic() - stop_at[0] < 10  # including writing the records of the best epoch
+    assert done["best_epoch"] == 1 and (Path(done["run_dir"]) / "metrics.json").is_file()
+
+
+def test_cancel_reaches_the_loop_within_a_second(tmp_path):
+    trainer = small_run(tmp_path, epochs=50)
+    cancel = threading.Event()
+    times = {}
+    for record in trainer.run(cancel):
+        if record["kind"] == "step" and record["epoch"] == 2 and "set" not in times:
+            times["set"] = time.monotonic()
+            cancel.set()
+        if record["kind"] == "done":
+            break
+    # the next thing after the cancel is the end of the loop: no further training step ran
+    assert record["status"] == "cancelled" and record["message"].startswith("cancelled at epoch 2, step")
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = engine.LOSS_FUNCTIONS["ic"]
+
+    def poisoned(scores, labels, weight):
+        calls["n"] += 1
+        loss = real(scores, labels, weight)
+        return loss * float("nan") if calls["n"] > 40 else loss
+
+    monkeypatch.setitem(engine.LOSS_FUNCTIONS, "ic", poisoned)
+    records = finish(small_run(tmp_path, epochs=5))
+    done = records[-1]
+    steps = records[0]["steps_per_epoch"]
+    epoch = 40 // steps + 1
+    assert done["status"] == "failed"
+    assert done["message"].startswith(f"the loss became nan at epoch {epoch}, step ")
+    assert f"kept the checkpoint of epoch {epoch - 1}" in done["message"]
+    import torch
+
+    checkpoint = torch.load(Path(done["run_dir"]) / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == epoch - 1
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
+
+
+def test_a_resumed_run_ends_with_the_same_figures(tmp_path):
+    straight = finish(small_run(tmp_path / "a", epochs=3))[-1]
+    cancel = threading.Event()
+    trainer = small_run(tmp_path / "b", epochs=3)
+    for record in trainer.run(cancel):
+        if record["kind"] == "epoch" and record["epoch"] == 2:
+            cancel.set()
+    interrupted = Path(record["run_dir"])
+    assert record["status"] == "cancelled"
+    resumed = finish(Trainer.resume(interrupted), resume=True)
+    assert resumed[0]["resumed_from"] == 2 and resumed[-1]["status"] == "finished"
+    first = json.loads((Path(straight["run_dir"]) / "metrics.json").read_text())
+    second = json.loads((interrupted / "metrics.json").read_text())
+    assert first == second
+    assert len((interrupted / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_an_invalid_graph_or_a_block_cannot_be_trained():
+    graph = load_graph(DEFAULT)
+    graph.nodes["head"].params["out_features"] = 3
+    with pytest.raises(TrainingError, match=r"cannot train an invalid graph: score\.x: expects 1 channel"):
+        Trainer(graph)
+    with pytest.raises(TrainingError, match="only a model can be trained"):
+        Trainer(load_graph(GRAPHS / "blocks" / "conv_relu.json"))
+
+
+# ---- the command line ----------------------------------------------------------------------------
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_and_compare_from_the_command_line(tmp_path, capsys):
+    code, out, err = cli(capsys, "train", DEFAULT, GRAPHS / "two_branch.json", "--synthetic", "stocks=40",
+                         "--synthetic", "days=100", "--epochs", "1", "--threads", "1", "--out", tmp_path)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["graph", "status", "best", "IC"]
+    assert [line.split()[0] for line in lines[2:]] == ["default", "two_branch"]
+    assert all(line.split()[1] == "finished" for line in lines[2:])
+    assert "[default] epoch 1/1" in err
+    runs = sorted(p for p in tmp_path.iterdir())
+    assert len(runs) == 2
+    csv, md = tmp_path / "table.csv", tmp_path / "table.md"
+    code, out, _ = cli(capsys, "compare", tmp_path, "--csv", csv, "--markdown", md, "--sort", "ic")
+    assert code == 0
+    assert out.splitlines()[1].split()[:5] == ["run", "graph", "status", "IC", "RankIC"]
+    table = pd.read_csv(csv)
+    assert list(table.columns[:5]) == ["run", "graph", "status", "ic", "rank_ic"] and len(table) == 2
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    row = table[table.run == runs[0].name].iloc[0]
+    assert row["ic"] == pytest.approx(metrics["splits"]["test"]["ic"])
+    assert md.read_text().startswith("| run | graph | status | IC |")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "nope.json"], "studio: nope.json: no such file"),
+    (["train", DEFAULT, "--device", "tpu"], "studio: device: expects auto, cpu, cuda or cuda:N, gets 'tpu'"),
+    (["train", DEFAULT, "--data", "/no/such/bars"], "studio: /no/such/bars: no such file or folder"),
+    (["train", DEFAULT, "--epochs", "0"], "studio: epochs: expects an integer >= 1, gets 0"),
+    (["train", DEFAULT, "--synthetic", "colour=red"], "studio: synthetic: unknown setting 'colour'"),
+    (["train"], "studio: train: give one or more GRAPH files, or --resume RUN_DIR"),
+    (["compare", "/no/such/run"], "studio: /no/such/run: no such run directory"),
+])
+def test_bad_training_input_is_a_one_line_error(capsys, argv, message):
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.strip().startswith(message), err
+
+
+def test_cuda_requested_without_a_gpu_is_a_clear_error(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")  # the device check runs on the GPU machine instead
+    code, _, err = cli(capsys, "train", DEFAULT, "--device", "cuda", "--synthetic", "stocks=20")
+    assert code == 2 and "device cuda: no CUDA GPU is available" in err
+
+
+def test_an_invalid_graph_file_exits_2(capsys, tmp_path):
+    doc = json.loads(DEFAULT.read_text())
+    doc["nodes"]["conv_1"]["params"]["kernel_size"] = 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    code, _, err = cli(capsys, "train", bad)
+    assert code == 2 and err.strip() == (f"studio: {bad}: cannot train an invalid graph: conv_1.kernel_size: "
+                                         "expects an integer in [1, 4096], gets 0")
