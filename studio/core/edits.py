@@ -1,0 +1,251 @@
+"""Edits that take several steps on a document: copy and paste a selection, group a selection into a
+block and expand a block back. The editor wraps each in one undo step; tests and scripts call them
+directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from studio.core.document import BLOCK, BlockEntry, Edge, Endpoint, Graph, Node
+from studio.core.shapes import SEQ, TensorShape
+
+CLIPBOARD_FORMAT = "model-studio.selection"
+BOUNDARY_TYPES = ("input", "output")
+
+
+class EditError(Exception):
+    """An edit that cannot be made; one line saying why."""
+
+
+# ---- copy and paste --------------------------------------------------------------------------------
+
+def copy_selection(graph: Graph, node_ids: Iterable[str]) -> str:
+    """The selected nodes and the wires between them, as JSON text (the clipboard's content). Blocks
+    the selection uses travel with it, so a paste into another file works."""
+    ids = sorted(set(node_ids) & set(graph.nodes))
+    nodes = {i: {"type": graph.nodes[i].type, "version": graph.nodes[i].version,
+                 "params": copy.deepcopy(graph.nodes[i].params), "pos": list(graph.nodes[i].pos)} for i in ids}
+    edges = [{"from": str(e.src), "to": str(e.dst)} for e in sorted(graph.edges)
+             if e.src.node in nodes and e.dst.node in nodes]
+    blocks = {}
+    for i in ids:
+        if graph.nodes[i].type == BLOCK:
+            name = graph.nodes[i].params.get("block")
+            entry = graph.blocks.get(name) if isinstance(name, str) else None
+            if entry is not None and entry.graph is not None and entry.path is None:
+                from studio.core.graph_file import _document_json
+
+                blocks[name] = _document_json(entry.graph, top=False)
+            elif entry is not None and entry.path is not None:
+                blocks[name] = {"path": entry.path}
+    return json.dumps({"format": CLIPBOARD_FORMAT, "nodes": nodes, "edges": edges, "blocks": blocks})
+
+
+def paste(graph: Graph, text: str, offset: tuple[float, float] = (40.0, 40.0)) -> list[str]:
+    """Add a copied selection to ``graph`` (ids renamed where taken, positions shifted by ``offset``);
+    returns the new node ids."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise EditError("the clipboard holds no Model Studio nodes") from None
+    if not isinstance(data, dict) or data.get("format") != CLIPBOARD_FORMAT:
+        raise EditError("the clipboard holds no Model Studio nodes")
+    renamed: dict[str, str] = {}
+    added: list[str] = []
+    for old_id, spec in sorted(data.get("nodes", {}).items()):
+        new_id = old_id if old_id not in graph.nodes else graph.new_id(_stem(old_id))
+        renamed[old_id] = new_id
+        x, y = spec.get("pos", [0, 0])
+        graph.add_node(spec["type"], spec["version"], spec.get("params", {}), node_id=new_id,
+                       pos=(x + offset[0], y + offset[1]))
+        added.append(new_id)
+    for edge in data.get("edges", []):
+        src, dst = Endpoint.parse(edge["from"]), Endpoint.parse(edge["to"])
+        graph.connect(Endpoint(renamed[src.node], src.port), Endpoint(renamed[dst.node], dst.port))
+    for name, spec in data.get("blocks", {}).items():
+        if name in graph.blocks:
+            continue  # the target file's own block of that name is used
+        if "path" in spec:
+            graph.blocks[name] = BlockEntry(name, None, spec["path"])
+        else:
+            from studio.core.graph_file import _read_document
+
+            graph.blocks[name] = BlockEntry(name, _read_document(spec, "clipboard", None, (), top=False))
+    return added
+
+
+def _stem(node_id: str) -> str:
+    head, _, tail = node_id.rpartition("_")
+    return head if head and tail.isdigit() else node_id
+
+
+# ---- blocks ----------------------------------------------------------------------------------------
+
+def group_to_block(graph: Graph, node_ids: Iterable[str], name: str | None = None,
+                   shapes: dict[Endpoint, TensorShape] | None = None) -> str:
+    """Move the selected nodes into a new inline block and put one block node in their place. Wires
+    that crossed the selection's border become the block's ports (one input port per outside
+    source, one output port per inside source). ``shapes`` (from a validation) gives the kind of
+    each input port; without it, ports take sequences. Returns the block node's id."""
+    chosen = set(node_ids) & set(graph.nodes)
+    if not chosen:
+        raise EditError("select the nodes to group first")
+    boundary = sorted(i for i in chosen if graph.nodes[i].type in BOUNDARY_TYPES)
+    if boundary:
+        raise EditError(f"{boundary[0]} is the model's {graph.nodes[boundary[0]].type}; it cannot go into a block")
+    name = name or _free_name(graph, "block")
+    if name in graph.blocks:
+        raise EditError(f"a block named {name!r} exists already")
+    inner = Graph(name=name, kind="block", description=f"Grouped from {', '.join(sorted(chosen))}.")
+    for node_id in sorted(chosen):
+        inner.nodes[node_id] = graph.nodes[node_id]
+    inbound = [e for e in graph.edges if e.dst.node in chosen and e.src.node not in chosen]
+    outbound = [e for e in graph.edges if e.src.node in chosen and e.dst.node not in chosen]
+    inside = [e for e in graph.edges if e.src.node in chosen and e.dst.node in chosen]
+    inner.edges = list(inside)
+    xs = [graph.nodes[i].pos[0] for i in chosen]
+    ys = [graph.nodes[i].pos[1] for i in chosen]
+    used = set(chosen)
+
+    def port_node(base: str) -> str:
+        candidate, n = base, 1
+        while candidate in used or candidate in graph.nodes:
+            n += 1
+            candidate = f"{base}_{n}"
+        used.add(candidate)
+        return candidate
+
+    outer_new: list[Edge] = []
+    block_id = graph.new_id("block")
+    in_names: dict[Endpoint, str] = {}
+    for edge in sorted(inbound):
+        if edge.src not in in_names:
+            port = _port_name(edge.dst.port, in_names.values())
+            node_id = port_node(f"in_{port}")
+            kind = shapes.get(edge.src).kind if shapes and edge.src in shapes else SEQ
+            inner.nodes[node_id] = Node(node_id, "block_input", 1, {"name": port, "kind": kind},
+                                        (min(xs) - 200.0, graph.nodes[edge.dst.node].pos[1]))
+            in_names[edge.src] = port
+            outer_new.append(Edge(edge.src, Endpoint(block_id, port)))
+        inner.edges.append(Edge(Endpoint(_input_node(inner, in_names[edge.src]), "y"), edge.dst))
+    out_names: dict[Endpoint, str] = {}
+    for edge in sorted(outbound):
+        if edge.src not in out_names:
+            port = _port_name(edge.src.port if edge.src.port != "y" else edge.src.node, out_names.values())
+            node_id = port_node(f"out_{port}")
+            inner.nodes[node_id] = Node(node_id, "block_output", 1, {"name": port},
+                                        (max(xs) + 200.0, graph.nodes[edge.src.node].pos[1]))
+            inner.edges.append(Edge(edge.src, Endpoint(node_id, "x")))
+            out_names[edge.src] = port
+        outer_new.append(Edge(Endpoint(block_id, out_names[edge.src]), edge.dst))
+    for node_id in chosen:
+        del graph.nodes[node_id]
+    graph.edges = [e for e in graph.edges if e not in inbound and e not in outbound and e not in inside]
+    graph.blocks[name] = BlockEntry(name, inner)
+    graph.add_node(BLOCK, 1, {"block": name}, node_id=block_id,
+                   pos=(sum(xs) / len(xs), sum(ys) / len(ys)))
+    graph.edges.extend(outer_new)
+    return block_id
+
+
+def _input_node(inner: Graph, port: str) -> str:
+    return next(n.id for n in inner.nodes.values() if n.type == "block_input" and n.params.get("name") == port)
+
+
+def _port_name(base: str, taken: Iterable[str]) -> str:
+    taken = set(taken)
+    base = base if base.isidentifier() else "port"
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    return candidate
+
+
+def _free_name(graph: Graph, base: str) -> str:
+    n = 1
+    while f"{base}_{n}" in graph.blocks:
+        n += 1
+    return f"{base}_{n}"
+
+
+def expand_block(graph: Graph, node_id: str) -> list[str]:
+    """Replace a block node by the nodes of its block (inner ids kept where free, else prefixed with
+    the block node's id), rewiring its ports. An inline block no other node uses leaves the block
+    table. Returns the ids of the nodes added."""
+    node = graph.nodes.get(node_id)
+    if node is None or node.type != BLOCK:
+        raise EditError(f"{node_id} is not a block node")
+    entry = graph.blocks.get(node.params.get("block"))
+    if entry is None or entry.graph is None:
+        raise EditError(f"{node_id}: its block {node.params.get('block')!r} is not available")
+    inner = entry.graph
+    renamed: dict[str, str] = {}
+    taken = set(graph.nodes) - {node_id}
+    for inner_id, inner_node in sorted(inner.nodes.items()):
+        if inner_node.type in ("block_input", "block_output"):
+            continue
+        new_id = inner_id if inner_id not in taken else _unique(f"{node_id}_{inner_id}", taken)
+        taken.add(new_id)
+        renamed[inner_id] = new_id
+    inputs = {n.params["name"]: n.id for n in inner.nodes.values() if n.type == "block_input"}
+    outputs = {n.params["name"]: n.id for n in inner.nodes.values() if n.type == "block_output"}
+    into = {e.dst.port: e.src for e in graph.edges if e.dst.node == node_id}
+    out_of = [e for e in graph.edges if e.src.node == node_id]
+    graph.edges = [e for e in graph.edges if node_id not in (e.src.node, e.dst.node)]
+    del graph.nodes[node_id]
+    for inner_id, new_id in renamed.items():
+        copy_node = copy.deepcopy(inner.nodes[inner_id])
+        copy_node.id = new_id
+        graph.nodes[new_id] = copy_node
+    source_of_output = {}
+    for e in inner.edges:
+        if inner.nodes[e.dst.node].type == "block_output":
+            source_of_output[inner.nodes[e.dst.node].params["name"]] = e.src
+    for e in inner.edges:
+        src_node, dst_node = inner.nodes[e.src.node], inner.nodes[e.dst.node]
+        if dst_node.type == "block_output":
+            continue
+        dst = Endpoint(renamed[e.dst.node], e.dst.port)
+        if src_node.type == "block_input":
+            outer = into.get(src_node.params["name"])
+            if outer is not None:
+                graph.connect(outer, dst)
+        else:
+            graph.connect(Endpoint(renamed[e.src.node], e.src.port), dst)
+    for e in out_of:
+        src = source_of_output.get(e.src.port)
+        if src is None:
+            continue
+        src_node = inner.nodes[src.node]
+        if src_node.type == "block_input":  # a port passed straight through
+            outer = into.get(src_node.params["name"])
+            if outer is not None:
+                graph.connect(outer, e.dst)
+        else:
+            graph.connect(Endpoint(renamed[src.node], src.port), e.dst)
+    name = node.params.get("block")
+    still_used = any(n.type == BLOCK and n.params.get("block") == name for n in graph.nodes.values())
+    if entry.path is None and not still_used:
+        del graph.blocks[name]
+    del inputs, outputs
+    return list(renamed.values())
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    return candidate
+
+
+def graph_state(graph: Graph) -> dict[str, Any]:
+    """The saved form of a document (for comparisons in tests and undo checks)."""
+    from studio.core.graph_file import graph_to_json
+
+    return graph_to_json(graph)
