@@ -19,6 +19,7 @@ from studio import __version__
 from studio.cli.data_commands import add_data_commands
 from studio.cli.errors import CliError
 from studio.cli.graph_commands import add_graph_commands, summary_command
+from studio.cli.gui_command import add_gui_command, gui_available, gui_command
 from studio.cli.paths import default_graph_path
 from studio.cli.train_commands import add_train_commands
 
@@ -36,13 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="studio",
         description="Model Studio: design, train and compare networks for cross-sectional return prediction.",
-        epilog="Without a command: shows graphs/default.json. Exit codes: 0 ok, 1 invalid graph, "
-               "2 unusable input, 3 internal error.",
+        epilog="Without a command: opens the studio on graphs/default.json (on a machine without a screen: "
+               "describes it). Exit codes: 0 ok, 1 invalid graph, 2 unusable input, 3 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"Model Studio {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_graph_commands(commands)
     add_train_commands(commands)
+    add_gui_command(commands)
     add_data_commands(commands)
     return parser
 
@@ -54,7 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(args_list)
         if args.command is None:
-            # Until the studio window exists, the bare command describes the default graph.
+            reason = gui_available()
+            if reason is None:
+                return gui_command(argparse.Namespace(file=str(default_graph_path()), screenshot=None))
+            # a machine without a screen (or without PySide6): describe the default graph instead
+            print(f"studio: the studio window cannot open here ({reason}); showing the default graph. "
+                  "Train it headless with: studio train graphs/default.json", file=sys.stderr)
             return summary_command(argparse.Namespace(file=str(default_graph_path())))
         return args.run(args)
     except CliError as exc:

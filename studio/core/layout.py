@@ -10,8 +10,8 @@ import networkx as nx
 
 from studio.core.document import Graph
 
-COLUMN_WIDTH = 240.0
-ROW_HEIGHT = 130.0
+COLUMN_WIDTH = 300.0
+ROW_HEIGHT = 150.0
 
 
 def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:

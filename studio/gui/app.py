@@ -1,0 +1,98 @@
+"""Start the studio: ``studio`` / ``studio gui [FILE] [--screenshot OUT.png]``.
+
+Nothing here imports torch: the window shows first, and torch loads when a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from studio import __version__
+from studio.gui.document import EditorDocument
+from studio.gui.main_window import MainWindow
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    base, text = QColor("#23262b"), QColor("#e6e6e6")
+    for role, colour in (
+        (QPalette.ColorRole.Window, QColor("#2a2e34")), (QPalette.ColorRole.WindowText, text),
+        (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, QColor("#2c3036")),
+        (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, QColor("#30353c")),
+        (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.Highlight, QColor("#3d7ab8")),
+        (QPalette.ColorRole.HighlightedText, QColor("white")), (QPalette.ColorRole.ToolTipBase, QColor("#30353c")),
+        (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.PlaceholderText, QColor("#7c848e")),
+    ):
+        palette.setColor(role, colour)
+    return palette
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Model Studio")
+    app.setOrganizationName("Model Studio")
+    app.setApplicationVersion(__version__)
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    return app
+
+
+def make_window(file: str | None, gallery: Path | None) -> MainWindow:
+    from studio.nodes import default_registry
+
+    window = MainWindow(default_registry(), gallery)
+    if file:
+        window.open_file(file)
+    else:
+        window.new_document()
+    return window
+
+
+def offer_recovery(window: MainWindow) -> None:
+    for meta, graph_file in window.recovery.pending():
+        graph = window.recovery.load(graph_file, meta.get("path"))
+        if graph is None:
+            window.recovery.remove(graph_file)
+            continue
+        answer = QMessageBox.question(
+            window, "Recover unsaved work",
+            f"Model Studio did not close normally. Recover the unsaved changes to {meta.get('title')} "
+            f"(autosaved {meta.get('saved')})?")
+        window.recovery.remove(graph_file)
+        if answer == QMessageBox.StandardButton.Yes:
+            document = EditorDocument(graph, window.registry, Path(meta["path"]) if meta.get("path") else None, window)
+            document.undo_stack.resetClean()  # it holds changes that no file has
+            window.add_document(document)
+
+
+def run(file: str | None = None, screenshot: str | None = None, gallery: Path | None = None) -> int:
+    started = time.perf_counter()
+    app = application()
+    window = make_window(file, gallery)
+    window.show()
+    window.shown_after = time.perf_counter() - started
+    if screenshot:
+        def shoot() -> None:
+            app.processEvents()
+            tab = window.current_tab()
+            if tab is not None:
+                tab.view.frame_all()
+            app.processEvents()
+            window.grab().save(screenshot)
+            app.quit()
+
+        QTimer.singleShot(0, window.finish_setup)
+        QTimer.singleShot(300, shoot)
+        return app.exec()
+    QTimer.singleShot(0, window.finish_setup)
+    QTimer.singleShot(50, lambda: offer_recovery(window))
+    return app.exec()

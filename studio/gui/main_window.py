@@ -1,0 +1,534 @@
+"""The studio's main window: editor tabs, palette, inspector, training, plots and runs; menus,
+shortcuts, files (atomic saves, recent files, the gallery, autosave and crash recovery)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from studio import __version__
+from studio.core.document import Endpoint, Graph, InputSpec
+from studio.core.edits import CLIPBOARD_FORMAT, EditError, copy_selection, expand_block, group_to_block, paste
+from studio.core.graph_file import GraphFileError
+from studio.core.registry import Registry
+from studio.gui.document import EditorDocument
+from studio.gui.inspector import Inspector
+from studio.gui.palette import Palette, SearchPopup
+from studio.gui.recovery import Recovery
+from studio.gui.view import EditorTab
+
+CLIPBOARD_MIME = "application/x-model-studio-selection"
+MAX_RECENT = 10
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, registry: Registry, gallery: Path | None = None, settings: QSettings | None = None,
+                 recovery: Recovery | None = None) -> None:
+        super().__init__()
+        self.registry = registry
+        self.gallery = gallery
+        self.settings = settings or QSettings("Model Studio", "Model Studio")
+        self.recovery = recovery or Recovery()
+        self.undo_group = QUndoGroup(self)
+        self.documents: list[EditorDocument] = []
+        self.setWindowTitle("Model Studio")
+        self.resize(1500, 920)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setTabsClosable(True)
+        self.tabs.setMovable(True)
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabCloseRequested.connect(self.close_tab)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.setCentralWidget(self.tabs)
+
+        self.palette_widget = Palette(registry, self)
+        self.palette_widget.activated.connect(self.add_at_centre)
+        self.inspector = Inspector(self)
+        self.palette_dock = self._dock("Palette", self.palette_widget, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.search_popup = SearchPopup(registry, self)
+        self.search_popup.chosen.connect(self._add_from_popup)
+        self._popup_at = QPointF()
+
+        self._make_actions()
+        self._make_menus()
+        self.statusBar().showMessage("Ready")
+        self.autosave = QTimer(self)
+        self.autosave.setInterval(60_000)
+        self.autosave.timeout.connect(self.save_recovery)
+        self.autosave.start()
+        #: the training, plots and runs docks come after the window shows (they import torch later)
+        self.training = None
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        a = self._action
+        self.act_new = a("&New", self.new_document, QKeySequence.StandardKey.New)
+        self.act_open = a("&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.act_save = a("&Save", self.save, QKeySequence.StandardKey.Save)
+        self.act_save_as = a("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.act_close = a("&Close Tab", lambda: self.close_tab(self.tabs.currentIndex()), "Ctrl+W")
+        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_undo = self.undo_group.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.act_redo = self.undo_group.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.addAction(self.act_undo)
+        self.addAction(self.act_redo)
+        self.act_copy = a("&Copy", self.copy, QKeySequence.StandardKey.Copy)
+        self.act_paste = a("&Paste", lambda: self.paste(), QKeySequence.StandardKey.Paste)
+        self.act_duplicate = a("D&uplicate", self.duplicate, "Ctrl+D")
+        self.act_delete = a("&Delete", self.delete, [QKeySequence.StandardKey.Delete, "Backspace"])
+        self.act_select_all = a("Select &All", self.select_all, QKeySequence.StandardKey.SelectAll)
+        self.act_group = a("&Group into Block", self.group, "Ctrl+G")
+        self.act_expand = a("&Expand Block", self.expand, "Ctrl+Shift+G")
+        self.act_frame = a("&Frame All", lambda: self.current_tab() and self.current_tab().view.frame_all(), "F")
+        self.act_layout = a("&Auto-layout", lambda: self.current_tab() and self.current_tab().auto_layout(), "L")
+        self.act_zoom_in = a("Zoom &In", lambda: self.current_tab() and self.current_tab().view.zoom(1.25), "Ctrl+=")
+        self.act_zoom_out = a("Zoom &Out", lambda: self.current_tab() and self.current_tab().view.zoom(0.8), "Ctrl+-")
+        for action in (self.act_frame, self.act_layout, self.act_delete):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.tabs.addAction(action)
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        for action in (self.act_new, self.act_open):
+            file.addAction(action)
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.gallery_menu = file.addMenu("&Gallery")
+        self._fill_gallery()
+        file.addSeparator()
+        for action in (self.act_save, self.act_save_as, self.act_close):
+            file.addAction(action)
+        file.addSeparator()
+        file.addAction(self.act_quit)
+        self._fill_recent()
+        edit = bar.addMenu("&Edit")
+        for action in (self.act_undo, self.act_redo, None, self.act_copy, self.act_paste, self.act_duplicate,
+                       self.act_delete, self.act_select_all, None, self.act_group, self.act_expand):
+            edit.addSeparator() if action is None else edit.addAction(action)
+        view = bar.addMenu("&View")
+        for action in (self.act_frame, self.act_layout, self.act_zoom_in, self.act_zoom_out):
+            view.addAction(action)
+        view.addSeparator()
+        for dock in (self.palette_dock, self.inspector_dock):
+            view.addAction(dock.toggleViewAction())
+        self.view_menu = view
+        self.train_menu = bar.addMenu("&Train")
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&About Model Studio", self.about))
+
+    def _fill_gallery(self) -> None:
+        self.gallery_menu.clear()
+        if self.gallery is None or not self.gallery.is_dir():
+            self.gallery_menu.setEnabled(False)
+            return
+
+        def add_folder(menu: QMenu, folder: Path) -> None:
+            for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+                files = list(sub.rglob("*.json"))
+                if files:
+                    add_folder(menu.addMenu(sub.name), sub)
+            for path in sorted(folder.glob("*.json")):
+                action = menu.addAction(path.stem)
+                action.setToolTip(str(path))
+                action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+
+        add_folder(self.gallery_menu, self.gallery)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = [p for p in self.settings.value("recent", [], list) or [] if Path(p).is_file()]
+        for path in recent:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _remember(self, path: Path) -> None:
+        recent = [str(path.resolve())] + [p for p in (self.settings.value("recent", [], list) or [])
+                                          if p != str(path.resolve())]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self._fill_recent()
+
+    # ---- tabs and documents ------------------------------------------------------------------
+    def current_tab(self) -> EditorTab | None:
+        widget = self.tabs.currentWidget()
+        return widget if isinstance(widget, EditorTab) else None
+
+    def tabs_of(self, document: EditorDocument) -> list[EditorTab]:
+        return [self.tabs.widget(i) for i in range(self.tabs.count())
+                if isinstance(self.tabs.widget(i), EditorTab) and self.tabs.widget(i).document is document]
+
+    def add_document(self, document: EditorDocument, scope: str | None = None) -> EditorTab:
+        if document not in self.documents:
+            self.documents.append(document)
+            self.undo_group.addStack(document.undo_stack)
+            document.titleChanged.connect(self._update_titles)
+            document.validated.connect(lambda _v, d=document: self._validated(d))
+        tab = EditorTab(document, scope, self)
+        tab.scene.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        tab.scene.selectionChanged.connect(lambda t=tab: self._selection_changed(t))
+        tab.scene.nodeDoubleClicked.connect(lambda node_id, t=tab: self.open_block(t, node_id))
+        tab.view.searchRequested.connect(lambda pos, t=tab: self.open_search(t, pos))
+        document.changed.connect(lambda t=tab: self._document_changed(t))
+        index = self.tabs.addTab(tab, tab.title)
+        self.tabs.setCurrentIndex(index)
+        QTimer.singleShot(0, tab.view.frame_all)
+        self._update_titles()
+        return tab
+
+    def _tab_changed(self, index: int) -> None:
+        tab = self.current_tab()
+        if tab is not None:
+            self.undo_group.setActiveStack(tab.document.undo_stack)
+            self._selection_changed(tab)
+            self._validated(tab.document)
+        self._update_titles()
+
+    def _document_changed(self, tab: EditorTab) -> None:
+        if tab.graph is None:  # its block went away (undo of a group, a deleted block)
+            self.tabs.removeTab(self.tabs.indexOf(tab))
+            return
+        if tab is self.current_tab():
+            self.inspector.refresh()
+
+    def _selection_changed(self, tab: EditorTab) -> None:
+        if tab is not self.current_tab():
+            return
+        nodes = tab.scene.selected_nodes()
+        self.inspector.show_node(tab, nodes[0] if len(nodes) == 1 else None)
+
+    def _validated(self, document: EditorDocument) -> None:
+        tab = self.current_tab()
+        if tab is None or tab.document is not document:
+            return
+        v = document.validation
+        errors = len(v.errors)
+        text = (f"valid · {v.total_params:,} parameters" if not errors
+                else f"{errors} problem{'s' if errors > 1 else ''}: {v.errors[0]}")
+        self.statusBar().showMessage(text)
+
+    def _update_titles(self) -> None:
+        for i in range(self.tabs.count()):
+            tab = self.tabs.widget(i)
+            if isinstance(tab, EditorTab):
+                self.tabs.setTabText(i, tab.title + (" *" if tab.document.modified else ""))
+                self.tabs.setTabToolTip(i, str(tab.document.path or "not saved yet"))
+        tab = self.current_tab()
+        if tab is None:
+            self.setWindowTitle("Model Studio")
+            self.setWindowModified(False)
+            return
+        self.setWindowTitle(f"{tab.title}[*] — Model Studio")
+        self.setWindowModified(tab.document.modified)
+
+    # ---- files -------------------------------------------------------------------------------
+    def new_document(self) -> EditorTab:
+        graph = Graph(name="untitled", input=InputSpec(["close", "volume", "turnover"], 10, 24))
+        graph.add_node("input", 1, {}, node_id="bars", pos=(0, 0))
+        graph.add_node("output", 1, {}, node_id="score", pos=(600, 0))
+        return self.add_document(EditorDocument(graph, self.registry, None, self))
+
+    def open_dialog(self) -> None:
+        start = str(self.gallery) if self.gallery else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open graph", start, "Graph files (*.json)")
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | Path) -> EditorTab | None:
+        path = Path(path)
+        for document in self.documents:
+            if document.path and document.path.resolve() == path.resolve():
+                tabs = self.tabs_of(document)
+                if tabs:
+                    self.tabs.setCurrentWidget(tabs[0])
+                    return tabs[0]
+        try:
+            document = EditorDocument.open(path, self.registry, self)
+        except GraphFileError as exc:
+            QMessageBox.warning(self, "Cannot open", str(exc))
+            self.statusBar().showMessage(str(exc), 10000)
+            return None
+        if document.graph.load_problems:
+            self.statusBar().showMessage(f"{path.name}: {len(document.graph.load_problems)} part(s) of the file "
+                                         "could not be read; see the nodes marked in red", 10000)
+        self._remember(path)
+        return self.add_document(document)
+
+    def save(self) -> bool:
+        tab = self.current_tab()
+        if tab is None:
+            return False
+        if tab.document.path is None:
+            return self.save_as()
+        return self._save(tab.document, tab.document.path)
+
+    def save_as(self) -> bool:
+        tab = self.current_tab()
+        if tab is None:
+            return False
+        start = str(tab.document.path or (Path.cwd() / tab.document.title))
+        path, _ = QFileDialog.getSaveFileName(self, "Save graph as", start, "Graph files (*.json)")
+        if not path:
+            return False
+        if not path.endswith(".json"):
+            path += ".json"
+        return self._save(tab.document, Path(path))
+
+    def _save(self, document: EditorDocument, path: Path) -> bool:
+        try:
+            document.save(path)
+        except OSError as exc:
+            QMessageBox.critical(self, "Cannot save", f"{path}: {exc.strerror or exc}")
+            return False
+        self.recovery.discard(document)
+        self._remember(path)
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self._update_titles()
+        return True
+
+    def close_tab(self, index: int) -> None:
+        tab = self.tabs.widget(index)
+        if not isinstance(tab, EditorTab):
+            self.tabs.removeTab(index)
+            return
+        document = tab.document
+        if len(self.tabs_of(document)) == 1 and not self._confirm_discard([document]):
+            return
+        self.tabs.removeTab(index)
+        tab.deleteLater()
+        if not self.tabs_of(document):
+            self.documents.remove(document)
+            self.undo_group.removeStack(document.undo_stack)
+            self.recovery.discard(document)
+
+    def _confirm_discard(self, documents: list[EditorDocument]) -> bool:
+        """Ask about unsaved documents; True when it is fine to go on."""
+        for document in documents:
+            if not document.modified:
+                continue
+            answer = QMessageBox.question(
+                self, "Unsaved changes", f"Save the changes to {document.title}?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+            if answer == QMessageBox.StandardButton.Cancel:
+                return False
+            if answer == QMessageBox.StandardButton.Save:
+                tabs = self.tabs_of(document)
+                if tabs:
+                    self.tabs.setCurrentWidget(tabs[0])
+                if not self.save():
+                    return False
+        return True
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.training is not None and self.training.is_running():
+            answer = QMessageBox.question(self, "Training", "A run is in progress. Stop it and quit?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.training.stop(wait=True)
+        if not self._confirm_discard(self.documents):
+            event.ignore()
+            return
+        for document in self.documents:
+            self.recovery.discard(document)
+        for i in range(self.tabs.count()):  # no more selection signals into a closing window
+            widget = self.tabs.widget(i)
+            if isinstance(widget, EditorTab):
+                widget.scene.blockSignals(True)
+        event.accept()
+
+    def save_recovery(self) -> None:
+        for document in self.documents:
+            if document.modified:
+                self.recovery.save(document)
+
+    # ---- editing -----------------------------------------------------------------------------
+    def add_at_centre(self, type_id: str) -> None:
+        tab = self.current_tab()
+        if tab is not None:
+            tab.add_node(type_id, tab.view.mapToScene(tab.view.viewport().rect().center()))
+
+    def open_search(self, tab: EditorTab, pos: QPointF) -> None:
+        self._popup_at = pos
+        self.search_popup.open_at(tab.view.mapToGlobal(tab.view.mapFromScene(pos)))
+
+    def _add_from_popup(self, type_id: str) -> None:
+        tab = self.current_tab()
+        if tab is not None:
+            tab.add_node(type_id, self._popup_at)
+
+    def delete(self) -> None:
+        tab = self.current_tab()
+        if tab is not None:
+            tab.delete_selection()
+
+    def select_all(self) -> None:
+        tab = self.current_tab()
+        if tab is not None:
+            for item in tab.scene.nodes.values():
+                item.setSelected(True)
+
+    def copy(self) -> None:
+        tab = self.current_tab()
+        if tab is None or not tab.scene.selected_nodes():
+            return
+        mime = QMimeData()
+        text = copy_selection(tab.graph, tab.scene.selected_nodes())
+        mime.setData(CLIPBOARD_MIME, text.encode())
+        mime.setText(text)
+        QApplication.clipboard().setMimeData(mime)
+        self._copied = text  # for platforms without a system clipboard (offscreen)
+        self.statusBar().showMessage(f"Copied {len(tab.scene.selected_nodes())} node(s)", 3000)
+
+    def paste(self, text: str | None = None) -> list[str]:
+        tab = self.current_tab()
+        if tab is None:
+            return []
+        if text is None:
+            mime = QApplication.clipboard().mimeData()
+            if mime is not None and mime.hasFormat(CLIPBOARD_MIME):
+                text = bytes(mime.data(CLIPBOARD_MIME)).decode()
+            elif mime is not None and CLIPBOARD_FORMAT in mime.text():
+                text = mime.text()
+            else:
+                text = getattr(self, "_copied", "")
+        if CLIPBOARD_FORMAT not in (text or ""):
+            self.statusBar().showMessage("The clipboard holds no Model Studio nodes", 4000)
+            return []
+        added: list[str] = []
+
+        def do_paste(g) -> None:
+            added.extend(paste(tab._target(g), text))
+            if tab.scope is not None:  # blocks travel to the file's table, not the block's
+                inner = tab._target(g)
+                for name, entry in list(inner.blocks.items()):
+                    g.blocks.setdefault(name, entry)
+                inner.blocks.clear()
+
+        tab.document.edit(f"Paste {len(text)} characters", do_paste)
+        tab.scene.select_nodes(added)
+        return added
+
+    def duplicate(self) -> None:
+        tab = self.current_tab()
+        if tab is not None and tab.scene.selected_nodes():
+            self.paste(copy_selection(tab.graph, tab.scene.selected_nodes()))
+
+    def group(self) -> None:
+        tab = self.current_tab()
+        if tab is None:
+            return
+        chosen = tab.scene.selected_nodes()
+        v = tab.document.validation_of(tab.scope)
+        shapes = {Endpoint(n, p): s for n, ports in v.out_shapes.items() for p, s in ports.items()}
+        created: dict[str, str] = {}
+
+        def do_group(g) -> None:
+            target = tab._target(g)
+            block_id = group_to_block(target, chosen, shapes=shapes)
+            if tab.scope is not None:  # the new block joins the file's block table
+                name = target.nodes[block_id].params["block"]
+                g.blocks[name] = target.blocks.pop(name)
+            created["id"] = block_id
+
+        try:
+            tab.document.edit(f"Group {len(chosen)} nodes", do_group)
+        except EditError as exc:
+            self.statusBar().showMessage(str(exc), 6000)
+            return
+        tab.scene.select_nodes([created["id"]])
+
+    def expand(self) -> None:
+        tab = self.current_tab()
+        if tab is None:
+            return
+        blocks = [n for n in tab.scene.selected_nodes() if tab.graph.nodes[n].type == "block"]
+        if not blocks:
+            self.statusBar().showMessage("Select a block node to expand", 4000)
+            return
+        added: list[str] = []
+
+        def do_expand(g) -> None:
+            target = tab._target(g)
+            for node_id in blocks:
+                if tab.scope is None:
+                    added.extend(expand_block(target, node_id))
+                    continue
+                # inside a block tab, block names resolve in the file's table: lend the entry
+                name = target.nodes[node_id].params["block"]
+                target.blocks[name] = g.blocks[name]
+                added.extend(expand_block(target, node_id))
+                target.blocks.pop(name, None)
+
+        try:
+            tab.document.edit("Expand block", do_expand)
+        except EditError as exc:
+            self.statusBar().showMessage(str(exc), 6000)
+            return
+        tab.scene.select_nodes(added)
+
+    def open_block(self, tab: EditorTab, node_id: str) -> None:
+        node = tab.graph.nodes.get(node_id)
+        if node is None or node.type != "block":
+            return
+        name = node.params.get("block")
+        entry = tab.document.graph.blocks.get(name)
+        if entry is None or entry.graph is None:
+            self.statusBar().showMessage(f"block {name!r} is not available", 5000)
+            return
+        if entry.path is not None:  # a block file: open it as a document of its own
+            base = tab.document.path.parent if tab.document.path else Path.cwd()
+            self.open_file(base / entry.path)
+            return
+        for i in range(self.tabs.count()):
+            other = self.tabs.widget(i)
+            if isinstance(other, EditorTab) and other.document is tab.document and other.scope == name:
+                self.tabs.setCurrentIndex(i)
+                return
+        self.add_document(tab.document, name)
+
+    def finish_setup(self) -> None:
+        """Docks that need pyqtgraph (and, later, torch): built once the window is on screen."""
+        if self.training is not None:
+            return
+        from studio.gui.training import install_training
+
+        install_training(self)
+
+    def about(self) -> None:
+        QMessageBox.about(self, "Model Studio", f"Model Studio {__version__}\n"
+                          "Design, train and compare networks for cross-sectional return prediction.")
