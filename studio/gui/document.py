@@ -61,7 +61,7 @@ class EditorDocument(QObject):
     #: a new validation is available
     validated = Signal(object)
     #: the file name or saved state changed (window titles)
-    titleChanged = Signal()
+    titleChanged = Signal()  # connected to QUndoStack.cleanChanged(bool) too, hence no-arg slots only
 
     def __init__(self, graph: Graph, registry: Registry, path: Path | None = None,
                  parent: QObject | None = None) -> None:
@@ -70,7 +70,7 @@ class EditorDocument(QObject):
         self.registry = registry
         self.path = Path(path) if path else (graph.path if graph.path else None)
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda _clean: self.titleChanged.emit())
+        self.undo_stack.cleanChanged.connect(self.titleChanged)  # signal to signal: safe while Qt tears down
         self.validation: Validation = validate(graph, registry)
 
     @classmethod

@@ -1,0 +1,139 @@
+"""The runs table: every run under the runs folder with the figures of the comparison table; select
+runs to overlay their test long-short PnL, open a run's graph, export the chart as PNG."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
+           ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
+           ("oracle_ic", "oracle IC")]
+PALETTE = ["#5ea8e8", "#e8a85e", "#7ed38a", "#b88ee8", "#e05252", "#d8d860", "#60d8d8", "#d88ec8"]
+
+
+def read_runs(folder: Path) -> list[dict]:
+    """One row per run directory: test figures from metrics.json (no pandas needed)."""
+    rows = []
+    if not folder.is_dir():
+        return rows
+    for path in sorted((p for p in folder.iterdir() if (p / "config.json").is_file()), reverse=True):
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            metrics_file = path / "metrics.json"
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            continue
+        test = (metrics.get("splits") or {}).get("test") or {}
+        rows.append({"path": path, "run": path.name, "graph": config.get("graph", {}).get("name", ""),
+                     "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]}})
+    return rows
+
+
+class RunsWidget(QWidget):
+    openGraph = Signal(str)
+
+    def __init__(self, folder: Path, parent=None) -> None:
+        super().__init__(parent)
+        self.folder = Path(folder)
+        self.rows: list[dict] = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([h for _, h in COLUMNS])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.itemSelectionChanged.connect(self.overlay)
+        self.table.doubleClicked.connect(lambda _index: self.open_selected())
+        self.plot = pg.PlotWidget(title="test long-short PnL of the selected runs (cumulative)")
+        self.plot.addLegend(offset=(6, 6))
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        buttons = QHBoxLayout()
+        for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
+                           ("Export chart…", self.export_dialog)):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _=False, s=slot: s())
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(buttons)
+        column.addWidget(self.table)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.plot)
+        splitter.setSizes([700, 500])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+    def refresh(self) -> None:
+        self.rows = read_runs(self.folder)
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            for c, (key, _) in enumerate(COLUMNS):
+                value = row[key]
+                if isinstance(value, float):
+                    text = "-" if not math.isfinite(value) else (
+                        f"{value:.2%}" if key in ("annual_return", "max_drawdown") else f"{value:.4f}")
+                    item = QTableWidgetItem(text)
+                    item.setData(Qt.ItemDataRole.UserRole, value)
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    if key in ("ic", "rank_ic") and value < 0:
+                        item.setForeground(pg.mkColor("#e05252"))
+                else:
+                    item = QTableWidgetItem("-" if value is None else str(value))
+                item.setData(Qt.ItemDataRole.UserRole + 1, str(row["path"]))
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
+    def selected_paths(self) -> list[Path]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [Path(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1)) for r in rows]
+
+    def overlay(self) -> None:
+        self.plot.clear()
+        self.plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
+        for i, path in enumerate(self.selected_paths()):
+            daily = path / "daily.csv"
+            if not daily.is_file():
+                continue
+            with open(daily, encoding="utf-8") as fh:
+                values = [float(r["long_short"]) if r["long_short"] not in ("", "nan") else 0.0
+                          for r in csv.DictReader(fh) if r["split"] == "test"]
+            self.plot.plot(np.cumsum(values), pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2), name=path.name)
+
+    def open_selected(self) -> None:
+        for path in self.selected_paths():
+            graph = path / "graph.json"
+            if graph.is_file():
+                self.openGraph.emit(str(graph))
+
+    def export_png(self, path: str) -> None:
+        from pyqtgraph.exporters import ImageExporter
+
+        ImageExporter(self.plot.plotItem).export(path)
+
+    def export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export chart", "pnl.png", "PNG image (*.png)")
+        if path:
+            self.export_png(path)
