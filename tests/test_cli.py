@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,9 +121,27 @@ def test_nodes_lists_the_catalogue_and_describes_a_type(capsys):
     assert code == 2 and "unknown node type 'nope'" in err
 
 
-def test_bare_command_describes_the_default_graph(capsys):
-    code, out, _ = run(capsys)
+def test_bare_command_without_a_screen_describes_the_default_graph(capsys, monkeypatch):
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run(capsys)
     assert code == 0 and "default (model)" in out and "total: 9 nodes" in out
+    assert "the studio window cannot open here (no display)" in err
+    assert "studio train graphs/default.json" in err
+
+
+def test_gui_screenshot_renders_the_window_headless(tmp_path):
+    out = tmp_path / "shot.png"
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY")}
+    done = subprocess.run([sys.executable, "-m", "studio", "gui", str(GRAPHS / "two_branch.json"), "--screenshot",
+                           str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_gui_of_a_missing_file_is_a_one_line_error(capsys):
+    code, _, err = run(capsys, "gui", "nope.json")
+    assert code == 2 and err.strip() == "studio: nope.json: no such file"
 
 
 def test_internal_errors_are_one_line(capsys, monkeypatch):

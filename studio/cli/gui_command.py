@@ -23,7 +23,11 @@ def add_gui_command(commands: argparse._SubParsersAction) -> None:
 
 def gui_available() -> str | None:
     """Why the window cannot open here, or None."""
-    if importlib.util.find_spec("PySide6") is None:
+    try:
+        found = importlib.util.find_spec("PySide6") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         return "PySide6 is not installed"
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     if sys.platform.startswith("linux") and not platform and not (
