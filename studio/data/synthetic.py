@@ -1,59 +1,88 @@
 """The embedded synthetic market: the default data of demos, tests and ``make run``.
 
 ``generate(SyntheticConfig(...))`` returns a :class:`SyntheticMarket`: a :class:`BarPanel` of intraday
-bars, deterministic from the seed, plus the generator's hidden states, so that the true expected label
-(the *oracle*) is known and a model's IC can be read against the best IC any model could reach.
+bars, deterministic from the seed, plus the generator's hidden states, and the true expected label (the
+*oracle*), so that a model's IC can be read against the best IC any model could reach.
 
 Returns (daily, in log): for stock s on day t
 
-    r[t, s] = drift[t, s] + beta_s * market[t] + gamma_s * sector[t, sector(s)] + firm[t, s]
+    r[t, s] = mu[t, s] + beta_s * market[t] + gamma_s * sector[t, sector(s)] + firm[t, s]
 
 - ``market`` and ``sector`` are factors with Student-t innovations; the market's volatility follows a
   GARCH(1, 1) and the sector factors' volatility moves with it. Sectors are contiguous blocks of
   symbols (``S000``, ``S001``, ... in order), so adjacent symbols are usually related stocks.
-- ``firm`` is the stock's own shock: Student-t noise scaled by a per-stock GARCH(1, 1) volatility
-  (fat tails, volatility clustering), part of it *informed flow* (``informed``, below).
-- ``drift`` is the planted alpha, the only predictable part (the factor and firm shocks have mean
-  zero given the past).
+- ``firm`` is the stock's own shock: Student-t noise scaled by a per-stock GARCH(1, 1) volatility (fat
+  tails, volatility clustering).
+- ``mu`` (``SyntheticMarket.drift``) is the planted alpha, the only predictable part: the factor and
+  firm shocks have mean zero given everything before the day, and are drawn before (independently of)
+  the prices.
 
-Planted alpha: three *impulses* are computed at each day's close from that day's shocks only; each
-shifts the expected return of the following days with a geometric decay (``half_life_*`` days):
+Planted alpha: a deterministic function of the OBSERVABLE close and volume bars (the panel's values,
+exactly as stored: float32, suspended days filled with the previous close and zero volume, NaN outside
+the listed span). At each day e's close, four *components* g_c[e, s] are computed from the bars of days
+<= e only (:class:`SignalTracker`, one day at a time; :func:`observable_components` runs it over a
+panel). The market is the same whichever ``features`` the panel shows (a panel without volume hides the
+volume component's input from a model; the oracle is the generator's, kept by the market):
 
-- ``intraday``: informed flow. A share of the firm shock (``informed``) arrives in the last
-  ``late_bars`` bars of the day with extra volume; the price continues in its direction on the next
-  days (``alpha_intraday`` x informed). Seen by a model as the late-day return, louder when volume is
-  unusually high at the end of the day: a pattern inside the last day's bars.
-- ``daily``: the uninformed part of the day's move (shock - informed) reverts over the next days
-  (``-alpha_daily`` x it). With a half-life of 3 days the expected return depends on the returns of the
-  last several days: a day-level pattern of the window ("daily view").
-- ``sector``: lead-lag between related stocks. A stock follows its sector neighbours' (the adjacent
-  symbols of the same sector) firm shocks of the day (``alpha_sector`` x their mean), so convolutions
-  across adjacent stocks can help.
+1. ``intraday``: the late-day log return, log(last close / close ``late_bars`` bars before the end;
+   ``late_bars`` = bars_per_day // 6 by default): a pattern inside the last day's bars (continuation).
+2. ``volume``: the late-bar volume surprise, log(volume of the last ``late_bars`` bars / its mean over
+   the days the stock traded among the previous ``volume_days`` days), times the sign of the late-day
+   return: a volume-return interaction (a late move on unusual volume continues). Needs at least
+   min(5, volume_days) such days.
+3. ``daily``: minus the sum of the last ``reversal_days`` (5) daily log returns (days e-4 .. e; a day
+   without an observed return, suspended or the first listed day, counts 0): a multi-day reversal, a
+   day-level pattern of the window.
+4. ``sector``: the mean day-e log return of the stock's adjacent same-sector neighbours (the symbols
+   just before and after it, when in its sector and with a day-e return): structure between related
+   stocks, which only a model that sees the cross-section can use.
 
-With ``A_c[d] = a_c[d] + w_c * A_c[d - 1]`` (``a_c`` the impulse of component c on day d, ``w_c =
-0.5 ** (1 / half_life_c)``), ``drift[t] = sum_c A_c[t - 1]``. Future impulses have mean zero given
-day d's close, so the conditional expectation at day d's close of the label's log return
-``log(1 + label)`` (lag L, horizon h: the return over days d+L+1 .. d+L+h) is exactly
+A daily log return is log(day close / previous day's close) where the stock traded on day e and was
+listed on day e - 1 (after a suspension it includes the move made while suspended). Each component is
+standardised across the stocks that traded on day e and have it (robust z-score: (x - median) / (1.4826
+MAD), clipped to +-``clip``) and is 0 for the other stocks, so ``alpha_c`` sets its strength. With the
+default alphas the per-stock components (1-3) carry about 80% of the variance of mu and the sector one
+about 20% (the intraday and daily parts partly offset each other: a late move is part of the day's
+move); a model that reads one stock at a time (the default graph) can reach about sqrt(0.8) of the
+oracle IC at most.
 
-    expected_label[d] = sum_c A_c[d] * (w_c ** L + ... + w_c ** (L + h - 1))
+Each component's state decays geometrically: ``A_c[e] = g_c[e] + w_c * A_c[e - 1]`` with ``w_c = 0.5 **
+(1 / half_life_c)`` (half life 0: ``w_c = 0``, no persistence), and the expected log return of day t is
 
-i.e. the alpha of the impulses of days <= d that lands in the label's days, and nothing after day d
-(:func:`expected_log_label` computes it from the hidden arrays of days <= d only). This is in log-return
-units; E[label] itself would add a convexity term ~sigma^2 / 2 that carries no information (and is
-infinite for Student-t log returns), so the oracle is the expected log return.
+    mu[t] = sum_c alpha_c * A_c[t - 2] = sum_c alpha_c * sum_{k >= 0} w_c ** k * g_c[t - 2 - k]
+
+so the alpha of the bars of day e lands from day e + 2 on: the day after the decision is the entry day
+of the default label (lag 1), whose return is that of day d + 2. The generator runs day by day: day t's
+returns use mu[t], known from the bars of days <= t - 2, and day t's bars feed the components of day t.
+
+The oracle (:func:`expected_log_label`): the label of date d with lag L and horizon h is the return over
+days d+L+1 .. d+L+h, whose log is sum_j mu[d+L+1+j] + shocks. The oracle is the part of sum_j mu[d+L+1+j]
+made of the terms g_c[e] with e <= d, i.e. known at day d's close:
+
+    expected_label[d] = sum_c alpha_c * sum_{j=0}^{h-1} (A_c[d + n_j] if n_j <= 0 else w_c ** n_j * A_c[d]),
+    n_j = L - 1 + j.
+
+For lag + horizon <= 2 (lag 0 or 1, horizon 1; lag 0, horizon 2) every term is known at d, and the
+oracle is exactly E[log(1 + label) | bars up to day d]: the best any model can do. For longer lags or
+horizons it leaves out the terms of later days' bars (g_c[e], e > d), which are partly predictable
+from day d's bars (a later 5-day return overlaps the known days), so it is the known part, not the full
+conditional expectation. It is in log-return units: E[label] itself would add a convexity term ~sigma^2
+/ 2 that carries no information (and is infinite for Student-t log returns). Row d depends on the bars
+of days <= d only; :func:`observable_components` and :func:`expected_log_label` are pure functions of
+the panel's arrays (and the config and sectors), so the oracle can be recomputed from any panel.
 
 Intraday bars: the day's log return is split over ``bars_per_day`` bars by a Brownian bridge with a
 U-shaped volatility profile (bar log returns sum to the day's log return; the last bar's close is the
-day's close); the informed flow lands in the last bars. Volume is U-shaped over the day and rises with
-|bar return|, with the stock's volatility and with informed flow; turnover = bar close x bar volume.
+day's close). Volume is U-shaped over the day and rises with |bar return|, with the day's |return| (a big
+move brings volume all day) and with the stock's volatility; turnover = bar close x bar volume.
 
 Missing data (the panel's policies): some stock-days are suspended (traded False; bars hold the
 previous close, volume and turnover 0; the move made while suspended shows in the first bar of the day
 trading resumes); a few stocks list late or delist early (bars NaN outside their listed span; their
 first and last listed days trade).
 
-Generation is vectorised over stocks and bars (a cheap loop over days for the GARCH and decay
-recursions): well under a second for the default size. numpy only.
+Generation is vectorised over stocks and bars, with one loop over days (the GARCH recursions, then the
+prices, bars and components of each day): well under a second for the default size. numpy only.
 """
 
 from __future__ import annotations
@@ -67,14 +96,18 @@ from studio.data.labels import panel_labels
 from studio.data.panel import BarPanel
 
 FEATURES = ("open", "high", "low", "close", "volume", "turnover")
-COMPONENTS = ("intraday", "daily", "sector")
+COMPONENTS = ("intraday", "volume", "daily", "sector")
+#: the alpha of day e's bars is in the returns from day e + DELAY on
+DELAY = 2
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Sizes, stylised facts and planted alpha of a synthetic market. Defaults: the default size, on which
     the default graph (10 days x 24 bars x close, volume, turnover) trains in about a minute on 2 CPU
-    cores; the oracle IC (lag 1, horizon 1) is about 0.16 (0.12-0.18 on the last 20% of dates, by seed)."""
+    cores (bench/synthetic_learnability.py: about two thirds of the oracle IC); the oracle IC (lag 1,
+    horizon 1) is about 0.17 on all dates (0.14-0.18 by seed; 0.13-0.19 on the last 20% of dates); the
+    sector component carries about 20% of the variance of the alpha."""
 
     stocks: int = 240
     days: int = 400
@@ -94,19 +127,25 @@ class SyntheticConfig:
     garch_alpha: float = 0.08
     garch_beta: float = 0.90
 
-    # ---- planted alpha ---------------------------------------------------------------------------
+    # ---- planted alpha (daily log return per unit of a standardised component) ------------------------
     #: multiplies every alpha_* (0 gives a market with nothing to predict)
     signal_scale: float = 1.0
-    alpha_intraday: float = 0.28
-    alpha_daily: float = 0.10
-    alpha_sector: float = 0.20
+    alpha_intraday: float = 0.0019
+    alpha_volume: float = 0.0007
+    alpha_daily: float = 0.0016
+    alpha_sector: float = 0.00125
     half_life_intraday: float = 1.0
-    half_life_daily: float = 3.0
+    half_life_volume: float = 1.0
+    half_life_daily: float = 1.0
     half_life_sector: float = 1.0
-    #: share of the firm shock's variance that is informed flow
-    informed_share: float = 0.25
-    #: bars at the end of the day that carry the informed flow (None: bars_per_day // 6, at least 1)
+    #: bars at the end of the day that make the late-day return and volume (None: bars_per_day // 6, >= 1)
     late_bars: int | None = None
+    #: days of the reversal's return sum
+    reversal_days: int = 5
+    #: trailing days of the late-bar volume's mean
+    volume_days: int = 20
+    #: standardised components are clipped to +- this
+    clip: float = 3.0
 
     # ---- missing data ----------------------------------------------------------------------------
     #: probability per stock-day that a suspension starts
@@ -132,12 +171,14 @@ class SyntheticConfig:
             raise ValueError(f"tail_df must be > 2 (finite variance), gets {self.tail_df}")
         if not (self.garch_alpha >= 0 and self.garch_beta >= 0 and self.garch_alpha + self.garch_beta < 1):
             raise ValueError("GARCH needs alpha >= 0, beta >= 0 and alpha + beta < 1")
-        if not 0 <= self.informed_share < 1:
-            raise ValueError(f"informed_share must be in [0, 1), gets {self.informed_share}")
-        if min(self.half_life_intraday, self.half_life_daily, self.half_life_sector) <= 0:
-            raise ValueError("half lives must be > 0")
+        if min(getattr(self, f"half_life_{c}") for c in COMPONENTS) < 0:
+            raise ValueError("half lives must be >= 0 (0: no persistence)")
         if self.late_bars is not None and not 1 <= self.late_bars <= self.bars_per_day:
             raise ValueError(f"late_bars must be between 1 and bars_per_day, gets {self.late_bars}")
+        if self.reversal_days < 1 or self.volume_days < 1:
+            raise ValueError("reversal_days and volume_days must be >= 1")
+        if not self.clip > 0:
+            raise ValueError(f"clip must be > 0, gets {self.clip}")
         for name in ("suspension_rate", "late_listings", "delistings"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], gets {getattr(self, name)}")
@@ -152,14 +193,26 @@ class SyntheticConfig:
         return self.signal_scale * getattr(self, f"alpha_{component}")
 
     def decay(self, component: str) -> float:
-        """Daily decay w_c of a component's alpha: 0.5 ** (1 / half life)."""
-        return 0.5 ** (1.0 / getattr(self, f"half_life_{component}"))
+        """Daily decay w_c of a component's state: 0.5 ** (1 / half life); 0 for a half life of 0."""
+        half_life = getattr(self, f"half_life_{component}")
+        return 0.5 ** (1.0 / half_life) if half_life > 0 else 0.0
+
+
+def _component_names(components: tuple[str, ...] | list[str] | str | None) -> tuple[str, ...]:
+    if components is None:
+        return COMPONENTS
+    if isinstance(components, str):
+        components = (components,)
+    unknown = [c for c in components if c not in COMPONENTS]
+    if unknown:
+        raise ValueError(f"unknown alpha component {unknown[0]!r} ({', '.join(COMPONENTS)})")
+    return tuple(components)
 
 
 @dataclass
 class SyntheticMarket:
     """A generated market: the panel a user sees, and the hidden states behind it (all (D, S), day-major,
-    float64) from which the oracle is computed."""
+    float64)."""
 
     config: SyntheticConfig
     panel: BarPanel
@@ -169,31 +222,36 @@ class SyntheticMarket:
     listed: np.ndarray
     #: (D, S) latent daily log return (on a suspended day: the move the stock would have made)
     returns: np.ndarray
-    #: (D, S) the planted alpha in the day's return: its expectation given the previous close
+    #: (D, S) mu, the planted alpha in the day's return: its expectation given the bars up to 2 days before
     drift: np.ndarray
     #: (D, S) returns - drift: factor and firm shocks, mean zero given the past
     shocks: np.ndarray
-    #: (D, S) the stock's own shock (informed flow included)
+    #: (D, S) the stock's own shock
     firm: np.ndarray
-    #: (D, S) informed flow (part of firm): arrives in the last bars, continues afterwards
-    informed: np.ndarray
     #: (D, S) the stock's GARCH volatility of the day (of its own shock)
     volatility: np.ndarray
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- the oracle --------------------------------------------------------------------------------
-    def impulses(self) -> dict[str, np.ndarray]:
-        """Each component's (D, S) impulse, computed at each day's close from that day's shocks."""
-        if "impulses" not in self._cache:
-            self._cache["impulses"] = alpha_impulses(self.shocks, self.firm, self.informed, self.listed,
-                                                     self.sectors, self.config)
-        return self._cache["impulses"]
+    def components(self) -> dict[str, np.ndarray]:
+        """Each component's (D, S) standardised value g_c, computed at each day's close from the panel's
+        bars of days <= that day (:func:`observable_components`)."""
+        if "components" not in self._cache:
+            self._cache["components"] = observable_components(self.panel, self.sectors, self.config)
+        return self._cache["components"]
+
+    def states(self) -> dict[str, np.ndarray]:
+        """Each component's (D, S) decayed state A_c (mu[t] = sum_c alpha_c * A_c[t - 2])."""
+        if "states" not in self._cache:
+            self._cache["states"] = alpha_states(self.components(), self.config)
+        return self._cache["states"]
 
     def expected_label(self, lag: int = 1, horizon: int = 1,
                        components: tuple[str, ...] | list[str] | str | None = None) -> np.ndarray:
-        """(D, S) the generator's expectation of the label's log return given day d's close (all components,
-        or those named); NaN where the label (studio.data.labels.panel_labels) is NaN."""
-        expected = expected_log_label(self.impulses(), self.config, lag, horizon, components)
+        """(D, S) the oracle: the part of the label's log return known at day d's close (exactly its
+        expectation for lag + horizon <= 2; see the module docstring), from all components or those named;
+        NaN where the label (studio.data.labels.panel_labels) is NaN."""
+        expected = expected_log_label(self.states(), self.config, lag, horizon, components)
         return np.where(np.isnan(self.labels(lag, horizon)), np.nan, expected)
 
     def labels(self, lag: int = 1, horizon: int = 1) -> np.ndarray:
@@ -206,7 +264,8 @@ class SyntheticMarket:
                   components: tuple[str, ...] | list[str] | str | None = None) -> float:
         """Mean over ``dates`` (day indices, a bool mask or a slice; None: all) of the daily IC
         (studio.metrics.daily_ic) of the expected label against the realised label: the IC of a
-        perfect model, the ceiling for any model trained on this market."""
+        perfect model, the ceiling for any model trained on this market (for lag + horizon <= 2; beyond,
+        the IC of the part known at the decision)."""
         from studio.metrics import daily_ic
 
         ic = daily_ic(self.expected_label(lag, horizon, components), self.labels(lag, horizon))
@@ -216,7 +275,8 @@ class SyntheticMarket:
         return float(ic.mean()) if len(ic) else math.nan
 
     def oracle_summary(self, lag: int = 1, horizon: int = 1, test_share: float = 0.2) -> dict[str, float]:
-        """Oracle IC on all dates and on the last ``test_share`` of them, overall and per component."""
+        """Oracle IC on all dates and on the last ``test_share`` of them, overall and per component (on
+        all dates)."""
         tail = np.arange(self.panel.n_days) >= round(self.panel.n_days * (1 - test_share))
         out = {"all": self.oracle_ic(None, lag, horizon), "test": self.oracle_ic(tail, lag, horizon)}
         for c in COMPONENTS:
@@ -224,7 +284,7 @@ class SyntheticMarket:
         return out
 
 
-# ---- the alpha (pure functions of the hidden arrays; causal by construction) -----------------------------
+# ---- the alpha: pure functions of the observable bars (causal by construction) ----------------------------
 def sector_neighbours(sectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(S,) bool: the stock has a left / right neighbour (adjacent symbol) in its own sector."""
     same = sectors[1:] == sectors[:-1]
@@ -233,64 +293,135 @@ def sector_neighbours(sectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return left, right
 
 
-def neighbour_mean(x: np.ndarray, listed: np.ndarray, sectors: np.ndarray) -> np.ndarray:
-    """(D, S) mean of ``x`` over each stock's listed same-sector adjacent neighbours (0 if none)."""
-    left, right = sector_neighbours(sectors)
-    total = np.zeros_like(x)
-    count = np.zeros(x.shape)
-    ok_left = left[1:] & listed[:, :-1]  # stock s >= 1 has its left neighbour s - 1
-    ok_right = right[:-1] & listed[:, 1:]
-    total[:, 1:] += np.where(ok_left, x[:, :-1], 0.0)
-    count[:, 1:] += ok_left
-    total[:, :-1] += np.where(ok_right, x[:, 1:], 0.0)
-    count[:, :-1] += ok_right
-    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+def _standardise(x: np.ndarray, ok: np.ndarray, clip: float) -> np.ndarray:
+    """(S,) robust z-score of ``x`` over the stocks where ``ok``: (x - median) / (1.4826 MAD), clipped to
+    +-clip; 0 elsewhere."""
+    out = np.zeros(x.shape)
+    if ok.sum() >= 2:
+        v = x[ok]
+        v = v - np.median(v)
+        scale = 1.4826 * float(np.median(np.abs(v)))
+        if scale > 0:
+            out[ok] = np.clip(v / scale, -clip, clip)
+    return out
 
 
-def alpha_impulses(shocks: np.ndarray, firm: np.ndarray, informed: np.ndarray, listed: np.ndarray,
-                   sectors: np.ndarray, config: SyntheticConfig) -> dict[str, np.ndarray]:
-    """Each component's impulse on each day, from that day's hidden shocks only (no mixing of days):
+class SignalTracker:
+    """The planted components, one day at a time: ``update(close, volume, traded)`` takes day e's bars
+    ((S, P) close and volume as stored in the panel, (S,) traded) and returns the (C, S) components of day
+    e (order of COMPONENTS), from its state of earlier days and day e's bars only."""
 
-    intraday = alpha_intraday * informed;  daily = -alpha_daily * (shocks - informed);
-    sector = alpha_sector * mean firm shock of the listed same-sector adjacent neighbours.
-    Zero where the stock is not listed."""
-    on = listed.astype(np.float64)
-    return {
-        "intraday": config.alpha("intraday") * informed * on,
-        "daily": -config.alpha("daily") * (shocks - informed) * on,
-        "sector": config.alpha("sector") * neighbour_mean(firm, listed, sectors) * on,
-    }
+    def __init__(self, sectors: np.ndarray, config: SyntheticConfig) -> None:
+        s = len(sectors)
+        self.config = config
+        self.left, self.right = sector_neighbours(np.asarray(sectors))
+        self.prev_log_close = np.full(s, np.nan)  # log close of the previous day; NaN: not listed
+        self.day_returns = np.zeros((config.reversal_days, s))
+        self.late_volume = np.zeros((config.volume_days, s))
+        self.late_seen = np.zeros((config.volume_days, s), dtype=bool)
+        self.min_seen = min(5, config.volume_days)
+        self.day = 0
+
+    def update(self, close: np.ndarray, volume: np.ndarray, traded: np.ndarray) -> np.ndarray:
+        c = self.config
+        close = np.array(close, dtype=np.float64)  # contiguous copies: the same numbers however stored
+        volume = np.array(volume, dtype=np.float64)
+        p, k = close.shape[1], min(c.n_late_bars, close.shape[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_close = np.log(close)
+            day_close = log_close[:, -1]
+            listed = np.isfinite(day_close)
+            traded = np.asarray(traded, dtype=bool) & listed
+            has_return = traded & np.isfinite(self.prev_log_close)
+            r = np.where(has_return, day_close - self.prev_log_close, 0.0)
+
+            # 1. the late-day log return
+            start = log_close[:, p - k - 1] if k < p else self.prev_log_close
+            late = day_close - start
+            ok_late = traded & np.isfinite(late)
+            late = np.where(ok_late, late, 0.0)
+
+            # 2. late-bar volume surprise x sign of the late return
+            late_volume = volume[:, p - k:].sum(axis=1)
+            seen = self.late_seen.sum(axis=0)
+            mean = np.where(self.late_seen, self.late_volume, 0.0).sum(axis=0) / np.maximum(seen, 1)
+            ok_volume = ok_late & (seen >= self.min_seen) & (late_volume > 0) & (mean > 0)
+            surprise = np.where(ok_volume, np.log(late_volume) - np.log(mean), 0.0) * np.sign(late)
+
+            # 3. reversal of the last days' returns
+            self.day_returns[self.day % c.reversal_days] = r
+            reversal = -self.day_returns.sum(axis=0)
+
+            # 4. the adjacent same-sector stocks' returns of the day
+            total, count = np.zeros(r.shape), np.zeros(r.shape)
+            ok_left = self.left[1:] & has_return[:-1]  # stock i >= 1 has its left neighbour i - 1
+            ok_right = self.right[:-1] & has_return[1:]
+            total[1:] += np.where(ok_left, r[:-1], 0.0)
+            count[1:] += ok_left
+            total[:-1] += np.where(ok_right, r[1:], 0.0)
+            count[:-1] += ok_right
+            neighbours = np.divide(total, count, out=np.zeros(r.shape), where=count > 0)
+
+            # the state for the next days
+            self.prev_log_close = np.where(listed, day_close, np.nan)
+            slot = self.day % c.volume_days
+            self.late_volume[slot] = np.where(traded, late_volume, 0.0)
+            self.late_seen[slot] = traded
+            self.day += 1
+        return np.stack([_standardise(late, ok_late, c.clip),
+                         _standardise(surprise, ok_volume, c.clip),
+                         _standardise(reversal, has_return, c.clip),
+                         _standardise(neighbours, traded & (count > 0), c.clip)])
 
 
-def decayed(impulse: np.ndarray, w: float) -> np.ndarray:
-    """A[d] = impulse[d] + w * A[d - 1] along the days (axis 0)."""
-    out = np.empty_like(impulse)
-    acc = np.zeros(impulse.shape[1:])
-    for d in range(len(impulse)):
-        acc = impulse[d] + w * acc
+def observable_components(panel: BarPanel, sectors: np.ndarray, config: SyntheticConfig
+                          ) -> dict[str, np.ndarray]:
+    """Each component's (D, S) g_c from the panel's close and volume bars and traded flags: row e uses the
+    bars of days <= e only (a :class:`SignalTracker` fed day by day)."""
+    if "volume" not in panel.features:
+        raise ValueError("the planted alpha reads the close and volume bars; this panel has no volume")
+    close, volume = panel.day_bars("close"), panel.day_bars("volume")
+    tracker = SignalTracker(sectors, config)
+    out = np.empty((len(COMPONENTS), panel.n_days, panel.n_symbols))
+    for e in range(panel.n_days):
+        out[:, e] = tracker.update(close[:, e], volume[:, e], panel.traded[:, e])
+    return {c: out[i] for i, c in enumerate(COMPONENTS)}
+
+
+def decayed(values: np.ndarray, w: float) -> np.ndarray:
+    """A[d] = values[d] + w * A[d - 1] along the days (axis 0)."""
+    out = np.empty_like(values)
+    acc = np.zeros(values.shape[1:])
+    for d in range(len(values)):
+        acc = values[d] + w * acc
         out[d] = acc
     return out
 
 
-def expected_log_label(impulses: dict[str, np.ndarray], config: SyntheticConfig, lag: int = 1,
+def alpha_states(components: dict[str, np.ndarray], config: SyntheticConfig) -> dict[str, np.ndarray]:
+    """Each component's decayed state A_c = g_c + w_c * A_c[previous day]."""
+    return {c: decayed(components[c], config.decay(c)) for c in COMPONENTS}
+
+
+def expected_log_label(states: dict[str, np.ndarray], config: SyntheticConfig, lag: int = 1,
                        horizon: int = 1, components: tuple[str, ...] | list[str] | str | None = None
                        ) -> np.ndarray:
-    """(D, S) E[log(1 + label) | day d's close]: sum over components of A_c[d] * (w^lag + ... +
-    w^(lag + horizon - 1)). Row d uses the impulses of days <= d only. Not masked."""
+    """(D, S) the known part at day d's close of the label's log return (lag, horizon): sum over components
+    and the label's days j of alpha_c * (A_c[d + n] if n <= 0 else w_c ** n * A_c[d]), n = lag - 1 + j.
+    Exact expectation for lag + horizon <= 2. Row d uses the states of days <= d only. Not masked."""
     if lag < 0 or horizon < 1:
         raise ValueError(f"lag must be >= 0 and horizon >= 1, gets lag {lag}, horizon {horizon}")
-    if components is None:
-        components = COMPONENTS
-    elif isinstance(components, str):
-        components = (components,)
-    unknown = [c for c in components if c not in COMPONENTS]
-    if unknown:
-        raise ValueError(f"unknown alpha component {unknown[0]!r} ({', '.join(COMPONENTS)})")
-    out = np.zeros(next(iter(impulses.values())).shape)
-    for c in components:
-        w = config.decay(c)
-        weight = sum(w ** k for k in range(lag, lag + horizon))
-        out += weight * decayed(impulses[c], w)
+    names = _component_names(components)
+    out = np.zeros(next(iter(states.values())).shape)
+    for c in names:
+        a, w, state = config.alpha(c), config.decay(c), states[c]
+        for n in range(lag - 1, lag - 1 + horizon):
+            if n < 0:  # lag 0: the label's first day is d + 1, whose mu comes from A[d - 1]
+                term = np.zeros(state.shape)
+                term[1:] = state[:-1]
+                out += a * term
+            else:
+                out += (a * w ** n) * state
     return out
 
 
@@ -343,10 +474,15 @@ def _profiles(p: int) -> tuple[np.ndarray, np.ndarray]:
     return var / var.sum(), vol / vol.mean()
 
 
+def T(x: np.ndarray) -> np.ndarray:
+    """(D, S, P) -> (S, D, P)."""
+    return np.transpose(x, (1, 0, 2))
+
+
 def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMarket:
     """Generate a synthetic market; ``overrides`` replace config fields (``generate(stocks=50)``)."""
     c = replace(config or SyntheticConfig(), **overrides)
-    S, D, P, K = c.stocks, c.days, c.bars_per_day, c.n_late_bars
+    S, D, P = c.stocks, c.days, c.bars_per_day
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(c.seed).spawn(8)]
     g_static, g_list, g_susp, g_factor, g_firm, g_bars, g_volume, g_range = streams
 
@@ -367,14 +503,11 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
     suspended[last, np.arange(S)] = False
     traded = listed & ~suspended
 
-    # ---- factor and firm shocks, GARCH volatilities, volume level (one cheap loop over days)
+    # ---- factor and firm shocks, GARCH volatilities, volume level (a cheap loop over days)
     z_m = _student_t(g_factor, c.tail_df, D)
     z_f = _student_t(g_factor, c.tail_df, (D, c.sectors))
     z = _student_t(g_firm, c.tail_df, (D, S))
-    q = g_firm.standard_normal((D, S)) * traded
     h_noise = g_volume.normal(0.0, 0.2, (D, S))
-    k = math.sqrt(c.informed_share)
-    e = math.sqrt(1.0 - c.informed_share) * z + k * q  # the firm shock, unit variance
     a, b = c.garch_alpha, c.garch_beta
     var_m = np.empty(D)
     var = np.empty((D, S))
@@ -386,69 +519,86 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
         h = 0.8 * h + h_noise[t]
         volume_level[t] = h
         vm = omega_m + a * vm * z_m[t] ** 2 + b * vm
-        v = omega + a * v * e[t] ** 2 + b * v
+        v = omega + a * v * z[t] ** 2 + b * v
     sigma_m, sigma = np.sqrt(var_m), np.sqrt(var)
     market = sigma_m * z_m
     sigma_f = c.sector_vol * sigma_m / c.market_vol  # sector volatility moves with the market's
     sector_f = sigma_f[:, None] * z_f
-    firm = sigma * e
-    informed = sigma * k * q
+    firm = sigma * z
     shocks = beta * market[:, None] + gamma * sector_f[:, sectors] + firm
 
-    # ---- planted alpha -> drift -> latent returns and prices
-    impulses = alpha_impulses(shocks, firm, informed, listed, sectors, c)
-    state = sum(decayed(impulses[name], c.decay(name)) for name in COMPONENTS)
-    drift = np.zeros((D, S))
-    drift[1:] = state[:-1]
-    returns = drift + shocks
-    log_p = log_p0 + np.cumsum(returns, axis=0)
-    log_prev = np.concatenate([log_p0[None], log_p[:-1]])
-    # observed close: the latent close on traded days (stored as float32), frozen while suspended
-    last_traded = np.maximum.accumulate(np.where(traded, day, 0), axis=0)
-    close32 = np.exp(log_p).astype(np.float32)[last_traded, np.arange(S)]
-    close32[~listed] = np.nan
-    close = close32.astype(np.float64)
-    listed_before = np.zeros_like(listed)
-    listed_before[1:] = listed[:-1]
-    prev = np.where(listed_before, np.r_[close[:1], close[:-1]], np.exp(log_prev))
-    move = np.log(close) - np.log(prev)  # the observed day's log return (0 while suspended)
-
-    # ---- intraday bars, (S, D, P): a Brownian bridge with the informed flow in the last K bars and the
-    # move made while suspended (and float32 rounding) in the first bar
+    # ---- what the bars need besides the day's return, (D, S, P): the Brownian bridge's noise and the
+    # volume before its |bar return| factor
     share, vol_profile = _profiles(P)
-    T = np.transpose
-    sd = T(np.sqrt((beta * sigma_m[:, None]) ** 2 + (gamma * sigma_f[:, None]) ** 2 + var))  # daily shock vol
-    rest = T(returns - informed)
-    catch_up = T(np.where(traded, move - returns, 0.0))
-    u = _student_t(g_bars, c.tail_df, (S, D, P)) * np.sqrt(share)
-    x = share * rest[..., None] + sd[..., None] * (u - share * u.sum(axis=-1, keepdims=True))
-    x[..., P - K:] += T(informed / K)[..., None]
-    x[..., 0] += catch_up
-    bar_close = np.exp(T(np.log(prev))[..., None] + np.cumsum(x, axis=-1))
-    traded_t, listed_t = T(traded), T(listed)
-    bar_close[..., -1] = T(close)
-    bar_close = np.where(traded_t[..., None], bar_close, T(close)[..., None])  # flat while suspended
+    sd = np.sqrt((beta * sigma_m[:, None]) ** 2 + (gamma * sigma_f[:, None]) ** 2 + var)  # daily shock vol
+    u = np.transpose(_student_t(g_bars, c.tail_df, (S, D, P)), (1, 0, 2)) * np.sqrt(share)
+    bridge = sd[..., None] * (u - share * u.sum(axis=-1, keepdims=True))
+    bar_scale = 1.0 / (sd[..., None] * np.sqrt(share))
+    volume_noise = np.transpose(g_volume.normal(-0.045, 0.3, (S, D, P)), (1, 0, 2))
+    volume_level = np.exp(volume_level) * sigma / level  # rises with the stock's volatility
+    volume_base = base_volume[:, None] * vol_profile * volume_level[..., None] * np.exp(volume_noise)
 
-    # volume: U-shaped, rising with |bar return|, with volatility and with informed flow
-    z_abs = np.abs(x) / (sd[..., None] * np.sqrt(share))
-    volume = (base_volume[:, None, None] * vol_profile * np.exp(T(volume_level))[..., None]
-              * T(sigma / level)[..., None] * (0.4 + 0.6 * np.minimum(z_abs, 8.0))
-              * np.exp(g_volume.normal(-0.045, 0.3, (S, D, P))))
-    volume[..., P - K:] *= 1.0 + 0.8 * (np.abs(T(q)) - math.sqrt(2.0 / math.pi))[..., None]  # mean 1
-    volume = np.where(traded_t[..., None], np.maximum(np.rint(volume), 1.0), 0.0)
+    # ---- day by day: the day's return (shocks + mu from the bars of 2 days before), its bars (as stored,
+    # float32), and the components of the day from them
+    weights = np.array([c.alpha(name) for name in COMPONENTS])
+    decays = np.array([c.decay(name) for name in COMPONENTS])[:, None]
+    tracker = SignalTracker(sectors, c)
+    components = np.empty((len(COMPONENTS), D, S))
+    state = np.zeros((len(COMPONENTS), S))
+    drift = np.zeros((D, S))
+    returns = np.empty((D, S))
+    close_bars = np.empty((D, S, P))  # float64 values of the stored float32 closes
+    volume = np.empty((D, S, P))
+    prev_all = np.empty((D, S))
+    log_p = log_p0.copy()
+    close_before = np.full(S, np.nan)  # the previous day's stored close (NaN: not listed)
+    nan = np.full(S, np.nan)
+    for t in range(D):
+        ret = drift[t] + shocks[t]
+        returns[t] = ret
+        latent_prev = np.exp(log_p)
+        log_p = log_p + ret
+        tr, li = traded[t], listed[t]
+        close = np.where(tr, np.exp(log_p).astype(np.float32).astype(np.float64), close_before)
+        close = np.where(li, close, nan)  # frozen while suspended, NaN when not listed
+        prev = np.where(np.isfinite(close_before), close_before, latent_prev)
+        prev_all[t] = prev
+        move = np.log(close) - np.log(prev)  # the observed day's log return (0 while suspended)
+        x = share * ret[:, None] + bridge[t]
+        x[:, 0] += np.where(tr, move - ret, 0.0)  # the move made while suspended, float32 rounding
+        bars = np.exp(np.log(prev)[:, None] + np.cumsum(x, axis=1))
+        bars[:, -1] = close
+        bars = np.where(tr[:, None], bars, close[:, None]).astype(np.float32)
+        close_bars[t] = bars
+        busy = 0.6 + 0.5 * np.minimum(np.abs(ret) / sd[t], 8.0)  # a big move: volume all day
+        vol = volume_base[t] * busy[:, None] * (0.4 + 0.6 * np.minimum(np.abs(x) * bar_scale[t], 8.0))
+        vol = np.where(tr[:, None], np.maximum(np.rint(vol), 1.0), np.where(li, 0.0, np.nan)[:, None])
+        vol = vol.astype(np.float32)
+        volume[t] = vol
+        g = tracker.update(bars, vol, tr)
+        components[:, t] = g
+        state = g + decays * state
+        if t + DELAY < D:
+            mu = np.zeros(S)
+            for i in range(len(COMPONENTS)):
+                mu += weights[i] * state[i]
+            drift[t + DELAY] = mu
+        close_before = close
 
-    stored_close = bar_close.astype(np.float32).astype(np.float64)
-    columns = {"close": bar_close, "volume": volume, "turnover": stored_close * volume}
+    # ---- the panel, (S, D, P, F)
+    traded_t, listed_t = traded.T, listed.T
+    columns = {"close": T(close_bars), "volume": T(volume), "turnover": T(close_bars * volume)}
     if {"open", "high", "low"} & set(c.features):
-        opened = np.concatenate([T(prev)[..., None], bar_close[..., :-1]], axis=-1)
-        opened = np.where(traded_t[..., None], opened, bar_close)
-        wiggle = sd[..., None] * np.sqrt(share) * 0.5
+        opened = np.concatenate([prev_all[..., None], close_bars[..., :-1]], axis=-1)
+        opened = T(np.where(traded[..., None], opened, close_bars))
+        wiggle = T(sd[..., None] * np.sqrt(share)) * 0.5
         up = np.exp(np.abs(g_range.standard_normal((S, D, P))) * wiggle)
         down = np.exp(-np.abs(g_range.standard_normal((S, D, P))) * wiggle)
         flat = ~traded_t[..., None]
+        close_t = columns["close"]
         columns["open"] = opened
-        columns["high"] = np.where(flat, bar_close, np.maximum(opened, bar_close) * up)
-        columns["low"] = np.where(flat, bar_close, np.minimum(opened, bar_close) * down)
+        columns["high"] = np.where(flat, close_t, np.maximum(opened, close_t) * up)
+        columns["low"] = np.where(flat, close_t, np.minimum(opened, close_t) * down)
     values = np.empty((S, D, P, len(c.features)), dtype=np.float32)
     for i, name in enumerate(c.features):
         values[..., i] = columns[name]
@@ -465,8 +615,9 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
         notes=[
             "synthetic market (studio.data.synthetic): Student-t GARCH returns, market and sector factors "
             "(sectors are contiguous symbol blocks), U-shaped intraday volume and volatility",
-            "planted alpha: intraday (late-day informed flow), daily (multi-day reversal), sector "
-            "(lead-lag from adjacent same-sector stocks); the oracle is SyntheticMarket.expected_label",
+            "planted alpha, a function of the bars up to 2 days before: intraday (late-day return), volume "
+            "(late-bar volume surprise x sign of the late return), daily (5-day reversal), sector (returns "
+            "of the adjacent same-sector stocks); the oracle is SyntheticMarket.expected_label",
             "turnover = bar close x bar volume",
             "the last bar's close is the day's close; bar log returns sum to the day's log return",
             "suspended days: bars hold the previous close, volume and turnover 0, traded False; the move "
@@ -476,8 +627,8 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
         counts={"suspended stock-days": n_suspended, "late listings": n_late, "delistings": n_delist},
     )
     out = SyntheticMarket(config=c, panel=panel, sectors=sectors, listed=listed, returns=returns, drift=drift,
-                          shocks=shocks, firm=firm, informed=informed, volatility=sigma)
-    out._cache["impulses"] = impulses
+                          shocks=shocks, firm=firm, volatility=sigma)
+    out._cache["components"] = {name: components[i] for i, name in enumerate(COMPONENTS)}
     if D > 2:
         report = out.oracle_summary()
         panel.notes.append(f"oracle IC (lag 1, horizon 1; the ceiling for any model): {report['all']:.3f} on "
