@@ -131,9 +131,9 @@ class SyntheticConfig:
     #: multiplies every alpha_* (0 gives a market with nothing to predict)
     signal_scale: float = 1.0
     alpha_intraday: float = 0.0019
-    alpha_volume: float = 0.0007
+    alpha_volume: float = 0.0006
     alpha_daily: float = 0.0016
-    alpha_sector: float = 0.00125
+    alpha_sector: float = 0.00115
     half_life_intraday: float = 1.0
     half_life_volume: float = 1.0
     half_life_daily: float = 1.0
