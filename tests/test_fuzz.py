@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from studio.build.builder import BuildError, build
 from studio.core.graph_file import GraphFileError, load_graph, loads_graph
-from studio.core.params import BoolParam, ChoiceParam, FloatParam, IntOrChoiceParam, IntParam
+from studio.core.params import BoolParam, ChoiceParam, FloatParam, IntOrChoiceParam, IntOrPairParam, IntParam
 from studio.core.validation import Validation, validate
 from studio.nodes import default_registry
 from tests.conftest import GRAPHS
@@ -145,11 +145,13 @@ def _plausible(param) -> st.SearchStrategy:
     """Values a parameter may well accept: mutations that keep a graph valid reach the builder."""
     if isinstance(param, BoolParam):
         return st.booleans()
-    if isinstance(param, IntParam | IntOrChoiceParam):
+    if isinstance(param, IntParam | IntOrChoiceParam | IntOrPairParam):
         low = param.min if param.min is not None else 0
         ints = st.integers(low, min(param.max or 8, 8)) | st.integers(low, min(param.max or 300, 300))
-        if isinstance(param, IntOrChoiceParam):
-            return ints | st.sampled_from(param.choices)
+        if isinstance(param, IntOrPairParam):
+            ints = ints | st.lists(st.integers(low, min(param.max or 8, 8)), min_size=2, max_size=2)
+        if isinstance(param, IntOrChoiceParam | IntOrPairParam) and param.choices:
+            ints = ints | st.sampled_from(param.choices)
         return st.none() | ints if param.optional else ints
     if isinstance(param, ChoiceParam):
         return st.sampled_from(param.choices)

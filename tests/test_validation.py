@@ -76,8 +76,8 @@ def test_unknown_node_type_suggests_the_closest(default, registry):
 
 
 def test_unknown_node_type_without_a_close_one(default, registry):
-    default.nodes["relu_1"].type = "transformer"
-    assert check(default, registry) == ['relu_1: unknown node type "transformer"']
+    default.nodes["relu_1"].type = "wavelet_packet"
+    assert check(default, registry) == ['relu_1: unknown node type "wavelet_packet"']
 
 
 @pytest.mark.parametrize(("node", "param", "value", "line"), [

@@ -238,6 +238,11 @@ def export_pt2(module: nn.Module, graph: Graph, out: Path) -> Path:
 
 
 def export_onnx(module: nn.Module, graph: Graph, out: Path) -> Path:
+    for name, part in module.named_modules():
+        # torch writes such a file without complaint, but ONNX's LSTM has no projection: it cannot run
+        if isinstance(part, nn.LSTM) and part.proj_size > 0:
+            raise ExportError(f"{out}: ONNX has no LSTM with proj_size ({name}: proj_size {part.proj_size}); "
+                              "export .py or .pt2 instead")
     x, mask = example_inputs(graph)
     try:
         with _quiet():
@@ -245,4 +250,17 @@ def export_onnx(module: nn.Module, graph: Graph, out: Path) -> Path:
                               output_names=["score"], dynamic_shapes=_dynamic_shapes(), verbose=False)
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the onnx and onnxscript packages ({exc})") from None
+    except torch.onnx.OnnxExporterError as exc:
+        # e.g. an adaptive max pool whose output size does not divide its input: no ONNX operator
+        detail = _onnx_failure(exc)
+        raise ExportError(f"{out}: torch cannot convert this graph to ONNX ({detail}); export .py or .pt2 "
+                          "instead") from None
     return out
+
+
+def _onnx_failure(exc: BaseException) -> str:
+    """The innermost cause of an ONNX export failure, on one line."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return line[:160]

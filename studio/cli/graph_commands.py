@@ -46,6 +46,8 @@ def add_graph_commands(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("nodes", help="list node types, or show one type's ports and parameters")
     p.add_argument("type_id", nargs="?", metavar="TYPE")
+    p.add_argument("--markdown", action="store_true",
+                   help="print every type's ports and parameters as Markdown (docs/nodes.md)")
     p.set_defaults(run=nodes_command)
 
     p = commands.add_parser("schema", help="print (or write) the JSON Schema of graph files")
@@ -159,11 +161,19 @@ def export_command(args: argparse.Namespace) -> int:
 
 def nodes_command(args: argparse.Namespace) -> int:
     reg = registry()
+    if args.markdown:
+        from studio.core.node_docs import nodes_markdown
+
+        if args.type_id is not None:
+            raise CliError("--markdown lists every node type; leave out TYPE")
+        sys.stdout.write(nodes_markdown(reg))
+        return 0
     if args.type_id is None:
+        width = max((len(t.type_id) for t in reg), default=0)
         for category, types in reg.by_category().items():
             print(category)
             for t in types:
-                print(f"  {t.type_id:<16} {t.title}")
+                print(f"  {t.type_id:<{width}}  {t.title}")
         return 0
     t = reg.get(args.type_id)
     if t is None:

@@ -127,6 +127,12 @@ class NodeType:
         warnings (they do not stop a build)."""
         return []
 
+    def output_aliases_input(self, params: Mapping[str, Any]) -> bool:
+        """True when the output may be a view of the (first) input, sharing its memory (a reshape, a
+        transpose, dropout in eval mode): an in-place node after it overwrites that input too, so the
+        validator's fan-out check for ``inplace`` looks through it."""
+        return False
+
     def migrate(self, params: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Bring params written by an older version of this type up to date."""
         raise ValueError(f"no migration from version {from_version}")

@@ -204,6 +204,48 @@ class IntOrChoiceParam(Param):
 
 
 @dataclass(frozen=True)
+class IntOrPairParam(Param):
+    """An integer, or a pair ``[h, w]`` of integers, in a range; optionally also one of a few words
+    (Conv2d's kernel_size: 3 or [1, 5]; its padding: 1, [0, 2], "same" or "valid"). A single integer
+    means the same value on both axes; :func:`pair` turns a value into ``(h, w)``."""
+
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] = ()
+    kind = "int_or_pair"
+
+    def expects(self) -> str:
+        text = f"an integer{_range_text(self.min, self.max)} or a pair [h, w] of them"
+        if self.choices:
+            text += " or one of " + ", ".join(show(c) for c in self.choices)
+        return text
+
+    def _check(self, value: Any) -> str | None:
+        if isinstance(value, str):
+            return None if value in self.choices else self.fail(value)
+        if isinstance(value, list):
+            if len(value) != 2:
+                return f"expects a pair [h, w] (2 integers), gets {len(value)} item{'s' * (len(value) != 1)}"
+            ok = all(_is_int(v) and _in_range(v, self.min, self.max) for v in value)
+            return None if ok else self.fail(value)
+        return None if _is_int(value) and _in_range(value, self.min, self.max) else self.fail(value)
+
+    def _json_schema(self) -> dict:
+        item = _int_schema(self.min, self.max)
+        options: list[dict] = [item, {"type": "array", "items": item, "minItems": 2, "maxItems": 2}]
+        if self.choices:
+            options.append({"enum": list(self.choices)})
+        return {"anyOf": options}
+
+
+def pair(value: Any) -> tuple[int, int]:
+    """An int-or-pair value as ``(h, w)``: 3 -> (3, 3), [1, 5] -> (1, 5)."""
+    if isinstance(value, list | tuple):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+@dataclass(frozen=True)
 class StrParam(Param):
     """Free text matching a simple rule (e.g. a block name or a port name)."""
 

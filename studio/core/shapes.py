@@ -100,17 +100,27 @@ class TensorShape:
 
 def conv_out_length(length: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
                     ceil_mode: bool = False) -> int:
-    """L_out = floor((L_in + 2p - d(k-1) - 1)/s + 1), as torch's Conv1d and pools compute it.
+    """L_out = floor((L_in + 2p - d(k-1) - 1)/s + 1), as torch's Conv1d and pools compute it (0 when the
+    dilated kernel does not fit the padded input).
 
-    With ``ceil_mode`` the division rounds up, but (like torch) the last window must start inside the
-    input or the left padding.
+    With ``ceil_mode`` the division rounds up, exactly as torch's pools do (:func:`pool_out_length`).
     """
+    if ceil_mode:
+        return max(pool_out_length(length, kernel, stride, padding, dilation, True), 0)
     span = length + 2 * padding - dilation * (kernel - 1) - 1
     if span < 0:
         return 0
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= length + padding:
+    return span // stride + 1
+
+
+def pool_out_length(length: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1,
+                    ceil_mode: bool = False) -> int:
+    """The output length of torch's pools (``pooling_output_shape`` in ATen), which may be < 1 (torch
+    then refuses the input). With ``ceil_mode`` the division rounds up, but the last window must start
+    inside the input or the left padding: a window may then reach past the right edge (even past an
+    input shorter than the kernel, as torch allows)."""
+    span = length + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = span // stride + 1  # floor division, like torch's div_rtn
+    if ceil_mode and (out - 1) * stride >= length + padding:
         out -= 1
     return out

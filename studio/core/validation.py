@@ -480,9 +480,30 @@ class _Checker:
                 continue
             for port in self.v.in_ports.get(node_id, ()):
                 edge = self.incoming.get(Endpoint(node_id, port.name))
-                if edge is not None and fan_out.get(edge.src, 0) > 1:
-                    self.error(f"{node_id}.inplace", f"would overwrite {edge.src}, which also feeds other "
+                shared = self._shared_source(edge.src, fan_out) if edge is not None else None
+                if shared is not None:
+                    assert edge is not None
+                    via = "" if shared == edge.src else f" ({edge.src} is a view of it)"
+                    self.error(f"{node_id}.inplace", f"would overwrite {shared}{via}, which also feeds other "
                                "nodes; turn inplace off", node_id)
+
+    def _shared_source(self, src: Endpoint, fan_out: dict[Endpoint, int]) -> Endpoint | None:
+        """The first tensor, from ``src`` up through nodes whose output is a view of their input, that
+        also feeds other nodes (None when there is none)."""
+        seen: set[str] = set()
+        while src.node not in seen:
+            if fan_out.get(src, 0) > 1:
+                return src
+            seen.add(src.node)
+            node_type, params = self.v.types.get(src.node), self.v.params.get(src.node)
+            if node_type is None or params is None or not node_type.output_aliases_input(params):
+                return None
+            ports = self.v.in_ports.get(src.node, ())
+            edge = self.incoming.get(Endpoint(src.node, ports[0].name)) if ports else None
+            if edge is None:
+                return None
+            src = edge.src
+        return None
 
 
 def format_count(n: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
@@ -218,19 +219,27 @@ class MainWindow(QMainWindow):
         self._update_titles()
 
     def _document_changed(self, tab: EditorTab) -> None:
+        if not self._alive():
+            return
         if tab.graph is None:  # its block went away (undo of a group, a deleted block)
             self.tabs.removeTab(self.tabs.indexOf(tab))
             return
         if tab is self.current_tab():
             self.inspector.refresh()
 
+    def _alive(self) -> bool:
+        """False while Qt tears the window down (signals from dying children still arrive)."""
+        return shiboken6.isValid(self) and shiboken6.isValid(self.tabs)
+
     def _selection_changed(self, tab: EditorTab) -> None:
-        if tab is not self.current_tab():
+        if not self._alive() or tab is not self.current_tab():
             return
         nodes = tab.scene.selected_nodes()
         self.inspector.show_node(tab, nodes[0] if len(nodes) == 1 else None)
 
     def _validated(self, document: EditorDocument) -> None:
+        if not self._alive():
+            return
         tab = self.current_tab()
         if tab is None or tab.document is not document:
             return
@@ -241,6 +250,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text)
 
     def _update_titles(self) -> None:
+        if not self._alive():
+            return
         for i in range(self.tabs.count()):
             tab = self.tabs.widget(i)
             if isinstance(tab, EditorTab):

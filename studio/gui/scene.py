@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import networkx as nx
+import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
@@ -474,7 +475,12 @@ class GraphScene(QGraphicsScene):
         self.refusal.setZValue(10)
         self.addItem(self.refusal)
         item = self.refusal
-        QTimer.singleShot(3500, lambda: item.scene() is self and self.removeItem(item))
+
+        def fade() -> None:
+            if shiboken6.isValid(item) and shiboken6.isValid(self) and item.scene() is self:
+                self.removeItem(item)
+
+        QTimer.singleShot(3500, fade)
 
     # ---- selection ---------------------------------------------------------------------------
     def selected_nodes(self) -> list[str]:

@@ -1,5 +1,7 @@
 """Reductions over the time axis of a (B, N, L, C) sequence."""
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -20,3 +22,29 @@ class TimeReduce(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+class AttentionPool(nn.Module):
+    """Attention pooling over time: a learned query per head scores every step of a (B, N, L, C)
+    sequence (score = x_t[head] · q_head / sqrt(C / heads)), a softmax over the steps weighs them, and
+    the weighted sum is the (B, N, C) output. Also returns the weights (B, N, L, heads).
+
+    The queries start at zero: the initial output is the mean over time.
+    """
+
+    def __init__(self, channels: int, heads: int = 1) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"heads {heads} must divide channels {channels}")
+        self.heads = heads
+        self.query = nn.Parameter(torch.zeros(heads, channels // heads))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = x.unflatten(-1, (self.heads, -1))  # (B, N, L, heads, C / heads)
+        scores = (parts * self.query).sum(-1) / math.sqrt(self.query.shape[-1])  # (B, N, L, heads)
+        weights = torch.softmax(scores, dim=-2)
+        pooled = (weights.unsqueeze(-1) * parts).sum(-3)  # (B, N, heads, C / heads)
+        return pooled.flatten(-2), weights
+
+    def extra_repr(self) -> str:
+        return f"channels={self.query.numel()}, heads={self.heads}"

@@ -16,6 +16,9 @@ from studio.core.registry import Registry
 BUILTIN_MODULES = (
     "studio.nodes.io",
     "studio.nodes.layers",
+    "studio.nodes.pooling",
+    "studio.nodes.norm",
+    "studio.nodes.reshape",
     "studio.nodes.recurrent",
     "studio.nodes.cells",
     "studio.nodes.merge",

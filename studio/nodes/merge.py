@@ -1,9 +1,10 @@
-"""Merging parallel branches: element-wise Add and channel Concat."""
+"""Merging parallel branches: element-wise Add, Multiply and Mean, channel Concat, and the Residual
+connection (a skip around a branch, with an optional learned scale and projection)."""
 
 from __future__ import annotations
 
 from studio.core.node_type import NodeType, Port, Recipe, ShapeError
-from studio.core.params import IntParam
+from studio.core.params import ChoiceParam, FloatParam, IntParam
 from studio.core.shapes import MAP, SEQ, VEC, TensorShape
 from studio.nodes.common import same_shapes
 
@@ -18,7 +19,8 @@ class Add(NodeType):
     type_id = "add"
     category = "Merge"
     title = "Add"
-    doc = "Element-wise sum of parallel branches of the same shape (e.g. a residual connection)."
+    doc = ("Element-wise sum of parallel branches of the same shape (a plain residual connection; the "
+           "Residual node adds a learned scale or a projection).")
     outputs = (Port("y", MERGEABLE),)
     params = (IntParam("inputs", 2, "number of branches to add", min=2, max=16),)
     examples = ({"inputs": 3},)
@@ -59,3 +61,88 @@ class Concat(NodeType):
 
     def build(self, params, inputs, ctx):
         return Recipe("studio.modules.merge.ConcatChannels", {})
+
+
+class Multiply(NodeType):
+    type_id = "multiply"
+    category = "Merge"
+    title = "Multiply"
+    doc = ("Element-wise product of parallel branches of the same shape (e.g. a gate: a sigmoid branch "
+           "times x).")
+    outputs = (Port("y", MERGEABLE),)
+    params = (IntParam("inputs", 2, "number of branches to multiply", min=2, max=16),)
+    examples = ({"inputs": 3},)
+
+    def input_ports(self, params, ctx=None):
+        return _ports(params)
+
+    def infer(self, params, inputs, ctx):
+        return {"y": same_shapes(inputs, [p.name for p in _ports(params)])}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.merge.MulN", {})
+
+
+class Mean(NodeType):
+    type_id = "mean"
+    category = "Merge"
+    title = "Mean"
+    doc = "Element-wise mean of parallel branches of the same shape (an ensemble of branches)."
+    outputs = (Port("y", MERGEABLE),)
+    params = (IntParam("inputs", 2, "number of branches to average", min=2, max=16),)
+    examples = ({"inputs": 4},)
+
+    def input_ports(self, params, ctx=None):
+        return _ports(params)
+
+    def infer(self, params, inputs, ctx):
+        return {"y": same_shapes(inputs, [p.name for p in _ports(params)])}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.merge.MeanN", {})
+
+
+class Residual(NodeType):
+    type_id = "residual"
+    category = "Merge"
+    title = "Residual"
+    doc = ("y = shortcut(x) + gain·f: the skip connection around a branch f that starts from x. Unlike Add, "
+           "it can learn a gain on the branch (ReZero with scale_init 0, LayerScale with a small one) and "
+           "project x to the branch's channels when the branch changes them (a ResNet projection shortcut).")
+    inputs = (Port("x", MERGEABLE, "the skip: the branch's input"),
+              Port("f", MERGEABLE, "the branch's output"))
+    outputs = (Port("y", MERGEABLE, "the shape of f"),)
+    params = (
+        ChoiceParam("shortcut", "identity", "identity: x as is (same shape as f); linear: a bias-free Linear "
+                    "from x's channels to f's", choices=("identity", "linear")),
+        ChoiceParam("scale", "none", "learned gain on f: none, scalar (one number) or channel (one per "
+                    "channel)", choices=("none", "scalar", "channel")),
+        FloatParam("scale_init", 1.0, "initial value of the gain (0: the block starts as the identity)"),
+    )
+    examples = ({"scale": "scalar", "scale_init": 0.0}, {"scale": "channel", "scale_init": 0.1},
+                {"shortcut": "linear"})
+
+    def warn_params(self, params):
+        if params["scale"] == "none" and params["scale_init"] != 1.0:
+            return [("scale_init", "used only with a learned scale (scale is none)")]
+        return []
+
+    def infer(self, params, inputs, ctx):
+        x, f = inputs["x"], inputs["f"]
+        if params["shortcut"] == "identity" and x != f:
+            raise ShapeError(f"expects {x.kind} {x} (like x), gets {f.kind} {f}; shortcut \"linear\" "
+                             "projects x when only the channels differ", port="f")
+        if x.kind != f.kind or x.dims[:-1] != f.dims[:-1]:
+            like = "×".join(["N", *map(str, x.dims[:-1]), "C"])
+            raise ShapeError(f"expects {x.kind} {like} (like x: {x}), gets {f.kind} {f}", port="f")
+        return {"y": f}
+
+    def param_count(self, params, inputs, ctx):
+        c_in, c_out = inputs["x"].channels, inputs["f"].channels
+        gain = {"none": 0, "scalar": 1, "channel": c_out}[params["scale"]]
+        return gain + (c_in * c_out if params["shortcut"] == "linear" else 0)
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.merge.Residual", {
+            "in_channels": inputs["x"].channels, "channels": inputs["f"].channels,
+            "shortcut": params["shortcut"], "scale": params["scale"], "scale_init": params["scale_init"]})
