@@ -312,3 +312,32 @@ def test_opening_a_broken_file_reports_it_and_keeps_going(window, tmp_path, monk
     assert window.open_file(bad) is None
     assert warned and warned[0].startswith(f"{bad}: not JSON")
     assert load_graph(GRAPHS / "default.json")  # nothing else broke
+
+
+def test_inspector_editors_keep_null_and_pairs(window):
+    tab = window.new_document()
+    for type_id in ("conv2d", "upsample", "batchnorm1d"):
+        tab.add_node(type_id, QPointF(0, 300))
+    select(tab, "conv2d_1")
+    kernel = window.inspector.editors["kernel_size"]
+    kernel.widget.setText("1, 5")
+    kernel.widget.editingFinished.emit()
+    assert tab.graph.nodes["conv2d_1"].params["kernel_size"] == [1, 5]
+    kernel.widget.setText("1, 2, 3")
+    kernel.widget.editingFinished.emit()
+    assert tab.graph.nodes["conv2d_1"].params["kernel_size"] == [1, 5]
+    assert "expects a pair" in kernel.error.text()
+    padding = window.inspector.editors["padding"]
+    padding.widget.setText("same")
+    padding.widget.editingFinished.emit()
+    assert tab.graph.nodes["conv2d_1"].params["padding"] == "same"
+    select(tab, "batchnorm1d_1")
+    momentum = window.inspector.editors["momentum"]
+    assert tab.graph.nodes["batchnorm1d_1"].params["momentum"] == 0.1
+    momentum.use.setChecked(False)
+    assert tab.graph.nodes["batchnorm1d_1"].params["momentum"] is None  # cumulative average
+    momentum.use.setChecked(True)
+    assert tab.graph.nodes["batchnorm1d_1"].params["momentum"] == pytest.approx(0.1)
+    select(tab, "upsample_1")
+    corners = window.inspector.editors["align_corners"]
+    assert corners.widget.checkState() == Qt.CheckState.PartiallyChecked

@@ -29,6 +29,7 @@ from studio.core.params import (
     ChoiceParam,
     FloatParam,
     IntOrChoiceParam,
+    IntOrPairParam,
     IntParam,
     Param,
     StrParam,
@@ -55,6 +56,49 @@ class ParamEditor(QWidget):
 
     def _make(self) -> QWidget:
         p = self.param
+        if isinstance(p, BoolParam) and p.optional:  # three states: true, false, null
+            box = QCheckBox(p.none_means or "")
+            box.setTristate(True)
+            states = {Qt.CheckState.Checked: True, Qt.CheckState.Unchecked: False,
+                      Qt.CheckState.PartiallyChecked: None}
+            box.checkStateChanged.connect(lambda state: self.commit(states[Qt.CheckState(state)]))
+            box.setToolTip("half-checked: null" + (f" ({p.none_means})" if p.none_means else ""))
+            return box
+        if isinstance(p, FloatParam) and p.optional:  # a number, or null when unticked
+            wrapper = QWidget()
+            row = QHBoxLayout(wrapper)
+            row.setContentsMargins(0, 0, 0, 0)
+            self.use = QCheckBox()
+            self.use.setToolTip(f"unticked: null ({p.none_means or 'not set'})")
+            self.number = self._float_spin(p)
+            row.addWidget(self.use)
+            row.addWidget(self.number)
+
+            def changed(*_):
+                self.number.setEnabled(self.use.isChecked())
+                self.commit(float(self.number.value()) if self.use.isChecked() else None)
+
+            self.use.toggled.connect(changed)
+            self.number.valueChanged.connect(changed)
+            return wrapper
+        if isinstance(p, IntOrPairParam):  # typed: 3, or "1, 5" for [h, w], or a word
+            line = QLineEdit()
+            line.setPlaceholderText("3, or 1, 5" + (" or " + " / ".join(p.choices) if p.choices else ""))
+
+            def parse() -> None:
+                text = line.text().strip().strip("[]")
+                try:
+                    parts = [int(t) for t in text.replace(",", " ").split()]
+                    value = parts[0] if len(parts) == 1 else parts
+                except ValueError:
+                    value = text.strip('"')
+                reason = p.check(value)
+                self.show_error(reason)
+                if reason is None:
+                    self.commit(value)
+
+            line.editingFinished.connect(parse)
+            return line
         if isinstance(p, BoolParam):
             box = QCheckBox()
             box.toggled.connect(lambda on: self.commit(bool(on)))
@@ -96,11 +140,7 @@ class ParamEditor(QWidget):
                 spin.valueChanged.connect(lambda v: self.commit(int(v)))
             return spin
         if isinstance(p, FloatParam):
-            spin = QDoubleSpinBox()
-            spin.setDecimals(6)
-            spin.setRange(p.min if p.min is not None else -1e12, (p.below - 1e-6) if p.below is not None
-                          else p.max if p.max is not None else 1e12)
-            spin.setSingleStep(0.05)
+            spin = self._float_spin(p)
             spin.valueChanged.connect(lambda v: self.commit(float(v)))
             return spin
         if isinstance(p, StrParam):
@@ -133,6 +173,15 @@ class ParamEditor(QWidget):
         apply.clicked.connect(apply_json)
         return wrapper
 
+    @staticmethod
+    def _float_spin(p: FloatParam) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setDecimals(6)
+        spin.setRange(p.min if p.min is not None else -1e12, (p.below - 1e-6) if p.below is not None
+                      else p.max if p.max is not None else 1e12)
+        spin.setSingleStep(0.05)
+        return spin
+
     def show_error(self, text: str | None) -> None:
         self.error.setText(text or "")
         self.error.setVisible(bool(text))
@@ -143,7 +192,22 @@ class ParamEditor(QWidget):
         w.blockSignals(True)
         try:
             p = self.param
-            if isinstance(p, BoolParam):
+            if isinstance(p, BoolParam) and p.optional:
+                w.setCheckState(Qt.CheckState.PartiallyChecked if value is None
+                                else Qt.CheckState.Checked if value else Qt.CheckState.Unchecked)
+            elif isinstance(p, FloatParam) and p.optional:
+                for child in (self.use, self.number):
+                    child.blockSignals(True)
+                self.use.setChecked(value is not None)
+                self.number.setEnabled(value is not None)
+                if isinstance(value, int | float):
+                    self.number.setValue(float(value))
+                for child in (self.use, self.number):
+                    child.blockSignals(False)
+            elif isinstance(p, IntOrPairParam):
+                if not w.hasFocus():
+                    w.setText(", ".join(map(str, value)) if isinstance(value, list) else str(value))
+            elif isinstance(p, BoolParam):
                 w.setChecked(bool(value))
             elif isinstance(p, ChoiceParam):
                 w.setCurrentText(str(value))
