@@ -297,8 +297,8 @@ LEARN = {"stocks": 160, "days": 320, "seed": 0}
 def test_the_default_graph_recovers_most_of_the_oracle_ic(tmp_path):
     from studio.data.dataset import DataConfig
 
-    trainer = Trainer(load_graph(DEFAULT), SourceSpec(synthetic=LEARN), TrainConfig(epochs=8, patience=0, seed=0),
-                      DataConfig(), out_dir=tmp_path)
+    config = TrainConfig(epochs=8, patience=0, seed=0, threads=1)
+    trainer = Trainer(load_graph(DEFAULT), SourceSpec(synthetic=LEARN), config, DataConfig(), out_dir=tmp_path)
     done = finish(trainer)[-1]
     test = done["metrics"]["splits"]["test"]
     assert test["oracle_ic"] > 0.1
@@ -310,7 +310,8 @@ def test_the_default_graph_recovers_most_of_the_oracle_ic(tmp_path):
 def test_a_control_run_with_shuffled_labels_learns_nothing(tmp_path):
     from studio.data.dataset import DataConfig
 
-    trainer = Trainer(load_graph(DEFAULT), SourceSpec(synthetic=LEARN), TrainConfig(epochs=3, patience=0, seed=0),
-                      DataConfig(shuffle_labels=True), out_dir=tmp_path)
+    config = TrainConfig(epochs=3, patience=0, seed=0, threads=1)
+    trainer = Trainer(load_graph(DEFAULT), SourceSpec(synthetic=LEARN), config, DataConfig(shuffle_labels=True),
+                      out_dir=tmp_path)
     test = finish(trainer)[-1]["metrics"]["splits"]["test"]
     assert abs(test["ic"]) < 0.15 * test["oracle_ic"], (test["ic"], test["oracle_ic"])
