@@ -32,6 +32,18 @@ def gallery_models() -> list[Path]:
     return [p for p in gallery_files() if json.loads(p.read_text(encoding="utf-8")).get("kind") == "model"]
 
 
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data sets, read in place beside the checkout; their absence is a failure, not a skip."""
+    for part in ("us_stocks_5min", "sse50_hourly/A_stock_hourly.csv", "sse50_hourly/daily_prices_sse_50.csv"):
+        if not (SHARED_DATA / part).exists():
+            pytest.fail(f"{SHARED_DATA / part} is missing: the tests read ../shared/data beside the checkout")
+    return SHARED_DATA
+
+
 @pytest.fixture(scope="session")
 def registry():
     from studio.nodes import default_registry

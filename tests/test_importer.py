@@ -22,8 +22,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 US = DATA / "us_stocks_5min"
 SSE_HOURLY = DATA / "sse50_hourly" / "A_stock_hourly.csv"
 SSE_DAILY = DATA / "sse50_hourly" / "daily_prices_sse_50.csv"
-needs_data = pytest.mark.skipif(not US.is_dir() or not SSE_HOURLY.is_file(),
-                                reason="the shared real data sets are not here")
+needs_data = pytest.mark.usefixtures("shared_data")
 
 TIMES = ("09:30", "09:35", "09:40", "09:45", "09:50", "09:55")
 DAYS = ("2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05")
@@ -637,7 +636,6 @@ def test_inspect_sse50_hourly_json(capsys):
 
 
 def test_inspect_synthetic(capsys):
-    pytest.importorskip("studio.data.synthetic")
     code, out, err = run(capsys, "data", "inspect", "synthetic")
     assert code == 0 and err == ""
     assert out.startswith("source: synthetic")

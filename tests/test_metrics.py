@@ -33,7 +33,7 @@ def _real_panel() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def real():
+def real(shared_data):
     return _real_panel()
 
 
