@@ -315,3 +315,20 @@ def test_a_control_run_with_shuffled_labels_learns_nothing(tmp_path):
                       out_dir=tmp_path)
     test = finish(trainer)[-1]["metrics"]["splits"]["test"]
     assert abs(test["ic"]) < 0.15 * test["oracle_ic"], (test["ic"], test["oracle_ic"])
+
+
+def test_train_on_real_bars_resampled_to_the_window(capsys, tmp_path, shared_data):
+    us = shared_data / "us_stocks_5min"
+    code, _, err = cli(capsys, "train", DEFAULT, "--data", us, "--epochs", "1", "--threads", "1", "--out", tmp_path)
+    assert code == 2 and "the data has 78 (train with --bars-per-day N, N one of 78, 39, 26" in err
+    code, _, err = cli(capsys, "train", DEFAULT, "--data", us, "--bars-per-day", "26", "--epochs", "1",
+                         "--threads", "1", "--out", tmp_path)
+    assert code == 0, err
+    run = next(tmp_path.iterdir())
+    assert load_graph(run / "graph.json").input.bars_per_day == 26
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["source"] == {"kind": "import", "path": str(us), "synthetic": {}, "importer": {}}
+    assert config["data"]["panel"]["bars_per_day"] == 26 and config["data"]["panel"]["symbols"] == 64
+    assert "resampled from 78 to 26 bars per day (3 bars each)" in config["data"]["panel"]["notes"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "oracle_ic" not in metrics["splits"]["test"]  # real bars have no oracle

@@ -55,6 +55,10 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--normalize", choices=("robust", "cs_zscore", "cs_rank", "none"), default=None,
                    help="feature scaling after the per-bar normalisation (docs/data.md)")
+    p.add_argument("--days", type=int, default=None, metavar="N",
+                   help="train with an N-day window instead of the graph's (the run records the changed graph)")
+    p.add_argument("--bars-per-day", type=int, default=None, metavar="N",
+                   help="train with N bars per day instead of the graph's (imported bars are resampled to it)")
     p.add_argument("--lag", type=int, default=None, help="label entry lag in days (default 1)")
     p.add_argument("--horizon", type=int, default=None, help="label horizon in days (default 1)")
     p.add_argument("--config", metavar="JSON", help="training settings from a JSON file (options override)")
@@ -194,6 +198,11 @@ def train_command(args: argparse.Namespace) -> int:
             loaded: dict[tuple, Any] = {}
             for path in args.graphs:
                 graph = load_graph(path)
+                if graph.input is not None and (args.days or args.bars_per_day):
+                    if args.days:
+                        graph.input.days = args.days
+                    if args.bars_per_day:
+                        graph.input.bars_per_day = args.bars_per_day
                 data = data_config_for(graph) if graph.input is not None else None
                 if data is not None:
                     overrides = {k: getattr(args, k) for k in ("normalize", "lag", "horizon")

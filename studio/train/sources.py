@@ -75,7 +75,7 @@ def fit_panel(panel: BarPanel, spec: InputSpec, source: str) -> BarPanel:
         return panel.resample(want)
     fits = [d for d in range(have, 0, -1) if have % d == 0]
     raise DataError(f"{source}: the graph expects {want} bars per day, the data has {have} "
-                    f"(use a graph with {', '.join(map(str, fits))} bars per day)")
+                    f"(train with --bars-per-day N, N one of {', '.join(map(str, fits))})")
 
 
 def graph_fingerprint(graph: Graph) -> str:
