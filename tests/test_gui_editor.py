@@ -223,6 +223,14 @@ def test_group_into_a_block_expand_it_and_edit_its_inside(window, qtbot):
     qtbot.waitUntil(lambda: window.tabs.count() == 1)  # the block's tab closed with the block
 
 
+def test_double_click_on_a_per_day_node_opens_its_block(window):
+    tab = window.open_file(GRAPHS / "blocks" / "daily_view_per_day.json")
+    assert tab.scene.nodes["each_day"].subtitle == "Per-day block · day_model"
+    tab.scene.nodeDoubleClicked.emit("each_day")
+    opened = window.current_tab()
+    assert opened is not tab and opened.document.path.name == "day_conv.json"
+
+
 def test_save_reopen_and_compare_bytes(window, tmp_path):
     path = tmp_path / "model.json"
     shutil.copy(GRAPHS / "default.json", path)

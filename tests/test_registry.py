@@ -16,9 +16,9 @@ from studio.core.registry import Registry, RegistryError
 from studio.core.shapes import MAP, SCORE, SEQ, VEC, TensorShape
 from studio.nodes import builtin_types, default_registry
 
-# Types that only make sense inside a graph (the model's argument, block ports, block instances)
-# are covered by tests/test_builder.py.
-GRAPH_ONLY = {"input", "block_input", "block_output", "block"}
+# Types that only make sense inside a graph (the model's argument, block ports, block instances and
+# blocks run per day) are covered by tests/test_builder.py and tests/test_blocks.py.
+GRAPH_ONLY = {"input", "block_input", "block_output", "block", "per_day"}
 SAMPLE = {SEQ: TensorShape.seq(12, 4), VEC: TensorShape.vec(4), MAP: TensorShape.map(3, 4, 4),
           SCORE: TensorShape.score()}
 B, N = 2, 3

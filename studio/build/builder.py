@@ -3,7 +3,8 @@
 The builder validates first and refuses invalid graphs with the validator's problems. It then makes
 one torch.fx GraphModule per (sub)graph: submodules are named after the node ids, fan-out is just one
 value used by several calls, merges are modules with several arguments, and ``module.code`` is the
-readable ``forward``. A block instance becomes a nested GraphModule.
+readable ``forward``. A block instance becomes a nested GraphModule; a node that wraps a block (the
+per-day node) gets the block instance's GraphModule as its module's first argument.
 
 The model's signature is ``forward(x, mask=None) -> scores`` with ``x`` of shape (B, N, L, F) (B dates,
 N stocks, L = days x bars_per_day bars, F features) and ``mask`` (B, N) marking the stocks present;
@@ -50,11 +51,21 @@ class BuiltGraph:
 
     module: fx.GraphModule
     class_name: str
-    #: submodule name -> the recipe it came from, or the BuiltGraph of a block instance
-    parts: dict[str, Recipe | BuiltGraph] = field(default_factory=dict)
+    #: submodule name -> the recipe it came from, the BuiltGraph of a block instance, or a module that
+    #: wraps a block instance (WrappedBlock)
+    parts: dict[str, Recipe | BuiltGraph | WrappedBlock] = field(default_factory=dict)
     #: names of forward()'s arguments
     arguments: tuple[str, ...] = ()
     block_name: str | None = None
+
+
+@dataclass
+class WrappedBlock:
+    """A module made by ``recipe`` around a built block instance ``inner`` (the per-day node):
+    ``target(inner.module, **recipe.kwargs)``."""
+
+    recipe: Recipe
+    inner: BuiltGraph
 
 
 def resolve_target(target: str) -> type[nn.Module]:
@@ -97,7 +108,7 @@ def _build_graph(v: Validation, class_name: str, block_name: str | None) -> Buil
     graph = v.graph
     fx_graph = fx.Graph()
     is_block = block_name is not None
-    parts: dict[str, Recipe | BuiltGraph] = {}
+    parts: dict[str, Recipe | BuiltGraph | WrappedBlock] = {}
     ctx = InferContext(graph.input, v.scope, None)
     values: dict[Endpoint, fx.Node] = {}
     block_outputs: dict[str, fx.Node] = {}
@@ -150,6 +161,12 @@ def _build_graph(v: Validation, class_name: str, block_name: str | None) -> Buil
             modules[node_id] = part.module
             parts[node_id] = part
             uses_mask = True
+        elif recipe.block is not None:
+            inner = v.scope.infer(recipe.block, recipe.block_inputs or {})  # cached by the validator
+            part = _build_graph(inner, _block_class_name(recipe.block), recipe.block)
+            modules[node_id] = resolve_target(recipe.target)(part.module, **recipe.kwargs)
+            parts[node_id] = WrappedBlock(recipe, part)
+            uses_mask = node_type.uses_mask
         else:
             modules[node_id] = instantiate(recipe)
             parts[node_id] = recipe

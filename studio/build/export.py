@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from studio import __version__
-from studio.build.builder import BuiltGraph, build, resolve_target
+from studio.build.builder import BuiltGraph, WrappedBlock, build, resolve_target
 from studio.core.document import Graph
 from studio.core.node_type import Recipe
 from studio.core.registry import Registry
@@ -117,10 +117,11 @@ def _dependencies(cls: type) -> list[object]:
     return ordered
 
 
-def _expression(recipe: Recipe) -> tuple[str, type | None]:
-    """Constructor call text for a recipe, and the class whose source must be copied (None for nn.*)."""
+def _expression(recipe: Recipe, first: str | None = None) -> tuple[str, type | None]:
+    """Constructor call text for a recipe (``first``: a positional first argument's text), and the class
+    whose source must be copied (None for nn.*)."""
     cls = resolve_target(recipe.target)
-    args = ", ".join(f"{k}={v!r}" for k, v in recipe.kwargs.items())
+    args = ", ".join([*([first] if first else []), *(f"{k}={v!r}" for k, v in recipe.kwargs.items())])
     if recipe.target.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
         return f"nn.{cls.__name__}({args})", None
     return f"{cls.__name__}({args})", cls
@@ -147,6 +148,11 @@ class _Codegen:
         for name, part in built.parts.items():
             if isinstance(part, BuiltGraph):
                 lines.append(f"self.{name} = {self.graph_class(part)}()")
+            elif isinstance(part, WrappedBlock):
+                text, cls = _expression(part.recipe, f"{self.graph_class(part.inner)}()")
+                if cls is not None:
+                    self.need(cls)
+                lines.append(f"self.{name} = {text}")
             else:
                 text, cls = _expression(part)
                 if cls is not None:

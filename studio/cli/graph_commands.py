@@ -9,7 +9,7 @@ from pathlib import Path
 
 from studio.cli.errors import CliError
 from studio.cli.table import format_table
-from studio.core.document import Graph
+from studio.core.document import Graph, block_reference
 from studio.core.graph_file import GraphFileError, load_graph
 from studio.core.registry import Registry
 from studio.core.validation import Validation, format_count, validate
@@ -128,7 +128,8 @@ def summary_command(args: argparse.Namespace) -> int:
     for node_id in order:
         node = graph.nodes[node_id]
         note = "" if v.useful is None or node_id in v.useful else " (unused)"
-        type_text = node.type + (f" {node.params.get('block')}" if node.type == "block" else "")
+        block = block_reference(node)
+        type_text = node.type + (f" {block}" if block is not None else "")
         count = v.param_counts.get(node_id)
         rows.append([node_id + note, type_text, _shape_text(v, node_id),
                      f"{count:,}" if count is not None else "?"])

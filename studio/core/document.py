@@ -117,6 +117,13 @@ class BlockEntry:
     path: str | None = None
 
 
+def block_reference(node: Node) -> str | None:
+    """The name of the block a node uses, or None. Nodes refer to blocks of the file's block table by
+    their ``block`` param: block instances, and nodes that wrap a block (the per-day node)."""
+    name = node.params.get("block")
+    return name if isinstance(name, str) else None
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a graph. ``where`` names the node, ``node.port``, ``node.param`` or edge."""

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from studio.core.document import BLOCK, BlockEntry, Edge, Endpoint, Graph, Node
+from studio.core.document import BLOCK, BlockEntry, Edge, Endpoint, Graph, Node, block_reference
 from studio.core.shapes import SEQ, TensorShape
 
 CLIPBOARD_FORMAT = "model-studio.selection"
@@ -33,9 +33,9 @@ def copy_selection(graph: Graph, node_ids: Iterable[str]) -> str:
              if e.src.node in nodes and e.dst.node in nodes]
     blocks = {}
     for i in ids:
-        if graph.nodes[i].type == BLOCK:
-            name = graph.nodes[i].params.get("block")
-            entry = graph.blocks.get(name) if isinstance(name, str) else None
+        name = block_reference(graph.nodes[i])  # block instances and per-day nodes
+        if name is not None:
+            entry = graph.blocks.get(name)
             if entry is not None and entry.graph is not None and entry.path is None:
                 from studio.core.graph_file import _document_json
 
@@ -229,7 +229,7 @@ def expand_block(graph: Graph, node_id: str) -> list[str]:
         else:
             graph.connect(Endpoint(renamed[src.node], src.port), e.dst)
     name = node.params.get("block")
-    still_used = any(n.type == BLOCK and n.params.get("block") == name for n in graph.nodes.values())
+    still_used = any(block_reference(n) == name for n in graph.nodes.values())
     if entry.path is None and not still_used:
         del graph.blocks[name]
     del inputs, outputs

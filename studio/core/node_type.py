@@ -41,10 +41,16 @@ class Port:
 @dataclass(frozen=True)
 class Recipe:
     """How to make the torch module of a node: ``target`` is an import path such as
-    ``torch.nn.ReLU`` or ``studio.modules.merge.Concat``; ``kwargs`` are literal JSON-like values."""
+    ``torch.nn.ReLU`` or ``studio.modules.merge.Concat``; ``kwargs`` are literal JSON-like values.
+
+    A node that wraps a block (the per-day node) names it in ``block`` with the shapes to bind its inputs
+    to (``block_inputs``): the builder builds that block instance and passes its module to the target
+    as the first argument, ``target(block_module, **kwargs)``."""
 
     target: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    block: str | None = None
+    block_inputs: Mapping[str, TensorShape] | None = None
 
 
 class ShapeError(Exception):

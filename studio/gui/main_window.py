@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import __version__
-from studio.core.document import Endpoint, Graph, InputSpec
+from studio.core.document import Endpoint, Graph, InputSpec, block_reference
 from studio.core.edits import CLIPBOARD_FORMAT, EditError, copy_selection, expand_block, group_to_block, paste
 from studio.core.graph_file import GraphFileError
 from studio.core.registry import Registry
@@ -514,9 +514,9 @@ class MainWindow(QMainWindow):
 
     def open_block(self, tab: EditorTab, node_id: str) -> None:
         node = tab.graph.nodes.get(node_id)
-        if node is None or node.type != "block":
+        name = block_reference(node) if node is not None else None  # block instances and per-day nodes
+        if name is None:
             return
-        name = node.params.get("block")
         entry = tab.document.graph.blocks.get(name)
         if entry is None or entry.graph is None:
             self.statusBar().showMessage(f"block {name!r} is not available", 5000)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.document import Edge, Endpoint, Graph
+from studio.core.document import Edge, Endpoint, Graph, block_reference
 from studio.core.node_type import Port
 from studio.core.shapes import KIND_NAMES
 from studio.core.validation import format_count
@@ -112,7 +112,8 @@ class NodeItem(QGraphicsItem):
             self.subtitle, self.colour = f"? {node.type}", theme.ERROR
             ins, outs = (), ()
         else:
-            self.subtitle = node_type.title + (f" · {node.params.get('block')}" if node.type == "block" else "")
+            block = block_reference(node)
+            self.subtitle = node_type.title + (f" · {block}" if block is not None else "")
             self.colour = theme.category_colour(node_type.category)
             ins = v.in_ports.get(self.node_id) or _safe_ports(node_type, node.params, v, False)
             outs = v.out_ports.get(self.node_id) or _safe_ports(node_type, node.params, v, True)

@@ -28,6 +28,7 @@ CATEGORY_COLOURS = {
     "Linear": QColor("#7a5ab8"),
     "Recurrent": QColor("#b8733d"),
     "Cells": QColor("#c0603a"),
+    "Transformer": QColor("#3da88a"),
     "Activation": QColor("#4f9a5a"),
     "Regularisation": QColor("#6d8a3d"),
     "Normalisation": QColor("#8a8a3d"),

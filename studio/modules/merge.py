@@ -61,3 +61,10 @@ class Residual(nn.Module):
     def forward(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         skip = self.project(x) if self.project is not None else x
         return skip + (f * self.gain if self.gain is not None else f)
+
+
+class StackSteps(nn.Module):
+    """k same-sized (B, N, C) vectors -> a (B, N, k, C) sequence, input i at step i."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.stack(xs, dim=-2)

@@ -48,3 +48,32 @@ class AttentionPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.query.numel()}, heads={self.heads}"
+
+
+class SelectStep(nn.Module):
+    """One step of a (B, N, L, C) sequence as a (B, N, C) vector: ``index`` counts from the first step
+    (0) or, when negative, from the last (-1), e.g. the CLS token's output at step 0."""
+
+    def __init__(self, index: int = 0) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.index, :]
+
+    def extra_repr(self) -> str:
+        return f"index={self.index}"
+
+
+class DayMean(nn.Module):
+    """(B, N, days * bars_per_day, C) -> (B, N, days, C): the mean of each day's bars."""
+
+    def __init__(self, bars_per_day: int) -> None:
+        super().__init__()
+        self.bars_per_day = bars_per_day
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-2, (-1, self.bars_per_day)).mean(dim=-2)
+
+    def extra_repr(self) -> str:
+        return f"bars_per_day={self.bars_per_day}"

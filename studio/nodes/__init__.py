@@ -23,6 +23,7 @@ BUILTIN_MODULES = (
     "studio.nodes.cells",
     "studio.nodes.merge",
     "studio.nodes.reduce",
+    "studio.nodes.transformer",
 )
 
 

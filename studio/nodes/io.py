@@ -1,4 +1,5 @@
-"""Boundary nodes: the model's bar window and score output, and the ports of blocks."""
+"""Boundary nodes: the model's bar window and score output, the ports of blocks, block instances and the
+per-day application of a block."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from studio.core.validation import (
     INPUT_TYPE,
     OUTPUT_TYPE,
 )
+from studio.nodes.common import bars_per_day, bars_per_day_param, whole_days
 
 BOUNDARY = "Input / output"
 
@@ -150,3 +152,77 @@ class Block(NodeType):
     def build(self, params, inputs, ctx):
         # the builder builds the block's own graph module (see studio.build.builder)
         return Recipe(BLOCK_TYPE, {"block": params["block"]})
+
+
+class PerDay(NodeType):
+    type_id = "per_day"
+    category = "Blocks"
+    title = "Per-day block"
+    doc = ("The seed's daily view, second mode (section 2.2): runs a block on each day of the bar window "
+           "separately, with the same weights for every day, and joins the day results in day order. The "
+           "block (from the file's block table) takes one sequence (one day: N×bars_per_day×C) and gives "
+           "one vector per stock. The days are folded into the dates axis, never into the stocks axis, so "
+           "a cross-section layer inside still sees one date's stocks together. output sequence: one step "
+           "per day (N×days×C'); concat: the day vectors side by side (N×(days·C')).")
+    inputs = (Port("x", (SEQ,), "N×(days·bars_per_day)×C"),)
+    outputs = (Port("y", (SEQ, VEC), "N×days×C' (sequence) or N×(days·C') (concat)"),)
+    params = (
+        StrParam("block", "block", "name of the block in the graph file's block table (one sequence in, one "
+                 "vector out)", identifier=True),
+        bars_per_day_param(),
+        ChoiceParam("output", "sequence", "sequence: one step per day; concat: the day vectors joined on the "
+                    "channel axis", choices=("sequence", "concat")),
+    )
+    uses_mask = True
+
+    def output_ports(self, params, ctx=None):
+        kind = SEQ if params["output"] == "sequence" else VEC
+        return (Port("y", (kind,), self.outputs[0].doc),)
+
+    def _port_names(self, params, ctx) -> tuple[str, str]:
+        name = params["block"]
+        ins, outs = ctx.blocks.ports(name)
+        if len(ins) != 1 or ins[0].kinds != (SEQ,):
+            raise ShapeError(f"block {show(name)} must have one sequence input (one day's bars), has "
+                             f"{', '.join(f'{p.name} ({p.kinds[0]})' for p in ins) or 'none'}", param="block")
+        if len(outs) != 1:
+            raise ShapeError(f"block {show(name)} must have one output (a vector per stock and day), has "
+                             f"{len(outs)}", param="block")
+        return ins[0].name, outs[0].name
+
+    def _bound(self, params, inputs, ctx) -> tuple[str, TensorShape]:
+        x = inputs["x"]
+        width = bars_per_day(params, ctx)
+        whole_days(x, width)
+        port, _ = self._port_names(params, ctx)
+        return port, TensorShape.seq(width, x.channels)
+
+    def _inner(self, params, inputs, ctx):
+        port, day = self._bound(params, inputs, ctx)
+        inner = ctx.blocks.infer(params["block"], {port: day})
+        if not inner.ok:
+            raise ShapeError(f"inside block {show(params['block'])} (on one day, {day}): {inner.errors[0]}")
+        return inner
+
+    def infer(self, params, inputs, ctx):
+        x = inputs["x"]
+        days = whole_days(x, bars_per_day(params, ctx))
+        inner = self._inner(params, inputs, ctx)
+        _, out_name = self._port_names(params, ctx)
+        shape = next(inner.in_shapes[n]["x"] for n in inner.order
+                     if inner.graph.nodes[n].type == BLOCK_OUTPUT_TYPE and inner.params[n]["name"] == out_name)
+        if shape.kind != VEC:
+            raise ShapeError(f"block {show(params['block'])} gives {shape.kind} {shape} for one day; it must give "
+                             "a vector per stock (end it with a reduction such as reduce_time)", param="block")
+        if params["output"] == "concat":
+            return {"y": TensorShape.vec(days * shape.channels)}
+        return {"y": TensorShape.seq(days, shape.channels)}
+
+    def param_count(self, params, inputs, ctx):
+        return self._inner(params, inputs, ctx).total_params
+
+    def build(self, params, inputs, ctx):
+        port, day = self._bound(params, inputs, ctx)
+        return Recipe("studio.modules.blocks.PerDay",
+                      {"bars_per_day": bars_per_day(params, ctx), "output": params["output"]},
+                      block=params["block"], block_inputs={port: day})

@@ -1,5 +1,6 @@
-"""Merging parallel branches: element-wise Add, Multiply and Mean, channel Concat, and the Residual
-connection (a skip around a branch, with an optional learned scale and projection)."""
+"""Merging parallel branches: element-wise Add, Multiply and Mean, channel Concat, the Residual
+connection (a skip around a branch, with an optional learned scale and projection), and Stack (vectors
+into the steps of a sequence)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,26 @@ class Residual(NodeType):
         return Recipe("studio.modules.merge.Residual", {
             "in_channels": inputs["x"].channels, "channels": inputs["f"].channels,
             "shortcut": params["shortcut"], "scale": params["scale"], "scale_init": params["scale_init"]})
+
+
+class Stack(NodeType):
+    type_id = "stack"
+    category = "Merge"
+    title = "Stack into a sequence"
+    doc = ("k vectors of the same size become a sequence of k steps, branch i at step i-1 (torch.stack on "
+           "a new time axis): e.g. one summary vector per scale or per branch, then attention pooling or a "
+           "transformer over them.")
+    outputs = (Port("y", (SEQ,), "N×k×C"),)
+    params = (IntParam("inputs", 2, "number of vectors (steps of the sequence)", min=2, max=16),)
+    examples = ({"inputs": 5},)
+
+    def input_ports(self, params, ctx=None):
+        return tuple(Port(f"x{i}", (VEC,), f"step {i - 1}") for i in range(1, params["inputs"] + 1))
+
+    def infer(self, params, inputs, ctx):
+        names = [p.name for p in self.input_ports(params)]
+        first = same_shapes(inputs, names)
+        return {"y": TensorShape.seq(len(names), first.channels)}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.merge.StackSteps", {})

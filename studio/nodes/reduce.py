@@ -1,11 +1,12 @@
-"""Reducing a sequence over time to one vector per stock."""
+"""Reducing a sequence over time: to one vector per stock (last, mean, max, attention pooling, one chosen
+step) or to one step per day (day means)."""
 
 from __future__ import annotations
 
 from studio.core.node_type import NodeType, Port, Recipe, ShapeError
 from studio.core.params import ChoiceParam, IntParam
 from studio.core.shapes import SEQ, VEC, TensorShape
-from studio.nodes.common import in_channels_param
+from studio.nodes.common import MAX_STEPS, bars_per_day, bars_per_day_param, in_channels_param, whole_days
 
 
 class TimeReduce(NodeType):
@@ -61,3 +62,50 @@ class AttentionPool(NodeType):
     def build(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.AttentionPool", {"channels": inputs["x"].channels,
                                                               "heads": params["heads"]})
+
+
+class SelectStep(NodeType):
+    type_id = "select_step"
+    category = "Reduce"
+    title = "Select one step (token)"
+    doc = ("One step of a sequence as a vector per stock: index 0 is the first step (the CLS token's output "
+           "after an encoder with cls_sep_tokens), -1 the last; negative indices count from the end.")
+    inputs = (Port("x", (SEQ,), "N×L×C"),)
+    outputs = (Port("y", (VEC,), "N×C: step `index`"),)
+    params = (IntParam("index", 0, "the step: 0 the first, 1 the second...; -1 the last, -2 the one before",
+                       min=-MAX_STEPS, max=MAX_STEPS - 1),)
+    examples = ({"index": -1}, {"index": 5}, {"index": -12})
+
+    def output_aliases_input(self, params):
+        return True  # a view of one step
+
+    def infer(self, params, inputs, ctx):
+        x = inputs["x"]
+        index = params["index"]
+        if not -x.length <= index < x.length:
+            raise ShapeError(f"index {index} is outside the {x.length} steps arriving (valid: {-x.length} to "
+                             f"{x.length - 1})", param="index")
+        return {"y": TensorShape.vec(x.channels)}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.reduce.SelectStep", {"index": params["index"]})
+
+
+class DayMean(NodeType):
+    type_id = "day_mean"
+    category = "Reduce"
+    title = "Day means"
+    doc = ("The seed's daily view, first mode (section 2.2): the bar window cut into its days, each day's "
+           "bars averaged, so a sequence of days × bars_per_day steps becomes a sequence of `days` steps "
+           "(one per day, oldest first), channels kept. A model after it reads the daily sequence.")
+    inputs = (Port("x", (SEQ,), "N×(days·bars_per_day)×C"),)
+    outputs = (Port("y", (SEQ,), "N×days×C"),)
+    params = (bars_per_day_param(),)
+    examples = ({"bars_per_day": 4}, {"bars_per_day": 1}, {"bars_per_day": 12})
+
+    def infer(self, params, inputs, ctx):
+        x = inputs["x"]
+        return {"y": TensorShape.seq(whole_days(x, bars_per_day(params, ctx)), x.channels)}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.reduce.DayMean", {"bars_per_day": bars_per_day(params, ctx)})
