@@ -16,15 +16,18 @@ def _ports(params) -> tuple[Port, ...]:
     return tuple(Port(f"x{i}", MERGEABLE, f"branch {i}") for i in range(1, params["inputs"] + 1))
 
 
-class Add(NodeType):
-    type_id = "add"
+class _Elementwise(NodeType):
+    """k branches of one shape combined element by element into that shape."""
+
     category = "Merge"
-    title = "Add"
-    doc = ("Element-wise sum of parallel branches of the same shape (a plain residual connection; the "
-           "Residual node adds a learned scale or a projection).")
     outputs = (Port("y", MERGEABLE),)
-    params = (IntParam("inputs", 2, "number of branches to add", min=2, max=16),)
-    examples = ({"inputs": 3},)
+    #: the torch module and the verb of the ``inputs`` param's doc
+    module: str
+    verb: str
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.params = (IntParam("inputs", 2, f"number of branches to {cls.verb}", min=2, max=16),)
 
     def input_ports(self, params, ctx=None):
         return _ports(params)
@@ -33,7 +36,33 @@ class Add(NodeType):
         return {"y": same_shapes(inputs, [p.name for p in _ports(params)])}
 
     def build(self, params, inputs, ctx):
-        return Recipe("studio.modules.merge.AddN", {})
+        return Recipe(self.module, {})
+
+
+class Add(_Elementwise):
+    type_id = "add"
+    title = "Add"
+    doc = ("Element-wise sum of parallel branches of the same shape (a plain residual connection; the "
+           "Residual node adds a learned scale or a projection).")
+    module, verb = "studio.modules.merge.AddN", "add"
+    examples = ({"inputs": 3},)
+
+
+class Multiply(_Elementwise):
+    type_id = "multiply"
+    title = "Multiply"
+    doc = ("Element-wise product of parallel branches of the same shape (e.g. a gate: a sigmoid branch "
+           "times x).")
+    module, verb = "studio.modules.merge.MulN", "multiply"
+    examples = ({"inputs": 3},)
+
+
+class Mean(_Elementwise):
+    type_id = "mean"
+    title = "Mean"
+    doc = "Element-wise mean of parallel branches of the same shape (an ensemble of branches)."
+    module, verb = "studio.modules.merge.MeanN", "average"
+    examples = ({"inputs": 4},)
 
 
 class Concat(NodeType):
@@ -62,45 +91,6 @@ class Concat(NodeType):
 
     def build(self, params, inputs, ctx):
         return Recipe("studio.modules.merge.ConcatChannels", {})
-
-
-class Multiply(NodeType):
-    type_id = "multiply"
-    category = "Merge"
-    title = "Multiply"
-    doc = ("Element-wise product of parallel branches of the same shape (e.g. a gate: a sigmoid branch "
-           "times x).")
-    outputs = (Port("y", MERGEABLE),)
-    params = (IntParam("inputs", 2, "number of branches to multiply", min=2, max=16),)
-    examples = ({"inputs": 3},)
-
-    def input_ports(self, params, ctx=None):
-        return _ports(params)
-
-    def infer(self, params, inputs, ctx):
-        return {"y": same_shapes(inputs, [p.name for p in _ports(params)])}
-
-    def build(self, params, inputs, ctx):
-        return Recipe("studio.modules.merge.MulN", {})
-
-
-class Mean(NodeType):
-    type_id = "mean"
-    category = "Merge"
-    title = "Mean"
-    doc = "Element-wise mean of parallel branches of the same shape (an ensemble of branches)."
-    outputs = (Port("y", MERGEABLE),)
-    params = (IntParam("inputs", 2, "number of branches to average", min=2, max=16),)
-    examples = ({"inputs": 4},)
-
-    def input_ports(self, params, ctx=None):
-        return _ports(params)
-
-    def infer(self, params, inputs, ctx):
-        return {"y": same_shapes(inputs, [p.name for p in _ports(params)])}
-
-    def build(self, params, inputs, ctx):
-        return Recipe("studio.modules.merge.MeanN", {})
 
 
 class Residual(NodeType):
