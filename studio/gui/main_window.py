@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer
+from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
@@ -30,7 +30,6 @@ from studio.gui.palette import Palette, SearchPopup
 from studio.gui.recovery import Recovery
 from studio.gui.view import EditorTab
 
-CLIPBOARD_MIME = "application/x-model-studio-selection"
 MAX_RECENT = 10
 
 
@@ -417,11 +416,9 @@ class MainWindow(QMainWindow):
         tab = self.current_tab()
         if tab is None or not tab.scene.selected_nodes():
             return
-        mime = QMimeData()
         text = copy_selection(tab.graph, tab.scene.selected_nodes())
-        mime.setData(CLIPBOARD_MIME, text.encode())
-        mime.setText(text)
-        QApplication.clipboard().setMimeData(mime)
+        # plain text (its JSON names the format): a QMimeData handed to the clipboard is freed twice at exit
+        QApplication.clipboard().setText(text)
         self._copied = text  # for platforms without a system clipboard (offscreen)
         self.statusBar().showMessage(f"Copied {len(tab.scene.selected_nodes())} node(s)", 3000)
 
@@ -430,12 +427,8 @@ class MainWindow(QMainWindow):
         if tab is None:
             return []
         if text is None:
-            mime = QApplication.clipboard().mimeData()
-            if mime is not None and mime.hasFormat(CLIPBOARD_MIME):
-                text = bytes(mime.data(CLIPBOARD_MIME)).decode()
-            elif mime is not None and CLIPBOARD_FORMAT in mime.text():
-                text = mime.text()
-            else:
+            text = QApplication.clipboard().text()
+            if CLIPBOARD_FORMAT not in text:
                 text = getattr(self, "_copied", "")
         if CLIPBOARD_FORMAT not in (text or ""):
             self.statusBar().showMessage("The clipboard holds no Model Studio nodes", 4000)
