@@ -408,3 +408,39 @@ def test_every_new_type_documents_its_layout_choices():
     for type_id in ("gru", "lstm", "rnn"):
         assert "batch_first is fixed" in REGISTRY[type_id].doc
     assert Path(NODES_DOC).is_file()
+
+
+CRASH_CASES = """
+import torch
+from studio.build.builder import instantiate
+from studio.core.node_type import InferContext
+from studio.core.shapes import TensorShape
+from studio.nodes import default_registry
+reg = default_registry()
+cases = [
+    ("conv1d", {"kernel_size": 1, "stride": 2, "padding": 1, "dilation": 4}, TensorShape.seq(1, 4)),
+    ("conv2d", {"kernel_size": [2, 1], "stride": 2, "padding": [1, 3], "dilation": 4}, TensorShape.map(6, 1, 6)),
+]
+for type_id, overrides, shape in cases:
+    t = reg[type_id]
+    params = {**t.default_params(), **overrides}
+    module = instantiate(t.build(params, {"x": shape}, InferContext(None)))
+    for _ in range(300):
+        x = torch.randn(shape.torch_shape(1, 2), requires_grad=True)
+        module(x).sum().backward()
+canary = torch.nn.Conv1d(4, 16, 3)
+for _ in range(1000):
+    canary(torch.randn(8, 4, 30))
+print("ok")
+"""
+
+
+def test_layouts_that_crashed_torch_convolutions_now_run():
+    """torch 2.13's oneDNN convolutions corrupt memory on inputs whose size-1 axes keep odd strides; the
+    process then dies later, in an unrelated operation. seq_apply / map_apply hand convolutions canonical
+    copies; this runs the cases that crashed in a process of its own."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CRASH_CASES], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-500:])

@@ -13,24 +13,29 @@ import torch.nn as nn
 def seq_apply(fn, x: torch.Tensor) -> torch.Tensor:
     """Run a channels-first 1-D layer ``fn`` ((R, C, L) -> (R, C', L')) on a (..., L, C) sequence."""
     lead, length, channels = x.shape[:-2], x.shape[-2], x.shape[-1]
-    y = fn(x.reshape(-1, length, channels).transpose(1, 2))
+    # a channels-first copy with canonical strides: torch 2.13's oneDNN convolution corrupts memory on some
+    # inputs whose size-1 axes keep odd strides (.contiguous() leaves those as they are), and a later,
+    # unrelated operation then crashes the process
+    y = fn(x.reshape(-1, length, channels).transpose(1, 2).clone(memory_format=torch.contiguous_format))
     return y.transpose(1, 2).reshape(*lead, y.shape[-1], y.shape[-2])
 
 
 def map_apply(fn, x: torch.Tensor) -> torch.Tensor:
     """Run a channels-first 2-D layer ``fn`` ((R, C, H, W) -> (R, C', H', W')) on a (..., H, W, C) map."""
     lead, (height, width, channels) = x.shape[:-3], x.shape[-3:]
-    y = fn(x.reshape(-1, height, width, channels).permute(0, 3, 1, 2))
+    # a channels-first copy with canonical strides (see seq_apply): channels-last inputs crash oneDNN too,
+    # e.g. kernel (2, 1), stride 2, padding (1, 3), dilation 4 on a 6 x 1 map
+    y = fn(x.reshape(-1, height, width, channels).permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format))
     return y.permute(0, 2, 3, 1).reshape(*lead, y.shape[-2], y.shape[-1], y.shape[-3])
 
 
 class SeqConv1d(nn.Conv1d):
     """nn.Conv1d over the length axis of a (B, N, L, C) sequence."""
 
+    __export_deps__ = (seq_apply,)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead, length, channels = x.shape[:-2], x.shape[-2], x.shape[-1]
-        y = super().forward(x.reshape(-1, length, channels).transpose(1, 2))
-        return y.transpose(1, 2).reshape(*lead, y.shape[-1], y.shape[-2])
+        return seq_apply(super().forward, x)
 
 
 class MapConv2d(nn.Conv2d):
