@@ -13,19 +13,28 @@ import torch.nn as nn
 def seq_apply(fn, x: torch.Tensor) -> torch.Tensor:
     """Run a channels-first 1-D layer ``fn`` ((R, C, L) -> (R, C', L')) on a (..., L, C) sequence."""
     lead, length, channels = x.shape[:-2], x.shape[-2], x.shape[-1]
-    # a channels-first copy with canonical strides: torch 2.13's oneDNN convolution corrupts memory on some
-    # inputs whose size-1 axes keep odd strides (.contiguous() leaves those as they are), and a later,
-    # unrelated operation then crashes the process
-    y = fn(x.reshape(-1, length, channels).transpose(1, 2).clone(memory_format=torch.contiguous_format))
+    rows = x.reshape(-1, length, channels)
+    if length > 1 and channels > 1:
+        # a view, no copy: the output of a channels-first layer before comes back as the contiguous tensor
+        # it was, so series of convolutions and pools copy nothing in between
+        y = fn(rows.transpose(1, 2))
+    else:
+        # a size-1 axis makes that view ambiguous (it counts as channels-first too, with odd strides), and
+        # torch 2.13's oneDNN convolution then corrupts memory and a later, unrelated operation crashes the
+        # process: hand it a canonical channels-first copy instead
+        y = fn(rows.transpose(1, 2).clone(memory_format=torch.contiguous_format))
     return y.transpose(1, 2).reshape(*lead, y.shape[-1], y.shape[-2])
 
 
 def map_apply(fn, x: torch.Tensor) -> torch.Tensor:
     """Run a channels-first 2-D layer ``fn`` ((R, C, H, W) -> (R, C', H', W')) on a (..., H, W, C) map."""
     lead, (height, width, channels) = x.shape[:-3], x.shape[-3:]
-    # a channels-first copy with canonical strides (see seq_apply): channels-last inputs crash oneDNN too,
-    # e.g. kernel (2, 1), stride 2, padding (1, 3), dilation 4 on a 6 x 1 map
-    y = fn(x.reshape(-1, height, width, channels).permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format))
+    rows = x.reshape(-1, height, width, channels)
+    if height > 1 and width > 1 and channels > 1:
+        y = fn(rows.permute(0, 3, 1, 2))  # a view, no copy (see seq_apply)
+    else:
+        # e.g. kernel (2, 1), stride 2, padding (1, 3), dilation 4 on a 6 x 1 map crashed (see seq_apply)
+        y = fn(rows.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format))
     return y.permute(0, 2, 3, 1).reshape(*lead, y.shape[-2], y.shape[-1], y.shape[-3])
 
 

@@ -16,6 +16,8 @@ MAP_IN = (Port("x", (MAP,), "N×H×W×C"),)
 MAP_OUT = (Port("y", (MAP,), "N×H_out×W_out×C"),)
 NO_INDICES = ("return_indices is fixed false: a graph wire carries one tensor, and the indices are only "
               "needed to undo a max pool.")
+PADDING_ONLY = ("A dilated window that would cover only padding is refused: torch 2.13 writes out of bounds "
+                "there.")
 PAIR_DOC = " (one integer for both axes, or [height, width])"
 
 
@@ -35,6 +37,20 @@ def _size_params(spatial: int, dilation: bool) -> tuple[Param, ...]:
     if dilation:
         found.append(make("dilation", 1, "spacing between the elements of a window", 1))
     return tuple(found)
+
+
+def _window_in_padding_only(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                            out: int) -> int | None:
+    """The first of ``out`` windows whose elements all fall into the padding, or None. A dilated window can
+    skip every real element; torch 2.13 then gives -inf, and its backward writes outside the gradient."""
+    if padding == 0:
+        return None  # every window starts inside the input, torch's ceil_mode included
+    for i in range(out):
+        start = i * stride - padding
+        first_inside = max(0, -(start // dilation))  # the smallest j with start + j * dilation >= 0
+        if first_inside > kernel - 1 or start + first_inside * dilation > size - 1:
+            return i
+    return None
 
 
 CEIL_MODE = BoolParam("ceil_mode", False, "round the output size up, so a last partial window is kept")
@@ -73,6 +89,11 @@ class _Pool(NodeType):
             if out < 1:
                 raise ShapeError(f"output {axis} would be {out}: input {axis} {size} is shorter than the "
                                  f"window {d * (k - 1) + 1} plus padding {2 * p}", param="kernel_size")
+            empty = _window_in_padding_only(size, k, s, p, d, out)
+            if empty is not None:
+                raise ShapeError(f"window {empty} of the {axis} covers only padding (kernel {k}, dilation {d}, "
+                                 f"padding {p}, input {axis} {size}): torch's max pool writes out of bounds "
+                                 "there; lower the padding or the dilation", param="padding")
             sizes.append(out)
         return {"y": TensorShape(x.kind, (*sizes, x.channels))}
 
@@ -85,7 +106,7 @@ class MaxPool1d(_Pool):
     title = "MaxPool1d"
     doc = ("Maximum over sliding windows along the sequence (torch.nn.MaxPool1d). L_out = floor((L + "
            "2·padding − dilation·(kernel_size − 1) − 1)/stride + 1), rounded up with ceil_mode. "
-           + NO_INDICES)
+           + NO_INDICES + " " + PADDING_ONLY)
     spatial = 1
     target = "studio.modules.layers.SeqMaxPool1d"
     inputs, outputs = SEQ_IN, SEQ_OUT
@@ -120,7 +141,7 @@ class MaxPool2d(_Pool):
     type_id = "maxpool2d"
     title = "MaxPool2d"
     doc = ("Maximum over sliding windows of a map's height and width (torch.nn.MaxPool2d); each axis as in "
-           "MaxPool1d. " + NO_INDICES)
+           "MaxPool1d. " + NO_INDICES + " " + PADDING_ONLY)
     spatial = 2
     target = "studio.modules.layers.MapMaxPool2d"
     inputs, outputs = MAP_IN, MAP_OUT
