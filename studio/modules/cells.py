@@ -189,13 +189,14 @@ class CellDirection(nn.Module):
             for g0, g1 in zip(gx[0], gx[1], strict=True):
                 if shared:
                     hh = torch.mm(GateLayer.gather(h, nb) if nb is not None else h, w_shared)
-                    rz_h, n_h = hh[:, :2 * hidden], hh[:, 2 * hidden:]
+                    # split, not slices: its backward is one cat, where each slice's fills a zero tensor
+                    rz_h, n_h = hh.split([2 * hidden, hidden], dim=1)
                     if n_bias is not None:
                         n_h = n_h + n_bias
                 else:
                     rz_h, n_h = state_part(0, h), state_part(1, h, n_bias)
                 rz = torch.sigmoid(g0 + rz_h)
-                r, z = rz[:, :hidden], rz[:, hidden:]
+                r, z = rz.chunk(2, dim=1)
                 n = torch.tanh(torch.addcmul(g1, r, n_h))
                 h = torch.lerp(n, h, z)  # (1 - z) * n + z * h
                 outputs.append(h)
