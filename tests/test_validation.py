@@ -380,6 +380,34 @@ def test_inplace_relu_on_a_fan_out(default, registry):
     assert v.problems[0].node == "relu_2"
 
 
+def test_inplace_relu_on_the_model_input(default, registry):
+    # the caller's tensor (a cached batch, say) would change under it
+    splice(default, "bars.bars", "conv_1.x", "relu_0", "relu", {"inplace": True})
+    assert check(default, registry) == [
+        "relu_0.inplace: would overwrite bars.bars, the model's input, which belongs to the caller; turn "
+        "inplace off"]
+
+
+def test_inplace_dropout_on_a_view_of_the_model_input(default, registry):
+    splice(default, "bars.bars", "conv_1.x", "view_0", "day_view", {"bars_per_day": None})
+    splice(default, "view_0.y", "conv_1.x", "drop_0", "dropout", {"p": 0.1, "inplace": True})
+    splice(default, "drop_0.y", "conv_1.x", "seq_0", "seq_view", {})
+    assert check(default, registry) == [
+        "drop_0.inplace: would overwrite bars.bars (view_0.y is a view of it), the model's input, which "
+        "belongs to the caller; turn inplace off"]
+
+
+def test_inplace_relu_on_a_block_input(registry):
+    # inside a block, its input is a tensor of the graph around it, which may feed other nodes there
+    block = from_json("blocks/conv_relu.json", lambda doc: None)
+    splice(block, "x.y", "conv.x", "relu_0", "relu", {"inplace": True})
+    block.disconnect(next(e for e in block.edges if str(e.dst) == "skip.x1"))
+    block.connect("conv.y", "skip.x1")
+    assert check(block, registry) == [
+        "relu_0.inplace: would overwrite x.y, the block's input, which belongs to the graph around it; turn "
+        "inplace off"]
+
+
 def test_inplace_relu_without_a_fan_out_is_fine(default, registry):
     default.nodes["relu_2"].params["inplace"] = True
     assert check(default, registry) == []

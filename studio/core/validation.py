@@ -484,18 +484,24 @@ class _Checker:
                 if shared is not None:
                     assert edge is not None
                     via = "" if shared == edge.src else f" ({edge.src} is a view of it)"
-                    self.error(f"{node_id}.inplace", f"would overwrite {shared}{via}, which also feeds other "
-                               "nodes; turn inplace off", node_id)
+                    owner = self.v.types.get(shared.node)
+                    why = {INPUT_TYPE: "the model's input, which belongs to the caller",
+                           BLOCK_INPUT_TYPE: "the block's input, which belongs to the graph around it"}.get(
+                        owner.type_id if owner else None, "which also feeds other nodes")
+                    self.error(f"{node_id}.inplace", f"would overwrite {shared}{via}, {why}; turn inplace off",
+                               node_id)
 
     def _shared_source(self, src: Endpoint, fan_out: dict[Endpoint, int]) -> Endpoint | None:
         """The first tensor, from ``src`` up through nodes whose output is a view of their input, that
-        also feeds other nodes (None when there is none)."""
+        also feeds other nodes or that the graph does not own (the model's or a block's input); None when
+        there is none."""
         seen: set[str] = set()
         while src.node not in seen:
-            if fan_out.get(src, 0) > 1:
+            node_type, params = self.v.types.get(src.node), self.v.params.get(src.node)
+            if fan_out.get(src, 0) > 1 or (node_type is not None
+                                           and node_type.type_id in (INPUT_TYPE, BLOCK_INPUT_TYPE)):
                 return src
             seen.add(src.node)
-            node_type, params = self.v.types.get(src.node), self.v.params.get(src.node)
             if node_type is None or params is None or not node_type.output_aliases_input(params):
                 return None
             ports = self.v.in_ports.get(src.node, ())

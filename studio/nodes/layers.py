@@ -18,7 +18,7 @@ from studio.nodes.common import MAX_CHANNELS, MAX_KERNEL, channels_param, in_cha
 
 ANY_TENSOR = (SEQ, VEC, MAP)
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-INPLACE_DOC = "overwrite the input tensor to save memory (not on a fan-out)"
+INPLACE_DOC = "overwrite the input tensor to save memory (not on a fan-out, the model's input or a block's)"
 
 
 class Linear(NodeType):
