@@ -28,7 +28,7 @@ FAMILIES = {
     "multigrid": "multigrid",
     "daily_view": "daily view",
     "transformer": "transformer (BERT)",
-    "detection": "detection (multibox)",
+    "detection": "detection",
     "cells": "recurrent cells",
     "blocks": "block",
 }
@@ -179,6 +179,17 @@ def test_gallery_models_reuse_the_seeds_blocks_by_path():
     assert [n.params["block"] for n in deepnn.nodes.values() if n.type == "block"].count("bottleneck1") == 2
     detector = load_graph(GRAPHS / "detection" / "multibox.json")
     assert detector.blocks["multibox_head"].path == "../blocks/multibox_head.json"
+
+
+def test_fast_rcnn_adds_a_region_branch_and_a_classifier_branch():
+    graph = load_graph(GRAPHS / "detection" / "fast_rcnn.json")
+    assert len(graph.nodes_of_type("conv1d")) == 3
+    regions = {n.id: (n.params["start"], n.params["stop"]) for n in graph.nodes_of_type("slice_steps")}
+    assert regions == {"last_day": (-24, None), "last_3_days": (-72, None), "window": (0, None)}
+    into = {str(e.dst): str(e.src) for e in graph.edges}
+    for i, region in enumerate(("last_day", "last_3_days", "window"), 1):
+        assert into[f"roi_pool_{i}.x"] == f"{region}.y" and into[f"regions.x{i}"] == f"roi_flat_{i}.y"
+    assert (into["sum_heads.x1"], into["sum_heads.x2"]) == ("region_head.y", "class_head.y")
 
 
 if __name__ == "__main__":

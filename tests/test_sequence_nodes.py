@@ -1,5 +1,5 @@
-"""The transformer nodes (encoder stack, positional encoding, CLS/SEP tokens), select_step, day_mean and
-stack: what they compute, beyond the registry-wide shape and parameter-count checks."""
+"""The transformer nodes (encoder stack, positional encoding, CLS/SEP tokens), select_step, slice_steps,
+day_mean and stack: what they compute, beyond the registry-wide shape and parameter-count checks."""
 
 from __future__ import annotations
 
@@ -65,6 +65,26 @@ def test_select_step_takes_one_token_and_checks_the_index(registry):
     node_type = registry["select_step"]
     with pytest.raises(ShapeError, match=r"index 6 is outside the 6 steps arriving \(valid: -6 to 5\)"):
         node_type.infer({"index": 6}, {"x": TensorShape.seq(6, 2)}, InferContext(None))
+
+
+@pytest.mark.parametrize(("start", "stop", "step"), [(0, None, 1), (-3, None, 1), (1, -1, 2), (-5, 4, 3),
+                                                   (2, 100, 1), (-100, 2, 1)])
+def test_slice_steps_is_pythons_slice(registry, start, stop, step):
+    module, declared = make(registry, "slice_steps", {"x": TensorShape.seq(6, 2)}, start=start, stop=stop,
+                            step=step)
+    x = torch.arange(6.0).repeat_interleave(2).reshape(1, 1, 6, 2).expand(2, 3, 6, 2)
+    y = module(x)
+    expected = list(range(6))[start:stop:step]
+    assert declared == {"y": TensorShape.seq(len(expected), 2)}
+    assert y[0, 0, :, 0].tolist() == expected and y.shape == (2, 3, len(expected), 2)
+
+
+def test_slice_steps_refuses_an_empty_region(registry):
+    node_type = registry["slice_steps"]
+    with pytest.raises(ShapeError, match="the region from 4 to 2 holds no step of the 6 arriving"):
+        node_type.infer({"start": 4, "stop": 2, "step": 1}, {"x": TensorShape.seq(6, 2)}, InferContext(None))
+    with pytest.raises(ShapeError, match="the region from 9 to the end holds no step of the 6 arriving"):
+        node_type.infer({"start": 9, "stop": None, "step": 1}, {"x": TensorShape.seq(6, 2)}, InferContext(None))
 
 
 def test_day_mean_averages_each_days_bars(registry):

@@ -50,6 +50,20 @@ class AttentionPool(nn.Module):
         return f"channels={self.query.numel()}, heads={self.heads}"
 
 
+class SliceSteps(nn.Module):
+    """The steps ``start:stop:step`` of a (B, N, L, C) sequence (a view)."""
+
+    def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
+        super().__init__()
+        self.start, self.stop, self.step = start, stop, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.start:self.stop:self.step, :]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}, step={self.step}"
+
+
 class SelectStep(nn.Module):
     """One step of a (B, N, L, C) sequence as a (B, N, C) vector: ``index`` counts from the first step
     (0) or, when negative, from the last (-1), e.g. the CLS token's output at step 0."""

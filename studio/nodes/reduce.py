@@ -1,5 +1,5 @@
 """Reducing a sequence over time: to one vector per stock (last, mean, max, attention pooling, one chosen
-step) or to one step per day (day means)."""
+step), to a region of steps, or to one step per day (day means)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,41 @@ class SelectStep(NodeType):
 
     def build(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.SelectStep", {"index": params["index"]})
+
+
+class SliceSteps(NodeType):
+    type_id = "slice_steps"
+    category = "Reduce"
+    title = "Slice of steps (region)"
+    doc = ("A region of a sequence: steps start, start + step, ... before stop, as Python's x[start:stop:step] "
+           "(negative positions count from the end), e.g. the last day of the bar window, or the regions a "
+           "Fast-RCNN-style head pools (seed section 5). A view, no copy.")
+    inputs = (Port("x", (SEQ,), "N×L×C"),)
+    outputs = (Port("y", (SEQ,), "N×L_out×C: the steps of the region"),)
+    params = (
+        IntParam("start", 0, "first step: 0 the first, -24 the 24th from the end", min=-MAX_STEPS,
+                 max=MAX_STEPS),
+        IntParam("stop", None, "the step after the last one; null = to the end", min=-MAX_STEPS, max=MAX_STEPS,
+                 optional=True, none_means="to the end"),
+        IntParam("step", 1, "take every step-th step", min=1, max=MAX_STEPS),
+    )
+    examples = ({"start": -4}, {"start": 1, "stop": -1, "step": 2}, {"start": 0, "stop": 5})
+
+    def output_aliases_input(self, params):
+        return True  # a strided view
+
+    def infer(self, params, inputs, ctx):
+        x = inputs["x"]
+        length = len(range(x.length)[params["start"]:params["stop"]:params["step"]])
+        if length < 1:
+            stop = "the end" if params["stop"] is None else params["stop"]
+            raise ShapeError(f"the region from {params['start']} to {stop} holds no step of the {x.length} "
+                             "arriving", param="start")
+        return {"y": TensorShape.seq(length, x.channels)}
+
+    def build(self, params, inputs, ctx):
+        return Recipe("studio.modules.reduce.SliceSteps",
+                      {"start": params["start"], "stop": params["stop"], "step": params["step"]})
 
 
 class DayMean(NodeType):
