@@ -196,6 +196,27 @@ def problems(g: Graph) -> list[str]:
     return [str(p) for p in validate(g, REGISTRY).errors]
 
 
+def test_padding_only_windows_are_found_exactly():
+    from studio.core.shapes import pool_out_length
+    from studio.nodes.pooling import _window_in_padding_only
+
+    checked = 0
+    for size in range(1, 14):
+        for k in range(1, 6):
+            for s in range(1, 5):
+                for p in range(k // 2 + 1):
+                    for d in range(1, 6):
+                        for ceil_mode in (False, True):
+                            out = pool_out_length(size, k, s, p, d, ceil_mode)
+                            if out < 1:
+                                continue
+                            first = next((i for i in range(out)
+                                          if not any(0 <= i * s - p + j * d < size for j in range(k))), None)
+                            assert _window_in_padding_only(size, k, s, p, d, out) == first, (size, k, s, p, d)
+                            checked += 1
+    assert checked > 3000
+
+
 def test_refusals_name_the_param():
     assert problems(_model(("maxpool1d", {"kernel_size": 3, "padding": 2}))) == [
         "n1.padding: must be at most half the kernel size (1), as torch requires, gets 2"]

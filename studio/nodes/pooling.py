@@ -45,7 +45,10 @@ def _window_in_padding_only(size: int, kernel: int, stride: int, padding: int, d
     skip every real element; torch 2.13 then gives -inf, and its backward writes outside the gradient."""
     if padding == 0:
         return None  # every window starts inside the input, torch's ceil_mode included
-    for i in range(out):
+    # a window starting inside the input holds its first element: only those starting in the padding count
+    left = range(min(out, -(-padding // stride)))
+    right = range(max(0, (size - 1 + padding) // stride + 1), out)
+    for i in (*left, *right):
         start = i * stride - padding
         first_inside = max(0, -(start // dilation))  # the smallest j with start + j * dilation >= 0
         if first_inside > kernel - 1 or start + first_inside * dilation > size - 1:
