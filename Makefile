@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/builder.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/data.py
+	$(BIN)/python bench/cells.py
+	$(BIN)/python bench/gui.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
