@@ -94,17 +94,18 @@ def _rank_rows(keyed: np.ndarray, count: np.ndarray) -> np.ndarray:
         exact = np.argsort(keyed[r], kind="stable")
         flat[r * cols:(r + 1) * cols] = exact + r * cols
         ordered[r] = keyed[r, exact]
-    ties = ordered[:, 1:] == ordered[:, :-1]
     position = np.arange(1, cols + 1, dtype=np.float64)
-    if ties.any():
-        starts = np.ones((rows, cols), dtype=bool)
-        starts[:, 1:] = ~ties
+    present = position <= count[:, None]
+    mean_rank = position * present  # the missing (+inf) values, last in order: rank 0
+    # ties among present values only (the missing ones all tie at +inf, and their rank is 0 anyway)
+    ties = (ordered[:, 1:] == ordered[:, :-1]) & present[:, 1:]
+    tied = np.flatnonzero(ties.any(axis=1))
+    if len(tied):
+        starts = np.ones((len(tied), cols), dtype=bool)
+        starts[:, 1:] = ~ties[tied]
         group = np.cumsum(starts.ravel()) - 1
-        sums = np.bincount(group, weights=np.tile(position, rows))
-        mean_rank = (sums / np.bincount(group))[group].reshape(rows, cols)
-    else:
-        mean_rank = np.tile(position, (rows, 1))
-    mean_rank *= position <= count[:, None]  # the missing (+inf) values, last in order: rank 0
+        sums = np.bincount(group, weights=np.tile(position, len(tied)))
+        mean_rank[tied] = (sums / np.bincount(group))[group].reshape(len(tied), cols) * present[tied]
     ranks = np.empty(rows * cols)
     ranks[flat] = mean_rank.ravel()
     return ranks.reshape(rows, cols)
