@@ -115,7 +115,7 @@ def test_save_stamps_the_writing_studio_version(tmp_path: Path):
      "written by a newer Model Studio (format version 7; this one reads versions up to 1)"),
     ('{"format": "model-studio.graph", "version": 1, "x": NaN}', "not JSON (NaN is not allowed in JSON)"),
     ('{"format": "model-studio.graph", "version": 0, "nodes": [{"type": "relu"}]}',
-     "cannot upgrade this version-0 file ('id')"),
+     "cannot upgrade this version-0 file (nodes[0]: \"id\" must be a string, gets null)"),
 ])
 def test_unreadable_text_gives_one_line_naming_the_source(text, message):
     with pytest.raises(GraphFileError) as info:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import operator
+import unicodedata
 from dataclasses import dataclass, field
 
 import torch
@@ -194,7 +195,12 @@ def _build_graph(v: Validation, class_name: str, block_name: str | None) -> Buil
 
 
 def _block_class_name(name: str) -> str:
-    return "Block_" + name
+    """The class of a block instance. Block names are identifiers, but Python folds identifiers with
+    NFKC (the ligature "\ufb01" reads as "fi"): such characters are spelled out so two blocks never
+    share a class name by accident."""
+    if unicodedata.normalize("NFKC", name) == name:
+        return "Block_" + name
+    return "Block_" + "".join(c if unicodedata.normalize("NFKC", c) == c else f"_u{ord(c):04x}_" for c in name)
 
 
 def parameter_counts(module: nn.Module) -> dict[str, int]:

@@ -7,16 +7,23 @@ Every export takes ``(x, mask)`` with dynamic dates (B) and stocks (N) axes; see
 
 from __future__ import annotations
 
+import ast
+import builtins
 import contextlib
 import inspect
 import io
+import keyword
 import logging
+import math
 import os
 import re
+import textwrap
+import unicodedata
 import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from studio import __version__
@@ -24,6 +31,7 @@ from studio.build.builder import BuiltGraph, WrappedBlock, build, resolve_target
 from studio.core.document import Graph
 from studio.core.node_type import Recipe
 from studio.core.registry import Registry
+from studio.core.text import printable
 
 SUFFIXES = (".py", ".pt2", ".onnx")
 
@@ -101,27 +109,60 @@ def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights:
 
 
 # ---- .py ------------------------------------------------------------------------------------------
+#
+# Text from a graph file (its name, description, feature and block names, string parameters) never
+# reaches the generated source unquoted: values go through repr() (checked to be plain literals), and
+# prose goes into comments with every non-printable character escaped. Names that become Python
+# identifiers (node ids, block class names) are checked again here, whatever the loader allowed.
 
-def _dependencies(cls: type) -> list[object]:
-    """``cls`` and what it lists in ``__export_deps__``, dependencies first."""
-    ordered: list[object] = []
-
-    def visit(obj: object) -> None:
-        if obj in ordered:
-            return
-        for dep in getattr(obj, "__export_deps__", ()):
-            visit(dep)
-        ordered.append(obj)
-
-    visit(cls)
-    return ordered
+#: names the generated file imports itself
+_PROVIDED = {"math": math, "torch": torch, "nn": nn, "F": F}
+#: where copied code may come from: the self-contained modules behind node types
+_COPYABLE_PREFIX = "studio.modules."
 
 
-def _expression(recipe: Recipe, first: str | None = None) -> tuple[str, type | None]:
+def _check_identifier(name: str, what: str) -> str:
+    if (not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
+            or unicodedata.normalize("NFKC", name) != name or name.startswith("__")):
+        raise ExportError(f"{what} {printable(name)} cannot be a Python name in the exported file")
+    return name
+
+
+def _comment(text: str, width: int = 100) -> list[str]:
+    """Prose as ``# `` comment lines; each source line of ``text`` becomes one (escaped) line."""
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        lines.extend(("# " + part).rstrip()
+                     for part in textwrap.wrap(printable(line), width, break_on_hyphens=False) or [""])
+    return lines
+
+
+def _literal(value: object, where: str) -> str:
+    """Source text of a plain value (None, bool, int, float, str and lists / tuples / dicts of them)
+    that evaluates back to it; anything else is refused rather than written."""
+    if value is None or isinstance(value, bool | int | str):
+        return repr(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return repr(value)
+        return f"float({repr(value)!r})"  # float('inf'), float('nan')
+    if isinstance(value, tuple):
+        items = [_literal(v, where) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v, where) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k, where)}: {_literal(v, where)}" for k, v in value.items()) + "}"
+    raise ExportError(f"{where}: a value of type {type(value).__name__} cannot be written as Python source")
+
+
+def _expression(recipe: Recipe, where: str, first: str | None = None) -> tuple[str, type | None]:
     """Constructor call text for a recipe (``first``: a positional first argument's text), and the class
     whose source must be copied (None for nn.*)."""
     cls = resolve_target(recipe.target)
-    args = ", ".join([*([first] if first else []), *(f"{k}={v!r}" for k, v in recipe.kwargs.items())])
+    args = ", ".join([*([first] if first else []),
+                      *(f"{_check_identifier(k, f'{where}: argument')}={_literal(v, f'{where}.{k}')}"
+                        for k, v in recipe.kwargs.items())])
     if recipe.target.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls:
         return f"nn.{cls.__name__}({args})", None
     return f"{cls.__name__}({args})", cls
@@ -132,35 +173,74 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join(pad + line if line.strip() else "" for line in text.splitlines())
 
 
+def _global_names(obj: object) -> list[str]:
+    """The names a class or function reads that are not its own locals, in source order."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))  # type: ignore[arg-type]
+    names: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.setdefault(node.id)
+    return list(names)
+
+
 class _Codegen:
     def __init__(self) -> None:
+        #: copied classes and functions, dependencies first, and module-level constants they read
         self.copied: list[object] = []
+        self.constants: dict[str, str] = {}
         self.classes: dict[str, str] = {}  # class name -> source
 
-    def need(self, cls: type) -> None:
-        for obj in _dependencies(cls):
-            if obj not in self.copied:
-                self.copied.append(obj)
+    def need(self, obj: object, _visiting: tuple = ()) -> None:
+        """Copy ``obj`` (a class or function of studio.modules) and every module-level name it reads."""
+        if obj in self.copied or obj in _visiting:
+            return
+        module = inspect.getmodule(obj)
+        if module is None or not module.__name__.startswith(_COPYABLE_PREFIX):
+            raise ExportError(f"{getattr(obj, '__qualname__', obj)} is not in studio.modules: it cannot be "
+                              "copied into a standalone file")
+        for name in _global_names(obj):
+            if name in _PROVIDED or not hasattr(module, name):
+                continue  # a local, a builtin, or an import the file makes itself
+            value = getattr(module, name)
+            if value is getattr(builtins, name, object()):
+                continue
+            if value is _PROVIDED.get(name):
+                continue
+            if inspect.isclass(value) or inspect.isfunction(value):
+                if value is obj:
+                    continue
+                if inspect.getmodule(value) is not None and inspect.getmodule(value).__name__.startswith("torch"):
+                    raise ExportError(f"{obj.__qualname__} uses {name} from torch without the torch prefix; "
+                                      "write torch.X or nn.X so the exported file can find it")
+                self.need(value, (*_visiting, obj))
+            else:
+                text = _literal(value, f"{module.__name__}.{name}")
+                if self.constants.get(name, text) != text:
+                    raise ExportError(f"two copied modules define {name} differently")
+                self.constants[name] = text
+        self.copied.append(obj)
 
     def graph_class(self, built: BuiltGraph) -> str:
         """Emit the class of a built (sub)graph; returns its (deduplicated) name."""
+        _check_identifier(built.class_name, "block class")
         lines = []
         for name, part in built.parts.items():
+            _check_identifier(name, "node id")
             if isinstance(part, BuiltGraph):
                 lines.append(f"self.{name} = {self.graph_class(part)}()")
             elif isinstance(part, WrappedBlock):
-                text, cls = _expression(part.recipe, f"{self.graph_class(part.inner)}()")
+                text, cls = _expression(part.recipe, f"node {name}", f"{self.graph_class(part.inner)}()")
                 if cls is not None:
                     self.need(cls)
                 lines.append(f"self.{name} = {text}")
             else:
-                text, cls = _expression(part)
+                text, cls = _expression(part, f"node {name}")
                 if cls is not None:
                     self.need(cls)
                 lines.append(f"self.{name} = {text}")
         # fx frees each value after its last use ("a = None"); the standalone code reads better without
         forward = re.sub(r";  [\w =]+ = None$", "", built.module.code.strip(), flags=re.MULTILINE)
-        doc = (f'"""Block {built.block_name!r}."""' if built.block_name
+        doc = (repr(f"Block {built.block_name}.") if built.block_name
                else '"""forward(x, mask=None): x (B dates, N stocks, L bars, F features) -> (B, N)."""')
         body_of = "\n".join(["def __init__(self):", "    super().__init__()", *("    " + ln for ln in lines)])
 
@@ -177,38 +257,56 @@ class _Codegen:
         return name
 
 
-def python_source(built: BuiltGraph, graph: Graph, weights_name: str) -> str:
+def python_source(built: BuiltGraph, graph: Graph) -> str:
     gen = _Codegen()
     gen.graph_class(built)
     spec = graph.input
     assert spec is not None
-    header = (
-        f'"""{graph.name or "model"}: exported by Model Studio {__version__}.\n\n'
-        + (f"{graph.description}\n\n" if graph.description else "")
-        + f"Input x: (B dates, N stocks, L={spec.length} bars = {spec.days} days x {spec.bars_per_day} bars, "
-        f"F={len(spec.features)} features: {', '.join(spec.features)});\n"
+    # The first two lines are fixed text: Python reads a coding declaration from them.
+    comment = [
+        "# Exported by Model Studio " + printable(__version__) + ": plain PyTorch, needs only torch.",
+        "# The graph's name and description (as written in its file; see GRAPH_NAME, GRAPH_DESCRIPTION):",
+        *_comment(graph.name or "model"),
+        *(_comment(graph.description) if graph.description else []),
+    ]
+    docstring = (
+        '"""A model exported by Model Studio.\n\n'
+        f"Input x: (B dates, N stocks, L={spec.length} bars = {spec.days} days x {spec.bars_per_day} bars, "
+        f"F={len(spec.features)} features, in the order of FEATURES);\n"
         "mask: (B, N) bool, True where a stock is present (optional). Output: (B, N) scores.\n"
-        f"Weights: {weights_name} beside this file; load_model() reads them.\n"
-        'Needs only torch.\n"""\n'
+        "Weights: the .pt file of this file's name beside it; load_model() reads them.\n"
+        '"""\n'
     )
+    header = "\n".join(comment) + "\n" + docstring
     parts = [header, "import math  # noqa: F401\n\nimport torch\nimport torch.nn as nn\n"
-             "import torch.nn.functional as F  # noqa: F401\n"]
+             "import torch.nn.functional as F  # noqa: F401\n",
+             "\n".join([f"GRAPH_NAME = {_literal(graph.name, 'graph name')}",
+                        f"GRAPH_DESCRIPTION = {_literal(graph.description, 'graph description')}",
+                        f"FEATURES = {_literal(tuple(spec.features), 'input features')}"]) + "\n"]
+    if gen.constants:
+        parts.append("\n".join(f"{name} = {text}" for name, text in gen.constants.items()) + "\n")
     parts.extend(inspect.getsource(obj) for obj in gen.copied)  # type: ignore[arg-type]
     parts.extend(gen.classes.values())
     parts.append(
         "def load_model(weights: str | None = None) -> Model:\n"
-        '    """The exported model with its weights, in eval mode."""\n'
+        '    """The exported model with its weights (by default the .pt file beside this one), in eval mode."""\n'
         "    model = Model()\n"
         "    path = weights if weights is not None else __file__[: -len('.py')] + '.pt'\n"
         "    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))\n"
         "    return model.eval()\n"
     )
-    return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+    source = "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+    try:
+        compile(source, "<export>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # a bug here, never a file's fault: refuse to write it
+        raise ExportError(f"internal error: the generated source does not compile ({exc})") from None
+    return source
 
 
 def export_python(built: BuiltGraph, graph: Graph, out: Path) -> list[Path]:
     weights = out.with_suffix(".pt")
-    out.write_text(python_source(built, graph, weights.name), encoding="utf-8")
+    source = python_source(built, graph)
+    out.write_text(source, encoding="utf-8")
     torch.save(built.module.state_dict(), weights)
     return [out, weights]
 

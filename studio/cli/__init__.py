@@ -20,6 +20,7 @@ from studio.cli.data_commands import add_data_commands
 from studio.cli.errors import CliError
 from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.gui_command import add_gui_command, gui_available, gui_command
+from studio.cli.output import safe_streams
 from studio.cli.paths import default_graph_path
 from studio.cli.train_commands import add_train_commands
 
@@ -51,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (``studio`` calls sys.exit with it)."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    with safe_streams():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(args_list: list[str]) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)

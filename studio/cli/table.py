@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from studio.core.text import printable
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str = "",
                  indent: int = 0) -> str:
     """Columns padded to their widest cell; ``align`` has one 'l' or 'r' per column (default 'l')."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    # cells may hold names from files: escaped here, so the widths are those of what is shown
+    cells = [[printable(h) for h in headers]] + [[printable(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     align = (align or "").ljust(len(headers), "l")
     pad = " " * indent

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli.errors import CliError
+from studio.cli.output import control
 from studio.cli.table import format_table
 
 COMPARE_COLUMNS = [  # (metrics.json key, header, format)
@@ -158,7 +159,8 @@ class _Progress:
             done = record["step"] / record["steps"]
             bar = "#" * int(done * 20)
             eta = time.strftime("%H:%M:%S", time.gmtime(record["eta"]))
-            print(f"\r[{self.name}] epoch {record['epoch']} [{bar:<20}] loss {record['loss']:+.4f}"
+            control("\r")
+            print(f"[{self.name}] epoch {record['epoch']} [{bar:<20}] loss {record['loss']:+.4f}"
                   f"{self.valid} | {eta} left ", end="", file=sys.stderr, flush=True)
         elif kind == "epoch":
             ic = record["valid"]["ic"]
@@ -167,7 +169,9 @@ class _Progress:
                     f"{record['train_loss']:+.4f}, valid loss {record['valid_loss']:+.4f}, valid IC "
                     f"{_fmt(ic, '{:.4f}')}, RankIC {_fmt(record['valid']['rank_ic'], '{:.4f}')}, "
                     f"{record['seconds']:.1f} s{' *' if record['improved'] else ''}")
-            print(("\r" if self.tty else "") + line + " " * 10, file=sys.stderr)
+            if self.tty:
+                control("\r")
+            print(line + " " * 10, file=sys.stderr)
         elif kind == "done":
             print(f"[{self.name}] {record['status']}: {record['message']}", file=sys.stderr)
 

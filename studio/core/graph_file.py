@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from studio import __version__
 from studio.core.document import BLOCK, MODEL, BlockEntry, Edge, Endpoint, Graph, InputSpec, Node, Problem
+from studio.core.files import FileReadError, atomic_write, read_regular_file
 from studio.core.migrations import CURRENT_VERSION, FORMAT_TAG, migrate
 from studio.core.params import show
+from studio.core.text import printable
 
 TOP_LEVEL_ORDER = ("format", "version", "studio_version", "kind", "name", "description", "input",
                    "nodes", "edges", "blocks")
@@ -40,49 +41,105 @@ class GraphFileError(Exception):
 
 # ---- reading --------------------------------------------------------------------------------------
 
-def load_graph(path: str | os.PathLike[str], *, _open_blocks: tuple[Path, ...] = ()) -> Graph:
-    """Read a graph file; referenced block files are read too (relative to this file)."""
+def load_graph(path: str | os.PathLike[str], *, _open_blocks: tuple[Path, ...] = (),
+               _root: Path | None = None) -> Graph:
+    """Read a graph file; referenced block files are read too (relative to this file, and only from
+    inside its block root: see :func:`block_root`)."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise GraphFileError(f"{path}: is a folder, not a graph file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise GraphFileError(f"{path}: {size} bytes is too large for a graph file")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise GraphFileError(f"{path}: no such file") from None
-    except PermissionError:
-        raise GraphFileError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise GraphFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raw = read_regular_file(path, MAX_FILE_BYTES, "graph file")
+    except FileReadError as exc:
+        raise GraphFileError(str(exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise GraphFileError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
-    graph = loads_graph(text, source=str(path), base_dir=path.parent,
-                        _open_blocks=(*_open_blocks, path.resolve()))
+        raise GraphFileError(f"{printable(path)}: not a text file (byte {exc.start} is not UTF-8)") from None
+    graph = loads_graph(text, source=printable(path), base_dir=path.parent,
+                        _open_blocks=(*_open_blocks, Path(os.path.realpath(path))), _root=_root)
     graph.path = path
     return graph
+
+
+def block_root(base_dir: Path) -> Path:
+    """Where the block files of a graph in ``base_dir`` may be: that folder and the one above it (the
+    gallery's ``cnn1d/model.json`` uses ``../blocks/base.json``), symlinks followed. A block path that
+    leads anywhere else (``../../..``, a symlink out) is refused: a graph file names JSON files near
+    it, never the user's other files."""
+    real = Path(os.path.realpath(base_dir))
+    return real.parent if real.parent != real else real
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def parse_json(text: str, source: str) -> Any:
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _duplicate_place(text: str) -> tuple[int, int] | None:
+    """Where the first object holding a key twice starts (line, column). Found by the pure-Python
+    decoder, which tells where each object starts; it runs only after a duplicate was found."""
+    from json import decoder, scanner
+
+    found: list[int] = []
+
+    def parse_object(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo=None, _w=None):
+        start = s_and_end[1] - 1  # the "{"
+        pairs, end = decoder.JSONObject(s_and_end, strict, scan_once, None, lambda p: p, memo)
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            found.append(start)
+        return dict(pairs), end
+
+    dec = json.JSONDecoder()
+    dec.parse_object = parse_object  # type: ignore[attr-defined]
+    dec.scan_once = scanner.py_make_scanner(dec)  # type: ignore[attr-defined]
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        dec.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if not found:
+        return None
+    pos = found[0]  # the object the fast decoder stopped at: both finish objects in the same order
+    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def parse_json(text: str, source: str) -> Any:
+    """JSON as a graph file may hold it: no NaN or Infinity, and no key twice in one object (Python's
+    json would silently keep the last)."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_refuse_duplicates)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise GraphFileError(f"{source}: not JSON ({where}: {exc.msg})") from None
+    except _DuplicateKey as exc:
+        place = _duplicate_place(text)
+        where = f" (the object at line {place[0]}, column {place[1]})" if place else ""
+        raise GraphFileError(f"{source}: the key {show(exc.key)} appears twice in one object{where}; "
+                             "each key may appear once") from None
     except (ValueError, RecursionError) as exc:
-        raise GraphFileError(f"{source}: not JSON ({str(exc).splitlines()[0][:100]})") from None
+        raise GraphFileError(f"{source}: not JSON ({printable(str(exc).splitlines()[0][:100])})") from None
 
 
 def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = None,
-                _open_blocks: tuple[Path, ...] = ()) -> Graph:
-    """Parse graph-file text; ``source`` names it in messages, ``base_dir`` anchors block paths."""
+                _open_blocks: tuple[Path, ...] = (), _root: Path | None = None) -> Graph:
+    """Parse graph-file text; ``source`` names it in messages, ``base_dir`` anchors block paths (which
+    must stay inside ``block_root(base_dir)`` of the first file read)."""
+    source = printable(source)
+    if _root is None and base_dir is not None:
+        _root = block_root(base_dir)
     data = parse_json(text, source)
     if not isinstance(data, dict):
         raise GraphFileError(f"{source}: not a graph file (the top level is not a JSON object)")
@@ -103,11 +160,11 @@ def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = N
         data = migrate(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GraphFileError(f"{source}: cannot upgrade this version-{version} file ({exc})") from None
-    return _read_document(data, source, base_dir, _open_blocks, top=True)
+    return _read_document(data, source, base_dir, _open_blocks, top=True, root=_root)
 
 
 def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: tuple[Path, ...],
-                   *, top: bool, where: str = "") -> Graph:
+                   *, top: bool, where: str = "", root: Path | None = None) -> Graph:
     """Read a model or block document (already migrated). Faults go to ``graph.load_problems``."""
     graph = Graph()
     problems = graph.load_problems
@@ -174,7 +231,7 @@ def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: 
         problem("graph.blocks", f"expects an object of blocks keyed by name, gets {show(blocks)}")
         blocks = {}
     for name in sorted(blocks):
-        entry = _read_block_entry(name, blocks[name], source, base_dir, open_blocks, problem)
+        entry = _read_block_entry(name, blocks[name], source, base_dir, open_blocks, problem, root)
         if entry is not None:
             graph.blocks[name] = entry
     return graph
@@ -250,8 +307,8 @@ def _read_edge(index: int, value: Any, problem) -> Edge | None:
 
 
 def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
-                      open_blocks: tuple[Path, ...], problem) -> BlockEntry | None:
-    where = f"blocks.{name}"
+                      open_blocks: tuple[Path, ...], problem, root: Path | None) -> BlockEntry | None:
+    where = f"blocks.{printable(name)}"
     if not isinstance(name, str) or not name.isidentifier():
         problem(where, "a block name must be a Python identifier")
         return None
@@ -263,18 +320,25 @@ def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
         if set(value) != {"path"} or not isinstance(ref, str) or not ref.endswith(".json"):
             problem(where, f"a block reference is {{\"path\": \"relative/file.json\"}}, gets {show(value)}")
             return None
+        if not ref.isprintable():
+            problem(where, f"block path {show(ref)} holds control characters")
+            return None
         if Path(ref).is_absolute() or "\\" in ref:
             problem(where, f"block path {ref!r} must be relative to the graph file, with / separators")
             return None
         if base_dir is None:
             problem(where, f"cannot resolve {ref!r}: this graph was not read from a file")
             return BlockEntry(name, None, ref)
-        target = (base_dir / ref).resolve()
+        target = Path(os.path.realpath(base_dir / ref))
+        if root is not None and not target.is_relative_to(root):
+            problem(where, f"block path {ref!r} leads out of {root} (a block file must be in the graph's "
+                    "folder or the one above it; copy the block there)")
+            return BlockEntry(name, None, ref)
         if target in open_blocks or len(open_blocks) > MAX_BLOCK_DEPTH:
             problem(where, f"{ref} refers back to a file that includes it (a cycle of block files)")
             return BlockEntry(name, None, ref)
         try:
-            block = load_graph(base_dir / ref, _open_blocks=open_blocks)
+            block = load_graph(base_dir / ref, _open_blocks=open_blocks, _root=root)
         except GraphFileError as exc:
             problem(where, f"cannot read block file: {exc}")
             return BlockEntry(name, None, ref)
@@ -282,7 +346,7 @@ def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
             problem(where, f"{ref} is a {block.kind}, not a block")
             return BlockEntry(name, None, ref)
         return BlockEntry(name, block, ref)
-    block = _read_document(value, source, base_dir, open_blocks, top=False, where=f"block {name}")
+    block = _read_document(value, source, base_dir, open_blocks, top=False, where=f"block {name}", root=root)
     if block.name == "":
         block.name = name
     # faults inside an inline block are listed with the file's own, already prefixed "block NAME > "
@@ -374,7 +438,8 @@ def dumps_graph(graph: Graph) -> str:
 
 
 def save_graph(graph: Graph, path: str | os.PathLike[str], *, stamp_version: bool = True) -> None:
-    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``.
+    """Write atomically (studio.core.files.atomic_write: a temporary file beside it, flushed, renamed
+    over ``path``; a symlink keeps pointing at the file, an existing file keeps its mode).
 
     ``stamp_version`` records this studio's version as the writer. Referenced block files are not
     written (they are documents of their own).
@@ -382,16 +447,5 @@ def save_graph(graph: Graph, path: str | os.PathLike[str], *, stamp_version: boo
     path = Path(path)
     if stamp_version:
         graph.studio_version = __version__
-    text = dumps_graph(graph)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, dumps_graph(graph))
     graph.path = path

@@ -18,21 +18,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from studio.core.params import show
+
 FORMAT_TAG = "model-studio.graph"
 CURRENT_VERSION = 1
 
 
 def _v0_to_v1(doc: dict[str, Any]) -> dict[str, Any]:
     window = doc.get("window") or {}
+    if not isinstance(window, dict):
+        raise ValueError("\"window\" must be an object")
+    items, links = doc.get("nodes", []), doc.get("links", [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError("\"nodes\" must be a list of objects")
+    for i, item in enumerate(items):
+        # ids become object keys, which JSON (and the rest of the loader) needs to be strings
+        if not isinstance(item.get("id"), str):
+            raise ValueError(f"nodes[{i}]: \"id\" must be a string, gets {show(item.get('id'))}")
+    if not isinstance(links, list) or not all(isinstance(link, list) and len(link) == 4
+                                              and all(isinstance(part, str) for part in link) for link in links):
+        raise ValueError("\"links\" must be a list of [from_node, from_port, to_node, to_port] strings")
     nodes = {}
-    for item in doc.get("nodes", []):
+    for item in items:
         nodes[item["id"]] = {
             "type": item["type"],
             "version": 1,  # v0 predates type versions; every v0 type is version 1 of its type
             "params": item.get("params", {}),
             "pos": [item.get("x", 0), item.get("y", 0)],
         }
-    edges = [{"from": f"{a}.{ap}", "to": f"{b}.{bp}"} for a, ap, b, bp in doc.get("links", [])]
+    edges = [{"from": f"{a}.{ap}", "to": f"{b}.{bp}"} for a, ap, b, bp in links]
     out = {
         "format": FORMAT_TAG,
         "version": 1,

@@ -1,5 +1,11 @@
 """Autosave and crash recovery: modified documents are written every minute to a recovery folder;
-a clean save or close removes them, so files found there at start-up are left by a crash."""
+a clean save or close removes them, so files found there at start-up are left by a crash.
+
+Each document's autosave is one file, ``KEY.recovery.json`` ({"meta": {...}, "graph": "<graph file
+text>"}), written atomically with a temporary name unique to the process (studio.core.files): a kill
+while autosaving leaves the previous autosave whole, and two studios autosaving at once never share a
+temporary file. Pairs of ``KEY.json`` + ``KEY.meta.json`` left by older versions are still offered.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,10 @@ import os
 import time
 from pathlib import Path
 
-from studio.core.graph_file import GraphFileError, dumps_graph, loads_graph
+from studio.core.files import FileReadError, atomic_write, read_regular_file
+from studio.core.graph_file import MAX_FILE_BYTES, GraphFileError, dumps_graph, loads_graph
+
+SUFFIX = ".recovery.json"
 
 
 def recovery_dir() -> Path:
@@ -29,19 +38,15 @@ class Recovery:
 
     def save(self, document) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        key = self.key(document)
-        target = self.folder / f"{key}.json"
-        tmp = self.folder / f".{key}.json.tmp"
-        tmp.write_text(dumps_graph(document.graph), encoding="utf-8")
-        os.replace(tmp, target)
+        target = self.folder / f"{self.key(document)}{SUFFIX}"
         meta = {"path": str(document.path) if document.path else None, "title": document.title,
-                "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
-        (self.folder / f"{key}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
+                "saved": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid()}
+        atomic_write(target, json.dumps({"meta": meta, "graph": dumps_graph(document.graph)}, ensure_ascii=False))
         return target
 
     def discard(self, document) -> None:
         key = self.key(document)
-        for name in (f"{key}.json", f"{key}.meta.json"):
+        for name in (f"{key}{SUFFIX}", f"{key}.json", f"{key}.meta.json"):
             (self.folder / name).unlink(missing_ok=True)
 
     def pending(self) -> list[tuple[dict, Path]]:
@@ -49,24 +54,50 @@ class Recovery:
         if not self.folder.is_dir():
             return []
         found = []
-        for meta_file in sorted(self.folder.glob("*.meta.json")):
+        for path in sorted(self.folder.glob(f"*{SUFFIX}")):
+            record = self._read(path)
+            if record is not None:
+                found.append((record[0], path))
+        for meta_file in sorted(self.folder.glob("*.meta.json")):  # the older two-file form
             graph_file = meta_file.with_name(meta_file.name.replace(".meta.json", ".json"))
             try:
                 meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            if graph_file.is_file():
+            except (OSError, ValueError):
+                meta = {"path": None, "title": graph_file.name, "saved": "?"}
+            if graph_file.is_file() and isinstance(meta, dict):
                 found.append((meta, graph_file))
         return found
+
+    @staticmethod
+    def _read(path: Path) -> tuple[dict, str] | None:
+        try:
+            record = json.loads(read_regular_file(path, 2 * MAX_FILE_BYTES, "recovery file").decode("utf-8"))
+        except (FileReadError, ValueError):
+            return None
+        if not (isinstance(record, dict) and isinstance(record.get("meta"), dict)
+                and isinstance(record.get("graph"), str)):
+            return None
+        return record["meta"], record["graph"]
 
     def load(self, graph_file: Path, original: str | None = None):
         """The recovered graph; block files are found beside the original file."""
         base = Path(original).parent if original else None
+        if graph_file.name.endswith(SUFFIX):
+            record = self._read(graph_file)
+            text = record[1] if record is not None else None
+        else:
+            try:
+                text = graph_file.read_text(encoding="utf-8")
+            except (OSError, ValueError):
+                text = None
+        if text is None:
+            return None
         try:
-            return loads_graph(graph_file.read_text(encoding="utf-8"), source=str(graph_file), base_dir=base)
-        except (OSError, GraphFileError):
+            return loads_graph(text, source=str(graph_file), base_dir=base)
+        except GraphFileError:
             return None
 
     def remove(self, graph_file: Path) -> None:
         graph_file.unlink(missing_ok=True)
-        graph_file.with_name(graph_file.name.replace(".json", ".meta.json")).unlink(missing_ok=True)
+        if not graph_file.name.endswith(SUFFIX):
+            graph_file.with_name(graph_file.name.replace(".json", ".meta.json")).unlink(missing_ok=True)

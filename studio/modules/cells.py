@@ -234,7 +234,6 @@ class Cell(nn.Module):
     state is the one at the first step, as in torch. ``dropout`` acts between layers while training.
     """
 
-    __export_deps__ = (cross_section_neighbours, GateLayer, CellDirection)
 
     def __init__(self, cell: str, input_size: int, layers, bias: bool = True, dropout: float = 0.0,
                  bidirectional: bool = False, output: str = "sequence", nonlinearity: str = "tanh") -> None:

@@ -1,7 +1,7 @@
 """torch layers adapted to the (B, N, ..., C) channels-last layout; their weights keep torch's names.
 
 Channels-first torch layers run on (B*N, C, L) or (B*N, C, H, W) views made by ``seq_apply`` and
-``map_apply`` (listed in each class's ``__export_deps__``, so the .py exporter copies them too).
+``map_apply`` (the .py exporter copies every module-level function and constant a class reads).
 """
 
 import math
@@ -41,7 +41,6 @@ def map_apply(fn, x: torch.Tensor) -> torch.Tensor:
 class SeqConv1d(nn.Conv1d):
     """nn.Conv1d over the length axis of a (B, N, L, C) sequence."""
 
-    __export_deps__ = (seq_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return seq_apply(super().forward, x)
@@ -50,7 +49,6 @@ class SeqConv1d(nn.Conv1d):
 class MapConv2d(nn.Conv2d):
     """nn.Conv2d over the (H, W) axes of a (B, N, H, W, C) map."""
 
-    __export_deps__ = (map_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return map_apply(super().forward, x)
@@ -73,7 +71,6 @@ class FeatureProjection(nn.Linear):
 class SeqMaxPool1d(nn.MaxPool1d):
     """nn.MaxPool1d (return_indices=False) over the length axis of a (B, N, L, C) sequence."""
 
-    __export_deps__ = (seq_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return seq_apply(super().forward, x)
@@ -82,7 +79,6 @@ class SeqMaxPool1d(nn.MaxPool1d):
 class SeqAvgPool1d(nn.AvgPool1d):
     """nn.AvgPool1d over the length axis of a (B, N, L, C) sequence."""
 
-    __export_deps__ = (seq_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return seq_apply(super().forward, x)
@@ -91,7 +87,6 @@ class SeqAvgPool1d(nn.AvgPool1d):
 class SeqAdaptiveAvgPool1d(nn.AdaptiveAvgPool1d):
     """nn.AdaptiveAvgPool1d over the length axis of a (B, N, L, C) sequence."""
 
-    __export_deps__ = (seq_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return seq_apply(super().forward, x)
@@ -100,7 +95,6 @@ class SeqAdaptiveAvgPool1d(nn.AdaptiveAvgPool1d):
 class SeqAdaptiveMaxPool1d(nn.AdaptiveMaxPool1d):
     """nn.AdaptiveMaxPool1d (return_indices=False) over the length axis of a (B, N, L, C) sequence."""
 
-    __export_deps__ = (seq_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return seq_apply(super().forward, x)
@@ -109,7 +103,6 @@ class SeqAdaptiveMaxPool1d(nn.AdaptiveMaxPool1d):
 class MapMaxPool2d(nn.MaxPool2d):
     """nn.MaxPool2d (return_indices=False) over the (H, W) axes of a (B, N, H, W, C) map."""
 
-    __export_deps__ = (map_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return map_apply(super().forward, x)
@@ -118,7 +111,6 @@ class MapMaxPool2d(nn.MaxPool2d):
 class MapAvgPool2d(nn.AvgPool2d):
     """nn.AvgPool2d over the (H, W) axes of a (B, N, H, W, C) map."""
 
-    __export_deps__ = (map_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return map_apply(super().forward, x)
@@ -127,7 +119,6 @@ class MapAvgPool2d(nn.AvgPool2d):
 class MapAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
     """nn.AdaptiveAvgPool2d over the (H, W) axes of a (B, N, H, W, C) map."""
 
-    __export_deps__ = (map_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return map_apply(super().forward, x)
@@ -136,7 +127,6 @@ class MapAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
 class MapAdaptiveMaxPool2d(nn.AdaptiveMaxPool2d):
     """nn.AdaptiveMaxPool2d (return_indices=False) over the (H, W) axes of a (B, N, H, W, C) map."""
 
-    __export_deps__ = (map_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return map_apply(super().forward, x)
@@ -148,7 +138,6 @@ class ChannelBatchNorm1d(nn.BatchNorm1d):
     """nn.BatchNorm1d per channel of a (B, N, L, C) sequence (statistics over B·N·L) or of (B, N, C)
     vectors (statistics over B·N)."""
 
-    __export_deps__ = (seq_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
@@ -159,7 +148,6 @@ class ChannelBatchNorm1d(nn.BatchNorm1d):
 class MapBatchNorm2d(nn.BatchNorm2d):
     """nn.BatchNorm2d per channel of a (B, N, H, W, C) map (statistics over B·N·H·W)."""
 
-    __export_deps__ = (map_apply,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return map_apply(super().forward, x)
@@ -168,7 +156,6 @@ class MapBatchNorm2d(nn.BatchNorm2d):
 class ChannelsLastUpsample(nn.Upsample):
     """nn.Upsample over the length of a (B, N, L, C) sequence or the (H, W) axes of a (B, N, H, W, C) map."""
 
-    __export_deps__ = (seq_apply, map_apply)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -187,7 +174,6 @@ def recurrent_outputs(y: torch.Tensor, h_n: torch.Tensor, bidirectional: bool, l
 class SeqGRU(nn.GRU):
     """nn.GRU (batch first) over a (B, N, L, C) sequence; returns (every step's output, final state)."""
 
-    __export_deps__ = (recurrent_outputs,)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  dropout: float = 0.0, bidirectional: bool = False) -> None:
@@ -204,7 +190,6 @@ class SeqLSTM(nn.LSTM):
     """nn.LSTM (batch first) over a (B, N, L, C) sequence; returns (every step's output, final hidden
     state h). With proj_size > 0 both have proj_size features per direction."""
 
-    __export_deps__ = (recurrent_outputs,)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0) -> None:
@@ -221,7 +206,6 @@ class SeqRNN(nn.RNN):
     """nn.RNN (batch first, tanh or relu) over a (B, N, L, C) sequence; returns (every step's output,
     final state)."""
 
-    __export_deps__ = (recurrent_outputs,)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False) -> None:

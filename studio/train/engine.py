@@ -34,6 +34,7 @@ import torch
 from studio import __version__
 from studio.build.builder import BuildError, build_model
 from studio.core.document import Graph
+from studio.core.files import atomic_save
 from studio.core.graph_file import load_graph, save_graph
 from studio.core.registry import Registry
 from studio.core.validation import validate
@@ -279,9 +280,7 @@ class Trainer:
         assert self.run_dir is not None
         payload = {**state, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                    "scheduler": self.scheduler.state_dict(), "history": json.dumps(state["history"])}
-        tmp = self.run_dir / (CHECKPOINT + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT)
+        atomic_save(self.run_dir / CHECKPOINT, lambda fh: torch.save(payload, fh))
 
     def _load_checkpoint(self) -> dict:
         assert self.run_dir is not None

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.files import atomic_write
+
 
 def _clean(value: Any) -> Any:
     """JSON without NaN: NaN and infinities become null."""
@@ -46,17 +48,18 @@ class RunWriter:
     def create(cls, out_dir: Path | None, graph_name: str) -> RunWriter:
         root = Path(out_dir) if out_dir is not None else Path("runs")
         stem = time.strftime("%Y%m%d-%H%M%S") + "-" + (re.sub(r"[^\w.-]+", "_", graph_name) or "graph")
-        path, n = root / stem, 1
-        while path.exists():
-            n += 1
-            path = root / f"{stem}-{n}"
-        path.mkdir(parents=True)
-        return cls(path)
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            path = root / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                path.mkdir()  # atomic: of two runs starting in the same second, one gets -2
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise FileExistsError(f"{root}: no free run directory name for {stem}")
 
     def write_json(self, name: str, data: dict) -> None:
-        tmp = self.path / (name + ".tmp")
-        tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path / name)
+        atomic_write(self.path / name, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
 
     def update_json(self, name: str, changes: dict) -> None:
         data = json.loads((self.path / name).read_text(encoding="utf-8"))

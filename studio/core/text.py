@@ -1,0 +1,30 @@
+"""Text from files shown to people or written into generated code.
+
+Names, ids and descriptions come from files nobody here wrote. Before such text reaches a terminal, a
+table or a comment in generated source, every non-printable character (control characters such as ESC,
+NUL, newlines, C1 controls, Unicode line separators, lone surrogates) is written as a backslash escape,
+so it can neither move the cursor, retitle the window, nor end a comment line.
+"""
+
+from __future__ import annotations
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: object, keep: str = "") -> str:
+    """``text`` (made a str) with every non-printable character as a backslash escape; the characters
+    in ``keep`` (e.g. "\\n" for a stream of lines) stay as they are."""
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch in keep:
+            out.append(ch)
+        elif ch in _NAMED:
+            out.append(_NAMED[ch])
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                       else f"\\U{code:08x}")
+    return "".join(out)
