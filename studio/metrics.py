@@ -28,6 +28,8 @@ import numpy as np
 TRADING_DAYS = 252
 DEFAULT_QUANTILE = 0.2
 DEFAULT_MIN_STOCKS = 10
+#: a summary over fewer dates than this is flagged: its Sharpe and ICIR mean little
+MIN_DATES = 20
 
 
 def _pair_mask(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -243,6 +245,11 @@ def _mean_std(x: np.ndarray) -> tuple[float, float, int]:
     return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else math.nan, len(x)
 
 
+def t_statistic(mean: float, std: float, n: int) -> float:
+    """mean / (std / sqrt(n)): the t-statistic of a mean of n daily figures (NaN under 2)."""
+    return ratio(mean, std) * math.sqrt(n) if n >= 2 else math.nan
+
+
 def ratio(mean: float, std: float) -> float:
     return mean / std if std and math.isfinite(std) and std > 0 else math.nan
 
@@ -266,13 +273,28 @@ def return_summary(returns: np.ndarray, prefix: str = "") -> dict[str, float]:
     }
 
 
+def sample_size(summary: dict) -> tuple[int | None, float, bool]:
+    """(dates, t-statistic of the mean IC, too few dates) of a summary; summaries written before the
+    t-statistic was recorded get it from their ICIR and date count."""
+    dates = summary.get("dates")
+    if not isinstance(dates, int) or isinstance(dates, bool):
+        return None, math.nan, False
+    t = summary.get("ic_t")
+    if not isinstance(t, int | float) or t is None:
+        icir = summary.get("icir")
+        t = icir * math.sqrt(dates) if isinstance(icir, int | float) and dates >= 2 else math.nan
+    return dates, float(t), dates < MIN_DATES
+
+
 def summarize(scores: np.ndarray, labels: np.ndarray, *, quantile: float = DEFAULT_QUANTILE,
               cost: float = 0.0, min_stocks: int = DEFAULT_MIN_STOCKS) -> tuple[dict[str, float], dict]:
     """Summary figures and the per-date series they come from.
 
     Returns (summary, daily): summary has ic, icir, rank_ic, rank_icir, annual_return, sharpe,
     max_drawdown, turnover (of the long-short book), the same three return figures net of ``cost``
-    (prefix ``net_``), dates (counted) and cost; daily has ic, rank_ic and the long_short() series.
+    (prefix ``net_``), dates (counted), ic_t and rank_ic_t (the t-statistics of the mean IC and RankIC),
+    few_dates (fewer than MIN_DATES dates: the figures mean little) and cost; daily has ic, rank_ic and
+    the long_short() series.
     """
     ic, rank_ic = daily_ics(scores, labels, min_stocks)
     legs = long_short(scores, labels, quantile, min_stocks)
@@ -290,5 +312,9 @@ def summarize(scores: np.ndarray, labels: np.ndarray, *, quantile: float = DEFAU
         "cost": cost,
         "quantile": quantile,
         "dates": dates,
+        # how far the mean IC is from 0 in standard errors: mean / (std / sqrt(n)) = ICIR * sqrt(n)
+        "ic_t": t_statistic(ic_mean, ic_std, dates),
+        "rank_ic_t": t_statistic(ric_mean, ric_std, dates),
+        "few_dates": dates < MIN_DATES,
     }
     return summary, {"ic": ic, "rank_ic": rank_ic, **legs}

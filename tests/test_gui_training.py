@@ -77,6 +77,16 @@ def test_train_one_small_epoch_and_watch_the_plots_fill(window, qtbot, tmp_path)
     assert (tmp_path / "plots.png").stat().st_size > 1000
     metrics = json.loads((tmp_path / "runs" / runs.rows[0]["run"] / "metrics.json").read_text())
     assert runs.rows[0]["ic"] == metrics["splits"]["test"]["ic"]
+    # the date count and the IC t-statistic are in the table; a small test split is marked
+    test = metrics["splits"]["test"]
+    headers = [runs.table.horizontalHeaderItem(c).text() for c in range(runs.table.columnCount())]
+    dates_item = runs.table.item(0, headers.index("dates"))
+    t_item = runs.table.item(0, headers.index("IC t"))
+    assert t_item.data(Qt.ItemDataRole.UserRole) == pytest.approx(test["ic_t"])
+    assert test["few_dates"], "90 synthetic days give a short test split"
+    assert dates_item.text() == f"{test['dates']} !" and "fewer than 20" in dates_item.toolTip()
+    assert "fewer than 20" in runs.table.item(0, headers.index("Sharpe")).toolTip()
+    assert "the figures mean little" in panel.status.text()
 
 
 def test_stop_ends_the_run_quickly_and_the_window_stays_usable(window, qtbot):

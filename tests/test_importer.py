@@ -228,8 +228,11 @@ def test_bar_end_stamps_as_in_a_shares(tmp_path):
     path = write_csv(tmp_path / "hourly.csv", rows, header=("trade_date", "stock_code", "close", "volume"))
     panel = load_bars(path, ImportConfig(session="09:30-15:00"))
     assert panel.bars_per_day == 4 and panel.symbols == ["600000.SH", "600001.SH"]
-    assert panel.counts["extended-hours bars dropped"] == 3  # the 09:30 stamps end no bar of the session
-    assert any("bar-end stamps, found from the bars at 09:30 and 15:00" in n for n in panel.notes)
+    # the 09:30 stamps end no bar of the session: they are opening prints, merged into the 10:30 bar
+    assert panel.counts["extended-hours bars dropped"] == 0
+    assert panel.counts["opening prints merged into the first bar"] == 3
+    assert any("bar-end stamps, with opening prints at 09:30" in n for n in panel.notes)
+    assert bar(panel, "600000.SH", 0, 0, "volume") == 2000  # the print's volume joins the first bar
     np.testing.assert_allclose(panel.daily_close()[:, 0], [14, 15, 16])
     start = load_bars(path, ImportConfig(session="09:30-15:00", bar_stamp="start"))
     # the 15:00 bars are after a start-stamped session
@@ -671,3 +674,127 @@ def test_inspect_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, message
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
     assert "Traceback" not in err
+
+
+# ---- date + time-of-day columns, closing prints, duplicates that mean a missed column ---------------
+
+def minute_files(folder: Path, time_text, *, header_time: str = "ToD", days: int = 3, symbols=("AAA", "BBB"),
+                 last: str = "16:00", step: int = 1) -> Path:
+    """1-minute (or ``step``-minute) bars 09:30 .. ``last`` inclusive, one file per symbol, with separate
+    date and time-of-day columns; ``time_text(minute_of_day)`` writes the time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    end = int(last[:2]) * 60 + int(last[3:])
+    for s_i, symbol in enumerate(symbols):
+        rows = []
+        for d in range(days):
+            for i, minute in enumerate(range(570, end + 1, step)):
+                c = 10.0 * (s_i + 1) + d + i * 0.0625
+                rows.append([DAYS[d], time_text(minute), c, c + 0.5, c - 0.5, c, 100 + i])
+        write_csv(folder / f"{symbol}.csv", rows, header=("date", header_time, "open", "high", "low", "close",
+                                                           "volume"))
+    return folder
+
+
+TIME_WRITERS = {
+    "hhmm": lambda m: (m // 60) * 100 + m % 60,
+    "HH:MM": lambda m: f"{m // 60:02d}:{m % 60:02d}",
+    "HH:MM:SS": lambda m: f"{m // 60:02d}:{m % 60:02d}:00",
+    "hhmmss": lambda m: ((m // 60) * 100 + m % 60) * 100,
+    "minutes": lambda m: m,
+    "seconds": lambda m: m * 60,
+}
+
+
+@pytest.mark.parametrize("form", list(TIME_WRITERS))
+def test_date_and_time_of_day_columns_need_no_options(tmp_path, form):
+    """`date,ToD,...` 1-minute files, 09:30 .. 16:00 inclusive (391 stamps): the ToD column is found, and
+    the 16:00 stamp is the closing print, merged into the 15:59 bar."""
+    folder = minute_files(tmp_path / "m", TIME_WRITERS[form])
+    panel = load_bars(folder)
+    assert panel.bars_per_day == 390
+    assert panel.counts["duplicate timestamps dropped (last kept)"] == 0
+    assert panel.counts["closing prints merged into the last bar"] == 2 * 3
+    assert panel.counts["extended-hours bars dropped"] == 0
+    last = 390  # index of the 16:00 print among the day's stamps 09:30 .. 16:00
+    for d in range(3):
+        print_close = 10.0 + d + last * 0.0625
+        assert bar(panel, "AAA", d, 389, "close") == print_close  # the day's close is the print
+        assert bar(panel, "AAA", d, 389, "open") == 10.0 + d + 389 * 0.0625  # the bar's own open
+        assert bar(panel, "AAA", d, 389, "high") == print_close + 0.5
+        assert bar(panel, "AAA", d, 389, "volume") == (100 + 389) + (100 + last)
+    np.testing.assert_allclose(panel.daily_close()[:, 0], [10.0 + d + last * 0.0625 for d in range(3)])
+    assert any(n.startswith("closing prints stamped 16:00 (the session's end)") for n in panel.notes)
+
+
+def test_a_closing_print_with_the_session_given(tmp_path):
+    folder = minute_files(tmp_path / "m", TIME_WRITERS["HH:MM"], step=5)  # 09:30 .. 16:00: 79 stamps
+    inferred = load_bars(folder)
+    given = load_bars(folder, ImportConfig(session="09:30-16:00"))
+    assert inferred.bars_per_day == given.bars_per_day == 78
+    np.testing.assert_array_equal(inferred.values, given.values)
+    assert given.counts["closing prints merged into the last bar"] == 6
+    # said to be start-stamped: a 16:00 stamp is outside the session, as the user says
+    start = load_bars(folder, ImportConfig(session="09:30-16:00", bar_stamp="start"))
+    assert start.bars_per_day == 78 and start.counts["extended-hours bars dropped"] == 6
+
+
+def test_a_closing_print_without_its_last_bar_becomes_that_bar(tmp_path):
+    folder = minute_files(tmp_path / "m", TIME_WRITERS["HH:MM"], step=5)
+    text = (folder / "AAA.csv").read_text(encoding="utf-8").splitlines()
+    kept = [ln for ln in text if not (ln.startswith(DAYS[1]) and ",15:55," in ln)]
+    (folder / "AAA.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    panel = load_bars(folder)
+    assert panel.counts["closing prints taken as the bar (no bar at 15:55)"] == 1
+    assert bar(panel, "AAA", 1, 77, "close") == 10.0 + 1 + 78 * 0.0625
+    assert bar(panel, "AAA", 1, 77, "volume") == 100 + 78
+
+
+def test_extended_hours_after_the_close_are_not_closing_prints(tmp_path):
+    folder = minute_files(tmp_path / "m", TIME_WRITERS["HH:MM"], step=5, last="17:00")
+    panel = load_bars(folder, ImportConfig(session="09:30-16:00"))
+    assert "closing prints merged into the last bar" not in panel.counts
+    assert panel.bars_per_day == 78 and panel.counts["extended-hours bars dropped"] == 2 * 3 * 13
+
+
+def test_an_unknown_time_column_is_an_error_naming_it(tmp_path, capsys):
+    folder = minute_files(tmp_path / "m", TIME_WRITERS["hhmm"], header_time="Zeit")
+    code, out, err = run(capsys, "data", "inspect", str(folder), "--no-cache")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "repeat a symbol's timestamp, which is read from column 'date' alone" in err
+    assert "column 'Zeit' probably holds the time of day: map it with --time-col Zeit" in err
+    code, out, err = run(capsys, "data", "inspect", str(folder), "--time-col", "Zeit", "--no-cache")
+    assert code == 0 and "bars per day: 390" in out
+    # allowed on purpose: the last row of each date is kept (daily bars)
+    code, out, _ = run(capsys, "data", "inspect", str(folder), "--max-duplicate-share", "1", "--no-cache")
+    assert code == 0 and "bars per day: 1" in out
+
+
+def test_train_takes_the_same_import_options(tmp_path, capsys):
+    from studio.cli import build_parser
+    from studio.cli.train_commands import _source
+    from studio.train.sources import load_source
+
+    folder = minute_files(tmp_path / "m", TIME_WRITERS["hhmm"], header_time="Zeit")
+    graph = str(Path(__file__).resolve().parents[1] / "graphs" / "default.json")
+    for argv in (["--time-col", "Zeit"], ["--import-option", "time-col=Zeit"], ["--import-option", "time_col=Zeit"]):
+        args = build_parser().parse_args(["train", graph, "--data", str(folder), *argv])
+        spec = _source(args)
+        assert spec.importer == {"time": "Zeit"}
+        from studio.core.document import InputSpec
+
+        assert load_source(spec, InputSpec(["close", "volume", "turnover"], 2, 390)).panel.bars_per_day == 390
+    code, _out, err = run(capsys, "train", graph, "--data", str(folder), "--import-option", "date_coll=x")
+    assert code == 2 and err.count("\n") == 1
+    assert "unknown import option 'date_coll'; known: symbol-col, datetime-col, date-col, time-col" in err
+    code, _, err = run(capsys, "train", graph, "--data", str(folder), "--import-option", "min-day-share=lots")
+    assert code == 2 and "import option min-day-share: expects float, gets 'lots'" in err
+
+
+def test_train_on_minute_files_with_no_options_names_the_fix(tmp_path, capsys):
+    """The default graph wants 24 bars a day; 390 one-minute bars do not resample to 24: one line says
+    which --bars-per-day would do."""
+    folder = minute_files(tmp_path / "m", TIME_WRITERS["hhmm"])
+    graph = str(Path(__file__).resolve().parents[1] / "graphs" / "default.json")
+    code, _, err = run(capsys, "train", graph, "--data", str(folder))
+    assert code == 2 and err.count("\n") == 1
+    assert "expects 24 bars per day, the data has 390 (train with --bars-per-day N, N one of 390, 195, 130, 78" in err

@@ -114,6 +114,26 @@ def test_summary_matches_hand_formulas_on_real_data(real):
     assert summary["net_annual_return"] == pytest.approx(net.mean() * 252)
     assert summary["net_annual_return"] < summary["annual_return"]
     assert summary["dates"] == len(ic)
+    # the t-statistics of the means, against scipy's one-sample t-test
+    assert summary["ic_t"] == pytest.approx(scipy.stats.ttest_1samp(ic, 0.0).statistic)
+    assert summary["rank_ic_t"] == pytest.approx(scipy.stats.ttest_1samp(ric, 0.0).statistic)
+    assert summary["few_dates"] is (len(ic) < 20)
+
+
+def test_a_small_sample_is_flagged():
+    rng = np.random.default_rng(3)
+    labels = rng.normal(size=(6, 50))
+    scores = labels + rng.normal(scale=3.0, size=labels.shape)
+    summary, daily = metrics.summarize(scores, labels)
+    assert summary["dates"] == 6 and summary["few_dates"] is True
+    ic = pd.Series(daily["ic"])
+    assert summary["ic_t"] == pytest.approx(scipy.stats.ttest_1samp(ic, 0.0).statistic)
+    assert metrics.sample_size(summary) == (6, summary["ic_t"], True)
+    # a summary written before ic_t existed: t from ICIR and the date count
+    old = {k: v for k, v in summary.items() if k not in ("ic_t", "rank_ic_t", "few_dates")}
+    assert metrics.sample_size(old)[1] == pytest.approx(summary["icir"] * math.sqrt(6))
+    one, _ = metrics.summarize(scores[:1], labels[:1])
+    assert one["dates"] == 1 and math.isnan(one["ic_t"]) and one["few_dates"] is True
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -237,8 +237,9 @@ def test_train_and_compare_from_the_command_line(tmp_path, capsys):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["graph", "status", "best", "IC"]
-    assert [line.split()[0] for line in lines[2:]] == ["default", "two_branch"]
-    assert all(line.split()[1] == "finished" for line in lines[2:])
+    assert [line.split()[0] for line in lines[2:4]] == ["default", "two_branch"]
+    assert all(line.split()[1] == "finished" for line in lines[2:4])
+    assert lines[4].startswith("! fewer than 20 dates")  # the short test split is flagged
     assert "[default] epoch 1/1" in err
     runs = sorted(p for p in tmp_path.iterdir())
     assert len(runs) == 2
@@ -252,6 +253,15 @@ def test_train_and_compare_from_the_command_line(tmp_path, capsys):
     row = table[table.run == runs[0].name].iloc[0]
     assert row["ic"] == pytest.approx(metrics["splits"]["test"]["ic"])
     assert md.read_text().startswith("| run | graph | status | IC |")
+    # a short test split is flagged: its date count, a "!" and a line saying what it means
+    test = metrics["splits"]["test"]
+    assert test["dates"] < 20 and test["few_dates"] is True
+    assert test["ic_t"] == pytest.approx(test["icir"] * math.sqrt(test["dates"]))
+    header = out.splitlines()[1].split()
+    assert header[-3:] == ["IC", "t", "dates"]
+    assert out.splitlines()[3].split()[-2:] == [str(test["dates"]), "!"]
+    assert "! fewer than 20 dates: the figures of that row mean little" in out
+    assert list(table.columns[-3:]) == ["ic_t", "dates", "few_dates"]
 
 
 @pytest.mark.parametrize(("argv", "message"), [

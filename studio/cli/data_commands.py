@@ -8,47 +8,38 @@ import sys
 
 from studio.cli.errors import CliError
 
-_MAPPING = ("symbol", "datetime", "date", "time", "open", "high", "low", "close", "volume", "turnover")
+
+def add_import_options(p: argparse.ArgumentParser, *, cache_flag: bool = True) -> None:
+    """The import settings (studio.data.importer.IMPORT_OPTIONS) as flags: the same names on every
+    command that reads bars, and the same names as ``studio train --import-option NAME=VALUE``."""
+    from studio.data.import_options import IMPORT_OPTIONS
+
+    columns = p.add_argument_group("import: columns (default: found by their usual names)")
+    policies = p.add_argument_group("import: files and policies")
+    for option in IMPORT_OPTIONS:
+        group = columns if option.name.endswith("-col") else policies
+        group.add_argument(f"--{option.name}", dest=f"import_{option.field}", metavar=option.metavar,
+                           type=option.kind, choices=option.choices or None, default=None, help=option.help)
+    if cache_flag:
+        policies.add_argument("--no-cache", action="store_true",
+                              help="import afresh, neither reading nor writing the cache")
 
 
-def add_import_options(p: argparse.ArgumentParser) -> None:
-    """Column mapping and policy options of an import (shared by every command that reads bars)."""
-    g = p.add_argument_group("columns (default: found by their usual names)")
-    for name in _MAPPING:
-        g.add_argument(f"--{name}-col", dest=f"{name}_col", metavar="NAME", help=f"the {name} column")
-    g = p.add_argument_group("files and policies")
-    g.add_argument("--symbol-regex", metavar="REGEX",
-                   help="regular expression on a file name giving its symbol (group 'symbol' or 1), for "
-                        "files without a symbol column (default: the name up to the first '_' or the "
-                        "extension)")
-    g.add_argument("--pattern", metavar="GLOB",
-                   help="which files of a folder to read (default: CSV and Parquet)")
-    g.add_argument("--session", metavar="HH:MM-HH:MM",
-                   help="regular session; bars outside it are dropped (default: inferred from the bar times)")
-    g.add_argument("--bar-stamp", choices=("auto", "start", "end"), default="auto",
-                   help="bars are stamped when they start (US 09:30 .. 15:55) or end (A-shares 10:30 .. "
-                        "15:00)")
-    g.add_argument("--timezone", metavar="TZ", help="time zone for files with time-zone-aware stamps")
-    g.add_argument("--bars-per-day", type=int, metavar="N", help="force the bars per day (default: detected)")
-    g.add_argument("--min-day-share", type=float, metavar="X", default=0.5,
-                   help="a symbol-day with fewer than this share of the bars is not traded (default 0.5)")
-    g.add_argument("--min-date-share", type=float, metavar="X", default=0.2,
-                   help="a date needs this share of the most symbols traded on any date (default 0.2; 0 "
-                        "keeps every date any symbol traded)")
-    g.add_argument("--no-cache", action="store_true",
-                   help="import afresh, neither reading nor writing the cache")
+def import_settings(args: argparse.Namespace) -> dict:
+    """{option name: value} of the import flags given on the command line."""
+    from studio.data.import_options import IMPORT_OPTIONS
+
+    return {o.name: getattr(args, f"import_{o.field}") for o in IMPORT_OPTIONS
+            if getattr(args, f"import_{o.field}", None) is not None}
 
 
-def import_config(args: argparse.Namespace):
-    """The ImportConfig of the parsed options (a bad option is a CliError)."""
-    from studio.data.importer import DEFAULT_SYMBOL_REGEX, DataError, ImportConfig
+def import_config(args: argparse.Namespace, extra: dict | None = None):
+    """The ImportConfig of the parsed options (a bad option is a CliError); ``extra``: more
+    {option name: value} pairs (``--import-option``), which the flags override."""
+    from studio.data.importer import DataError, import_config_from_options
 
     try:
-        return ImportConfig(**{name: getattr(args, f"{name}_col") for name in _MAPPING},
-                            symbol_regex=args.symbol_regex or DEFAULT_SYMBOL_REGEX, pattern=args.pattern,
-                            session=args.session, bar_stamp=args.bar_stamp, timezone=args.timezone,
-                            bars_per_day=args.bars_per_day, min_day_share=args.min_day_share,
-                            min_date_share=args.min_date_share)
+        return import_config_from_options({**(extra or {}), **import_settings(args)})
     except DataError as exc:
         raise CliError(str(exc)) from None
 

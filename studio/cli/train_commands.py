@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from studio.cli.data_commands import add_import_options, import_config
 from studio.cli.errors import CliError
 from studio.cli.output import control
 from studio.cli.table import format_table
@@ -26,7 +28,29 @@ COMPARE_COLUMNS = [  # (metrics.json key, header, format)
     ("max_drawdown", "max DD", "{:.2%}"),
     ("turnover", "turnover", "{:.2f}"),
     ("oracle_ic", "oracle IC", "{:.4f}"),
+    ("ic_t", "IC t", "{:.2f}"),
+    ("dates", "dates", "{}"),
 ]
+
+
+def few_dates_note() -> str:
+    """What a "!" beside the date count means (printed under every table that shows one)."""
+    from studio.metrics import MIN_DATES
+
+    return (f"! fewer than {MIN_DATES} dates: the figures of that row mean little (IC t = mean IC / "
+            "(std / sqrt(dates)); |t| < 2 is no evidence of skill)")
+
+
+def _figure_cells(figures: dict) -> tuple[list[str], bool]:
+    """The COMPARE_COLUMNS cells of one split's figures, and whether they rest on too few dates."""
+    from studio.metrics import sample_size
+
+    dates, t, few = sample_size(figures)
+    values = {**figures, "ic_t": t, "dates": dates}
+    cells = [_fmt(values.get(k), f) for k, _, f in COMPARE_COLUMNS]
+    if few:
+        cells[-1] += " !"
+    return cells, few
 
 
 def add_train_commands(commands: argparse._SubParsersAction) -> None:
@@ -41,8 +65,9 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
                    help="the synthetic market (default) or a file or folder of bars to import")
     p.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
                    help="synthetic market setting, e.g. stocks=300 days=500 seed=1 (repeatable)")
-    p.add_argument("--import-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="importer setting for --data PATH, e.g. session=09:30-16:00 (repeatable)")
+    p.add_argument("--import-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="an import setting for --data PATH by the name of its flag below, e.g. "
+                        "session=09:30-16:00 or time-col=ToD (repeatable; the flags override it)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--loss", choices=("mse", "ic", "rank"), default=None)
@@ -66,6 +91,7 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs", metavar="DIR", help="where run directories go (default runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, only the final table")
+    add_import_options(p, cache_flag=False)
     p.set_defaults(run=train_command)
 
     p = commands.add_parser("compare", help="the comparison table of runs (IC, RankIC, ICIR, return, Sharpe)",
@@ -124,6 +150,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def _source(args: argparse.Namespace):
+    from studio.data.importer import ImportConfig
     from studio.train.config import SourceSpec
 
     if args.data == "synthetic":
@@ -131,7 +158,12 @@ def _source(args: argparse.Namespace):
     path = Path(args.data)
     if not path.exists():
         raise CliError(f"{args.data}: no such file or folder (--data takes synthetic or a path)")
-    return SourceSpec("import", path=str(path), importer=_key_values(args.import_option, "--import-option"))
+    config = import_config(args, _key_values(args.import_option, "--import-option"))
+    # recorded with the run as ImportConfig fields (what --resume reads back), the defaults left out
+    defaults = ImportConfig()
+    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                if getattr(config, f.name) != getattr(defaults, f.name)}
+    return SourceSpec("import", path=str(path), importer=settings)
 
 
 class _Progress:
@@ -259,13 +291,16 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _print_results(results: list[tuple[str, dict]]) -> None:
-    rows = []
+    rows, any_few = [], False
     for name, record in results:
         test = ((record.get("metrics") or {}).get("splits") or {}).get("test", {})
-        rows.append([name, record["status"], str(record["best_epoch"] or "-"),
-                     *(_fmt(test.get(k), f) for k, _, f in COMPARE_COLUMNS), record["run_dir"]])
+        cells, few = _figure_cells(test)
+        any_few |= few
+        rows.append([name, record["status"], str(record["best_epoch"] or "-"), *cells, record["run_dir"]])
     print(format_table(["graph", "status", "best", *(h for _, h, _ in COMPARE_COLUMNS), "run"], rows,
                        align="lll" + "r" * len(COMPARE_COLUMNS) + "l"))
+    if any_few:
+        print(few_dates_note())
 
 
 # ---- compare --------------------------------------------------------------------------------------
@@ -290,6 +325,7 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
     """The comparison table as a pandas DataFrame (one row per run)."""
     import pandas as pd
 
+    from studio.metrics import sample_size
     from studio.train.records import read_run
 
     rows = []
@@ -299,9 +335,11 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
         except (OSError, ValueError) as exc:
             raise CliError(f"{path}: cannot read the run ({exc})") from None
         figures = ((run["metrics"] or {}).get("splits") or {}).get(split, {})
+        dates, t, few = sample_size(figures)
         rows.append({"run": path.name, "graph": run["config"].get("graph", {}).get("name", ""),
                      "status": run["config"].get("status", "?"),
-                     **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS}})
+                     **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS},
+                     "ic_t": t, "dates": dates, "few_dates": few})
     frame = pd.DataFrame(rows)
     if sort:
         if sort not in frame.columns:
@@ -313,10 +351,12 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
 def compare_command(args: argparse.Namespace) -> int:
     frame = compare_table(args.runs, args.split, args.sort)
     headers = ["run", "graph", "status", *(h for _, h, _ in COMPARE_COLUMNS)]
-    rows = [[r["run"], r["graph"], r["status"], *(_fmt(r[k], f) for k, _, f in COMPARE_COLUMNS)]
-            for r in frame.to_dict("records")]
+    records = frame.to_dict("records")
+    rows = [[r["run"], r["graph"], r["status"], *_figure_cells(r)[0]] for r in records]
     print(f"{args.split} split")
     print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
+    if any(r["few_dates"] for r in records):
+        print(few_dates_note())
     try:
         if args.csv:
             frame.to_csv(args.csv, index=False)

@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.data import cache as _cache
+from studio.data.import_options import IMPORT_OPTIONS, ImportOption, import_option_names  # noqa: F401
 from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
 
 #: bump when a policy changes: old cache entries are then ignored
@@ -69,7 +70,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "symbol": ("symbol", "ticker", "stock_code", "ts_code", "code", "instrument", "sec_code", "sym"),
     "datetime": ("datetime", "timestamp", "date_time", "time_stamp", "dt"),
     "date": ("date", "trade_date", "trading_date", "tradedate", "day"),
-    "time": ("time", "trade_time", "bar_time", "minute"),
+    "time": ("time", "tod", "time_of_day", "timeofday", "trade_time", "bar_time", "minute", "hhmm", "hhmmss",
+             "hms", "clock", "bar_start", "start_time", "min"),
     "open": ("open", "open_price", "opening_price"),
     "high": ("high", "high_price"),
     "low": ("low", "low_price"),
@@ -119,8 +121,13 @@ class ImportConfig:
     min_day_share: float = 0.5
     #: a date is a trading date when at least this share of the most symbols on any date traded
     min_date_share: float = 0.2
+    #: more than this share of the rows dropped as duplicate timestamps is an error (a time-of-day column
+    #: was probably not mapped): 1.0 accepts any share
+    max_duplicate_share: float = 0.05
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.max_duplicate_share <= 1.0:
+            raise DataError(f"max_duplicate_share must be in [0, 1], gets {self.max_duplicate_share}")
         if not 0.0 < self.min_day_share <= 1.0:
             raise DataError(f"min_day_share must be in (0, 1], gets {self.min_day_share}")
         if not 0.0 <= self.min_date_share <= 1.0:
@@ -142,6 +149,41 @@ class ImportConfig:
 
     def settings(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def import_config_from_options(options: dict, base: dict | None = None) -> ImportConfig:
+    """An ImportConfig from ``{option name: value}`` (``time-col`` or ``time_col``; values as text or
+    JSON values), over ``base`` (ImportConfig field values). An unknown name or a bad value is a
+    one-line DataError."""
+    by_name = {o.name: o for o in IMPORT_OPTIONS}
+    fields = dict(base or {})
+    for key, value in options.items():
+        option = by_name.get(str(key).strip().replace("_", "-"))
+        if option is None:
+            raise DataError(f"unknown import option {key!r}; known: {', '.join(import_option_names())}")
+        if value is None:
+            fields[option.field] = None
+            continue
+        try:
+            if option.kind is str:
+                converted = str(value)
+            elif option.kind is int and not (isinstance(value, float) and not value.is_integer()):
+                converted = int(value)
+            elif option.kind is float:
+                converted = float(value)
+            else:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise DataError(f"import option {option.name}: expects {option.kind.__name__}, gets {value!r}") from None
+        if option.choices and converted not in option.choices:
+            raise DataError(f"import option {option.name}: expects one of {', '.join(option.choices)}, "
+                            f"gets {converted!r}")
+        fields[option.field] = converted
+    known = {f.name for f in dataclasses.fields(ImportConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise DataError(f"unknown import setting {unknown[0]!r}; known: {', '.join(import_option_names())}")
+    return ImportConfig(**fields)
 
 
 def parse_session(text: str) -> tuple[int, int]:
@@ -226,6 +268,8 @@ class FileBars:
     values: dict[str, np.ndarray]
     rows_without_symbol: int = 0
     columns_used: dict[str, str] = field(default_factory=dict)
+    #: every column of the file (for diagnostics: which unmapped column may hold the time)
+    header: list[str] = field(default_factory=list)
 
     @property
     def date_only(self) -> bool:
@@ -448,12 +492,8 @@ def _time_of_day_seconds(column) -> tuple[np.ndarray, np.ndarray] | None:
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
         v = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        ok &= np.isfinite(v)
-        v = np.where(ok, v, 0).astype(np.int64)
-        hhmmss = ok.any() and v[ok].max() > 2359
-        h, m, s = (v // 10000, v // 100 % 100, v % 100) if hhmmss else (v // 100, v % 100, 0 * v)
-        ok &= (h < 24) & (m < 60) & (s < 60) & (v >= 0)
-        return np.where(ok, h * 3600 + m * 60 + s, 0), ok
+        ok &= np.isfinite(v) & (np.nan_to_num(v, nan=-1) >= 0)
+        return _integer_time_of_day(np.where(ok, v, 0).astype(np.int64), ok)
     text = pd.Series(pc.cast(column, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
     sample = text.dropna()
     if len(sample) and sample.str.contains(r"\d[-/]\d|\d{8}", regex=True).mean() > 0.5:
@@ -465,6 +505,24 @@ def _time_of_day_seconds(column) -> tuple[np.ndarray, np.ndarray] | None:
     ok = np.isfinite(h) & np.isfinite(m) & (np.nan_to_num(h, nan=99) < 24) & (np.nan_to_num(m, nan=99) < 60)
     secs = np.where(ok, np.nan_to_num(h) * 3600 + np.nan_to_num(m) * 60 + s, 0).astype(np.int64)
     return secs, ok
+
+
+def _integer_time_of_day(v: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers in a time-of-day column: the first reading that fits (almost) every value of
+    HHMM (930), HHMMSS (93000), minutes after midnight (570) or seconds after midnight (34200)."""
+    present = v[ok]
+    readings = [
+        (v // 100, v % 100, 0 * v),
+        (v // 10000, v // 100 % 100, v % 100),
+        (v // 60, v % 60, 0 * v),
+        (v // 3600, v // 60 % 60, v % 60),
+    ]
+    for h, m, sec in readings:
+        valid = (h < 24) & (m < 60) & (sec < 60)
+        if len(present) == 0 or valid[ok].mean() >= 0.99:
+            ok = ok & valid
+            return np.where(ok, h * 3600 + m * 60 + sec, 0), ok
+    return np.zeros(len(v), np.int64), np.zeros(len(v), bool)
 
 
 def _read_table(path: Path, columns: list[str]):
@@ -561,7 +619,7 @@ def read_file(path: Path, config: ImportConfig) -> FileBars:
                 raise DataError(f"{path}: column {cols[fld]!r} cannot be read as numbers "
                                 f"({_one_line(exc)})") from None
     return FileBars(path, codes, names, seconds.astype(np.int64), ok.astype(bool), values,
-                    rows_without_symbol, cols)
+                    rows_without_symbol, cols, list(header))
 
 
 def _read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
@@ -573,6 +631,158 @@ def _read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
 
 
 # ---- building the panel ------------------------------------------------------------------------
+
+_TIME_HINTS = re.compile(r"time|tod|min|hh|hour|clock|sec|bar|stamp|^t$", re.IGNORECASE)
+
+
+def _guess_time_column(part: FileBars) -> str | None:
+    """The unmapped column of a file that most likely holds the time of day: by its name, else the one
+    with the most distinct values among the first rows that share a timestamp."""
+    used = set(part.columns_used.values())
+    unused = [h for h in part.header if h.strip() and h not in used]
+    named = [h for h in unused if _TIME_HINTS.search(_norm(h))]
+    if named:
+        return named[0]
+    if not unused:
+        return None
+    import pyarrow as pa
+
+    try:
+        table = _read_table(part.path, unused)
+    except Exception:  # only a hint for a message: an unreadable column is simply not suggested
+        return None
+    sample = table.slice(0, 20_000)
+    secs = part.seconds[: sample.num_rows]
+    if len(secs) == 0:
+        return None
+    uniq, inverse = np.unique(secs, return_inverse=True)
+    same = secs == uniq[np.bincount(inverse).argmax()]  # the rows of the most repeated timestamp
+    best, best_count = None, 1
+    for name in unused:
+        column = sample.column(name)
+        if pa.types.is_floating(column.type):
+            raw = column.to_numpy(zero_copy_only=False)
+            if not np.all(np.isnan(raw) | (raw == np.round(raw))):
+                continue  # prices and sizes with fractions are not times of day
+        try:
+            tod = _time_of_day_seconds(column)
+        except Exception:  # a hint only
+            continue
+        if tod is None or tod[1].mean() < 0.99:
+            continue
+        count = len(np.unique(tod[0][same]))
+        if count > best_count:
+            best, best_count = name, count
+    return best
+
+
+def _frequent_times(tod: np.ndarray) -> np.ndarray:
+    """The bar times stamped on at least half as many rows as the most common one, sorted."""
+    times, counts = np.unique(tod, return_counts=True)
+    return times[counts * 2 >= counts.max()] if len(times) else times
+
+
+def _edge_print(tod: np.ndarray, config: ImportConfig) -> tuple[str, int, int] | None:
+    """("closing", its time, the last bar's time) or ("opening", its time, the first bar's time) when
+    the session's edge carries a print besides the bars, else None.
+
+    With a session given (and bar_stamp auto): bars stamped at both its start and its end, the extra
+    edge being the one stamped on fewer rows, and no bars beyond it (extended-hours files go on after
+    16:00: there the 16:00 stamp is a bar of the evening session). Inferred: a regular grid of bar
+    times whose span is a whole number of half hours only without its last stamp (09:30 .. 16:00
+    in 1-minute steps is 391 stamps for a 390-minute day)."""
+    if len(tod) == 0 or config.bars_per_day is not None:
+        return None
+    frequent = _frequent_times(tod)
+    if len(frequent) < 3:
+        return None
+    if config.session is not None:
+        open_s, close_s = parse_session(config.session)
+        if open_s not in frequent or close_s not in frequent:
+            return None
+        inside = frequent[(frequent > open_s) & (frequent < close_s)]
+        if len(inside) == 0:
+            return None
+        if config.bar_stamp != "auto":
+            return None  # the user said how bars are stamped: a stamp outside that is outside the session
+        after, before = int((tod > close_s).sum()), int((tod < open_s).sum())
+        at_open, at_close = int((tod == open_s).sum()), int((tod == close_s).sum())
+        # the edge stamped on fewer rows is the extra one (A-shares: an opening call auction at 09:30
+        # on some days before bar-end stamps 10:30 .. 15:00); on a tie, the US habit: a closing print
+        if at_open >= at_close and after * 100 < at_close:
+            return "closing", int(close_s), int(inside[-1])
+        # (and only in a file with no bars outside the session at all: bars after the close mean
+        # start stamps with an evening session, where the opening stamp is a bar)
+        if at_close >= at_open and before * 100 < at_open and after * 100 < at_close:
+            return "opening", int(open_s), int(inside[0])
+        return None
+    steps = np.diff(frequent)
+    step = int(steps[0])
+    if step <= 0 or not np.all(steps == step):
+        return None
+    n = len(frequent)
+    half_hour = 1800
+    if ((n - 1) * step) % half_hour == 0 and (n * step) % half_hour != 0:
+        return "closing", int(frequent[-1]), int(frequent[-2])
+    return None
+
+
+def _merge_edge_prints(sym: np.ndarray, secs: np.ndarray, vals: dict[str, np.ndarray], which: str, at: int,
+                       into: int):
+    """Fold each print at time of day ``at`` into its symbol-day's bar at ``into`` (rows sorted by symbol
+    and time, timestamps unique); a print without such a bar becomes it. Returns the new rows and the
+    numbers merged and moved."""
+    day = secs // _DAY
+    is_print = secs - day * _DAY == at
+    prints = np.flatnonzero(is_print)
+    t0 = int(secs.min())
+    key = sym.astype(np.int64) * (1 << 40) + (secs - t0)
+    target_key = key[prints] - (at - into)
+    idx = np.searchsorted(key, target_key)
+    found = (idx < len(key)) & (key[np.clip(idx, 0, len(key) - 1)] == target_key)
+    src, dst = prints[found], idx[found]
+    vals = {f: v.copy() for f, v in vals.items()}
+    price = "close" if which == "closing" else "open"
+    if price in vals:
+        good = np.isfinite(vals[price][src]) & (vals[price][src] > 0)
+        vals[price][dst[good]] = vals[price][src[good]]
+    for f, op in (("high", np.fmax), ("low", np.fmin)):
+        if f in vals:
+            vals[f][dst] = op(vals[f][dst], vals[f][src])
+    for f in ("volume", "turnover"):
+        if f in vals:
+            add = np.nan_to_num(vals[f][src], nan=0.0)
+            vals[f][dst] = np.nan_to_num(vals[f][dst], nan=0.0) + add
+    secs = secs.copy()
+    moved = prints[~found]
+    secs[moved] -= at - into
+    keep = np.ones(len(secs), dtype=bool)
+    keep[src] = False
+    sym, secs = sym[keep], secs[keep]
+    vals = {f: v[keep] for f, v in vals.items()}
+    if len(moved):  # a moved print may now sit before off-grid rows of its day: sort again
+        order = np.lexsort((secs, sym))
+        sym, secs = sym[order], secs[order]
+        vals = {f: v[order] for f, v in vals.items()}
+    return sym, secs, vals, int(found.sum()), len(moved)
+
+
+def _duplicates_message(parts: list[FileBars], duplicates: int, readable: int, config: ImportConfig) -> str:
+    """One line: how many rows repeat a timestamp, where the timestamps come from, the column that
+    probably holds the time and the option that maps it."""
+    part = max(parts, key=lambda p: len(p.seconds))
+    stamp = part.columns_used.get("datetime") or "/".join(
+        part.columns_used[k] for k in ("date", "time") if k in part.columns_used)
+    guess = _guess_time_column(part)
+    share = duplicates / readable
+    head = (f"{part.path}: {duplicates:,} of {readable:,} rows ({share:.0%}) repeat a symbol's timestamp, which is "
+            f"read from column {stamp!r} alone")
+    if guess is not None:
+        fix = f"column {guess!r} probably holds the time of day: map it with --time-col {guess}"
+    else:
+        fix = "map the column that holds the time of day with --time-col NAME"
+    return f"{head}; {fix}, or allow this with --max-duplicate-share 1 (keeps the last row of each)"
+
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (plural or word + 's')}"
@@ -650,9 +860,34 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
         counts["duplicate timestamps dropped (last kept)"] = 0
     notes.append("duplicate timestamps of a symbol: the last row kept "
                  f"({_plural(counts['duplicate timestamps dropped (last kept)'], 'row')} dropped)")
+    duplicates = counts["duplicate timestamps dropped (last kept)"]
+    readable = counts["rows read"] - counts["rows without a symbol dropped"] - counts[
+        "rows with unreadable timestamps dropped"]
+    if readable and duplicates > config.max_duplicate_share * readable:
+        raise DataError(_duplicates_message(parts, duplicates, readable, config))
 
     day = secs // _DAY
     tod = secs - day * _DAY
+
+    # --- prints at the session's edge: a closing print stamped at the session end (US 1-minute files:
+    # 09:30 .. 16:00, 391 stamps) is the day's close, not a bar of its own; likewise an opening print
+    # stamped at the session start in bar-end files
+    edge = _edge_print(tod, config)
+    stamp_override = None
+    if edge is not None:
+        which, at, into = edge
+        sym, secs, vals, merged, moved = _merge_edge_prints(sym, secs, vals, which, at, into)
+        day = secs // _DAY
+        tod = secs - day * _DAY
+        stamp_override = "start" if which == "closing" else "end"
+        counts[f"{which} prints merged into the {'last' if which == 'closing' else 'first'} bar"] = merged
+        counts[f"{which} prints taken as the bar (no bar at {_hhmm(into)})"] = moved
+        what = ("close is the print; high / low widened" if which == "closing"
+                else "open is the print; high / low widened")
+        notes.append(f"{which} prints stamped {_hhmm(at)} (the session's {'end' if which == 'closing' else 'start'}) "
+                     f"belong to the day's {'close' if which == 'closing' else 'open'}: each is merged into the "
+                     f"{_hhmm(into)} bar ({what}; volume and turnover added), or becomes that bar where the "
+                     f"day has none ({_plural(merged, 'print')} merged, {moved:,} taken as the bar)")
 
     # --- session ---
     extended = 0
@@ -660,7 +895,10 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
     if config.session is not None:
         open_s, close_s = parse_session(config.session)
         stamp = config.bar_stamp
-        if stamp == "auto":
+        if stamp_override is not None and stamp in ("auto", stamp_override):
+            stamp = stamp_override
+            stamp_text = f" (bar-{stamp} stamps, with {edge[0]} prints at {_hhmm(edge[1])})"
+        elif stamp == "auto":
             at_open, at_close = int((tod == open_s).sum()), int((tod == close_s).sum())
             stamp = "end" if at_close > at_open else "start"
             stamp_text = f" (bar-{stamp} stamps, found from the bars at {_hhmm(open_s)} and {_hhmm(close_s)})"

@@ -23,9 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.metrics import MIN_DATES, sample_size
+
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
            ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
-           ("oracle_ic", "oracle IC")]
+           ("oracle_ic", "oracle IC"), ("ic_t", "IC t"), ("dates", "dates")]
+FEW_DATES_TIP = ("fewer than {n} test dates: Sharpe, ICIR and the rest mean little here (IC t = mean IC / "
+                 "(std / sqrt(dates)); |t| < 2 is no evidence of skill)")
 PALETTE = ["#5ea8e8", "#e8a85e", "#7ed38a", "#b88ee8", "#e05252", "#d8d860", "#60d8d8", "#d88ec8"]
 
 
@@ -42,8 +46,10 @@ def read_runs(folder: Path) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue
         test = (metrics.get("splits") or {}).get("test") or {}
+        dates, t, few = sample_size(test)
         rows.append({"path": path, "run": path.name, "graph": config.get("graph", {}).get("name", ""),
-                     "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]}})
+                     "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]},
+                     "ic_t": t, "dates": dates, "few_dates": few})
     return rows
 
 
@@ -93,14 +99,23 @@ class RunsWidget(QWidget):
                 value = row[key]
                 if isinstance(value, float):
                     text = "-" if not math.isfinite(value) else (
-                        f"{value:.2%}" if key in ("annual_return", "max_drawdown") else f"{value:.4f}")
+                        f"{value:.2%}" if key in ("annual_return", "max_drawdown")
+                        else f"{value:.2f}" if key == "ic_t" else f"{value:.4f}")
                     item = QTableWidgetItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, value)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     if key in ("ic", "rank_ic") and value < 0:
                         item.setForeground(pg.mkColor("#e05252"))
+                elif key == "dates" and value is not None:
+                    item = QTableWidgetItem(f"{value} !" if row["few_dates"] else str(value))
+                    item.setData(Qt.ItemDataRole.UserRole, value)
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 else:
                     item = QTableWidgetItem("-" if value is None else str(value))
+                if row["few_dates"]:  # a visible mark on the figures of a small sample
+                    item.setToolTip(FEW_DATES_TIP.format(n=MIN_DATES))
+                    if key in ("dates", "sharpe", "icir", "ic_t"):
+                        item.setForeground(pg.mkColor("#e0a030"))
                 item.setData(Qt.ItemDataRole.UserRole + 1, str(row["path"]))
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)

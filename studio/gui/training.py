@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.metrics import MIN_DATES, sample_size
+
 _warmed = threading.Event()
 
 
@@ -327,6 +329,10 @@ class TrainingPanel(QWidget):
                 self.progress.setValue(1000)
             test = ((record.get("metrics") or {}).get("splits") or {}).get("test") or {}
             figures = f" Test IC {test['ic']:.4f}, RankIC {test['rank_ic']:.4f}." if test.get("ic") is not None else ""
+            dates, ic_t, few = sample_size(test)
+            if dates is not None:
+                figures += f" IC t {ic_t:.2f} over {dates} test dates" + (
+                    f" (fewer than {MIN_DATES}: the figures mean little)." if few else ".")
             self.status.setText(f"{record['status']}: {record['message']}.{figures}")
         self.record.emit(record)
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.metrics import MIN_DATES, sample_size
+
 LONG, SHORT, LONG_SHORT = "#2e7d32", "#c62828", "#1565c0"
 
 
@@ -36,7 +38,11 @@ def pnl_chart(rows: list[dict], out: Path, title: str, summary: dict) -> None:
         value = summary.get(key)
         if value is not None and np.isfinite(value):
             figures.append(f"{label} {value:.3f}" if key != "annual_return" else f"{label} {value:.1%}")
-    top.set_title(f"{title} - test dates: " + ", ".join(figures), fontsize=10)
+    dates_n, ic_t, few = sample_size(summary)
+    if dates_n is not None:
+        figures.append(f"IC t {ic_t:.2f} over {dates_n} dates" + (f" (fewer than {MIN_DATES}: means little)"
+                                                                  if few else ""))
+    top.set_title(f"{title} - test dates: " + ", ".join(figures), fontsize=10, color="#b06000" if few else None)
     colours = np.where(np.nan_to_num(ic) >= 0, LONG, SHORT)
     bottom.bar(dates, np.nan_to_num(ic), color=colours, width=1.0)
     mean = np.nanmean(ic) if np.isfinite(ic).any() else 0.0

@@ -53,12 +53,12 @@ def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
         except (TypeError, ValueError) as exc:
             raise DataError(f"synthetic: {exc}") from None
         return LoadedData(fit_panel(market.panel, spec_of_graph, "the synthetic market"), market)
-    from studio.data.importer import ImportConfig, load_bars
+    from studio.data.importer import import_config_from_options, load_bars
 
     try:
-        config = ImportConfig(**spec.importer)
-    except TypeError as exc:
-        raise DataError(f"{spec.path}: import options: {exc}") from None
+        config = import_config_from_options({}, base=spec.importer)
+    except DataError as exc:
+        raise DataError(f"{spec.path}: {exc}") from None
     panel = load_bars(spec.path, config)
     return LoadedData(fit_panel(panel, spec_of_graph, str(spec.path)))
 
