@@ -8,9 +8,13 @@ Timing runs in training mode (dropout on), paired and interleaved in one process
 round measures both models (the mean of a few steps each), alternating which goes first; the figure is
 the ratio of the medians over the rounds.
 The last line printed is JSON: {"built_vs_handwritten": median built / median handwritten}
-(below 1: the built model is faster).
+(below 1: the built model is faster), and the validator's cost on long chains: the default graph
+with 10,000 and 100,000 ReLU nodes inserted after its input, validated once each:
+"validate_ms_per_node" (at 100,000 nodes) and "validate_per_node_100k_vs_10k" (the ratio of the two
+per-node times: about 1 while validation stays linear).
 
     python bench/builder.py [--threads 1] [--rounds 30] [--steps 3] [--dates 1] [--stocks 512]
+                            [--chain 100000]
 """
 
 from __future__ import annotations
@@ -94,6 +98,38 @@ def timed_steps(model: nn.Module, x, mask, target, steps: int) -> float:
     return elapsed / steps
 
 
+def chain_graph(n: int):
+    """graphs/default.json with ``n`` ReLU nodes in series between its input and its first layer."""
+    from studio.core.document import Edge, Endpoint, Node
+
+    graph = load_graph(GRAPH)
+    first = next(e for e in graph.edges if e.src.node == "bars")
+    graph.edges.remove(first)
+    previous = Endpoint("bars", "bars")
+    for i in range(n):
+        node_id = f"chain_{i}"
+        graph.nodes[node_id] = Node(node_id, "relu", 1, {"inplace": False}, (0.0, 0.0))
+        graph.edges.append(Edge(previous, Endpoint(node_id, "x")))
+        previous = Endpoint(node_id, "y")
+    graph.edges.append(Edge(previous, first.dst))
+    return graph
+
+
+def validation_seconds_per_node(n: int) -> float:
+    from studio.core.validation import validate
+    from studio.nodes import default_registry
+
+    graph = chain_graph(n)
+    registry = default_registry()
+    gc.collect()
+    start = time.perf_counter()
+    v = validate(graph, registry)
+    elapsed = time.perf_counter() - start
+    if not v.ok:
+        raise SystemExit(f"builder bench: the chain of {n} nodes does not validate: {v.errors[0]}")
+    return elapsed / len(graph.nodes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -102,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     parser.add_argument("--dates", type=int, default=1, help="B (default 1)")
     parser.add_argument("--stocks", type=int, default=512, help="N (default 512)")
+    parser.add_argument("--chain", type=int, default=100_000, help="nodes of the long chain (default 100000)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -152,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     paired = statistics.median(b / h for b, h in zip(times["built"], times["handwritten"], strict=True))
     print(f"median: built {med['built'] * 1e3:.1f} ms, handwritten {med['handwritten'] * 1e3:.1f} ms; "
           f"ratio of medians {ratio:.3f}, median of paired ratios {paired:.3f}")
-    print(json.dumps({"built_vs_handwritten": round(ratio, 4)}))
+    small, large = max(args.chain // 10, 1), args.chain
+    per_small, per_large = validation_seconds_per_node(small), validation_seconds_per_node(large)
+    print(f"validation: {per_small * 1e3:.3f} ms per node on {small:,} nodes, {per_large * 1e3:.3f} ms per node on "
+          f"{large:,} ({per_large * large:.1f} s)")
+    print(json.dumps({"built_vs_handwritten": round(ratio, 4), "validate_ms_per_node": round(per_large * 1e3, 4),
+                      "validate_per_node_100k_vs_10k": round(per_large / per_small, 3)}))
     return 0
 
 

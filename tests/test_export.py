@@ -1,12 +1,13 @@
 """``studio export``: the .py, .pt2 and .onnx exports reproduce the built module.
 
-Every model at the top of graphs/ (and a few gallery models that use the per-day block, the transformer
-nodes, day means and stacking: ``GALLERY_MODELS``) is exported through the command line with one seed and
-compared with
-``build(graph, seed=...)`` in eval mode, on the example inputs and on inputs with other dates (B) and
-stocks (N) counts and absent stocks. The .py export runs in a fresh interpreter that cannot import
-``studio`` at all, which proves it is standalone. Exporting takes seconds per graph (.pt2 about 4 s,
-.onnx about 12 s on 2 cores), so .onnx is checked on ``ONNX_MODELS`` only.
+Every model of the gallery (graphs/, all families) is exported to .py through the command line with one
+seed and run in a fresh interpreter that cannot import ``studio`` at all (which proves it is
+standalone): ``load_model()`` must load it, and its outputs must equal ``build(graph, seed=...)`` in
+eval mode, on the example inputs and on inputs with other dates (B) and stocks (N) counts and absent
+stocks. .pt2 (about 4 s a model) and .onnx (about 12 s) are checked on the smallest set of gallery
+models that together use every node type, cell kind and gate mode the gallery uses (``cover``), so a
+node whose export breaks is caught without exporting all 81 models three ways in the suite;
+``bench/exports.py`` exports every gallery model in every format.
 """
 
 from __future__ import annotations
@@ -24,29 +25,53 @@ from studio.build.builder import build
 from studio.build.export import example_inputs
 from studio.cli import main
 from studio.core.graph_file import load_graph
-from tests.conftest import GRAPHS
+from tests.conftest import GRAPHS, gallery_models
 
 SEED = 5
 OTHER_SEED = 11
 ATOL = 1e-5
-#: the models whose .onnx export is checked too (about 12 s each)
-ONNX_MODELS = ("default", "residual_blocks")
 #: what an exported .py file may import
 ALLOWED_IMPORTS = {"math", "torch", "torch.nn", "torch.nn.functional"}
-#: gallery models exported too: the per-day block (mode 2 of the daily view), day means, the transformer
-#: nodes (CLS/SEP tokens, positions, encoder, select_step) and Stack; the first two also as .pt2
-GALLERY_MODELS = ("daily_view/cnn1d_15_per_day.json", "transformer/transformer_3x1.json",
-                  "daily_view/base_18_day_mean.json", "detection/multibox.json")
-PT2_GALLERY = ("cnn1d_15_per_day", "transformer_3x1")
 
 
 def model_files() -> list[Path]:
-    """graphs/*.json except blocks, and GALLERY_MODELS."""
-    return [p for p in sorted(GRAPHS.glob("*.json"))
-            if json.loads(p.read_text(encoding="utf-8")).get("kind") != "block"] + [GRAPHS / g for g in GALLERY_MODELS]
+    """Every model of the gallery, blocks left out."""
+    return gallery_models()
 
 
-MODELS = {p.stem: p for p in model_files()}
+def export_features(path: Path) -> set[str]:
+    """What a model asks of an exporter: its node types (inside its blocks too), and for recurrent
+    cells each cell kind with each gate mode."""
+    graph = load_graph(path)
+    found: set[str] = set()
+    graphs = [graph] + [entry.graph for entry in graph.blocks.values() if entry.graph is not None]
+    while graphs:
+        g = graphs.pop()
+        for node in g.nodes.values():
+            found.add(node.type)
+            params = node.params
+            for layer in params.get("layers", []) if isinstance(params.get("layers"), list) else []:
+                for mode in layer.get("modes", []) if isinstance(layer, dict) else []:
+                    found.add(f"{node.type}:{params.get('cell')}:{mode}")
+        graphs.extend(entry.graph for entry in g.blocks.values() if entry.graph is not None)
+    return found
+
+
+def cover(paths: list[Path]) -> list[Path]:
+    """A small set of models that together have every export feature of ``paths`` (greedy set cover,
+    ties broken by name: the same set on every run)."""
+    features = {p: export_features(p) for p in paths}
+    needed = set().union(*features.values())
+    chosen: list[Path] = []
+    while needed:
+        best = max(sorted(paths), key=lambda p: len(features[p] & needed))
+        chosen.append(best)
+        needed -= features[best]
+    return sorted(chosen)
+
+
+MODELS = {str(p.relative_to(GRAPHS).with_suffix("")): p for p in model_files()}
+COVER = [str(p.relative_to(GRAPHS).with_suffix("")) for p in cover(model_files())]
 
 
 def cli_export(path: Path, out: Path, *extra: str, seed: int = SEED) -> None:
@@ -141,12 +166,12 @@ def py_exports(tmp_path_factory):
     jobs, files = [], {}
 
     def add(name: str, path: Path, *extra: str) -> None:
-        out = root / name / f"{path.stem}.py"
+        out = root / name.replace("/", "__") / f"{path.stem}.py"
         cli_export(path, out, *extra)
-        inputs = root / name / "inputs.pt"
+        inputs = out.parent / "inputs.pt"
         torch.save(py_cases(path), inputs)
         files[name] = out
-        jobs.append({"file": str(out), "inputs": str(inputs), "outputs": str(root / name / "outputs.pt")})
+        jobs.append({"file": str(out), "inputs": str(inputs), "outputs": str(out.parent / "outputs.pt")})
 
     for stem, path in MODELS.items():
         add(stem, path)
@@ -199,14 +224,13 @@ def test_py_export_with_weights_uses_them(py_exports):
 
 # ---- .pt2 and .onnx -------------------------------------------------------------------------------
 
-PT2_MODELS = [stem for stem, path in MODELS.items() if path.parent == GRAPHS or stem in PT2_GALLERY]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PT2_MODELS)
+@pytest.mark.parametrize("name", COVER)
 def test_pt2_export_reproduces_the_built_module(tmp_path, name):
     path = MODELS[name]
-    out = tmp_path / f"{name}.pt2"
+    out = tmp_path / f"{Path(name).name}.pt2"
     cli_export(path, out)
     program = torch.export.load(str(out)).module()
     cases = input_cases(path)
@@ -216,12 +240,12 @@ def test_pt2_export_reproduces_the_built_module(tmp_path, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ONNX_MODELS)
+@pytest.mark.parametrize("name", COVER)
 def test_onnx_export_reproduces_the_built_module(tmp_path, name):
     import onnxruntime
 
     path = MODELS[name]
-    out = tmp_path / f"{name}.onnx"
+    out = tmp_path / f"{Path(name).name}.onnx"
     cli_export(path, out)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["x", "mask"]

@@ -180,8 +180,13 @@ class Trainer:
         state = {"epoch": 0, "best_ic": -math.inf, "best_epoch": 0, "best_state": None, "stale": 0,
                  "history": []}
         if resume:
-            state = self._load_checkpoint()
+            if (writer.path / CHECKPOINT).is_file():
+                state = self._load_checkpoint()
+            # the records end where the checkpoint does: an epoch line written after it (by an older
+            # version, or in a kill between the two) is dropped, so the resumed run appends exactly once
+            writer.write_jsonl("metrics.jsonl", state["history"])
         else:
+            # graph.json first, config.json last: a run directory with a config.json can be resumed
             save_graph(self.graph, writer.path / "graph.json", stamp_version=False)
             writer.write_json("config.json", self._run_config())
         steps_per_epoch = math.ceil(len(splits.train) / c.dates_per_batch)
@@ -194,7 +199,12 @@ class Trainer:
         status, message = "finished", ""
         total_steps = steps_per_epoch * (c.epochs - state["epoch"])
         done_steps = 0
-        for epoch in range(state["epoch"] + 1, c.epochs + 1):
+        first_epoch = state["epoch"] + 1
+        if c.patience and state["stale"] >= c.patience:  # resumed after it had stopped early
+            status, message = "early_stopped", (f"no better validation IC for {c.patience} epochs; "
+                                                f"best epoch {state['best_epoch']}")
+            first_epoch = c.epochs + 1
+        for epoch in range(first_epoch, c.epochs + 1):
             self.model.train()
             torch.manual_seed(c.seed * 100_003 + epoch)  # dropout etc.: reproducible per epoch
             rng = np.random.default_rng([c.seed, epoch])
@@ -256,8 +266,10 @@ class Trainer:
                                                                     "long_short")}}}
             state["epoch"] = epoch
             state["history"].append({k: v for k, v in record.items() if k not in ("daily", "kind")})
-            writer.append_jsonl("metrics.jsonl", state["history"][-1])
+            # the checkpoint (atomic) before the record: a kill between them loses the line, which
+            # resume writes again from the checkpoint's history, never a line without its checkpoint
             self._save_checkpoint(state)
+            writer.append_jsonl("metrics.jsonl", state["history"][-1])
             yield record
             if c.patience and state["stale"] >= c.patience:
                 status, message = "early_stopped", (f"no better validation IC for {c.patience} epochs; "
@@ -297,9 +309,14 @@ class Trainer:
         """A trainer that continues the run in ``run_dir`` from its last checkpoint; call
         ``run(resume=True)`` on it."""
         run_dir = Path(run_dir)
-        if not (run_dir / CHECKPOINT).is_file():
-            raise TrainingError(f"{run_dir}: no checkpoint to resume from")
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        if not (run_dir / "config.json").is_file() or not (run_dir / "graph.json").is_file():
+            what = "no such run directory" if not run_dir.is_dir() else (
+                "not a run directory, or one killed before its run started (no config.json); train it afresh")
+            raise TrainingError(f"{run_dir}: {what}")
+        try:
+            config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TrainingError(f"{run_dir}: cannot read config.json ({exc})") from None
         trainer = cls(load_graph(run_dir / "graph.json"), SourceSpec.from_json(config["data"]["source"]),
                       TrainConfig.from_json(config["training"]), _data_config(config["data"]["config"]),
                       registry=registry, cost=config["metrics"]["cost"],

@@ -66,6 +66,10 @@ class RunWriter:
         data.update(changes)
         self.write_json(name, data)
 
+    def write_jsonl(self, name: str, records: list[dict]) -> None:
+        """Replace ``name`` with these records, one line each (atomically)."""
+        atomic_write(self.path / name, "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in records))
+
     def append_jsonl(self, name: str, record: dict) -> None:
         with open(self.path / name, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
