@@ -349,3 +349,21 @@ def test_inspector_editors_keep_null_and_pairs(window):
     select(tab, "upsample_1")
     corners = window.inspector.editors["align_corners"]
     assert corners.widget.checkState() == Qt.CheckState.PartiallyChecked
+
+
+def test_hostile_files_open_with_a_message_not_a_hang(window, tmp_path, monkeypatch):
+    """A FIFO, a device and a symlink loop opened in the studio: a warning naming the file, no tab, no
+    hang (the FIFO would block an open() forever), and the window still works."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.json")
+    os.symlink("/dev/zero", tmp_path / "zero.json")
+    os.symlink("loop.json", tmp_path / "loop.json")
+    window.open_file(GRAPHS / "default.json")  # an open document: the loop must not trip the lookup
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append(text))
+    for name, words in (("fifo.json", "not a regular file"), ("zero.json", "not a regular file"),
+                        ("loop.json", "a loop of symbolic links")):
+        assert window.open_file(tmp_path / name) is None
+        assert name in warnings[-1] and words in warnings[-1]
+    assert len(window.documents) == 1 and window.open_file(GRAPHS / "two_branch.json") is not None

@@ -3,6 +3,7 @@ shortcuts, files (atomic saves, recent files, the gallery, autosave and crash re
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import shiboken6
@@ -280,7 +281,8 @@ class MainWindow(QMainWindow):
     def open_file(self, path: str | Path) -> EditorTab | None:
         path = Path(path)
         for document in self.documents:
-            if document.path and document.path.resolve() == path.resolve():
+            # realpath, not resolve(): a symlink loop must reach the loader's one-line error, not raise here
+            if document.path and os.path.realpath(document.path) == os.path.realpath(path):
                 tabs = self.tabs_of(document)
                 if tabs:
                     self.tabs.setCurrentWidget(tabs[0])
