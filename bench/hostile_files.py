@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from studio.cli import main  # noqa: E402
-from tests.test_hostile_files import VALID, make_cases  # noqa: E402
+from tests.hostile_cases import VALID, make_cases  # noqa: E402
 
 
 def peak_mb() -> float:

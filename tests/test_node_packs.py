@@ -29,6 +29,16 @@ v = validate(graph, reg)
 assert v.ok, [str(p) for p in v.problems]
 model = build_model(graph, reg, seed=0)
 assert "self.scale_1(" in model.code
+# a pack's module is copied into a .py export like the built-in ones
+from studio.build.builder import build
+from studio.build.export import python_source
+built = build(graph, reg, seed=0)
+namespace = {{}}
+exec(compile(python_source(built, graph), "export.py", "exec"), namespace)
+exported = namespace["Model"]()
+exported.load_state_dict(built.module.state_dict())
+x = torch.randn(1, 4, 240, 3)
+assert torch.equal(exported.eval()(x), built.module.eval()(x))
 print(tuple(model(torch.randn(1, 4, 240, 3)).shape))
 """
 

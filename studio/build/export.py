@@ -117,8 +117,6 @@ def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights:
 
 #: names the generated file imports itself
 _PROVIDED = {"math": math, "torch": torch, "nn": nn, "F": F}
-#: where copied code may come from: the self-contained modules behind node types
-_COPYABLE_PREFIX = "studio.modules."
 
 
 def _check_identifier(name: str, what: str) -> str:
@@ -174,7 +172,8 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def _global_names(obj: object) -> list[str]:
-    """The names a class or function reads that are not its own locals, in source order."""
+    """Every name a class or function reads (its locals too: the caller keeps those its module
+    defines), in source order."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))  # type: ignore[arg-type]
     names: dict[str, None] = {}
     for node in ast.walk(tree):
@@ -191,13 +190,14 @@ class _Codegen:
         self.classes: dict[str, str] = {}  # class name -> source
 
     def need(self, obj: object, _visiting: tuple = ()) -> None:
-        """Copy ``obj`` (a class or function of studio.modules) and every module-level name it reads."""
+        """Copy ``obj`` (a class or function behind a node type: studio.modules, or an installed node
+        pack) and every module-level name it reads: functions and classes (copied in turn) and plain
+        constants (written as checked literals)."""
         if obj in self.copied or obj in _visiting:
             return
         module = inspect.getmodule(obj)
-        if module is None or not module.__name__.startswith(_COPYABLE_PREFIX):
-            raise ExportError(f"{getattr(obj, '__qualname__', obj)} is not in studio.modules: it cannot be "
-                              "copied into a standalone file")
+        if module is None or module.__name__.split(".")[0] == "torch":
+            raise ExportError(f"{getattr(obj, '__qualname__', obj)} cannot be copied into a standalone file")
         for name in _global_names(obj):
             if name in _PROVIDED or not hasattr(module, name):
                 continue  # a local, a builtin, or an import the file makes itself
@@ -209,7 +209,8 @@ class _Codegen:
             if inspect.isclass(value) or inspect.isfunction(value):
                 if value is obj:
                     continue
-                if inspect.getmodule(value) is not None and inspect.getmodule(value).__name__.startswith("torch"):
+                origin = inspect.getmodule(value)
+                if origin is not None and origin.__name__.split(".")[0] == "torch":
                     raise ExportError(f"{obj.__qualname__} uses {name} from torch without the torch prefix; "
                                       "write torch.X or nn.X so the exported file can find it")
                 self.need(value, (*_visiting, obj))
