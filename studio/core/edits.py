@@ -1,6 +1,8 @@
-"""Edits that take several steps on a document: copy and paste a selection, group a selection into a
-block and expand a block back. The editor wraps each in one undo step; tests and scripts call them
-directly.
+"""The editing rules of a document, for the editor and for scripts: which wires may be made
+(``can_connect``, as orange-canvas-core's ``scheme.check_connect``), and the edits that take several
+steps: copy and paste a selection, group a selection into a block and expand a block back, each also
+in a *scope* (None: the file's own graph; a name: one of its inline blocks, whose nested blocks live
+in the file's table). The editor wraps each in one undo step and keeps only gestures and drawing.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from studio.core.document import BLOCK, BlockEntry, Edge, Endpoint, Graph, Node, block_reference
-from studio.core.shapes import SEQ, TensorShape
+from studio.core.shapes import KIND_NAMES, SEQ, TensorShape
 
 CLIPBOARD_FORMAT = "model-studio.selection"
 BOUNDARY_TYPES = ("input", "output")
@@ -19,6 +21,74 @@ BOUNDARY_TYPES = ("input", "output")
 
 class EditError(Exception):
     """An edit that cannot be made; one line saying why."""
+
+
+# ---- scopes and wires ------------------------------------------------------------------------------
+
+def scoped(graph: Graph, scope: str | None) -> Graph:
+    """The graph a scope names: the file's own (None) or one of its inline blocks."""
+    if scope is None:
+        return graph
+    entry = graph.blocks.get(scope)
+    if entry is None or entry.graph is None:
+        raise EditError(f"there is no block {scope!r} in this file any more")
+    return entry.graph
+
+
+def can_connect(graph: Graph, validation, src: Endpoint, dst: Endpoint) -> str | None:
+    """Why a wire from output ``src`` to input ``dst`` of ``graph`` cannot be made, or None. A wire
+    into a connected input replaces the old one, so that one does not count. ``validation`` is the
+    graph's (a core Validation): it knows the ports and the shape leaving ``src``."""
+    if src.node not in graph.nodes or dst.node not in graph.nodes:
+        missing = src.node if src.node not in graph.nodes else dst.node
+        return f"there is no node {missing!r}"
+    if src.node == dst.node:
+        return f"{dst.node} cannot feed itself"
+    out_ports = validation.out_ports.get(src.node)
+    if out_ports is not None and src.port not in {p.name for p in out_ports}:
+        return f"{src.node} has no output {src.port!r}"
+    in_ports = validation.in_ports.get(dst.node)
+    if in_ports is not None and dst.port not in {p.name for p in in_ports}:
+        return f"{dst.node} has no input {dst.port!r}"
+    path = _path(graph, dst.node, src.node, ignore=dst)
+    if path is not None:
+        return f"a wire {src} -> {dst} would make a cycle: {' -> '.join([src.node, *path])}"
+    shape = validation.shape(src)
+    port = next((p for p in in_ports or () if p.name == dst.port), None)
+    if shape is not None and port is not None and not port.accepts(shape.kind):
+        kind = KIND_NAMES[shape.kind].split(" (")[0]
+        return f"{dst}: expects {port.describe_kinds()}, gets {kind} {shape} from {src}"
+    return None
+
+
+def _path(graph: Graph, start: str, goal: str, ignore: Endpoint) -> list[str] | None:
+    """Node ids of a wire path from ``start`` to ``goal`` (both included), or None; the wire into
+    ``ignore`` does not count."""
+    successors: dict[str, list[str]] = {}
+    for e in graph.edges:
+        if e.dst != ignore:
+            successors.setdefault(e.src.node, []).append(e.dst.node)
+    came_from: dict[str, str | None] = {start: None}
+    queue = [start]
+    while queue:  # breadth first: the shortest path, as the message shows it
+        node = queue.pop(0)
+        if node == goal:
+            path = [node]
+            while came_from[path[-1]] is not None:
+                path.append(came_from[path[-1]])  # type: ignore[arg-type]
+            return path[::-1]
+        for nxt in sorted(successors.get(node, ())):
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return None
+
+
+def connect_replacing(graph: Graph, src: Endpoint, dst: Endpoint) -> Edge:
+    """Wire ``src`` to ``dst``; a wire already into ``dst`` goes (an input takes one wire)."""
+    for e in [e for e in graph.edges if e.dst == dst]:
+        graph.disconnect(e)
+    return graph.connect(src, dst)
 
 
 # ---- copy and paste --------------------------------------------------------------------------------
@@ -75,6 +145,18 @@ def paste(graph: Graph, text: str, offset: tuple[float, float] = (40.0, 40.0)) -
             from studio.core.graph_file import _read_document
 
             graph.blocks[name] = BlockEntry(name, _read_document(spec, "clipboard", None, (), top=False))
+    return added
+
+
+def paste_into(graph: Graph, scope: str | None, text: str, offset: tuple[float, float] = (40.0, 40.0)) -> list[str]:
+    """Paste into the scope's graph; blocks the selection brings join the file's table (a block tab's
+    nested blocks resolve there)."""
+    target = scoped(graph, scope)
+    added = paste(target, text, offset)
+    if scope is not None:
+        for name, entry in list(target.blocks.items()):
+            graph.blocks.setdefault(name, entry)
+        target.blocks.clear()
     return added
 
 
@@ -150,6 +232,50 @@ def group_to_block(graph: Graph, node_ids: Iterable[str], name: str | None = Non
                    pos=(sum(xs) / len(xs), sum(ys) / len(ys)))
     graph.edges.extend(outer_new)
     return block_id
+
+
+def group_in(graph: Graph, scope: str | None, node_ids: Iterable[str],
+             shapes: dict[Endpoint, TensorShape] | None = None) -> str:
+    """Group in the scope's graph; the new block joins the file's table. Returns the block node's id."""
+    target = scoped(graph, scope)
+    if scope is not None:
+        name = _free_name(_union_table(graph, target), "block")  # free in the file's table too
+        block_id = group_to_block(target, node_ids, name=name, shapes=shapes)
+        graph.blocks[name] = target.blocks.pop(name)
+        return block_id
+    return group_to_block(target, node_ids, shapes=shapes)
+
+
+def _union_table(graph: Graph, other: Graph) -> Graph:
+    union = Graph()
+    union.blocks = {**graph.blocks, **other.blocks}
+    return union
+
+
+def expand_in(graph: Graph, scope: str | None, node_ids: Iterable[str]) -> list[str]:
+    """Expand block nodes of the scope's graph (names resolve in the file's table). Returns the ids
+    of the nodes added."""
+    target = scoped(graph, scope)
+    added: list[str] = []
+    for node_id in node_ids:
+        if scope is None:
+            added.extend(expand_block(target, node_id))
+            continue
+        node = target.nodes.get(node_id)
+        name = node.params.get("block") if node is not None else None
+        if not isinstance(name, str) or name not in graph.blocks:
+            raise EditError(f"{node_id}: its block {name!r} is not available")
+        target.blocks[name] = graph.blocks[name]  # lent for the expansion
+        try:
+            added.extend(expand_block(target, node_id))
+        finally:
+            target.blocks.pop(name, None)
+        still_used = any(block_reference(n) == name
+                         for g in [graph, *(e.graph for e in graph.blocks.values() if e.graph is not None)]
+                         for n in g.nodes.values())
+        if not still_used and graph.blocks[name].path is None:
+            del graph.blocks[name]
+    return added
 
 
 def _input_node(inner: Graph, port: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +135,11 @@ def parse_json(text: str, source: str) -> Any:
 
 
 def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = None,
-                _open_blocks: tuple[Path, ...] = (), _root: Path | None = None) -> Graph:
+                _open_blocks: tuple[Path, ...] = (), _root: Path | None = None,
+                block_files: Mapping[str, Graph] | None = None) -> Graph:
     """Parse graph-file text; ``source`` names it in messages, ``base_dir`` anchors block paths (which
-    must stay inside ``block_root(base_dir)`` of the first file read)."""
+    must stay inside ``block_root(base_dir)`` of the first file read). ``block_files`` maps block paths
+    to graphs already read (the editor's undo restores a state without reading block files again)."""
     source = printable(source)
     if _root is None and base_dir is not None:
         _root = block_root(base_dir)
@@ -160,11 +163,12 @@ def loads_graph(text: str, *, source: str = "<graph>", base_dir: Path | None = N
         data = migrate(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GraphFileError(f"{source}: cannot upgrade this version-{version} file ({exc})") from None
-    return _read_document(data, source, base_dir, _open_blocks, top=True, root=_root)
+    return _read_document(data, source, base_dir, _open_blocks, top=True, root=_root, block_files=block_files)
 
 
 def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: tuple[Path, ...],
-                   *, top: bool, where: str = "", root: Path | None = None) -> Graph:
+                   *, top: bool, where: str = "", root: Path | None = None,
+                   block_files: Mapping[str, Graph] | None = None) -> Graph:
     """Read a model or block document (already migrated). Faults go to ``graph.load_problems``."""
     graph = Graph()
     problems = graph.load_problems
@@ -231,7 +235,7 @@ def _read_document(data: dict, source: str, base_dir: Path | None, open_blocks: 
         problem("graph.blocks", f"expects an object of blocks keyed by name, gets {show(blocks)}")
         blocks = {}
     for name in sorted(blocks):
-        entry = _read_block_entry(name, blocks[name], source, base_dir, open_blocks, problem, root)
+        entry = _read_block_entry(name, blocks[name], source, base_dir, open_blocks, problem, root, block_files)
         if entry is not None:
             graph.blocks[name] = entry
     return graph
@@ -307,7 +311,8 @@ def _read_edge(index: int, value: Any, problem) -> Edge | None:
 
 
 def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
-                      open_blocks: tuple[Path, ...], problem, root: Path | None) -> BlockEntry | None:
+                      open_blocks: tuple[Path, ...], problem, root: Path | None,
+                      block_files: Mapping[str, Graph] | None = None) -> BlockEntry | None:
     where = f"blocks.{printable(name)}"
     if not isinstance(name, str) or not name.isidentifier():
         problem(where, "a block name must be a Python identifier")
@@ -326,6 +331,8 @@ def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
         if Path(ref).is_absolute() or "\\" in ref:
             problem(where, f"block path {ref!r} must be relative to the graph file, with / separators")
             return None
+        if block_files is not None and ref in block_files:
+            return BlockEntry(name, block_files[ref], ref)
         if base_dir is None:
             problem(where, f"cannot resolve {ref!r}: this graph was not read from a file")
             return BlockEntry(name, None, ref)
@@ -346,7 +353,8 @@ def _read_block_entry(name: str, value: Any, source: str, base_dir: Path | None,
             problem(where, f"{ref} is a {block.kind}, not a block")
             return BlockEntry(name, None, ref)
         return BlockEntry(name, block, ref)
-    block = _read_document(value, source, base_dir, open_blocks, top=False, where=f"block {name}", root=root)
+    block = _read_document(value, source, base_dir, open_blocks, top=False, where=f"block {name}", root=root,
+                           block_files=block_files)
     if block.name == "":
         block.name = name
     # faults inside an inline block are listed with the file's own, already prefixed "block NAME > "

@@ -1,54 +1,187 @@
-"""Automatic layout of a graph: columns by depth, rows ordered to keep wires short.
+"""Automatic layout of a graph: a layered (Sugiyama-style) drawing, left to right.
 
-Used by the editor's "auto-layout" and to place nodes of generated graphs. Deterministic: the same
-graph always gets the same positions.
+1. Layers: each node's layer is its longest path from a source (wires that close a cycle, in an
+   invalid graph, are ignored).
+2. A wire that spans several layers gets a dummy point in each layer between, so it claims a lane
+   of its own: a skip connection runs beside the chain it skips, parallel branches run in parallel
+   rows, instead of everything in one row with wires through the nodes.
+3. Order within each layer: barycentre sweeps, left to right and back, a few times (fewer crossings);
+   real nodes before dummy lanes on ties.
+4. Rows: each node where its inputs are (the mean row of its predecessors), pushed apart to keep the
+   order and one row of space, then averaged with the same placement from the other side, so a fan
+   is centred on its source and a chain stays straight.
+
+Deterministic: the same graph always gets the same positions. Used by the editor's auto-layout (L)
+and to place the nodes of generated graphs. ``free_spot`` finds room for a new node.
 """
 
 from __future__ import annotations
 
-import networkx as nx
+from collections import defaultdict
 
 from studio.core.document import Graph
 
 COLUMN_WIDTH = 300.0
 ROW_HEIGHT = 150.0
+#: the room a node takes on the canvas (the editor draws nodes 190 wide, 60-140 high)
+NODE_SIZE = (200.0, 120.0)
+SWEEPS = 4
+GRID = 20.0
+
+
+def _acyclic_edges(nodes: list[str], edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``edges`` without the ones that close a cycle (depth-first, nodes and wires in a fixed order)."""
+    successors: dict[str, list[str]] = defaultdict(list)
+    for a, b in edges:
+        successors[a].append(b)
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    back: set[tuple[str, str]] = set()
+    for root in nodes:
+        if root in state:
+            continue
+        stack = [(root, iter(sorted(successors[root])))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1 or nxt == node:
+                back.add((node, nxt))
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(successors[nxt]))))
+    return [e for e in edges if e not in back and e[0] != e[1]]
 
 
 def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
-    g = nx.DiGraph()
-    g.add_nodes_from(sorted(graph.nodes))
-    g.add_edges_from((e.src.node, e.dst.node) for e in graph.edges
-                     if e.src.node in graph.nodes and e.dst.node in graph.nodes)
-    # a cycle (an invalid graph) must not stop the layout: break it by ignoring back edges
-    dag = nx.DiGraph()
-    dag.add_nodes_from(g.nodes)
-    order = {n: i for i, n in enumerate(sorted(g.nodes))}
-    for a, b in g.edges:
-        dag.add_edge(a, b)
-        if not nx.is_directed_acyclic_graph(dag):
-            dag.remove_edge(a, b)
-    depth: dict[str, int] = {}
-    for node in nx.lexicographical_topological_sort(dag, key=lambda n: order[n]):
-        preds = list(dag.predecessors(node))
-        depth[node] = 1 + max(depth[p] for p in preds) if preds else 0
-    columns: dict[int, list[str]] = {}
-    for node in sorted(depth, key=lambda n: (depth[n], n)):
-        columns.setdefault(depth[node], []).append(node)
-    row_of: dict[str, float] = {}
-    for col in sorted(columns):
-        members = columns[col]
+    nodes = sorted(graph.nodes)
+    edges = sorted({(e.src.node, e.dst.node) for e in graph.edges
+                    if e.src.node in graph.nodes and e.dst.node in graph.nodes})
+    edges = _acyclic_edges(nodes, edges)
+    preds: dict[str, list[str]] = defaultdict(list)
+    succs: dict[str, list[str]] = defaultdict(list)
+    for a, b in edges:
+        preds[b].append(a)
+        succs[a].append(b)
 
-        def barycentre(node: str) -> float:
-            preds = [row_of[p] for p in dag.predecessors(node) if p in row_of]
-            return sum(preds) / len(preds) if preds else float(order[node])
+    # 1. layers by longest path (Kahn's order, smallest id first)
+    indegree = {n: len(preds[n]) for n in nodes}
+    ready = sorted(n for n in nodes if indegree[n] == 0)
+    layer: dict[str, int] = {}
+    while ready:
+        node = ready.pop(0)
+        layer[node] = 1 + max((layer[p] for p in preds[node]), default=-1)
+        for nxt in succs[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+                ready.sort()
+    # 2. dummy points on long wires
+    up: dict[str, list[str]] = defaultdict(list)  # point -> points of the layer before
+    down: dict[str, list[str]] = defaultdict(list)
+    dummy: set[str] = set()
+    for a, b in edges:
+        previous = a
+        for k in range(layer[a] + 1, layer[b]):
+            point = f"\0{a}\0{b}\0{k}"
+            dummy.add(point)
+            layer[point] = k
+            up[point].append(previous)
+            down[previous].append(point)
+            previous = point
+        up[b].append(previous)
+        down[previous].append(b)
+    layers: dict[int, list[str]] = defaultdict(list)
+    for point in sorted(layer):
+        layers[layer[point]].append(point)
+    depth = max(layers) + 1 if layers else 0
 
-        members.sort(key=lambda n: (barycentre(n), n))
-        for i, node in enumerate(members):
-            row_of[node] = i - (len(members) - 1) / 2
-    return {n: (depth[n] * COLUMN_WIDTH, row_of[n] * ROW_HEIGHT) for n in graph.nodes}
+    # 3. order within layers: barycentre sweeps
+    rank = {p: i for k in layers for i, p in enumerate(layers[k])}
+
+    def sort_layer(k: int, neighbours: dict[str, list[str]]) -> None:
+        def key(p: str) -> tuple:
+            near = [rank[q] for q in neighbours[p]]
+            centre = sum(near) / len(near) if near else rank[p]
+            return (centre, p in dummy, rank[p])
+
+        layers[k].sort(key=key)
+        for i, p in enumerate(layers[k]):
+            rank[p] = i
+
+    for _ in range(SWEEPS):
+        for k in range(1, depth):
+            sort_layer(k, up)
+        for k in range(depth - 2, -1, -1):
+            sort_layer(k, down)
+    for k in range(1, depth):
+        sort_layer(k, up)
+
+    # 4. rows: where the inputs are, kept apart, from both sides, averaged
+    def place(order_of_layers: list[int], neighbours: dict[str, list[str]]) -> dict[str, float]:
+        y: dict[str, float] = {}
+        for k in order_of_layers:
+            members = layers[k]
+            wanted = []
+            for p in members:
+                near = [y[q] for q in neighbours[p] if q in y]
+                wanted.append(sum(near) / len(near) if near else None)
+            known = [w for w in wanted if w is not None]
+            base = sum(known) / len(known) if known else 0.0
+            # members without placed neighbours sit in order around the others
+            filled = [w if w is not None else base for w in wanted]
+            forward, backward = list(filled), list(filled)
+            for i in range(1, len(members)):
+                forward[i] = max(forward[i], forward[i - 1] + 1.0)
+            for i in range(len(members) - 2, -1, -1):
+                backward[i] = min(backward[i], backward[i + 1] - 1.0)
+            for i, p in enumerate(members):
+                y[p] = (forward[i] + backward[i]) / 2
+            for i in range(1, len(members)):  # the average may crowd: keep one row apart
+                if y[members[i]] < y[members[i - 1]] + 1.0:
+                    y[members[i]] = y[members[i - 1]] + 1.0
+        return y
+
+    left = place(list(range(depth)), up)
+    right = place(list(range(depth - 1, -1, -1)), down)
+    rows: dict[str, float] = {}
+    for k in range(depth):
+        members = layers[k]
+        values = [(left[p] + right[p]) / 2 for p in members]
+        for i in range(1, len(values)):
+            values[i] = max(values[i], values[i - 1] + 1.0)
+        for p, v in zip(members, values, strict=True):
+            rows[p] = v
+    # the first node (the model's input, as a rule) at row 0; rows on the editor's 20-unit grid
+    first = min(nodes, key=lambda n: (layer[n], rows[n], n)) if nodes else None
+    shift = rows[first] if first is not None else 0.0
+    return {n: (layer[n] * COLUMN_WIDTH, round((rows[n] - shift) * ROW_HEIGHT / GRID) * GRID) for n in nodes}
 
 
 def auto_layout(graph: Graph) -> None:
     """Place every node of ``graph`` (in place)."""
     for node_id, pos in layered_positions(graph).items():
         graph.nodes[node_id].pos = pos
+
+
+def free_spot(graph: Graph, at: tuple[float, float], size: tuple[float, float] = NODE_SIZE,
+              step: float = 20.0) -> tuple[float, float]:
+    """``at``, or the nearest spot below it (then to the right) where a node of ``size`` overlaps no
+    node of ``graph``: a new node never lands on another."""
+    width, height = size
+    boxes = [(n.pos[0], n.pos[1]) for n in graph.nodes.values()]
+
+    def clear(x: float, y: float) -> bool:
+        return all(not (x < bx + width and bx < x + width and y < by + height and by < y + height)
+                   for bx, by in boxes)
+
+    x, y = at
+    for column in range(50):
+        cx = x + column * (width + step)
+        for row in range(60):
+            cy = y + row * step * 2
+            if clear(cx, cy):
+                return (cx, cy)
+    return at

@@ -163,6 +163,11 @@ class BlockScope:
             self._inferred[key] = _check(entry.graph, self.registry, self._inner_scope(entry), dict(inputs))
         return self._inferred[key]
 
+    def instances(self, name: str) -> list[Validation]:
+        """The inferences of block ``name`` made so far (one per distinct set of input shapes it was
+        used with), in a stable order: the editor shows the first one's shapes inside the block."""
+        return [v for key, v in sorted(self._inferred.items(), key=lambda kv: repr(kv[0])) if key[0] == name]
+
     def problems(self) -> list[Problem]:
         """Problems of every block definition in the table, prefixed with the block's name."""
         found = []
@@ -288,7 +293,8 @@ class _Checker:
     # ---- wires -------------------------------------------------------------------------------
     def check_edges(self) -> None:
         into: dict[Endpoint, list[Edge]] = {}
-        for edge in sorted(self.graph.edges):
+        # sorted as Edge's own order, on plain strings (the dataclass comparison is slow)
+        for edge in sorted(self.graph.edges, key=lambda e: (e.src.node, e.src.port, e.dst.node, e.dst.port)):
             ok = True
             for end, side in ((edge.src, "output"), (edge.dst, "input")):
                 node = self.graph.nodes.get(end.node)
@@ -312,7 +318,7 @@ class _Checker:
             if ok:
                 self.good_edges.append(edge)
                 into.setdefault(edge.dst, []).append(edge)
-        for dst, edges in sorted(into.items()):
+        for dst, edges in sorted(into.items(), key=lambda item: (item[0].node, item[0].port)):
             if len(edges) > 1:
                 sources = ", ".join(str(e.src) for e in edges)
                 self.error(str(dst), f"{len(edges)} wires into one input (from {sources}); "
@@ -330,8 +336,11 @@ class _Checker:
                     self.error(str(end), "required input is not connected", node_id)
 
     def check_cycles(self) -> set[str]:
+        pairs = [(e.src.node, e.dst.node) for e in self.good_edges]
+        if _topological_order(set(self.graph.nodes), pairs) is not None:
+            return set()  # the common case, without building a networkx graph
         g = nx.DiGraph()
-        g.add_edges_from((e.src.node, e.dst.node) for e in self.good_edges)
+        g.add_edges_from(pairs)
         cyclic: set[str] = set()
         for component in sorted(nx.strongly_connected_components(g), key=min):
             if len(component) == 1:
@@ -382,11 +391,12 @@ class _Checker:
 
     # ---- shapes ------------------------------------------------------------------------------
     def infer(self, cyclic: set[str]) -> None:
-        g = nx.DiGraph()
-        g.add_nodes_from(n for n in self.graph.nodes if n not in cyclic)
-        g.add_edges_from((e.src.node, e.dst.node) for e in self.good_edges
-                         if e.src.node not in cyclic and e.dst.node not in cyclic)
-        for node_id in nx.lexicographical_topological_sort(g):
+        nodes = {n for n in self.graph.nodes if n not in cyclic}
+        pairs = [(e.src.node, e.dst.node) for e in self.good_edges
+                 if e.src.node not in cyclic and e.dst.node not in cyclic]
+        order = _topological_order(nodes, pairs)
+        assert order is not None, "the cyclic nodes were left out"
+        for node_id in order:
             if node_id in self.v.params:
                 self.infer_node(node_id)
 
@@ -450,22 +460,29 @@ class _Checker:
     def check_reach(self) -> None:
         """Warn about nodes whose result never reaches an output: they would be computed for nothing."""
         sinks = {OUTPUT_TYPE, BLOCK_OUTPUT_TYPE}
-        g = nx.DiGraph()
-        g.add_nodes_from(self.graph.nodes)
         # every wire between existing nodes counts here: a faulty one is reported on its own
         known = set(self.graph.nodes) | self.graph.unreadable_nodes
-        g.add_edges_from((e.src.node, e.dst.node) for e in self.graph.edges
-                         if e.src.node in known and e.dst.node in known)
+        feeds: dict[str, list[str]] = {}
+        has_out: set[str] = set()
+        for e in self.graph.edges:
+            if e.src.node in known and e.dst.node in known:
+                feeds.setdefault(e.dst.node, []).append(e.src.node)
+                if e.src.node != e.dst.node:
+                    has_out.add(e.src.node)
         targets = [n for n, node in self.graph.nodes.items() if node.type in sinks]
         if not targets:
             return
         useful = set(targets)
-        for t in targets:
-            useful |= nx.ancestors(g, t)
+        stack = list(targets)
+        while stack:  # everything upstream of an output
+            for src in feeds.get(stack.pop(), ()):
+                if src not in useful:
+                    useful.add(src)
+                    stack.append(src)
         useful &= set(self.graph.nodes)
         self.v.useful = useful
         for node_id in sorted(set(self.graph.nodes) - useful):
-            if self.graph.nodes[node_id].type in (INPUT_TYPE, BLOCK_INPUT_TYPE) and not g.out_degree(node_id):
+            if self.graph.nodes[node_id].type in (INPUT_TYPE, BLOCK_INPUT_TYPE) and node_id not in has_out:
                 continue  # an unused input is harmless
             self.error(node_id, "its result reaches no output (it is left out of the model)", node_id,
                        severity="warning")
@@ -510,6 +527,31 @@ class _Checker:
                 return None
             src = edge.src
         return None
+
+
+def _topological_order(nodes: set[str], pairs: list[tuple[str, str]]) -> list[str] | None:
+    """``nodes`` in topological order, the smallest id first among those ready (networkx's
+    lexicographical_topological_sort, without building a graph); None when the wires make a cycle.
+    Wires to or from nodes outside ``nodes`` are ignored."""
+    import heapq
+
+    indegree = dict.fromkeys(nodes, 0)
+    successors: dict[str, list[str]] = {}
+    for a, b in pairs:
+        if a in indegree and b in indegree:
+            successors.setdefault(a, []).append(b)
+            indegree[b] += 1
+    ready = [n for n, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for nxt in successors.get(node, ()):
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                heapq.heappush(ready, nxt)
+    return order if len(order) == len(indegree) else None
 
 
 def format_count(n: int) -> str:

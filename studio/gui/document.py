@@ -1,37 +1,116 @@
 """The open document of an editor tab: a core Graph, its undo stack and its latest validation.
 
-Every edit goes through ``EditorDocument.edit(label, fn)``: ``fn`` changes the graph in place and the
-document pushes one undo step holding the graph before and after (snapshots, so every kind of edit —
-a parameter, a drag of many nodes, a paste, a group — undoes the same way). Views listen to
-``changed`` and redraw from the graph and ``validation``; they never keep their own copy of it.
+Every edit goes through ``EditorDocument.edit(label, change, scope)``: ``change`` gets the graph of the
+scope (None: the file's own; a name: one of its inline blocks) and changes it in place, and the
+document pushes one undo step. A step holds the document's serialized text before and after (compact
+JSON of the file's content: no deep copies; consecutive steps share their texts), so every kind of
+edit — a parameter, a drag of many nodes, a paste, a group — undoes the same way. The text after an
+edit is serialized when the event loop is idle (or at the next edit or undo, whichever comes first),
+so it costs nothing between the edit and the redraw. The stack keeps the last ``UNDO_LIMIT`` steps.
 
-A block tab shows the graph of one inline block of the same file: it shares the file's document and
-undo stack, and ``scope`` names the block.
+After each change the document emits ``changed`` with a :class:`Change`: per scope, the node ids
+added, removed or modified, whether wires or blocks changed, and whether the validation was redone.
+An edit that only moves nodes keeps the validation (positions do not enter it; the graph is the
+same object); an undo or redo validates the restored graph. Views redraw what the
+change names, and whatever the new validation changed (napari's evented fields).
 """
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from studio.core.document import Graph
-from studio.core.graph_file import dumps_graph, load_graph, save_graph
+from studio.core.edits import scoped
+from studio.core.graph_file import graph_to_json, load_graph, loads_graph, save_graph
 from studio.core.registry import Registry
 from studio.core.validation import Validation, validate
 
+UNDO_LIMIT = 200
+
+
+@dataclass
+class Change:
+    """What one edit, undo or redo changed."""
+
+    #: scope -> ids of the nodes added, removed or changed there (None: the file's own graph)
+    nodes: dict[str | None, set[str]] = field(default_factory=dict)
+    #: scopes whose wires changed
+    wires: set[str | None] = field(default_factory=set)
+    #: the file's block table, a block's name or ports, the input window or the name changed
+    structure: bool = False
+    #: the validation was redone (shapes, problems and counts may differ anywhere)
+    validated: bool = True
+    #: everything may differ (a load); views rebuild
+    everything: bool = False
+
+    def touches(self, scope: str | None) -> bool:
+        return self.everything or self.structure or bool(self.nodes.get(scope)) or scope in self.wires
+
+    @staticmethod
+    def between(before: dict, after: dict) -> Change:
+        """The change from one graph_to_json state to another."""
+        change = Change()
+
+        def compare(old: dict, new: dict, scope: str | None) -> None:
+            old_nodes, new_nodes = old.get("nodes", {}), new.get("nodes", {})
+            ids = {i for i in old_nodes.keys() | new_nodes.keys() if old_nodes.get(i) != new_nodes.get(i)}
+            if ids:
+                change.nodes[scope] = ids
+            if old.get("edges") != new.get("edges"):
+                change.wires.add(scope)
+
+        compare(before, after, None)
+        old_blocks, new_blocks = before.get("blocks", {}), after.get("blocks", {})
+        for name in old_blocks.keys() | new_blocks.keys():
+            old, new = old_blocks.get(name), new_blocks.get(name)
+            if old is None or new is None or ("path" in old) != ("path" in new) or old.get("path") != new.get("path"):
+                change.structure = True
+                continue
+            if {k: v for k, v in old.items() if k not in ("nodes", "edges")} != {
+                    k: v for k, v in new.items() if k not in ("nodes", "edges")}:
+                change.structure = True
+            compare(old, new, name)
+        for key in before.keys() | after.keys():
+            if key not in ("nodes", "edges", "blocks") and before.get(key) != after.get(key):
+                change.structure = True
+        return change
+
+    def moves_only(self, before: dict, after: dict) -> bool:
+        """True when the change is node positions and nothing else (the validation stays right)."""
+        if self.structure or self.wires or self.everything:
+            return False
+        for scope, ids in self.nodes.items():
+            old = _nodes_of(before, scope)
+            new = _nodes_of(after, scope)
+            for node_id in ids:
+                a, b = old.get(node_id), new.get(node_id)
+                if a is None or b is None or {k: v for k, v in a.items() if k != "pos"} != {
+                        k: v for k, v in b.items() if k != "pos"}:
+                    return False
+        return True
+
+
+def _nodes_of(state: dict, scope: str | None) -> dict:
+    if scope is None:
+        return state.get("nodes", {})
+    return (state.get("blocks", {}).get(scope) or {}).get("nodes", {})
+
 
 class SnapshotCommand(QUndoCommand):
-    """One undo step: the whole document before and after (block tables included)."""
+    """One undo step: the document's text before and after (block tables included)."""
 
-    def __init__(self, document: EditorDocument, label: str, before: Graph, after: Graph,
-                 merge_key: str | None = None) -> None:
+    def __init__(self, document: EditorDocument, label: str, before: str, merge_key: str | None = None) -> None:
         super().__init__(label)
         self.document = document
-        self.before, self.after = before, after
+        self.before = before
+        #: filled in by the document when it serializes the state after the edit
+        self.after: str | None = None
         self.merge_key = merge_key
         self._first = True
 
@@ -41,6 +120,7 @@ class SnapshotCommand(QUndoCommand):
     def mergeWith(self, other: QUndoCommand) -> bool:
         # typing digits into one parameter field is one step, not one per key
         if isinstance(other, SnapshotCommand) and other.merge_key and other.merge_key == self.merge_key:
+            self.document._take_pending(other, self)
             self.after = other.after
             return True
         return False
@@ -49,15 +129,22 @@ class SnapshotCommand(QUndoCommand):
         if self._first:  # the edit has just been made; the graph is already in this state
             self._first = False
             return
-        self.document._restore(self.after)
+        self.document._restore(self._after_text())
 
     def undo(self) -> None:
+        self._after_text()  # the state being left must have its text before it goes
         self.document._restore(self.before)
+
+    def _after_text(self) -> str:
+        if self.after is None:
+            self.document._serialize()
+        assert self.after is not None
+        return self.after
 
 
 class EditorDocument(QObject):
-    #: the graph changed (an edit, an undo, a load): redraw
-    changed = Signal()
+    #: the graph changed (an edit, an undo, a load): a Change says what
+    changed = Signal(object)
     #: a new validation is available
     validated = Signal(object)
     #: the file name or saved state changed (window titles)
@@ -70,8 +157,18 @@ class EditorDocument(QObject):
         self.registry = registry
         self.path = Path(path) if path else (graph.path if graph.path else None)
         self.undo_stack = QUndoStack(self)
+        self.undo_stack.setUndoLimit(UNDO_LIMIT)
         self.undo_stack.cleanChanged.connect(self.titleChanged)  # signal to signal: safe while Qt tears down
         self.validation: Validation = validate(graph, registry)
+        #: graph_to_json of the current state, and its text (None until serialized)
+        self._state: dict = graph_to_json(graph)
+        self._text: str | None = json.dumps(self._state)
+        #: the command waiting for the text of the current state
+        self._pending: SnapshotCommand | None = None
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(0)
+        self._idle.timeout.connect(self._serialize)
 
     @classmethod
     def open(cls, path: str | Path, registry: Registry, parent: QObject | None = None) -> EditorDocument:
@@ -94,11 +191,16 @@ class EditorDocument(QObject):
         return entry.graph if entry is not None else None
 
     def validation_of(self, scope: str | None) -> Validation:
+        """The validation a tab draws: the file's, or for a block tab its inference with the shapes of
+        its first use in the file (so wires inside show shapes), else the block checked alone."""
         if scope is None:
             return self.validation
         graph = self.graph_of(scope)
         try:
-            return self.validation.scope.check(scope) if graph is not None else self.validation
+            if graph is None:
+                return self.validation
+            uses = self.validation.scope.instances(scope) if self.validation.scope is not None else []
+            return uses[0] if uses else self.validation.scope.check(scope)
         except Exception:  # a broken block: show what can be shown
             return validate(graph, self.registry) if graph is not None else self.validation
 
@@ -107,37 +209,76 @@ class EditorDocument(QObject):
         self.validated.emit(self.validation)
 
     # ---- editing -----------------------------------------------------------------------------
-    def edit(self, label: str, change: Callable[[Graph], object], merge_key: str | None = None) -> object:
-        """Apply ``change`` to the graph as one undo step. If it raises, nothing changes."""
-        before = copy.deepcopy(self.graph)
+    def edit(self, label: str, change: Callable[[Graph], object], scope: str | None = None,
+             merge_key: str | None = None) -> object:
+        """Apply ``change`` to the scope's graph as one undo step (None: the file's own graph; an
+        inline block's name: that block's graph). If it raises, nothing changes."""
+        before_text = self._serialize()
+        before_state = self._state
         try:
-            result = change(self.graph)
+            result = change(scoped(self.graph, scope))
         except Exception:
-            self.graph = before
+            self._replace_graph(before_text)
             raise
-        after = copy.deepcopy(self.graph)
-        if dumps_graph(before) == dumps_graph(after):
+        after_state = graph_to_json(self.graph)
+        if after_state == before_state:
             return result  # nothing changed: no undo step
-        self.undo_stack.push(SnapshotCommand(self, label, before, after, merge_key))
-        self._changed()
+        what = Change.between(before_state, after_state)
+        self._state, self._text = after_state, None
+        command = SnapshotCommand(self, label, before_text, merge_key)
+        self._pending = command
+        self.undo_stack.push(command)
+        self._changed(what, revalidate=not what.moves_only(before_state, after_state))
+        self._idle.start()  # the text after the edit, once the redraw is done
         return result
 
-    def _restore(self, state: Graph) -> None:
-        path = self.graph.path
-        self.graph = copy.deepcopy(state)
-        self.graph.path = path
-        self._changed()
+    def _serialize(self) -> str:
+        """The text of the current state (made now if it is not yet), handed to the waiting command."""
+        if self._text is None:
+            self._text = json.dumps(self._state)
+        if self._pending is not None:
+            self._pending.after = self._text
+            self._pending = None
+        return self._text
 
-    def _changed(self) -> None:
-        self.revalidate()
-        self.changed.emit()
+    def _take_pending(self, merged: SnapshotCommand, into: SnapshotCommand) -> None:
+        if self._pending is merged:
+            self._pending = into
+
+    def _replace_graph(self, text: str) -> None:
+        """Make the graph the state of ``text`` (block files reused, not read again)."""
+        block_files = {e.path: e.graph for e in self.graph.blocks.values() if e.path is not None and e.graph}
+        restored = loads_graph(text, source=str(self.path or self.title),
+                               base_dir=self.path.parent if self.path else None, block_files=block_files)
+        restored.path = self.graph.path
+        # what the loader said about the file when it was opened stays with the document
+        restored.load_problems = list(self.graph.load_problems)
+        restored.unreadable_nodes = set(self.graph.unreadable_nodes)
+        self.graph = restored
+
+    def _restore(self, text: str) -> None:
+        self._serialize()
+        before_state = self._state
+        self._replace_graph(text)
+        self._state, self._text = json.loads(text), text
+        # a new graph object: validate it afresh (only edits in place may keep the validation)
+        self._changed(Change.between(before_state, self._state), revalidate=True)
+
+    def _changed(self, what: Change, revalidate: bool = True) -> None:
+        what.validated = revalidate
+        if revalidate:
+            self.revalidate()
+        self.changed.emit(what)
 
     # ---- files -------------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path) if path else self.path
         if target is None:
             raise ValueError("no file name")
+        self._serialize()  # the last step's text, before the save stamps the studio version
         save_graph(self.graph, target)  # atomic: a temporary file renamed over the old one
+        self._state = graph_to_json(self.graph)
+        self._text = json.dumps(self._state)
         self.path = target
         self.undo_stack.setClean()
         self.titleChanged.emit()

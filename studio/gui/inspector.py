@@ -325,9 +325,6 @@ class Inspector(QScrollArea):
             lines.append(f"<span style='color:{colour}'>{'✖' if p.severity == 'error' else '⚠'} {p}</span>")
         self.facts.setText("<br>".join(lines) if lines else "<i>shapes unknown until the inputs are wired</i>")
 
-    def _target(self, graph):
-        return graph if self.tab.scope is None else graph.blocks[self.tab.scope].graph
-
     def _commit(self, name: str, value: Any) -> None:
         tab, node_id = self.tab, self.node_id
         if tab is None or node_id is None:
@@ -338,9 +335,10 @@ class Inspector(QScrollArea):
             editor.show_error(reason)
 
         def set_param(g) -> None:
-            self._target(g).nodes[node_id].params[name] = value
+            g.nodes[node_id].params[name] = value
 
-        tab.document.edit(f"Set {node_id}.{name}", set_param, merge_key=f"param:{tab.scope}:{node_id}:{name}")
+        tab.document.edit(f"Set {node_id}.{name}", set_param, tab.scope,
+                          merge_key=f"param:{tab.scope}:{node_id}:{name}")
 
     def _rename(self) -> None:
         tab, old = self.tab, self.node_id
@@ -353,6 +351,6 @@ class Inspector(QScrollArea):
             self.id_edit.setText(old)
             self.id_edit.setToolTip(f"cannot rename: {reason}")
             return
-        tab.document.edit(f"Rename {old} to {new}", lambda g: self._target(g).rename_node(old, new))
+        tab.document.edit(f"Rename {old} to {new}", lambda g: g.rename_node(old, new), tab.scope)
         self.node_id = new
         tab.scene.select_nodes([new])

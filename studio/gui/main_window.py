@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from studio import __version__
 from studio.core.document import Endpoint, Graph, InputSpec, block_reference
-from studio.core.edits import CLIPBOARD_FORMAT, EditError, copy_selection, expand_block, group_to_block, paste
+from studio.core.edits import CLIPBOARD_FORMAT, EditError, copy_selection, expand_in, group_in, paste_into
 from studio.core.graph_file import GraphFileError
 from studio.core.registry import Registry
 from studio.gui.document import EditorDocument
@@ -99,7 +99,8 @@ class MainWindow(QMainWindow):
         self.act_save = a("&Save", self.save, QKeySequence.StandardKey.Save)
         self.act_save_as = a("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
         self.act_close = a("&Close Tab", lambda: self.close_tab(self.tabs.currentIndex()), "Ctrl+W")
-        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        # Ctrl+Q by name too: Qt has no Quit binding on platforms without a desktop theme (offscreen, Xvfb)
+        self.act_quit = a("&Quit", self.close, "Ctrl+Q")
         self.act_undo = self.undo_group.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
         self.act_redo = self.undo_group.createRedoAction(self, "&Redo")
@@ -203,7 +204,7 @@ class MainWindow(QMainWindow):
         tab.scene.selectionChanged.connect(lambda t=tab: self._selection_changed(t))
         tab.scene.nodeDoubleClicked.connect(lambda node_id, t=tab: self.open_block(t, node_id))
         tab.view.searchRequested.connect(lambda pos, t=tab: self.open_search(t, pos))
-        document.changed.connect(lambda t=tab: self._document_changed(t))
+        tab.documentChanged.connect(lambda _change, t=tab: self._document_changed(t))
         index = self.tabs.addTab(tab, tab.title)
         self.tabs.setCurrentIndex(index)
         QTimer.singleShot(0, tab.view.frame_all)
@@ -223,6 +224,8 @@ class MainWindow(QMainWindow):
             return
         if tab.graph is None:  # its block went away (undo of a group, a deleted block)
             self.tabs.removeTab(self.tabs.indexOf(tab))
+            tab.detach()
+            tab.deleteLater()
             return
         if tab is self.current_tab():
             self.inspector.refresh()
@@ -340,6 +343,7 @@ class MainWindow(QMainWindow):
         if len(self.tabs_of(document)) == 1 and not self._confirm_discard([document]):
             return
         self.tabs.removeTab(index)
+        tab.detach()
         tab.deleteLater()
         if not self.tabs_of(document):
             self.documents.remove(document)
@@ -435,17 +439,12 @@ class MainWindow(QMainWindow):
         if CLIPBOARD_FORMAT not in (text or ""):
             self.statusBar().showMessage("The clipboard holds no Model Studio nodes", 4000)
             return []
-        added: list[str] = []
-
-        def do_paste(g) -> None:
-            added.extend(paste(tab._target(g), text))
-            if tab.scope is not None:  # blocks travel to the file's table, not the block's
-                inner = tab._target(g)
-                for name, entry in list(inner.blocks.items()):
-                    g.blocks.setdefault(name, entry)
-                inner.blocks.clear()
-
-        tab.document.edit(f"Paste {len(text)} characters", do_paste)
+        try:
+            added = tab.document.edit(f"Paste {len(text)} characters",
+                                      lambda g: paste_into(g, tab.scope, text))
+        except EditError as exc:
+            self.statusBar().showMessage(str(exc), 6000)
+            return []
         tab.scene.select_nodes(added)
         return added
 
@@ -461,22 +460,13 @@ class MainWindow(QMainWindow):
         chosen = tab.scene.selected_nodes()
         v = tab.document.validation_of(tab.scope)
         shapes = {Endpoint(n, p): s for n, ports in v.out_shapes.items() for p, s in ports.items()}
-        created: dict[str, str] = {}
-
-        def do_group(g) -> None:
-            target = tab._target(g)
-            block_id = group_to_block(target, chosen, shapes=shapes)
-            if tab.scope is not None:  # the new block joins the file's block table
-                name = target.nodes[block_id].params["block"]
-                g.blocks[name] = target.blocks.pop(name)
-            created["id"] = block_id
-
         try:
-            tab.document.edit(f"Group {len(chosen)} nodes", do_group)
+            block_id = tab.document.edit(f"Group {len(chosen)} nodes",
+                                         lambda g: group_in(g, tab.scope, chosen, shapes=shapes))
         except EditError as exc:
             self.statusBar().showMessage(str(exc), 6000)
             return
-        tab.scene.select_nodes([created["id"]])
+        tab.scene.select_nodes([block_id])
 
     def expand(self) -> None:
         tab = self.current_tab()
@@ -486,22 +476,8 @@ class MainWindow(QMainWindow):
         if not blocks:
             self.statusBar().showMessage("Select a block node to expand", 4000)
             return
-        added: list[str] = []
-
-        def do_expand(g) -> None:
-            target = tab._target(g)
-            for node_id in blocks:
-                if tab.scope is None:
-                    added.extend(expand_block(target, node_id))
-                    continue
-                # inside a block tab, block names resolve in the file's table: lend the entry
-                name = target.nodes[node_id].params["block"]
-                target.blocks[name] = g.blocks[name]
-                added.extend(expand_block(target, node_id))
-                target.blocks.pop(name, None)
-
         try:
-            tab.document.edit("Expand block", do_expand)
+            added = tab.document.edit("Expand block", lambda g: expand_in(g, tab.scope, blocks))
         except EditError as exc:
             self.statusBar().showMessage(str(exc), 6000)
             return

@@ -2,15 +2,16 @@
 
 The scene draws one graph (a file's, or one of its blocks') from the document and the document's
 validation, and turns mouse gestures into document edits: moving nodes, dragging wires from port to
-port (a wire that cannot fit is refused with the reason), deleting. It holds no graph state of its
-own: after every change ``sync()`` brings the items in line with the document.
+port (a wire that cannot fit is refused with the reason the core's ``can_connect`` gives), deleting.
+It holds no graph state of its own: after each change it updates the items the change names and those
+whose shapes, counts or problems the new validation changed (``on_change``); ``sync()`` rebuilds all.
+Wires are drawn above the nodes, so a wire that skips a node is seen to pass over it.
 """
 
 from __future__ import annotations
 
 import math
 
-import networkx as nx
 import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
@@ -24,18 +25,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.document import Edge, Endpoint, Graph, block_reference
+from studio.core.document import Edge, Endpoint, Graph, Problem, block_reference
+from studio.core.edits import can_connect, connect_replacing
 from studio.core.node_type import Port
-from studio.core.shapes import KIND_NAMES
-from studio.core.validation import format_count
+from studio.core.validation import Validation, format_count
 from studio.gui import theme
-from studio.gui.document import EditorDocument
+from studio.gui.document import Change, EditorDocument
 
 TITLE_FONT = QFont()
 TITLE_FONT.setBold(True)
 TITLE_FONT.setPointSizeF(9.5)
 SMALL_FONT = QFont()
 SMALL_FONT.setPointSizeF(8.0)
+#: below this zoom nodes draw an overview (name only, readable) and wires drop their shape labels
+DETAIL_ZOOM = 0.45
+#: the scene reaches this far beyond the nodes (room to pan and to add nodes)
+SCENE_MARGIN = 20000.0
 
 
 def snap(value: float) -> float:
@@ -101,11 +106,23 @@ class NodeItem(QGraphicsItem):
         self.colour = theme.DEFAULT_CATEGORY
         self.severity: str | None = None
         self.port_labels: list[tuple[bool, int, str]] = []
+        #: what the validation said of this node when it was last drawn (see signature())
+        self.signature: tuple | None = None
+
+    @staticmethod
+    def signature_of(node_id: str, v: Validation, problems: list[Problem]) -> tuple:
+        """Everything the validation says about a node that its drawing shows."""
+        return (tuple((k, str(s)) for k, s in v.out_shapes.get(node_id, {}).items()),
+                v.param_counts.get(node_id),
+                tuple(str(p) + p.severity for p in problems),
+                tuple((p.name, p.kinds) for p in v.in_ports.get(node_id, ())),
+                tuple((p.name, p.kinds) for p in v.out_ports.get(node_id, ())))
 
     # ---- content -----------------------------------------------------------------------------
-    def refresh(self, graph: Graph, doc: EditorDocument, scope: str | None) -> None:
+    def refresh(self, graph: Graph, doc: EditorDocument, scope: str | None, v: Validation | None = None,
+                problems: list[Problem] | None = None) -> None:
         node = graph.nodes[self.node_id]
-        v = doc.validation_of(scope)
+        v = v if v is not None else doc.validation_of(scope)
         node_type = doc.registry.get(node.type)
         self.title = self.node_id
         if node_type is None:
@@ -143,7 +160,8 @@ class NodeItem(QGraphicsItem):
         self.summary = " · ".join(bits)
         self.prepareGeometryChange()
         self.height = theme.HEADER + rows * theme.PORT_ROW + (16 if self.summary else 4)
-        problems = v.problems_of(self.node_id) if self.node_id in graph.nodes else []
+        problems = problems if problems is not None else v.problems_of(self.node_id)
+        self.signature = self.signature_of(self.node_id, v, problems)
         errors = [p for p in problems if p.severity == "error"]
         self.severity = "error" if errors else ("warning" if problems else None)
         tip = [f"{self.node_id}: {self.subtitle}"]
@@ -166,9 +184,16 @@ class NodeItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(0, 0, theme.NODE_WIDTH, self.height)
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < DETAIL_ZOOM:
+            self._paint_overview(painter, rect, lod)
+            return
         severity_colour = {"error": theme.ERROR, "warning": theme.WARNING}.get(self.severity, QColor("#15171a"))
-        border = theme.SELECTED if self.isSelected() else severity_colour
-        painter.setPen(QPen(border, 2.5 if self.isSelected() or self.severity else 1.0))
+        if self.isSelected():  # a halo outside, so the error or warning outline stays visible
+            painter.setPen(QPen(theme.SELECTED, 2.0))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-3.5, -3.5, 3.5, 3.5), 8, 8)
+        painter.setPen(QPen(severity_colour, 2.5 if self.severity else 1.0))
         painter.setBrush(theme.NODE_BODY)
         painter.drawRoundedRect(rect, 6, 6)
         header = QPainterPath()
@@ -200,6 +225,25 @@ class NodeItem(QGraphicsItem):
             painter.drawText(QRectF(8, self.height - 17, theme.NODE_WIDTH - 16, 14), Qt.AlignmentFlag.AlignVCenter,
                              metrics.elidedText(self.summary, Qt.TextElideMode.ElideRight, theme.NODE_WIDTH - 16))
 
+    def _paint_overview(self, painter: QPainter, rect: QRectF, lod: float) -> None:
+        """Zoomed far out: the body in its category's colour, its problem outline, and the node's id in
+        a font that stays readable on screen (ports, params and shapes left out)."""
+        severity_colour = {"error": theme.ERROR, "warning": theme.WARNING}.get(self.severity)
+        if self.isSelected():
+            painter.setPen(QPen(theme.SELECTED, 3.0 / lod))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-8 / lod, -8 / lod, 8 / lod, 8 / lod), 8, 8)
+        painter.setPen(QPen(severity_colour, 3.0 / lod) if severity_colour else Qt.PenStyle.NoPen)
+        painter.setBrush(self.colour)
+        painter.drawRoundedRect(rect, 6, 6)
+        font = QFont(TITLE_FONT)
+        font.setPointSizeF(min(60.0, 9.0 / max(lod, 0.05)))
+        painter.setFont(font)
+        painter.setPen(theme.NODE_TEXT)
+        metrics = QFontMetricsF(font)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter,
+                         metrics.elidedText(self.title, Qt.TextElideMode.ElideRight, rect.width() - 4))
+
     # ---- interaction -------------------------------------------------------------------------
     def itemChange(self, change, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and self.scene() is not None:
@@ -226,7 +270,7 @@ class EdgeItem(QGraphicsPathItem):
         self.label = ""
         self.kind: str | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        self.setZValue(-1)
+        self.setZValue(1)  # above the nodes: a wire that skips a node is seen to pass over it
         self.setAcceptHoverEvents(True)
 
     def set_ends(self, a: QPointF, b: QPointF) -> None:
@@ -236,10 +280,12 @@ class EdgeItem(QGraphicsPathItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         colour = theme.KIND_COLOURS.get(self.kind, theme.UNKNOWN_KIND)
-        painter.setPen(QPen(theme.SELECTED if self.isSelected() else colour, 3.0 if self.isSelected() else 2.0))
+        pen = QPen(theme.SELECTED if self.isSelected() else colour, 3.0 if self.isSelected() else 2.0)
+        pen.setCosmetic(True)  # the same width on screen at any zoom
+        painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path())
-        if self.label:
+        if self.label and option.levelOfDetailFromTransform(painter.worldTransform()) >= DETAIL_ZOOM:
             painter.setFont(SMALL_FONT)
             metrics = QFontMetricsF(SMALL_FONT)
             w = metrics.horizontalAdvance(self.label) + 10
@@ -254,12 +300,18 @@ class EdgeItem(QGraphicsPathItem):
         return super().boundingRect().adjusted(-60, -12, 60, 12)
 
     def shape(self) -> QPainterPath:
-        stroker = QPainterPath(self.path())
+        """The stroke, less a circle round each end: the wire lies above the nodes, and a press on a
+        port under its end must reach the port."""
         from PySide6.QtGui import QPainterPathStroker
 
         s = QPainterPathStroker()
         s.setWidth(10)
-        return s.createStroke(stroker)
+        stroke = s.createStroke(QPainterPath(self.path()))
+        ends = QPainterPath()
+        r = theme.PORT_RADIUS + 6
+        for point in (self.path().pointAtPercent(0.0), self.path().pointAtPercent(1.0)):
+            ends.addEllipse(point, r, r)
+        return stroke.subtracted(ends)
 
 
 def wire_path(a: QPointF, b: QPointF) -> QPainterPath:
@@ -280,13 +332,16 @@ class GraphScene(QGraphicsScene):
         self.scope = scope
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[Edge, EdgeItem] = {}
+        #: node id -> the wires at it (moving a node moves only those)
+        self._edges_at: dict[str, set[Edge]] = {}
         self.dragging = False
         self.wire_from: PortItem | None = None
         self.wire_preview: QGraphicsPathItem | None = None
         self.refusal: QGraphicsSimpleTextItem | None = None
+        self._rect_set = False
         self.setBackgroundBrush(theme.BACKGROUND)
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
-        document.changed.connect(self.sync)
+        document.changed.connect(self.on_change)
         self.sync()
 
     @property
@@ -295,34 +350,84 @@ class GraphScene(QGraphicsScene):
 
     # ---- model -> items ----------------------------------------------------------------------
     def sync(self) -> None:
+        """Bring every item in line with the document."""
         graph = self.graph
         if graph is None:
             return
-        for node_id in list(self.nodes):
+        self._update(graph, set(graph.nodes) | set(self.nodes), wires=True, everything=True)
+
+    def on_change(self, change: Change) -> None:
+        """Update the items ``change`` names, and those the new validation changed."""
+        if not shiboken6.isValid(self):
+            return
+        graph = self.graph
+        if graph is None:
+            return
+        if change.everything or change.structure:
+            self.sync()
+            return
+        nodes = set(change.nodes.get(self.scope, ()))
+        wires = self.scope in change.wires
+        if nodes or wires or change.validated:
+            self._update(graph, nodes, wires=wires, everything=False, validated=change.validated)
+
+    def _update(self, graph: Graph, nodes: set[str], *, wires: bool, everything: bool,
+                validated: bool = True) -> None:
+        v = self.document.validation_of(self.scope)
+        by_node: dict[str, list[Problem]] = {}
+        for p in v.problems:
+            if p.node is not None:
+                by_node.setdefault(p.node, []).append(p)
+        refresh: set[str] = set()
+        for node_id in nodes:
             if node_id not in graph.nodes:
-                self.removeItem(self.nodes.pop(node_id))
-        for node_id in graph.nodes:
-            item = self.nodes.get(node_id)
-            if item is None:
+                if node_id in self.nodes:
+                    self.removeItem(self.nodes.pop(node_id))
+                continue
+            if node_id not in self.nodes:
                 item = self.nodes[node_id] = NodeItem(self, node_id)
                 self.addItem(item)
-            item.refresh(graph, self.document, self.scope)
-        current = set(graph.edges)
-        for edge in list(self.edges):
-            if edge not in current:
-                self.removeItem(self.edges.pop(edge))
-        v = self.document.validation_of(self.scope)
-        for edge in graph.edges:
-            item = self.edges.get(edge)
-            if item is None:
-                item = self.edges[edge] = EdgeItem(edge)
-                self.addItem(item)
-            shape = v.shape(edge.src)
-            item.label = str(shape) if shape is not None else ""
-            item.kind = shape.kind if shape is not None else None
-            item.setToolTip(f"{edge}\n{shape.describe()}" if shape is not None else f"{edge}\n(shape unknown)")
-            self._place(item)
-        self.update()
+            refresh.add(node_id)
+        if validated and not everything:
+            for node_id, item in self.nodes.items():
+                if node_id not in refresh and item.signature != NodeItem.signature_of(
+                        node_id, v, by_node.get(node_id, [])):
+                    refresh.add(node_id)
+        for node_id in sorted(refresh):
+            self.nodes[node_id].refresh(graph, self.document, self.scope, v, by_node.get(node_id, []))
+        if wires or everything:
+            current = set(graph.edges)
+            for edge in list(self.edges):
+                if edge not in current:
+                    self.removeItem(self.edges.pop(edge))
+                    for end in (edge.src.node, edge.dst.node):
+                        self._edges_at.get(end, set()).discard(edge)
+            for edge in graph.edges:
+                if edge not in self.edges:
+                    item = self.edges[edge] = EdgeItem(edge)
+                    self.addItem(item)
+                    for end in (edge.src.node, edge.dst.node):
+                        self._edges_at.setdefault(end, set()).add(edge)
+                    refresh.add(edge.src.node)  # placed below
+        for edge, item in self.edges.items():
+            if validated or everything or edge.src.node in refresh or edge.dst.node in refresh:
+                shape = v.shape(edge.src)
+                label = str(shape) if shape is not None else ""
+                kind = shape.kind if shape is not None else None
+                if label != item.label or kind != item.kind or not item.toolTip():
+                    item.label, item.kind = label, kind
+                    item.setToolTip(f"{edge}\n{shape.describe()}" if shape is not None else f"{edge}\n(shape unknown)")
+                    item.update()
+            if everything or edge.src.node in refresh or edge.dst.node in refresh:
+                self._place(item)
+        self._grow_scene_rect()
+
+    def _grow_scene_rect(self) -> None:
+        """Room to pan around every node: the graph's extent and a margin (it never shrinks while open,
+        so the view does not jump)."""
+        room = self.items_rect().adjusted(-SCENE_MARGIN, -SCENE_MARGIN, SCENE_MARGIN, SCENE_MARGIN)
+        self.setSceneRect(room.united(self.sceneRect()) if self._rect_set else room)
+        self._rect_set = True
 
     def _place(self, item: EdgeItem) -> None:
         a = self._port_pos(item.edge.src, True)
@@ -339,8 +444,9 @@ class GraphScene(QGraphicsScene):
         return port.scenePos() if port is not None else None
 
     def node_moved(self, item: NodeItem) -> None:
-        for edge, edge_item in self.edges.items():
-            if item.node_id in (edge.src.node, edge.dst.node):
+        for edge in self._edges_at.get(item.node_id, ()):
+            edge_item = self.edges.get(edge)
+            if edge_item is not None:
                 self._place(edge_item)
 
     # ---- moving ------------------------------------------------------------------------------
@@ -368,25 +474,31 @@ class GraphScene(QGraphicsScene):
             self.commit_moves()
 
     def commit_moves(self) -> None:
-        """Write the positions of moved nodes to the document, snapped to the grid (one undo step)."""
+        """Write the positions of the nodes that moved to the document, snapped to the grid (one undo
+        step). A click that moved nothing is no edit, and a node that did not move keeps its position,
+        on the grid or not (a file written elsewhere stays as it is)."""
         graph = self.graph
         if graph is None:
             return
         moved = {}
         for node_id, item in self.nodes.items():
             if node_id in graph.nodes:
-                x, y = snap(item.pos().x()), snap(item.pos().y())
-                if (x, y) != tuple(graph.nodes[node_id].pos):
-                    moved[node_id] = (x, y)
+                old = tuple(graph.nodes[node_id].pos)
+                if (item.pos().x(), item.pos().y()) == old:
+                    continue
+                moved[node_id] = (snap(item.pos().x()), snap(item.pos().y()))
         if not moved:
             return
 
         def move(g: Graph) -> None:
-            target = g if self.scope is None else g.blocks[self.scope].graph
             for node_id, pos in moved.items():
-                target.nodes[node_id].pos = pos
+                g.nodes[node_id].pos = pos
 
-        self.document.edit(f"Move {len(moved)} node{'s' if len(moved) > 1 else ''}", move)
+        self.document.edit(f"Move {len(moved)} node{'s' if len(moved) > 1 else ''}", move, self.scope)
+        for node_id, pos in moved.items():  # an edit that changed nothing (snapped back) redraws nothing
+            item = self.nodes.get(node_id)
+            if item is not None and (item.pos().x(), item.pos().y()) != pos:
+                item.setPos(*pos)
 
     # ---- wiring ------------------------------------------------------------------------------
     def start_wire(self, port: PortItem) -> None:
@@ -397,7 +509,7 @@ class GraphScene(QGraphicsScene):
             # dragging from a connected input picks its wire up
             existing = next((e for e in graph.edges if e.dst == port.endpoint), None)
             if existing is not None:
-                self.document.edit("Disconnect", lambda g: self._target(g).disconnect(existing))
+                self.document.edit("Disconnect", lambda g: g.disconnect(existing), self.scope)
                 source_node = self.nodes.get(existing.src.node)
                 source = source_node.port(True, existing.src.port) if source_node else None
                 if source is not None:
@@ -428,40 +540,18 @@ class GraphScene(QGraphicsScene):
         src, dst = (start, target) if start.output else (target, start)
         self.connect_ports(src.endpoint, dst.endpoint, at)
 
-    def _target(self, graph: Graph) -> Graph:
-        return graph if self.scope is None else graph.blocks[self.scope].graph
-
     def fit_problem(self, src: Endpoint, dst: Endpoint) -> str | None:
-        """Why a wire from ``src`` to ``dst`` cannot be made, or None."""
+        """Why a wire from ``src`` to ``dst`` cannot be made, or None (the core's rule)."""
         graph = self.graph
         assert graph is not None
-        if src.node == dst.node:
-            return f"{dst.node} cannot feed itself"
-        g = nx.DiGraph((e.src.node, e.dst.node) for e in graph.edges if e.dst != dst)
-        if g.has_node(dst.node) and g.has_node(src.node) and nx.has_path(g, dst.node, src.node):
-            path = nx.shortest_path(g, dst.node, src.node)
-            return f"a wire {src} -> {dst} would make a cycle: {' -> '.join([src.node, *path])}"
-        v = self.document.validation_of(self.scope)
-        shape = v.shape(src)
-        port = next((p for p in v.in_ports.get(dst.node, ()) if p.name == dst.port), None)
-        if shape is not None and port is not None and not port.accepts(shape.kind):
-            kind = KIND_NAMES[shape.kind].split(" (")[0]
-            return f"{dst}: expects {port.describe_kinds()}, gets {kind} {shape} from {src}"
-        return None
+        return can_connect(graph, self.document.validation_of(self.scope), src, dst)
 
     def connect_ports(self, src: Endpoint, dst: Endpoint, at: QPointF | None = None) -> bool:
         problem = self.fit_problem(src, dst)
         if problem:
             self.refuse(at, problem)
             return False
-
-        def wire(g: Graph) -> None:
-            target = self._target(g)
-            for e in [e for e in target.edges if e.dst == dst]:  # a new wire replaces the old one
-                target.disconnect(e)
-            target.connect(src, dst)
-
-        self.document.edit(f"Connect {src} -> {dst}", wire)
+        self.document.edit(f"Connect {src} -> {dst}", lambda g: connect_replacing(g, src, dst), self.scope)
         return True
 
     def refuse(self, at: QPointF | None, reason: str) -> None:

@@ -3,15 +3,19 @@ editor tab that pairs a document (or one of its blocks) with its scene and view.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+import contextlib
+
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
 
-from studio.core.layout import auto_layout
+from studio.core.layout import auto_layout, free_spot
 from studio.gui.document import EditorDocument
 from studio.gui.scene import GraphScene, snap
 
 NODE_MIME = "application/x-model-studio-node-type"
+#: how far out the view may zoom (a 500-node chain, 110,000 units long, fits a 1280-wide window)
+MIN_ZOOM = 0.004
 
 
 class GraphView(QGraphicsView):
@@ -29,19 +33,28 @@ class GraphView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pan_from: QPointF | None = None
-        self.setSceneRect(QRectF(-50000, -50000, 100000, 100000))
+        #: the view keeps the whole graph framed (as the window and its docks settle) until the user
+        #: zooms or pans
+        self.keep_framed = True
 
     # ---- zoom and pan ------------------------------------------------------------------------
     def zoom(self, factor: float) -> None:
+        self.keep_framed = False
         scale = self.transform().m11()
-        factor = max(0.1 / scale, min(4.0 / scale, factor))
+        factor = max(MIN_ZOOM / scale, min(4.0 / scale, factor))
         self.scale(factor, factor)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.zoom(1.0015 ** event.angleDelta().y())
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.keep_framed:
+            self.frame_all()
+
     def mousePressEvent(self, event) -> None:
         if event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
+            self.keep_framed = False
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
@@ -67,20 +80,18 @@ class GraphView(QGraphicsView):
         super().mouseReleaseEvent(event)
 
     def frame_all(self) -> None:
-        """Fit every node in view, but never so small that names cannot be read (then the left end
-        of the graph, where the bar window is, stays in view)."""
+        """Fit every node in view. A large graph may get small: nodes then draw their names at a
+        readable size and leave the details out (level of detail, see NodeItem.paint)."""
         rect = self.scene().items_rect()
+        self.resetTransform()
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         scale = self.transform().m11()
-        if scale > 1.2 or scale < 0.6:
+        if scale > 1.2 or scale < MIN_ZOOM:  # not closer than 1.2, never out past MIN_ZOOM
             self.resetTransform()
-            factor = min(1.2, max(0.6, scale))
+            factor = min(1.2, max(MIN_ZOOM, scale))
             self.scale(factor, factor)
-            if scale < 0.6:
-                width = self.viewport().width() / factor
-                self.centerOn(rect.left() + width / 2 - 20, rect.center().y())
-            else:
-                self.centerOn(rect.center())
+            self.centerOn(rect.center())
+        self.keep_framed = True
 
     def cursor_scene_pos(self) -> QPointF:
         local = self.mapFromGlobal(self.cursor().pos())
@@ -124,9 +135,13 @@ class GraphView(QGraphicsView):
 class EditorTab(QWidget):
     """One tab of the editor: a document (or one inline block of it), its scene and view."""
 
+    #: the document changed (re-emitted by the tab, so listeners go when the tab goes)
+    documentChanged = Signal(object)
+
     def __init__(self, document: EditorDocument, scope: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document, self.scope = document, scope
+        document.changed.connect(self.documentChanged)
         self.scene = GraphScene(document, scope, self)
         self.view = GraphView(self.scene, self)
         layout = QVBoxLayout(self)
@@ -138,13 +153,16 @@ class EditorTab(QWidget):
     def graph(self):
         return self.document.graph_of(self.scope)
 
+    def detach(self) -> None:
+        """Stop listening to the document (the tab is closing; the document may live on in others)."""
+        for slot in (self.documentChanged, self.scene.on_change):
+            with contextlib.suppress(RuntimeError, TypeError):  # not connected (any more)
+                self.document.changed.disconnect(slot)
+
     @property
     def title(self) -> str:
         base = self.document.title
         return f"{base} › {self.scope}" if self.scope else base
-
-    def _target(self, graph):
-        return graph if self.scope is None else graph.blocks[self.scope].graph
 
     # ---- edits the window's actions call -----------------------------------------------------
     def add_node(self, type_id: str, at: QPointF) -> str | None:
@@ -154,12 +172,11 @@ class EditorTab(QWidget):
         result: dict[str, str] = {}
 
         def add(g) -> None:
-            target = self._target(g)
-            node = target.add_node(type_id, node_type.version, node_type.default_params(),
-                                   pos=(snap(at.x()), snap(at.y())))
+            spot = free_spot(g, (snap(at.x()), snap(at.y())))  # never on top of another node
+            node = g.add_node(type_id, node_type.version, node_type.default_params(), pos=spot)
             result["id"] = node.id
 
-        self.document.edit(f"Add {node_type.title}", add)
+        self.document.edit(f"Add {node_type.title}", add, self.scope)
         self.scene.select_nodes([result["id"]])
         return result["id"]
 
@@ -169,17 +186,17 @@ class EditorTab(QWidget):
             return
 
         def delete(g) -> None:
-            target = self._target(g)
             for edge in edges:
-                if edge in target.edges:
-                    target.disconnect(edge)
+                if edge in g.edges:
+                    g.disconnect(edge)
             for node_id in nodes:
-                if node_id in target.nodes:
-                    target.remove_node(node_id)
+                if node_id in g.nodes:
+                    g.remove_node(node_id)
 
         count = len(nodes) + len(edges)
-        self.document.edit(f"Delete {count} item{'s' if count > 1 else ''}", delete)
+        self.document.edit(f"Delete {count} item{'s' if count > 1 else ''}", delete, self.scope)
 
     def auto_layout(self) -> None:
-        self.document.edit("Auto-layout", lambda g: auto_layout(self._target(g)))
+        self.document.edit("Auto-layout", auto_layout, self.scope)
+        self.view.keep_framed = True
         self.view.frame_all()
