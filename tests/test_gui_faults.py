@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 
 from studio.core.graph_file import load_graph, save_graph
@@ -206,3 +208,154 @@ def test_a_selected_node_keeps_its_problem_outline(window, qtbot):  # noqa: F811
     colours = [image.pixelColor(x, y) for x in range(image.width()) for y in range(image.height())]
     assert sum(distance(c, theme.ERROR) < 60 for c in colours) > 50, "the error outline is hidden"
     assert sum(distance(c, theme.SELECTED) < 40 for c in colours) > 50, "no selection halo"
+
+
+# ---- 4: docks at 1280 x 800, layout kept -------------------------------------------------------------
+
+def make_window(qtbot, tmp_path, settings_name="settings.ini"):
+    from PySide6.QtCore import QSettings
+
+    from studio.gui.main_window import MainWindow
+    from studio.gui.recovery import Recovery
+    from studio.nodes import default_registry
+
+    settings = QSettings(str(tmp_path / settings_name), QSettings.Format.IniFormat)
+    w = MainWindow(default_registry(), GRAPHS, settings=settings, recovery=Recovery(tmp_path / "recovery"))
+    qtbot.addWidget(w)
+    return w
+
+
+def test_docks_have_room_at_1280x800_and_the_layout_comes_back(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    room = QApplication.primaryScreen().availableGeometry()
+    w = make_window(qtbot, tmp_path)
+    assert w.width() <= room.width() and w.height() <= room.height(), "the window follows the screen"
+    w.resize(1203, 752)  # what a 1280 x 800 screen gets
+    w.show()
+    qtbot.waitExposed(w)
+    w.open_file(GRAPHS / "default.json")
+    w.finish_setup()
+    qtbot.wait(50)
+    assert w.plots_dock.height() >= 150, w.plots_dock.height()
+    assert w.inspector_dock.height() >= 180 and w.training_dock.height() >= 140
+    assert w.tabifiedDockWidgets(w.inspector_dock) == [], "inspector and training are separate docks"
+    assert w.inspector_dock.isVisible() and w.training_dock.isVisible()
+    w.resizeDocks([w.plots_dock], [320], Qt.Orientation.Vertical)
+    qtbot.wait(20)
+    height = w.plots_dock.height()
+    assert w.close()
+    again = make_window(qtbot, tmp_path)
+    again.show()
+    qtbot.waitExposed(again)
+    again.finish_setup()
+    qtbot.wait(50)
+    assert abs(again.plots_dock.height() - height) <= 6, (again.plots_dock.height(), height)
+    assert again.settings.value("window/geometry") is not None  # restored, and fitted to the screen
+
+
+# ---- 5: numbers sort as numbers -----------------------------------------------------------------------
+
+def fake_run(folder, name, sharpe):
+    import json
+
+    run = folder / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"graph": {"name": name}, "status": "finished"}))
+    test = {"ic": 0.01, "sharpe": sharpe, "dates": 40, "icir": 0.1}
+    (run / "metrics.json").write_text(json.dumps({"splits": {"test": test}}))
+
+
+def test_the_runs_table_sorts_figures_as_numbers(qtbot, tmp_path):
+    from studio.gui.runs import COLUMNS, RunsWidget
+
+    for name, sharpe in (("a", 9.5), ("b", 19.9), ("c", None), ("d", -3.0), ("e", 100.0)):
+        fake_run(tmp_path / "runs", name, sharpe)
+    runs = RunsWidget(tmp_path / "runs")
+    qtbot.addWidget(runs)
+    runs.refresh()
+    col = [k for k, _ in COLUMNS].index("sharpe")
+
+    def order():
+        return [runs.table.item(r, col).text() for r in range(runs.table.rowCount())]
+
+    runs.table.sortItems(col, Qt.SortOrder.DescendingOrder)
+    assert order() == ["100.00", "19.90", "9.50", "-3.00", "-"]
+    runs.table.sortItems(col, Qt.SortOrder.AscendingOrder)
+    assert order() == ["-3.00", "9.50", "19.90", "100.00", "-"]
+
+
+# ---- 7: plots a person can read ------------------------------------------------------------------------
+
+def test_training_plots_have_axes_dates_legends_and_exports(qtbot, tmp_path):
+    import csv
+
+    import pyqtgraph as pg
+    from PySide6.QtGui import QImage
+
+    from studio.gui.plots import EpochAxis, PlotsWidget
+
+    plots = PlotsWidget()
+    qtbot.addWidget(plots)
+    plots.resize(1200, 260)
+    dates = ["2024-03-01", "2024-03-04", "2024-03-05"]
+    plots.add_record({"kind": "start", "oracle_ic": {"valid": 0.1}})
+    for epoch in (1, 2, 3):
+        plots.add_record({"kind": "epoch", "epoch": epoch, "train_loss": 1.0 / epoch, "valid_loss": 1.1 / epoch,
+                          "valid": {"ic": 0.01 * epoch, "rank_ic": 0.02}, "daily": {
+                              "dates": dates, "ic": [0.1, -0.2, 0.05], "long": [0.01, 0.0, 0.02],
+                              "short": [0.0, 0.01, -0.01], "long_short": [0.005, -0.005, 0.015]}})
+    plots.redraw()
+    for plot, x, y in ((plots.loss_plot, "epoch", "loss"), (plots.ic_plot, "epoch", "IC"),
+                       (plots.daily_plot, "date", "IC"), (plots.pnl_plot, "date", "cumulative return")):
+        assert plot.getAxis("bottom").labelText == x and plot.getAxis("left").labelText == y
+    assert isinstance(plots.daily_plot.getAxis("bottom"), pg.DateAxisItem)
+    assert isinstance(plots.loss_plot.getAxis("bottom"), EpochAxis)
+    ticks = plots.loss_plot.getAxis("bottom").tickValues(0.6, 3.4, 400)
+    assert ticks and all(float(v).is_integer() for _, values in ticks for v in values)
+    x, _ = plots.curves["long_short"].getData()
+    assert x[0] == np.datetime64("2024-03-01", "s").astype(np.int64)  # dates, not positions
+    for legend, plot in zip(plots.legends, (plots.loss_plot, plots.ic_plot, plots.daily_plot, plots.pnl_plot),
+                            strict=True):
+        assert not plot.vb.sceneBoundingRect().intersects(legend.sceneBoundingRect()), "legend over data"
+    styles = {k: plots.curves[k].opts["pen"].style() for k in ("long", "short", "long_short")}
+    assert styles["short"] != styles["long"]
+    png = tmp_path / "plots.png"
+    plots.export_png(str(png))
+    assert QImage(str(png)).width() == 1800
+    written = plots.export_csv(str(tmp_path / "plots.csv"))
+    with open(written[0]) as fh:
+        epochs = list(csv.DictReader(fh))
+    with open(written[1]) as fh:
+        daily = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in epochs] == [1, 2, 3] and float(epochs[2]["ic"]) == pytest.approx(0.03)
+    assert [r["date"] for r in daily] == dates and float(daily[1]["ic"]) == -0.2
+
+
+def test_the_pnl_overlay_exports_large_and_light(qtbot, tmp_path):
+    import json
+
+    from PySide6.QtGui import QImage
+
+    from studio.gui.runs import RunsWidget
+
+    fake_run(tmp_path / "runs", "a", 1.0)
+    (tmp_path / "runs" / "a" / "daily.csv").write_text(
+        "date,split,ic,rank_ic,long,short,long_short,turnover\\n"
+        "2024-01-02,test,0.1,0.1,0.01,0.0,0.005,0.2\\n2024-01-03,test,0.1,0.1,0.01,0.0,0.004,0.2\\n")
+    runs = RunsWidget(tmp_path / "runs")
+    qtbot.addWidget(runs)
+    runs.refresh()
+    runs.table.selectRow(0)
+    assert len(runs.plot.listDataItems()) == 1
+    dark, light = tmp_path / "dark.png", tmp_path / "light.png"
+    runs.export_png(str(dark), light=False)
+    runs.export_png(str(light), light=True)
+    image = QImage(str(light))
+    assert image.width() == 1600
+    corner = image.pixelColor(3, 3)
+    assert (corner.red(), corner.green(), corner.blue()) == (255, 255, 255)
+    corner = QImage(str(dark)).pixelColor(3, 3)
+    assert corner.red() < 60
+    assert json.loads((tmp_path / "runs" / "a" / "config.json").read_text())["status"] == "finished"

@@ -69,7 +69,7 @@ def test_train_one_small_epoch_and_watch_the_plots_fill(window, qtbot, tmp_path)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5_000)
     assert runs.table.item(0, 2).text() == "finished"
     runs.table.selectRow(0)
-    assert len(runs.plot.getPlotItem().listDataItems()) == 1
+    assert len(runs.plot.listDataItems()) == 1
     out = tmp_path / "chart.png"
     runs.export_png(str(out))
     assert out.read_bytes()[:4] == b"\x89PNG"

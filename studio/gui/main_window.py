@@ -32,6 +32,8 @@ from studio.gui.recovery import Recovery
 from studio.gui.view import EditorTab
 
 MAX_RECENT = 10
+#: the version of the saved dock layout (bump when the docks change, so an old layout is ignored)
+STATE_VERSION = 2
 
 
 class MainWindow(QMainWindow):
@@ -45,8 +47,11 @@ class MainWindow(QMainWindow):
         self.undo_group = QUndoGroup(self)
         self.documents: list[EditorDocument] = []
         self.setWindowTitle("Model Studio")
-        self.resize(1500, 920)
+        self._fit_to_screen()
 
+        # plots and runs take the full width under everything (four time series side by side)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabs = QTabWidget(self)
         self.tabs.setTabsClosable(True)
         self.tabs.setMovable(True)
@@ -75,6 +80,47 @@ class MainWindow(QMainWindow):
         self.training = None
 
     # ---- layout ------------------------------------------------------------------------------
+    def _fit_to_screen(self) -> None:
+        """1500 x 920 where the screen has room, else 94 % of it (1280 x 800: 1203 x 752), centred."""
+        screen = QApplication.primaryScreen()
+        if screen is None:
+            self.resize(1500, 920)
+            return
+        room = screen.availableGeometry()
+        width = min(1500, int(room.width() * 0.94))
+        height = min(920, int(room.height() * 0.94))
+        self.resize(width, height)
+        self.move(room.x() + (room.width() - width) // 2, room.y() + (room.height() - height) // 2)
+
+    def settle_docks(self) -> None:
+        """The first-run arrangement: palette left, inspector over training on the right, plots and
+        runs tabbed along the bottom with over a third of the height; then what the user left last time
+        (QMainWindow.saveState) replaces it. Sizes are set once the new docks are laid out (the next
+        turn of the event loop), or Qt's first layout pass overrides them."""
+        QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        if not self._alive():
+            return
+        height = max(self.height(), 600)
+        bottom = getattr(self, "plots_dock", None)
+        if bottom is not None:
+            self.resizeDocks([bottom], [int(height * 0.38)], Qt.Orientation.Vertical)
+        right = [d for d in (self.inspector_dock, getattr(self, "training_dock", None)) if d is not None]
+        if len(right) == 2:
+            self.resizeDocks(right, [int(height * 0.27), int(height * 0.27)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.17), int(self.width() * 0.22)],
+                         Qt.Orientation.Horizontal)
+        geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state, STATE_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
@@ -381,6 +427,7 @@ class MainWindow(QMainWindow):
             return
         for document in self.documents:
             self.recovery.discard(document)
+        self.save_layout()
         for i in range(self.tabs.count()):  # no more selection signals into a closing window
             widget = self.tabs.widget(i)
             if isinstance(widget, EditorTab):
@@ -510,6 +557,7 @@ class MainWindow(QMainWindow):
         from studio.gui.training import install_training
 
         install_training(self)
+        self.settle_docks()
 
     def about(self) -> None:
         QMessageBox.about(self, "Model Studio", f"Model Studio {__version__}\n"

@@ -1,59 +1,144 @@
 """Live training plots (pyqtgraph): losses, validation IC and RankIC per epoch with the oracle line,
 IC per date, and the cumulative long, short and long-short PnL of the validation (then test) dates.
 
-Records arrive by signal and go into buffers; a 10 Hz timer redraws what changed. A negative IC shows
-as red bars under the zero line; reversed legs show the red short curve above the green long one.
+Records arrive by signal and go into buffers; a 10 Hz timer redraws what changed. The four plots sit
+in one row (time series read best wide), each with labelled axes in its unit, the epoch axis in whole
+epochs and the date axes in dates, and its legend in a row of its own under the plot, never over the
+data. A negative IC shows as red bars under the zero line. The legs differ in colour and in line
+style (long: green solid, short: red dashed, long-short: blue, thick), so reversed legs show at a
+glance, in grey print too. "Export PNG…" saves the plots, "Export CSV…" the numbers behind them.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 LONG, SHORT, LONG_SHORT = "#4caf50", "#e05252", "#5ea8e8"
+LEG_PENS = {
+    "long": {"color": LONG, "width": 2},
+    "short": {"color": SHORT, "width": 2, "style": Qt.PenStyle.DashLine},
+    "long_short": {"color": LONG_SHORT, "width": 3},
+}
+AXIS_TEXT = "#c8c8c8"
 
 
 def _nan(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+def _seconds(dates) -> np.ndarray:
+    """'2024-01-02' -> seconds since the epoch (what pyqtgraph's date axis reads), UTC midnight."""
+    return np.array([np.datetime64(str(d)[:10], "s").astype(np.int64) for d in dates], dtype=float)
+
+
+class EpochAxis(pg.AxisItem):
+    """Ticks on whole epochs only (epoch 1.5 does not exist)."""
+
+    def tickValues(self, minVal, maxVal, size):
+        levels = super().tickValues(minVal, maxVal, size)
+        whole = []
+        for spacing, values in levels:
+            if spacing < 1:
+                continue
+            whole.append((spacing, [v for v in values if float(v).is_integer()]))
+        if not whole:
+            first, last = math.ceil(minVal), math.floor(maxVal)
+            whole = [(1.0, [float(v) for v in range(first, last + 1)])]
+        return whole
+
+
+def _plot(title: str, x_label: str, y_label: str, y_units: str | None = None, dates: bool = False,
+          epochs: bool = False) -> pg.PlotItem:
+    axes = {}
+    if dates:
+        axes["bottom"] = pg.DateAxisItem(orientation="bottom", utcOffset=0)
+    elif epochs:
+        axes["bottom"] = EpochAxis(orientation="bottom")
+    plot = pg.PlotItem(axisItems=axes)
+    plot.setTitle(title, size="9pt")
+    small = {"font-size": "8pt"}
+    plot.setLabel("bottom", x_label, **small)
+    plot.setLabel("left", y_label, units=y_units, **small)
+    for side in ("left", "bottom"):
+        plot.getAxis(side).enableAutoSIPrefix(False)  # no "(x0.001)" on an IC axis
+    plot.showGrid(x=True, y=True, alpha=0.15)
+    plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
+    return plot
+
+
 class PlotsWidget(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        pg.setConfigOptions(antialias=True, background="#1f2227", foreground="#c8c8c8")
+        pg.setConfigOptions(antialias=True, background="#1f2227", foreground=AXIS_TEXT)
         self.layout_widget = pg.GraphicsLayoutWidget()
+        self.export_png_button = QPushButton("Export PNG…")
+        self.export_png_button.setToolTip("Save the four plots as one PNG image")
+        self.export_png_button.clicked.connect(self.export_png_dialog)
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.export_csv_button.setToolTip("Save the numbers behind the plots: one row per epoch in FILE.csv, "
+                                          "one row per date in FILE_daily.csv")
+        self.export_csv_button.clicked.connect(self.export_csv_dialog)
+        self.caption = QLabel("")
+        self.caption.setStyleSheet("color: #9aa3ad")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 2, 6, 0)
+        bar.addWidget(self.caption, 1)
+        bar.addWidget(self.export_png_button)
+        bar.addWidget(self.export_csv_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
         layout.addWidget(self.layout_widget)
+
         lw = self.layout_widget
-        self.loss_plot = lw.addPlot(title="loss per epoch")
-        self.ic_plot = lw.addPlot(title="validation IC / RankIC per epoch")
-        lw.nextRow()
-        self.daily_plot = lw.addPlot(title="IC per date")
-        self.pnl_plot = lw.addPlot(title="cumulative PnL")
-        for plot in (self.loss_plot, self.ic_plot, self.daily_plot, self.pnl_plot):
-            plot.showGrid(x=True, y=True, alpha=0.15)
-            plot.addLegend(offset=(6, 6))
-        self.daily_plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
-        self.pnl_plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
-        self.ic_plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
+        self.loss_plot = _plot("loss per epoch", "epoch", "loss", epochs=True)
+        self.ic_plot = _plot("validation IC / RankIC per epoch", "epoch", "IC", epochs=True)
+        self.daily_plot = _plot("IC per date", "date", "IC", dates=True)
+        self.pnl_plot = _plot("cumulative PnL", "date", "cumulative return", dates=True)
+        plots = (self.loss_plot, self.ic_plot, self.daily_plot, self.pnl_plot)
+        for column, plot in enumerate(plots):
+            lw.addItem(plot, row=0, col=column)
+        self.legends = []
+        for column, _plot_item in enumerate(plots):
+            legend = pg.LegendItem(colCount=3, labelTextColor=AXIS_TEXT)
+            lw.addItem(legend, row=1, col=column)
+            self.legends.append(legend)
+        lw.ci.layout.setRowStretchFactor(0, 10)
+        lw.ci.layout.setRowStretchFactor(1, 1)
+
         self.curves = {
-            "train_loss": self.loss_plot.plot(pen=pg.mkPen("#e8a85e", width=2), name="train", symbol="o", symbolSize=5),
-            "valid_loss": self.loss_plot.plot(pen=pg.mkPen("#5ea8e8", width=2), name="valid", symbol="o", symbolSize=5),
-            "ic": self.ic_plot.plot(pen=pg.mkPen("#5ea8e8", width=2), name="IC", symbol="o", symbolSize=5),
-            "rank_ic": self.ic_plot.plot(pen=pg.mkPen("#b88ee8", width=2), name="RankIC", symbol="o", symbolSize=5),
-            "long": self.pnl_plot.plot(pen=pg.mkPen(LONG, width=2), name="long leg"),
-            "short": self.pnl_plot.plot(pen=pg.mkPen(SHORT, width=2), name="short leg"),
-            "long_short": self.pnl_plot.plot(pen=pg.mkPen(LONG_SHORT, width=3), name="long-short"),
+            "train_loss": self.loss_plot.plot(pen=pg.mkPen("#e8a85e", width=2), symbol="o", symbolSize=5,
+                                              symbolBrush="#e8a85e"),
+            "valid_loss": self.loss_plot.plot(pen=pg.mkPen("#5ea8e8", width=2, style=Qt.PenStyle.DashLine),
+                                              symbol="s", symbolSize=5, symbolBrush="#5ea8e8"),
+            "ic": self.ic_plot.plot(pen=pg.mkPen("#5ea8e8", width=2), symbol="o", symbolSize=5,
+                                    symbolBrush="#5ea8e8"),
+            "rank_ic": self.ic_plot.plot(pen=pg.mkPen("#b88ee8", width=2, style=Qt.PenStyle.DashLine),
+                                         symbol="s", symbolSize=5, symbolBrush="#b88ee8"),
+            "long": self.pnl_plot.plot(pen=pg.mkPen(**LEG_PENS["long"])),
+            "short": self.pnl_plot.plot(pen=pg.mkPen(**LEG_PENS["short"])),
+            "long_short": self.pnl_plot.plot(pen=pg.mkPen(**LEG_PENS["long_short"])),
         }
-        for curve in self.curves.values():
+        names = {"train_loss": "train", "valid_loss": "valid", "ic": "IC", "rank_ic": "RankIC",
+                 "long": "long leg", "short": "short leg", "long_short": "long-short"}
+        owner = {"train_loss": 0, "valid_loss": 0, "ic": 1, "rank_ic": 1, "long": 3, "short": 3, "long_short": 3}
+        for key, curve in self.curves.items():
             curve.setClipToView(True)
             curve.setDownsampling(auto=True)
+            self.legends[owner[key]].addItem(curve, names[key])
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brushes=[])
         self.daily_plot.addItem(self.bars)
-        dashed = pg.mkPen("#7ed38a", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
+        self.legends[2].addItem(pg.BarGraphItem(x=[], height=[], width=1, brush=LONG), "IC ≥ 0")
+        self.legends[2].addItem(pg.BarGraphItem(x=[], height=[], width=1, brush=SHORT), "IC &lt; 0")  # the label is HTML
+        dashed = pg.mkPen("#7ed38a", width=1.5, style=Qt.PenStyle.DotLine)
         self.oracle_line = pg.InfiniteLine(angle=0, pen=dashed, label="oracle IC",
                                            labelOpts={"color": "#7ed38a", "position": 0.1})
         self.oracle_line.setVisible(False)
@@ -91,9 +176,6 @@ class PlotsWidget(QWidget):
             self._load_test_days(record["run_dir"])
 
     def _load_test_days(self, run_dir: str) -> None:
-        import csv
-        from pathlib import Path
-
         path = Path(run_dir) / "daily.csv"
         if not path.is_file():
             return
@@ -102,6 +184,7 @@ class PlotsWidget(QWidget):
         if rows:
             self.daily = {k: [float(r[k]) if r[k] not in ("", "nan") else None for r in rows]
                           for k in ("ic", "long", "short", "long_short")}
+            self.daily["dates"] = [r["date"] for r in rows]
             self.daily_label = "test dates, best epoch"
             self.dirty = True
 
@@ -116,17 +199,56 @@ class PlotsWidget(QWidget):
             for key in ("long", "short", "long_short"):
                 self.curves[key].setData([], [])
             self.bars.setOpts(x=[], height=[], brushes=[])
+            self.caption.setText("")
             return
         ic = np.nan_to_num(_nan(self.daily["ic"]))
-        days = np.arange(len(ic))
-        self.bars.setOpts(x=days, height=ic, width=0.8,
+        days = _seconds(self.daily["dates"]) if self.daily.get("dates") else np.arange(len(ic), dtype=float)
+        width = float(np.median(np.diff(days))) * 0.8 if len(days) > 1 else 0.8
+        self.bars.setOpts(x=days, height=ic, width=width,
                           brushes=[pg.mkBrush(LONG if v >= 0 else SHORT) for v in ic])
-        self.daily_plot.setTitle(f"IC per date ({self.daily_label})")
+        self.daily_plot.setTitle(f"IC per date ({self.daily_label})", size="9pt")
         for key in ("long", "short", "long_short"):
             self.curves[key].setData(days, np.cumsum(np.nan_to_num(_nan(self.daily[key]))))
-        self.pnl_plot.setTitle(f"cumulative PnL ({self.daily_label})")
+        self.pnl_plot.setTitle(f"cumulative PnL ({self.daily_label})", size="9pt")
+        self.caption.setText(f"{len(self.epochs)} epoch(s); daily figures of the {self.daily_label}")
 
-    def export_png(self, path: str) -> None:
+    # ---- export ----------------------------------------------------------------------------------
+    def export_png(self, path: str, width: int = 1800) -> None:
         from pyqtgraph.exporters import ImageExporter
 
-        ImageExporter(self.layout_widget.scene()).export(path)
+        exporter = ImageExporter(self.layout_widget.scene())
+        exporter.parameters()["width"] = width
+        exporter.export(path)
+
+    def export_csv(self, path: str) -> list[Path]:
+        """FILE.csv: epoch, train_loss, valid_loss, ic, rank_ic; FILE_daily.csv: date, ic, long, short,
+        long_short of the dates shown."""
+        target = Path(path)
+        written = [target]
+        with open(target, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["epoch", "train_loss", "valid_loss", "ic", "rank_ic"])
+            for e in self.epochs:
+                writer.writerow([e["epoch"], *("" if e[k] is None else e[k]
+                                               for k in ("train_loss", "valid_loss", "ic", "rank_ic"))])
+        if self.daily is not None:
+            daily = target.with_name(target.stem + "_daily.csv")
+            keys = ("ic", "long", "short", "long_short")
+            dates = self.daily.get("dates") or list(range(len(self.daily["ic"])))
+            with open(daily, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["date", *keys])
+                for i, date in enumerate(dates):
+                    writer.writerow([date, *("" if self.daily[k][i] is None else self.daily[k][i] for k in keys)])
+            written.append(daily)
+        return written
+
+    def export_png_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "training.png", "PNG image (*.png)")
+        if path:
+            self.export_png(path)
+
+    def export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot data", "training.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)

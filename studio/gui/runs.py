@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QPushButton,
@@ -28,6 +29,8 @@ from studio.metrics import MIN_DATES, sample_size
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
            ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
            ("oracle_ic", "oracle IC"), ("ic_t", "IC t"), ("dates", "dates")]
+#: the columns that hold numbers (sorted as numbers)
+FIGURE_KEYS = {k for k, _ in COLUMNS[3:]}
 FEW_DATES_TIP = ("fewer than {n} test dates: Sharpe, ICIR and the rest mean little here (IC t = mean IC / "
                  "(std / sqrt(dates)); |t| < 2 is no evidence of skill)")
 PALETTE = ["#5ea8e8", "#e8a85e", "#7ed38a", "#b88ee8", "#e05252", "#d8d860", "#60d8d8", "#d88ec8"]
@@ -53,6 +56,25 @@ def read_runs(folder: Path) -> list[dict]:
     return rows
 
 
+class FigureItem(QTableWidgetItem):
+    """A table cell that sorts by its number (Sharpe 9.5 below 19.9), missing values last."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:  # Qt's sort asks the items themselves
+        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        a_missing = not isinstance(a, int | float) or (isinstance(a, float) and math.isnan(a))
+        b_missing = not isinstance(b, int | float) or (isinstance(b, float) and math.isnan(b))
+        if a_missing or b_missing:
+            # missing after every number, whichever way the column is sorted: Qt sorts descending by
+            # asking other < self, so a missing value is the largest going up and the smallest going down
+            if a_missing and b_missing:
+                return False
+            table = self.tableWidget()
+            descending = table is not None and table.horizontalHeader().sortIndicatorOrder() == \
+                Qt.SortOrder.DescendingOrder
+            return a_missing if descending else b_missing
+        return a < b
+
+
 class RunsWidget(QWidget):
     openGraph = Signal(str)
 
@@ -67,15 +89,26 @@ class RunsWidget(QWidget):
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self.overlay)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
-        self.plot = pg.PlotWidget(title="test long-short PnL of the selected runs (cumulative)")
-        self.plot.addLegend(offset=(6, 6))
+        self.chart = pg.GraphicsLayoutWidget()
+        self.plot = pg.PlotItem(title="test long-short PnL of the selected runs (cumulative)",
+                                axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+        self.plot.setLabel("bottom", "date")
+        self.plot.setLabel("left", "cumulative long-short return")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.chart.addItem(self.plot, row=0, col=0)
+        self.legend = pg.LegendItem(colCount=2)  # under the plot, off the curves
+        self.chart.addItem(self.legend, row=1, col=0)
+        self.chart.ci.layout.setRowStretchFactor(0, 8)
+        self.chart.ci.layout.setRowStretchFactor(1, 1)
         buttons = QHBoxLayout()
         for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
                            ("Export chart…", self.export_dialog)):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, s=slot: s())
             buttons.addWidget(button)
+        self.light_export = QCheckBox("light background")
+        self.light_export.setToolTip("Export the chart black on white (for papers and slides)")
+        buttons.addWidget(self.light_export)
         buttons.addStretch(1)
         left = QWidget()
         column = QVBoxLayout(left)
@@ -84,7 +117,7 @@ class RunsWidget(QWidget):
         column.addWidget(self.table)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(self.plot)
+        splitter.addWidget(self.chart)
         splitter.setSizes([700, 500])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -97,17 +130,21 @@ class RunsWidget(QWidget):
         for r, row in enumerate(self.rows):
             for c, (key, _) in enumerate(COLUMNS):
                 value = row[key]
-                if isinstance(value, float):
+                if key in FIGURE_KEYS and not isinstance(value, int | float):
+                    item = FigureItem("-")  # a missing figure sorts as missing, not as the text "-"
+                    item.setData(Qt.ItemDataRole.UserRole, None)
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                elif isinstance(value, float):
                     text = "-" if not math.isfinite(value) else (
                         f"{value:.2%}" if key in ("annual_return", "max_drawdown")
-                        else f"{value:.2f}" if key == "ic_t" else f"{value:.4f}")
-                    item = QTableWidgetItem(text)
+                        else f"{value:.2f}" if key in ("ic_t", "sharpe", "icir") else f"{value:.4f}")
+                    item = FigureItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, value)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     if key in ("ic", "rank_ic") and value < 0:
                         item.setForeground(pg.mkColor("#e05252"))
                 elif key == "dates" and value is not None:
-                    item = QTableWidgetItem(f"{value} !" if row["few_dates"] else str(value))
+                    item = FigureItem(f"{value} !" if row["few_dates"] else str(value))
                     item.setData(Qt.ItemDataRole.UserRole, value)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 else:
@@ -127,15 +164,19 @@ class RunsWidget(QWidget):
 
     def overlay(self) -> None:
         self.plot.clear()
+        self.legend.clear()
         self.plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
         for i, path in enumerate(self.selected_paths()):
             daily = path / "daily.csv"
             if not daily.is_file():
                 continue
             with open(daily, encoding="utf-8") as fh:
-                values = [float(r["long_short"]) if r["long_short"] not in ("", "nan") else 0.0
-                          for r in csv.DictReader(fh) if r["split"] == "test"]
-            self.plot.plot(np.cumsum(values), pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2), name=path.name)
+                rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+            values = [float(r["long_short"]) if r["long_short"] not in ("", "nan") else 0.0 for r in rows]
+            dates = [np.datetime64(r["date"][:10], "s").astype(np.int64) for r in rows]
+            curve = self.plot.plot(np.asarray(dates, dtype=float), np.cumsum(values),
+                                   pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2))
+            self.legend.addItem(curve, path.name)
 
     def open_selected(self) -> None:
         for path in self.selected_paths():
@@ -143,10 +184,34 @@ class RunsWidget(QWidget):
             if graph.is_file():
                 self.openGraph.emit(str(graph))
 
-    def export_png(self, path: str) -> None:
+    def export_png(self, path: str, width: int = 1600, light: bool | None = None) -> None:
+        """The chart and its legend as a PNG ``width`` pixels wide; ``light``: black on white (default:
+        the checkbox)."""
         from pyqtgraph.exporters import ImageExporter
 
-        ImageExporter(self.plot.plotItem).export(path)
+        light = self.light_export.isChecked() if light is None else light
+        axes = [self.plot.getAxis(name) for name in ("left", "bottom")]
+        if light:
+            self.chart.setBackground("w")
+            for axis in axes:
+                axis.setPen("k")
+                axis.setTextPen("k")
+            self.plot.titleLabel.setText(self.plot.titleLabel.text, color="k")
+            self.legend.setLabelTextColor("k")
+        try:
+            exporter = ImageExporter(self.chart.scene())
+            exporter.parameters()["width"] = width
+            if light:
+                exporter.parameters()["background"] = pg.mkColor("w")
+            exporter.export(path)
+        finally:
+            if light:
+                self.chart.setBackground(pg.getConfigOption("background"))
+                for axis in axes:
+                    axis.setPen(pg.getConfigOption("foreground"))
+                    axis.setTextPen(pg.getConfigOption("foreground"))
+                self.plot.titleLabel.setText(self.plot.titleLabel.text, color=pg.getConfigOption("foreground"))
+                self.legend.setLabelTextColor(pg.getConfigOption("foreground"))
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export chart", "pnl.png", "PNG image (*.png)")

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -356,7 +357,10 @@ def install_training(window) -> None:
     runs.openGraph.connect(window.open_file)
     window.training, window.plots, window.runs = panel, plots, runs
     docks = []
-    for title, widget, area in (("Training", panel, Qt.DockWidgetArea.RightDockWidgetArea),
+    scroll = QScrollArea()  # a short window scrolls the panel instead of clipping it
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(panel)
+    for title, widget, area in (("Training", scroll, Qt.DockWidgetArea.RightDockWidgetArea),
                                 ("Plots", plots, Qt.DockWidgetArea.BottomDockWidgetArea),
                                 ("Runs", runs, Qt.DockWidgetArea.BottomDockWidgetArea)):
         dock = QDockWidget(title, window)
@@ -367,8 +371,10 @@ def install_training(window) -> None:
         docks.append(dock)
     window.tabifyDockWidget(docks[1], docks[2])
     docks[1].raise_()
-    window.tabifyDockWidget(window.inspector_dock, docks[0])
-    window.inspector_dock.raise_()
+    # the inspector above the training panel, both visible: watch a run and edit at once
+    window.splitDockWidget(window.inspector_dock, docks[0], Qt.Orientation.Vertical)
+    window.training_dock, window.plots_dock, window.runs_dock = docks
+    plots.setMinimumHeight(160)
     start = QAction("&Start Training", window)
     start.setShortcut(QKeySequence("Ctrl+R"))
     start.triggered.connect(lambda: panel.start() and docks[0].raise_())
