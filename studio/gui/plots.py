@@ -137,7 +137,7 @@ class PlotsWidget(QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brushes=[])
         self.daily_plot.addItem(self.bars)
         self.legends[2].addItem(pg.BarGraphItem(x=[], height=[], width=1, brush=LONG), "IC ≥ 0")
-        self.legends[2].addItem(pg.BarGraphItem(x=[], height=[], width=1, brush=SHORT), "IC &lt; 0")  # the label is HTML
+        self.legends[2].addItem(pg.BarGraphItem(x=[], height=[], width=1, brush=SHORT), "IC &lt; 0")  # HTML label
         dashed = pg.mkPen("#7ed38a", width=1.5, style=Qt.PenStyle.DotLine)
         self.oracle_line = pg.InfiniteLine(angle=0, pen=dashed, label="oracle IC",
                                            labelOpts={"color": "#7ed38a", "position": 0.1})
