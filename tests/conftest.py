@@ -55,3 +55,23 @@ def registry():
     from studio.nodes import default_registry
 
     return default_registry()
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_modal_dialogs(monkeypatch):
+    """A modal message box nobody answers would hang the suite offscreen: fail the test instead. Tests
+    that expect one replace the function themselves (after this fixture)."""
+    import sys
+
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is None:
+        return
+
+    def refuse(kind):
+        def box(*args, **kwargs):
+            text = next((a for a in args if isinstance(a, str) and a), "")
+            raise AssertionError(f"an unexpected modal QMessageBox.{kind} would block the test: {text[:200]}")
+        return box
+
+    for kind in ("warning", "critical", "information", "question", "about"):
+        monkeypatch.setattr(widgets.QMessageBox, kind, staticmethod(refuse(kind)))

@@ -359,3 +359,157 @@ def test_the_pnl_overlay_exports_large_and_light(qtbot, tmp_path):
     corner = QImage(str(dark)).pixelColor(3, 3)
     assert corner.red() < 60
     assert json.loads((tmp_path / "runs" / "a" / "config.json").read_text())["status"] == "finished"
+
+
+# ---- 8: recovery offers only what was not saved --------------------------------------------------------
+
+def test_recovery_does_not_offer_work_saved_with_save_as(window, tmp_path, monkeypatch, qtbot):  # noqa: F811
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from studio.gui.app import offer_recovery
+
+    tab = window.new_document()
+    tab.add_node("relu", QPointF(300, 0))
+    window.save_recovery()
+    assert len(window.recovery.pending()) == 1
+    target = tmp_path / "saved_as.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    assert window.save_as()
+    assert window.recovery.pending() == [], "the autosave of the unsaved document was left behind"
+    # a file's autosave, then a save: a crash afterwards offers nothing
+    tab.add_node("relu", QPointF(600, 0))
+    window.save_recovery()
+    assert len(window.recovery.pending()) == 1
+    window.save()
+    assert window.recovery.pending() == []
+    # an autosave equal to the file on disk (the save happened, its discard did not) is not offered
+    tab.add_node("tanh", QPointF(900, 0))
+    window.save_recovery()
+    window.save()
+    stale = window.recovery.folder / "stale.recovery.json"
+    import json
+
+    from studio.core.graph_file import dumps_graph
+    stale.write_text(json.dumps({"meta": {"path": str(target), "title": "x", "saved": "now"},
+                                 "graph": dumps_graph(tab.graph)}))
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
+    offer_recovery(window)
+    assert asked == [] and not stale.exists()
+
+
+# ---- 9: discoverability ----------------------------------------------------------------------------------
+
+def right_click(tab, scene_pos):
+    viewport = tab.view.viewport()
+    at = tab.view.mapFromScene(scene_pos)
+    mouse(viewport, QEvent.Type.MouseButtonPress, at, buttons=Qt.MouseButton.RightButton,
+          button=Qt.MouseButton.RightButton)
+    mouse(viewport, QEvent.Type.MouseButtonRelease, at, buttons=Qt.MouseButton.NoButton,
+          button=Qt.MouseButton.RightButton)
+
+
+def menu_texts(main_window):
+    return [a.text().replace("&", "") for a in main_window.last_context_menu.actions() if not a.isSeparator()]
+
+
+def test_right_click_menus_on_canvas_node_and_wire(window):  # noqa: F811
+    tab = window.open_file(GRAPHS / "residual_blocks.json")
+    right_click(tab, QPointF(-3000, -3000))
+    assert {"Add node…", "Paste", "Select All", "Frame All", "Auto-layout"} <= set(menu_texts(window))
+    window.last_context_menu.close()
+    right_click(tab, tab.scene.nodes["res_1"].sceneBoundingRect().center())
+    texts = menu_texts(window)
+    assert {"Open block", "Group into Block", "Copy", "Duplicate", "Delete"} <= set(texts)
+    assert any(t.startswith("Disconnect (2 wires)") for t in texts)
+    assert tab.scene.selected_nodes() == ["res_1"]
+    window.last_context_menu.close()
+    right_click(tab, tab.scene.nodes["down"].sceneBoundingRect().center())
+    assert "Expand Block" in menu_texts(window)
+    window.last_context_menu.close()
+    edge = next(e for e in tab.graph.edges if str(e) == "gru_1.last -> head.x")
+    right_click(tab, tab.scene.edges[edge].path().pointAtPercent(0.5))
+    assert menu_texts(window)[0] == "Disconnect"
+    window.last_context_menu.actions()[0].trigger()
+    assert edge not in tab.graph.edges
+    # a right drag pans and opens no menu
+    window.last_context_menu = None
+    before = tab.view.horizontalScrollBar().value()
+    drag_right = [QPointF(0, 0), QPointF(-200, 0)]
+    viewport = tab.view.viewport()
+    a, b = tab.view.mapFromScene(drag_right[0]), tab.view.mapFromScene(drag_right[1])
+    right, none = Qt.MouseButton.RightButton, Qt.MouseButton.NoButton
+    mouse(viewport, QEvent.Type.MouseButtonPress, a, buttons=right, button=right)
+    mouse(viewport, QEvent.Type.MouseMove, b, buttons=right, button=none)
+    mouse(viewport, QEvent.Type.MouseButtonRelease, b, buttons=none, button=right)
+    assert window.last_context_menu is None and tab.view.horizontalScrollBar().value() != before
+
+
+def test_help_lists_every_shortcut(window):  # noqa: F811
+    rows = dict(window.shortcut_rows())
+    for name, keys in (("Group into Block", "Ctrl+G"), ("Expand Block", "Ctrl+Shift+G"), ("Quit", "Ctrl+Q"),
+                       ("Frame All", "F"), ("Auto-layout", "L"), ("Keyboard Shortcuts", "Ctrl+/")):
+        assert keys in rows[name], (name, rows.get(name))
+    assert "Tab or Shift+A on the canvas" in rows.values()
+    from PySide6.QtGui import QAction
+
+    with_keys = {a.text().replace("&", "") for a in window.findChildren(QAction) if a.shortcuts()}
+    assert with_keys <= set(rows)
+    dialog = window.show_shortcuts()
+    assert dialog.isVisible()
+    dialog.close()
+
+
+def test_a_wire_let_go_on_empty_canvas_adds_a_wired_node(window, qtbot):  # noqa: F811
+    tab = window.open_file(GRAPHS / "default.json")
+    start = tab.scene.nodes["relu_2"].port(True, "y").scenePos()
+    drag(tab.view, start, start + QPointF(0, 400))
+    assert window.search_popup.isVisible()
+    window.search_popup.chosen.emit("tanh")
+    added = [n for n in tab.graph.nodes if n.startswith("tanh")]
+    assert added and any(str(e) == f"relu_2.y -> {added[0]}.x" for e in tab.graph.edges)
+
+
+def test_description_breadcrumb_and_leaving_a_block(window):  # noqa: F811
+    tab = window.open_file(GRAPHS / "cnn1d" / "cnn1d_15.json")
+    assert tab.description.isVisible() or tab.description.text()
+    assert "IC" in tab.description.text() + tab.description.toolTip()
+    tab = window.open_file(GRAPHS / "residual_blocks.json")
+    window.open_block(tab, "down")
+    inner = window.current_tab()
+    assert "residual_blocks.json" in inner.breadcrumb.text() and "downsample" in inner.breadcrumb.text()
+    inner.breadcrumb.linkActivated.emit("file")
+    assert window.current_tab() is tab
+    window.close_tab(window.tabs.indexOf(tab))
+    inner.breadcrumb.linkActivated.emit("file")  # the file's tab was closed: it opens again
+    assert window.current_tab().scope is None and window.current_tab().document is inner.document
+
+
+def test_cannot_train_is_said_where_the_user_looks(window, qtbot):  # noqa: F811
+    window.finish_setup()
+    tab = window.open_file(GRAPHS / "default.json")
+    tab.document.edit("break", lambda g: g.nodes["head"].params.__setitem__("out_features", 2))
+    window.training_dock.hide()
+    assert window.training.start() is False
+    assert window.statusBar().currentMessage().startswith("Cannot train: ")
+    assert window.training_dock.isVisible()
+    assert not window.training.stop_button.isEnabled()
+    from PySide6.QtGui import QPalette
+
+    from studio.gui.app import dark_palette
+
+    palette = dark_palette()
+    disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
+    active = palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText)
+    assert disabled != active, "a disabled button must look disabled"
+
+
+def test_renaming_to_a_taken_id_says_why(window, qtbot):  # noqa: F811
+    tab = window.open_file(GRAPHS / "default.json")
+    tab.scene.select_nodes(["conv_1"])
+    inspector = window.inspector
+    inspector.id_edit.setText("conv_2")
+    inspector.id_edit.editingFinished.emit()
+    assert not inspector.id_error.isHidden()
+    assert "taken" in inspector.id_error.text() and "conv_2" in inspector.id_error.text()
+    assert "conv_1" in tab.graph.nodes

@@ -33,6 +33,12 @@ def dark_palette() -> QPalette:
         (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.PlaceholderText, QColor("#7c848e")),
     ):
         palette.setColor(role, colour)
+    # disabled controls look disabled (a Stop button that does nothing must not look pressable)
+    faded = QColor("#6a717b")
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, faded)
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Button, QColor("#292d32"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Base, QColor("#26292e"))
     return palette
 
 
@@ -57,11 +63,25 @@ def make_window(file: str | None, gallery: Path | None) -> MainWindow:
     return window
 
 
+def _same_as_saved(graph, path: str | None) -> bool:
+    """The recovered graph is what the file holds already (it was saved after the autosave)."""
+    from studio.core.graph_file import GraphFileError, dumps_graph, load_graph
+
+    if not path:
+        return False
+    try:
+        saved = load_graph(path)
+    except GraphFileError:
+        return False
+    graph.studio_version = saved.studio_version
+    return dumps_graph(saved) == dumps_graph(graph)
+
+
 def offer_recovery(window: MainWindow) -> None:
     for meta, graph_file in window.recovery.pending():
         graph = window.recovery.load(graph_file, meta.get("path"))
-        if graph is None:
-            window.recovery.remove(graph_file)
+        if graph is None or _same_as_saved(graph, meta.get("path")):
+            window.recovery.remove(graph_file)  # unreadable, or nothing that the file lacks
             continue
         answer = QMessageBox.question(
             window, "Recover unsaved work",

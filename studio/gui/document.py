@@ -18,6 +18,7 @@ change names, and whatever the new validation changed (napari's evented fields).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,8 @@ class EditorDocument(QObject):
         self.path = Path(path) if path else (graph.path if graph.path else None)
         self.undo_stack = QUndoStack(self)
         self.undo_stack.setUndoLimit(UNDO_LIMIT)
+        #: names this document's autosave (studio.gui.recovery) for as long as it is open
+        self.recovery_id = uuid.uuid4().hex
         self.undo_stack.cleanChanged.connect(self.titleChanged)  # signal to signal: safe while Qt tears down
         self.validation: Validation = validate(graph, registry)
         #: graph_to_json of the current state, and its text (None until serialized)

@@ -293,6 +293,11 @@ class Inspector(QScrollArea):
         self.id_edit.setToolTip("the node id: a Python identifier, also the name of its submodule")
         self.id_edit.editingFinished.connect(self._rename)
         form.addRow("id", self.id_edit)
+        self.id_error = QLabel("")
+        self.id_error.setWordWrap(True)
+        self.id_error.setStyleSheet("color: #e05252")
+        self.id_error.hide()
+        form.addRow("", self.id_error)
         self.editors = {}
         if node_type is not None:
             for param in node_type.params:
@@ -346,11 +351,13 @@ class Inspector(QScrollArea):
         if tab is None or old is None or new == old:
             return
         graph = tab.graph
-        reason = id_problem(new) or (f"{new!r} is taken" if new in graph.nodes else None)
+        reason = id_problem(new) or (f"{new!r} is taken by another node" if new in graph.nodes else None)
         if reason:
             self.id_edit.setText(old)
-            self.id_edit.setToolTip(f"cannot rename: {reason}")
+            self.id_error.setText(f"Cannot rename {old} to {new!r}: {reason}.")  # said where the user looks
+            self.id_error.show()
             return
+        self.id_error.hide()
         tab.document.edit(f"Rename {old} to {new}", lambda g: g.rename_node(old, new), tab.scope)
         self.node_id = new
         tab.scene.select_nodes([new])

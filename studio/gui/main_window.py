@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QMainWindow,
@@ -22,7 +23,15 @@ from PySide6.QtWidgets import (
 
 from studio import __version__
 from studio.core.document import Endpoint, Graph, InputSpec, block_reference
-from studio.core.edits import CLIPBOARD_FORMAT, EditError, copy_selection, expand_in, group_in, paste_into
+from studio.core.edits import (
+    CLIPBOARD_FORMAT,
+    EditError,
+    can_connect,
+    copy_selection,
+    expand_in,
+    group_in,
+    paste_into,
+)
 from studio.core.graph_file import GraphFileError
 from studio.core.registry import Registry
 from studio.gui.document import EditorDocument
@@ -195,6 +204,7 @@ class MainWindow(QMainWindow):
         self.view_menu = view
         self.train_menu = bar.addMenu("&Train")
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&Keyboard Shortcuts", self.show_shortcuts, "Ctrl+/"))
         help_menu.addAction(self._action("&About Model Studio", self.about))
 
     def _fill_gallery(self) -> None:
@@ -250,6 +260,9 @@ class MainWindow(QMainWindow):
         tab.scene.selectionChanged.connect(lambda t=tab: self._selection_changed(t))
         tab.scene.nodeDoubleClicked.connect(lambda node_id, t=tab: self.open_block(t, node_id))
         tab.view.searchRequested.connect(lambda pos, t=tab: self.open_search(t, pos))
+        tab.view.contextRequested.connect(lambda pos, at, t=tab: self.context_menu(t, pos, at))
+        tab.scene.wireDroppedOnCanvas.connect(lambda end, out, pos, t=tab: self.open_search(t, pos, (end, out)))
+        tab.leaveBlock.connect(lambda t=tab: self.leave_block(t))
         tab.documentChanged.connect(lambda _change, t=tab: self._document_changed(t))
         index = self.tabs.addTab(tab, tab.title)
         self.tabs.setCurrentIndex(index)
@@ -445,14 +458,87 @@ class MainWindow(QMainWindow):
         if tab is not None:
             tab.add_node(type_id, tab.view.mapToScene(tab.view.viewport().rect().center()))
 
-    def open_search(self, tab: EditorTab, pos: QPointF) -> None:
+    def open_search(self, tab: EditorTab, pos: QPointF, wire_from: tuple[Endpoint, bool] | None = None) -> None:
+        """The search popup at ``pos``; ``wire_from`` (a port and whether it is an output): the node
+        chosen is wired to that port (a wire let go over empty canvas)."""
         self._popup_at = pos
+        self._wire_from = wire_from
         self.search_popup.open_at(tab.view.mapToGlobal(tab.view.mapFromScene(pos)))
 
     def _add_from_popup(self, type_id: str) -> None:
         tab = self.current_tab()
-        if tab is not None:
-            tab.add_node(type_id, self._popup_at)
+        if tab is None:
+            return
+        wire_from, self._wire_from = getattr(self, "_wire_from", None), None
+        node_id = tab.add_node(type_id, self._popup_at)
+        if node_id is None or wire_from is None:
+            return
+        end, output = wire_from
+        v = tab.document.validation_of(tab.scope)
+        ports = v.in_ports.get(node_id, ()) if output else v.out_ports.get(node_id, ())
+        for port in ports:  # the first port the wire fits
+            src, dst = (end, Endpoint(node_id, port.name)) if output else (Endpoint(node_id, port.name), end)
+            if can_connect(tab.graph, v, src, dst) is None:
+                tab.scene.connect_ports(src, dst)
+                return
+        self.statusBar().showMessage(f"{node_id} has no port that fits {end}", 6000)
+
+    # ---- context menus -----------------------------------------------------------------------
+    def context_menu(self, tab: EditorTab, pos: QPointF, at) -> QMenu:
+        """The right-click menu for what is under ``pos``: a node, a wire, or the canvas."""
+        from studio.gui.scene import EdgeItem, NodeItem, PortItem
+
+        menu = QMenu(self)
+        item = next((i for i in tab.scene.items(pos) if isinstance(i, NodeItem | EdgeItem | PortItem)), None)
+        if isinstance(item, PortItem):
+            item = item.node
+        if isinstance(item, NodeItem):
+            if not item.isSelected():
+                tab.scene.select_nodes([item.node_id])
+            node = tab.graph.nodes.get(item.node_id)
+            if node is not None and block_reference(node) is not None:
+                menu.addAction("Open block", lambda: self.open_block(tab, item.node_id))
+            if node is not None and node.type == "block":
+                menu.addAction(self.act_expand)
+            menu.addAction(self.act_group)
+            menu.addSeparator()
+            menu.addAction(self.act_copy)
+            menu.addAction(self.act_duplicate)
+            wires = [e for e in tab.graph.edges if item.node_id in (e.src.node, e.dst.node)]
+            disconnect = menu.addAction(f"Disconnect ({len(wires)} wire{'s' if len(wires) != 1 else ''})")
+            disconnect.setEnabled(bool(wires))
+            disconnect.triggered.connect(lambda: self._disconnect(tab, wires))
+            menu.addAction(self.act_delete)
+        elif isinstance(item, EdgeItem):
+            tab.scene.clearSelection()
+            item.setSelected(True)
+            menu.addAction("Disconnect", lambda: self._disconnect(tab, [item.edge]))
+            menu.addAction("Add a node here…", lambda: self.open_search(tab, pos))
+        else:
+            menu.addAction("Add node…", lambda: self.open_search(tab, pos))
+            menu.addAction(self.act_paste)
+            menu.addSeparator()
+            for action in (self.act_select_all, self.act_frame, self.act_layout):
+                menu.addAction(action)
+        self.last_context_menu = menu  # for tests and screenshots
+        menu.popup(at)
+        return menu
+
+    def _disconnect(self, tab: EditorTab, wires: list) -> None:
+        def cut(g) -> None:
+            for edge in wires:
+                if edge in g.edges:
+                    g.disconnect(edge)
+
+        tab.document.edit(f"Disconnect {len(wires)} wire{'s' if len(wires) != 1 else ''}", cut, tab.scope)
+
+    def leave_block(self, tab: EditorTab) -> None:
+        """The breadcrumb's file part: to the tab of the file (opened again if it was closed)."""
+        for other in self.tabs_of(tab.document):
+            if other.scope is None:
+                self.tabs.setCurrentWidget(other)
+                return
+        self.add_document(tab.document, None)
 
     def delete(self) -> None:
         tab = self.current_tab()
@@ -558,6 +644,56 @@ class MainWindow(QMainWindow):
 
         install_training(self)
         self.settle_docks()
+
+    #: what the canvas does that no menu shows (with the actions' own shortcuts, Help > Keyboard shortcuts)
+    GESTURES = (
+        ("Add a node by name (search)", "Tab or Shift+A on the canvas"),
+        ("Add a node from the palette", "drag it onto the canvas, or double-click it"),
+        ("Wire two ports", "drag from an output to an input"),
+        ("Add a node wired to a port", "drag from the port and let go on empty canvas"),
+        ("Pick a wire up from an input", "drag from the connected input"),
+        ("Select", "click, Ctrl+click, or drag a rubber band"),
+        ("Move", "drag the selected nodes (they snap to the grid)"),
+        ("Pan", "drag with the middle or right button"),
+        ("Zoom", "mouse wheel"),
+        ("Context menu", "right-click a node, a wire or the canvas"),
+        ("Open a block", "double-click a block node"),
+    )
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """Every action with a shortcut, then the canvas gestures."""
+        rows, seen = [], set()
+        for action in self.findChildren(QAction):
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+            name = action.text().replace("&", "")
+            if keys and (name, keys) not in seen:
+                seen.add((name, keys))
+                rows.append((name, keys))
+        return sorted(rows) + list(self.GESTURES)
+
+    def show_shortcuts(self) -> QDialog:
+        from PySide6.QtWidgets import QDialogButtonBox, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Keyboard shortcuts")
+        rows = self.shortcut_rows()
+        table = QTableWidget(len(rows), 2, dialog)
+        table.setHorizontalHeaderLabels(["action", "keys"])
+        for r, (name, keys) in enumerate(rows):
+            table.setItem(r, 0, QTableWidgetItem(name))
+            table.setItem(r, 1, QTableWidgetItem(keys))
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        table.verticalHeader().hide()
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(table)
+        layout.addWidget(buttons)
+        dialog.resize(620, 560)
+        dialog.show()
+        self.shortcuts_dialog = dialog
+        return dialog
 
     def about(self) -> None:
         QMessageBox.about(self, "Model Studio", f"Model Studio {__version__}\n"

@@ -33,7 +33,10 @@ class Recovery:
 
     @staticmethod
     def key(document) -> str:
-        ident = str(document.path.resolve()) if document.path else f"unsaved-{id(document)}-{os.getpid()}"
+        """One key per open document for its whole life: a Save As keeps it, so the autosave made
+        before is the one a clean save removes (a key from the path would leave it to be offered)."""
+        ident = getattr(document, "recovery_id", None) or (
+            str(document.path.resolve()) if document.path else f"unsaved-{id(document)}-{os.getpid()}")
         return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
     def save(self, document) -> Path:

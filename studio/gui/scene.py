@@ -325,6 +325,9 @@ class GraphScene(QGraphicsScene):
     #: a one-line message for the status bar (refused wires, hints)
     message = Signal(str)
     nodeDoubleClicked = Signal(str)
+    #: a wire dragged from a port was let go over empty canvas: (the port's endpoint, whether it is an
+    #: output, the scene position) - the window offers to add a node there, wired to that port
+    wireDroppedOnCanvas = Signal(object, bool, QPointF)
 
     def __init__(self, document: EditorDocument, scope: str | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -532,6 +535,10 @@ class GraphScene(QGraphicsScene):
             self.removeItem(self.wire_preview)
             self.wire_preview = None
         target = next((i for i in self.items(at) if isinstance(i, PortItem)), None)
+        if start is not None and target is None and not any(isinstance(i, NodeItem | PortItem)
+                                                             for i in self.items(at)):
+            self.wireDroppedOnCanvas.emit(start.endpoint, start.output, at)
+            return
         if start is None or target is None or target is start:
             return
         if start.output == target.output:

@@ -228,6 +228,11 @@ class TrainingPanel(QWidget):
 
         buttons = QHBoxLayout()
         self.start_button, self.stop_button = QPushButton("Start"), QPushButton("Stop")
+        # a colour when they can be pressed, the palette's faded grey when not
+        self.start_button.setStyleSheet("QPushButton:enabled { background: #2f6b3a; color: white; }")
+        self.stop_button.setStyleSheet("QPushButton:enabled { background: #8a3232; color: white; }")
+        self.start_button.setToolTip("Train the current tab's graph (Ctrl+R)")
+        self.stop_button.setToolTip("Stop after the current batch; the best epoch is kept (Ctrl+.)")
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(lambda: self.stop())
         self.stop_button.setEnabled(False)
@@ -282,11 +287,19 @@ class TrainingPanel(QWidget):
         if tab is None or self.is_running():
             return False
         document = tab.document
+        reason = None
         if not document.validation.ok:
-            self.status.setText(f"Cannot train: {document.validation.errors[0]}")
-            return False
-        if document.graph.kind != "model":
-            self.status.setText("Cannot train a block on its own: open a model.")
+            reason = f"Cannot train: {document.validation.errors[0]}"
+        elif document.graph.kind != "model":
+            reason = "Cannot train a block on its own: open a model."
+        if reason is not None:
+            self.status.setText(reason)
+            # where the user looks: the status bar, and the training panel brought to the front
+            self.window.statusBar().showMessage(reason, 15000)
+            dock = getattr(self.window, "training_dock", None)
+            if dock is not None:
+                dock.show()
+                dock.raise_()
             return False
         self.worker = TrainingWorker(document.graph, self.source_spec(), self.train_config(), self.runs_dir, self)
         self.worker.record.connect(self._on_record)

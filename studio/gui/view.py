@@ -4,10 +4,12 @@ editor tab that pairs a document (or one of its blocks) with its scene and view.
 from __future__ import annotations
 
 import contextlib
+import html
 
-from PySide6.QtCore import QPointF, Qt, Signal
+import shiboken6
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPainter, QWheelEvent
-from PySide6.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsView, QLabel, QVBoxLayout, QWidget
 
 from studio.core.layout import auto_layout, free_spot
 from studio.gui.document import EditorDocument
@@ -23,6 +25,8 @@ class GraphView(QGraphicsView):
     addRequested = Signal(str, QPointF)
     #: Tab / Shift+A: open the search popup at this scene position
     searchRequested = Signal(QPointF)
+    #: a right click (not a right drag): the context menu at this scene and screen position
+    contextRequested = Signal(QPointF, QPoint)
 
     def __init__(self, scene: GraphScene, parent: QWidget | None = None) -> None:
         super().__init__(scene, parent)
@@ -33,6 +37,8 @@ class GraphView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pan_from: QPointF | None = None
+        self._pan_button = Qt.MouseButton.NoButton
+        self._panned = False
         #: the view keeps the whole graph framed (as the window and its docks settle) until the user
         #: zooms or pans
         self.keep_framed = True
@@ -54,9 +60,9 @@ class GraphView(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:
         if event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
-            self.keep_framed = False
             self._pan_from = event.position()
-            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+            self._pan_button = event.button()
+            self._panned = False
             event.accept()
             return
         super().mousePressEvent(event)
@@ -64,6 +70,12 @@ class GraphView(QGraphicsView):
     def mouseMoveEvent(self, event) -> None:
         if self._pan_from is not None:
             delta = event.position() - self._pan_from
+            if not self._panned and abs(delta.x()) + abs(delta.y()) < 4:
+                return  # a right click may still be a click: not a pan yet
+            if not self._panned:
+                self._panned = True
+                self.keep_framed = False
+                self.setCursor(Qt.CursorShape.ClosedHandCursor)
             self._pan_from = event.position()
             self.horizontalScrollBar().setValue(int(self.horizontalScrollBar().value() - delta.x()))
             self.verticalScrollBar().setValue(int(self.verticalScrollBar().value() - delta.y()))
@@ -73,9 +85,13 @@ class GraphView(QGraphicsView):
 
     def mouseReleaseEvent(self, event) -> None:
         if self._pan_from is not None:
+            clicked = not self._panned and self._pan_button == Qt.MouseButton.RightButton
             self._pan_from = None
             self.unsetCursor()
             event.accept()
+            if clicked:
+                point = event.position().toPoint()
+                self.contextRequested.emit(self.mapToScene(point), self.viewport().mapToGlobal(point))
             return
         super().mouseReleaseEvent(event)
 
@@ -137,6 +153,8 @@ class EditorTab(QWidget):
 
     #: the document changed (re-emitted by the tab, so listeners go when the tab goes)
     documentChanged = Signal(object)
+    #: the breadcrumb's file part was clicked in a block tab: back out to the file
+    leaveBlock = Signal()
 
     def __init__(self, document: EditorDocument, scope: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -144,14 +162,49 @@ class EditorTab(QWidget):
         document.changed.connect(self.documentChanged)
         self.scene = GraphScene(document, scope, self)
         self.view = GraphView(self.scene, self)
+        # above the canvas: where you are (file › block, the file part a link back out) and what the
+        # graph is (its description: the gallery cites the seed's model number and reported IC / pnl)
+        self.breadcrumb = QLabel()
+        self.breadcrumb.setTextFormat(Qt.TextFormat.RichText)
+        self.breadcrumb.linkActivated.connect(lambda _link: self.leaveBlock.emit())
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.description.setStyleSheet("color: #9aa3ad")
+        self.description.setMaximumHeight(34)
+        header = QVBoxLayout()
+        header.setContentsMargins(8, 4, 8, 2)
+        header.setSpacing(0)
+        header.addWidget(self.breadcrumb)
+        header.addWidget(self.description)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(header)
         layout.addWidget(self.view)
         self.view.addRequested.connect(self.add_node)
+        self.documentChanged.connect(lambda _change: self.update_header())
+        document.titleChanged.connect(self.update_header)
+        self.update_header()
 
     @property
     def graph(self):
         return self.document.graph_of(self.scope)
+
+    def update_header(self) -> None:
+        if not shiboken6.isValid(self):
+            return
+        graph = self.graph
+        file_name = html.escape(self.document.title)
+        if self.scope is None:
+            self.breadcrumb.setText(f"<b>{file_name}</b>")
+        else:
+            self.breadcrumb.setText(f"<a href='file' style='color:#7fb8ec'>{file_name}</a> › "
+                                    f"<b>block {html.escape(self.scope)}</b>")
+        text = (graph.description if graph is not None else "") or ""
+        short = text if len(text) <= 240 else text[:237] + "…"
+        self.description.setText(short)
+        self.description.setToolTip(text if len(text) > 240 else "")
+        self.description.setVisible(bool(text))
 
     def detach(self) -> None:
         """Stop listening to the document (the tab is closing; the document may live on in others)."""
