@@ -513,3 +513,41 @@ def test_renaming_to_a_taken_id_says_why(window, qtbot):  # noqa: F811
     assert not inspector.id_error.isHidden()
     assert "taken" in inspector.id_error.text() and "conv_2" in inspector.id_error.text()
     assert "conv_1" in tab.graph.nodes
+
+
+# ---- 10: the cell stack's layers in a table ---------------------------------------------------------------
+
+def test_cell_stack_layers_are_edited_in_a_table(window, qtbot):  # noqa: F811
+    from PySide6.QtWidgets import QComboBox, QSpinBox
+
+    from studio.gui.inspector import RecordTable
+
+    tab = window.open_file(GRAPHS / "cells" / "convgru_1.json")
+    tab.scene.select_nodes(["cells"])
+    table = window.inspector.editors["layers"].widget
+    assert isinstance(table, RecordTable)
+    headers = [table.table.horizontalHeaderItem(c).text() for c in range(table.table.columnCount())]
+    assert headers == ["hidden_size", "modes 1", "modes 2", "kernel_size", "dilation", "padding_mode"]
+    assert table.table.rowCount() == 2
+    layers = lambda: tab.graph.nodes["cells"].params["layers"]  # noqa: E731
+    spin = table.table.cellWidget(1, headers.index("hidden_size"))
+    assert isinstance(spin, QSpinBox) and spin.value() == 32
+    spin.setValue(48)
+    assert layers()[1]["hidden_size"] == 48 and layers()[0]["hidden_size"] == 32
+    mode = table.table.cellWidget(0, headers.index("modes 1"))
+    assert isinstance(mode, QComboBox) and mode.currentText() == "cross_section"
+    mode.setCurrentText("pointwise")
+    assert layers()[0]["modes"] == ["pointwise", "linear"]
+    steps = tab.document.undo_stack.count()
+    table.add_row()
+    assert len(layers()) == 3 and layers()[2] == layers()[1]
+    table.table.selectRow(0)
+    table.move_row(1)
+    assert layers()[1]["modes"] == ["pointwise", "linear"]
+    table.table.selectRow(2)
+    table.remove_row()
+    assert len(layers()) == 2
+    assert tab.document.undo_stack.count() == steps + 3
+    tab.document.undo_stack.undo()
+    assert len(layers()) == 3 and table.table.rowCount() == 3, "the table follows undo"
+    assert tab.document.validation.ok

@@ -8,17 +8,20 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,12 +34,164 @@ from studio.core.params import (
     IntOrChoiceParam,
     IntOrPairParam,
     IntParam,
+    ListParam,
     Param,
+    RecordParam,
     StrParam,
 )
 from studio.core.validation import format_count
 
 INT_LIMIT = 2_000_000_000
+NO_MODE = "—"
+
+
+class RecordTable(QWidget):
+    """A list of records (the cell stack's layers) as a table: one row per item, one column per
+    field, each cell with the editor its declaration asks for (a spin box for a number, a list of
+    choices for a choice; a short list of choices gets one column per entry, "—" for none), and
+    buttons to add, remove and move rows. Every change is checked against the declaration and
+    committed as the whole list; what is refused is said under the table."""
+
+    def __init__(self, param: ListParam, commit, show_error) -> None:
+        super().__init__()
+        assert isinstance(param.item, RecordParam)
+        self.param, self.commit, self.show_error = param, commit, show_error
+        self.fields = list(param.item.fields)
+        #: (field, index in its list or None, header)
+        self.columns: list[tuple[Param, int | None, str]] = []
+        for f in self.fields:
+            if isinstance(f, ListParam) and isinstance(f.item, ChoiceParam) and f.max_items and f.max_items <= 4:
+                for i in range(f.max_items):
+                    self.columns.append((f, i, f"{f.name} {i + 1}"))
+            else:
+                self.columns.append((f, None, f.name))
+        self.table = QTableWidget(0, len(self.columns))
+        self.table.setHorizontalHeaderLabels([header for _, _, header in self.columns])
+        for c, (f, _, _) in enumerate(self.columns):
+            self.table.horizontalHeaderItem(c).setToolTip(f"{f.name}: {f.doc}\naccepts {f.describe()}")
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setMinimumHeight(120)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton("+ layer")
+        self.remove_button = QPushButton("− layer")
+        self.up_button, self.down_button = QPushButton("↑"), QPushButton("↓")
+        for button, slot in ((self.add_button, self.add_row), (self.remove_button, self.remove_row),
+                             (self.up_button, lambda: self.move_row(-1)), (self.down_button, lambda: self.move_row(1))):
+            button.clicked.connect(lambda _=False, s=slot: s())
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.table)
+        column.addLayout(buttons)
+        self.rows: list[dict] = []
+        self._loading = False
+
+    # ---- the list <-> the table ----------------------------------------------------------------
+    def set_value(self, value: Any) -> None:
+        if not isinstance(value, list):
+            return
+        if value == self.rows and self.table.rowCount() == len(value):
+            return
+        self.rows = [dict(v) if isinstance(v, dict) else {} for v in value]
+        self._loading = True
+        try:
+            self.table.setRowCount(len(self.rows))
+            for r, row in enumerate(self.rows):
+                for c, (f, index, _) in enumerate(self.columns):
+                    self.table.setCellWidget(r, c, self._cell(f, index, row.get(f.name), r))
+        finally:
+            self._loading = False
+        self.remove_button.setEnabled(len(self.rows) > self.param.min_items)
+        self.add_button.setEnabled(self.param.max_items is None or len(self.rows) < self.param.max_items)
+
+    def _cell(self, f: Param, index: int | None, value: Any, row: int) -> QWidget:
+        if index is not None:  # one entry of a short list of choices
+            combo = QComboBox()
+            optional = index >= max(f.min_items, 1)
+            combo.addItems(([NO_MODE] if optional else []) + list(f.item.choices))
+            entries = value if isinstance(value, list) else []
+            combo.setCurrentText(entries[index] if index < len(entries) else NO_MODE)
+            combo.currentTextChanged.connect(
+                lambda text, r=row, name=f.name, i=index: self._set_entry(r, name, i, text))
+            return combo
+        if isinstance(f, ChoiceParam):
+            combo = QComboBox()
+            combo.addItems(list(f.choices))
+            combo.setCurrentText(str(value))
+            combo.currentTextChanged.connect(lambda text, r=row, name=f.name: self._set(r, name, text))
+            return combo
+        if isinstance(f, IntParam):
+            spin = QSpinBox()
+            spin.setRange(f.min if f.min is not None else -INT_LIMIT, f.max if f.max is not None else INT_LIMIT)
+            spin.setValue(int(value) if isinstance(value, int) and not isinstance(value, bool) else spin.minimum())
+            spin.valueChanged.connect(lambda v, r=row, name=f.name: self._set(r, name, int(v)))
+            return spin
+        line = QLineEdit(json.dumps(value))
+        line.editingFinished.connect(lambda r=row, name=f.name, w=line: self._set_json(r, name, w.text()))
+        return line
+
+    def _set(self, row: int, name: str, value: Any) -> None:
+        if self._loading or row >= len(self.rows):
+            return
+        self.rows[row][name] = value
+        self._commit(f"{row}.{name}")
+
+    def _set_entry(self, row: int, name: str, index: int, text: str) -> None:
+        if self._loading or row >= len(self.rows):
+            return
+        entries = list(self.rows[row].get(name) or [])
+        while len(entries) <= index:
+            entries.append(NO_MODE)
+        entries[index] = text
+        self.rows[row][name] = [e for e in entries if e != NO_MODE]
+        self._commit(f"{row}.{name}")
+
+    def _set_json(self, row: int, name: str, text: str) -> None:
+        try:
+            self._set(row, name, json.loads(text))
+        except json.JSONDecodeError as exc:
+            self.show_error(f"layer {row + 1}, {name}: not JSON ({exc.msg})")
+
+    def _commit(self, detail: str | None = None) -> None:
+        """Commit the whole list; ``detail`` names the cell edited (edits of one cell in a row are one
+        undo step), None a change of rows (a step of its own)."""
+        value = [dict(r) for r in self.rows]
+        reason = self.param.check(value)
+        self.show_error(reason)
+        if reason is None:
+            self.commit(value, detail)
+
+    # ---- rows ------------------------------------------------------------------------------------
+    def _selected(self) -> int:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return rows[0] if rows else len(self.rows) - 1
+
+    def add_row(self) -> None:
+        template = dict(self.rows[-1]) if self.rows else dict(self.param.item.default or {}) or {
+            f.name: f.default for f in self.fields}
+        self.set_value([*self.rows, template])
+        self._commit()
+
+    def remove_row(self) -> None:
+        if len(self.rows) <= self.param.min_items:
+            return
+        row = self._selected()
+        self.set_value([r for i, r in enumerate(self.rows) if i != row])
+        self._commit()
+
+    def move_row(self, step: int) -> None:
+        row = self._selected()
+        other = row + step
+        if not (0 <= row < len(self.rows) and 0 <= other < len(self.rows)):
+            return
+        rows = list(self.rows)
+        rows[row], rows[other] = rows[other], rows[row]
+        self.set_value(rows)
+        self.table.selectRow(other)
+        self._commit()
 
 
 class ParamEditor(QWidget):
@@ -147,7 +302,10 @@ class ParamEditor(QWidget):
             line = QLineEdit()
             line.editingFinished.connect(lambda: self.commit(line.text()))
             return line
-        # lists and records: JSON text, applied with the button or Ctrl+Enter
+        if isinstance(p, ListParam) and isinstance(p.item, RecordParam):  # the cell stack's layers
+            self.records = RecordTable(p, self.commit, self.show_error)
+            return self.records
+        # other lists and records: JSON text, applied with the button
         wrapper = QWidget()
         column = QVBoxLayout(wrapper)
         column.setContentsMargins(0, 0, 0, 0)
@@ -229,6 +387,8 @@ class ParamEditor(QWidget):
                 w.setValue(float(value) if isinstance(value, int | float) else 0.0)
             elif isinstance(p, StrParam):
                 w.setText(str(value))
+            elif isinstance(w, RecordTable):
+                w.set_value(value)
             elif not self.text.hasFocus():
                 self.text.setPlainText(json.dumps(value, indent=1))
         finally:
@@ -301,7 +461,7 @@ class Inspector(QScrollArea):
         self.editors = {}
         if node_type is not None:
             for param in node_type.params:
-                editor = ParamEditor(param, lambda value, name=param.name: self._commit(name, value))
+                editor = ParamEditor(param, lambda value, detail="", name=param.name: self._commit(name, value, detail))
                 label = QLabel(param.name)
                 label.setToolTip(editor.toolTip())
                 form.addRow(label, editor)
@@ -330,7 +490,9 @@ class Inspector(QScrollArea):
             lines.append(f"<span style='color:{colour}'>{'✖' if p.severity == 'error' else '⚠'} {p}</span>")
         self.facts.setText("<br>".join(lines) if lines else "<i>shapes unknown until the inputs are wired</i>")
 
-    def _commit(self, name: str, value: Any) -> None:
+    def _commit(self, name: str, value: Any, detail: str | None = "") -> None:
+        """Set a parameter as one undo step; edits with the same ``detail`` in a row merge into one
+        (typing digits), and ``detail`` None never merges (a row added to a table)."""
         tab, node_id = self.tab, self.node_id
         if tab is None or node_id is None:
             return
@@ -343,7 +505,7 @@ class Inspector(QScrollArea):
             g.nodes[node_id].params[name] = value
 
         tab.document.edit(f"Set {node_id}.{name}", set_param, tab.scope,
-                          merge_key=f"param:{tab.scope}:{node_id}:{name}")
+                          merge_key=None if detail is None else f"param:{tab.scope}:{node_id}:{name}:{detail}")
 
     def _rename(self) -> None:
         tab, old = self.tab, self.node_id
