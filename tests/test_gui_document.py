@@ -128,3 +128,15 @@ def test_the_text_after_an_edit_is_made_when_idle(doc, monkeypatch):
     assert command.after is None
     doc._idle.timeout.emit()  # what the event loop does once the redraw is done
     assert command.after is not None and len(calls) == 1
+
+
+def test_typing_after_a_save_undoes_to_the_saved_state(doc, tmp_path):
+    doc.edit("Set", lambda g: g.nodes["conv_long"].params.__setitem__("kernel_size", 9),
+             merge_key="param:None:conv_long:kernel_size")
+    doc.save(tmp_path / "saved.json")
+    for k in (3, 7):
+        doc.edit("Set", lambda g, k=k: g.nodes["conv_long"].params.__setitem__("kernel_size", k),
+                 merge_key="param:None:conv_long:kernel_size")
+    assert doc.undo_stack.count() == 2  # Qt does not merge into the saved step
+    doc.undo_stack.undo()
+    assert doc.graph.nodes["conv_long"].params["kernel_size"] == 9 and not doc.modified

@@ -683,3 +683,29 @@ def test_settings_that_do_nothing_are_warnings(default, registry):
         ("gru_1.dropout: acts between stacked layers only: with num_layers 1 it does nothing (use a Dropout "
          "node after the GRU)", "warning"),
     ]
+
+
+def test_reused_node_checks_give_the_same_validation_as_fresh_ones(registry):
+    """The validator reuses a node's check when its type, version and params were seen before: the
+    result must equal a fresh check, and a changed param must be checked anew."""
+    from studio.core import validation as validation_module
+    from studio.core.graph_file import load_graph
+    from tests.conftest import GRAPHS
+
+    def summary(v):
+        return ([str(p) for p in v.problems], {n: (v.in_ports.get(n), v.out_ports.get(n), v.params.get(n))
+                                              for n in v.graph.nodes}, v.out_shapes, v.param_counts)
+
+    for name in ("two_branch.json", "residual_blocks.json", "cells/convgru_1.json"):
+        graph = load_graph(GRAPHS / name)
+        validation_module._NODE_CHECKS.clear()
+        fresh = summary(validate(graph, registry))
+        again = summary(validate(graph, registry))  # every node from the cache
+        assert again == fresh, name
+    graph = load_graph(GRAPHS / "two_branch.json")
+    validate(graph, registry)
+    graph.nodes["conv_long"].params["kernel_size"] = 0
+    v = validate(graph, registry)
+    assert any(p.where == "conv_long.kernel_size" for p in v.problems)
+    graph.nodes["conv_long"].params["kernel_size"] = 3
+    assert validate(graph, registry).ok

@@ -101,6 +101,9 @@ class NodeType:
     params: ClassVar[tuple[Param, ...]] = ()
     #: the module also receives the (B, N) mask of stocks present (cross-section layers need it)
     uses_mask: ClassVar[bool] = False
+    #: the ports depend on more than the params (a block node's ports come from its block): the
+    #: validator then checks every node of the type afresh instead of reusing an earlier check
+    ports_from_context: ClassVar[bool] = False
     #: param overrides worth trying: the registry-wide tests build and run each one (besides the
     #: defaults), so every shape-changing parameter should appear in some example
     examples: ClassVar[tuple[dict[str, Any], ...]] = ()

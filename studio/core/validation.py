@@ -12,6 +12,7 @@ inferred is skipped silently, so one fault upstream is reported once, where it h
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -228,6 +229,31 @@ class _Checker:
         if reason:
             self.error(node_id, reason, node_id)
         node_type = self.registry.get(node.type)
+        key = _check_key(node_type, node)
+        cached = _NODE_CHECKS.get(key) if key is not None else None
+        if cached is not None:  # the same type, version and params were checked before
+            problems, params, in_ports, out_ports, _ = cached
+            self.v.types[node_id] = node_type
+            for suffix, message, severity in problems:
+                self.error(node_id + suffix, message, node_id, severity)
+            if params is not None:
+                self.v.in_ports[node_id], self.v.out_ports[node_id] = in_ports, out_ports
+                self.v.params[node_id] = dict(params)
+            return
+        first_problem = len(self.v.problems)
+        self._check_node(node_id, node, node_type)
+        if key is not None:
+            problems = [(p.where[len(node_id):], p.message, p.severity) for p in self.v.problems[first_problem:]
+                        if p.where.startswith(node_id)]
+            if len(problems) == len(self.v.problems) - first_problem:
+                if len(_NODE_CHECKS) > NODE_CHECK_CACHE:
+                    _NODE_CHECKS.clear()
+                params = self.v.params.get(node_id)
+                # the declaration itself is kept in the entry: its id in the key cannot be reused
+                _NODE_CHECKS[key] = (problems, dict(params) if params is not None else None,
+                                     self.v.in_ports.get(node_id), self.v.out_ports.get(node_id), node_type)
+
+    def _check_node(self, node_id: str, node, node_type) -> None:
         if node_type is None:
             close = difflib.get_close_matches(node.type, self.registry.type_ids(), n=1)
             hint = f" (did you mean {show(close[0])}?)" if close else ""
@@ -527,6 +553,24 @@ class _Checker:
                 return None
             src = edge.src
         return None
+
+
+#: check_node results by (declaration, version, params): a graph validated again after one edit
+#: checks only the nodes whose params changed (the editor validates after every edit)
+_NODE_CHECKS: dict[tuple, tuple] = {}
+NODE_CHECK_CACHE = 50_000
+
+
+def _check_key(node_type: NodeType | None, node) -> tuple | None:
+    """The cache key of a node's check, or None when it cannot be reused: an unknown type, a type
+    whose ports come from the context, or one from a node pack (whose rules we cannot vouch for)."""
+    if node_type is None or node_type.ports_from_context or not type(node_type).__module__.startswith("studio."):
+        return None
+    try:
+        frozen = json.dumps(node.params, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError, RecursionError):  # not plain JSON, or nested too deep: not cached
+        return None
+    return (id(node_type), node.type, node.version, frozen)
 
 
 def _topological_order(nodes: set[str], pairs: list[tuple[str, str]]) -> list[str] | None:

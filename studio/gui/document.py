@@ -5,8 +5,9 @@ scope (None: the file's own; a name: one of its inline blocks) and changes it in
 document pushes one undo step. A step holds the document's serialized text before and after (compact
 JSON of the file's content: no deep copies; consecutive steps share their texts), so every kind of
 edit — a parameter, a drag of many nodes, a paste, a group — undoes the same way. The text after an
-edit is serialized when the event loop is idle (or at the next edit or undo, whichever comes first),
-so it costs nothing between the edit and the redraw. The stack keeps the last ``UNDO_LIMIT`` steps.
+edit is serialized a moment later, once the view has redrawn (or at the next edit or undo, whichever
+comes first), so it costs nothing between the edit and the redraw; edits that merge into the last
+step (typing into one field) skip it altogether. The stack keeps the last ``UNDO_LIMIT`` steps.
 
 After each change the document emits ``changed`` with a :class:`Change`: per scope, the node ids
 added, removed or modified, whether wires or blocks changed, and whether the validation was redone.
@@ -33,6 +34,8 @@ from studio.core.registry import Registry
 from studio.core.validation import Validation, validate
 
 UNDO_LIMIT = 200
+#: the text after an edit is made this long after it (the redraw first; a burst of edits, one text)
+SERIALIZE_AFTER_MS = 200
 
 
 @dataclass
@@ -170,7 +173,7 @@ class EditorDocument(QObject):
         self._pending: SnapshotCommand | None = None
         self._idle = QTimer(self)
         self._idle.setSingleShot(True)
-        self._idle.setInterval(0)
+        self._idle.setInterval(SERIALIZE_AFTER_MS)
         self._idle.timeout.connect(self._serialize)
 
     @classmethod
@@ -216,19 +219,24 @@ class EditorDocument(QObject):
              merge_key: str | None = None) -> object:
         """Apply ``change`` to the scope's graph as one undo step (None: the file's own graph; an
         inline block's name: that block's graph). If it raises, nothing changes."""
-        before_text = self._serialize()
+        top = self.undo_stack.command(self.undo_stack.index() - 1) if self.undo_stack.index() else None
+        merging = (merge_key is not None and top is self._pending and isinstance(top, SnapshotCommand)
+                   and top.merge_key == merge_key and self.undo_stack.index() == self.undo_stack.count()
+                   and self.undo_stack.cleanIndex() != self.undo_stack.index())  # Qt does not merge into a saved step
+        # an edit that will merge into the last step needs no text of the state before it
+        before_text = None if merging else self._serialize()
         before_state = self._state
         try:
             result = change(scoped(self.graph, scope))
         except Exception:
-            self._replace_graph(before_text)
+            self._replace_graph(before_text if before_text is not None else json.dumps(before_state))
             raise
         after_state = graph_to_json(self.graph)
         if after_state == before_state:
             return result  # nothing changed: no undo step
         what = Change.between(before_state, after_state)
         self._state, self._text = after_state, None
-        command = SnapshotCommand(self, label, before_text, merge_key)
+        command = SnapshotCommand(self, label, before_text or "", merge_key)
         self._pending = command
         self.undo_stack.push(command)
         self._changed(what, revalidate=not what.moves_only(before_state, after_state))

@@ -39,6 +39,8 @@ SMALL_FONT = QFont()
 SMALL_FONT.setPointSizeF(8.0)
 #: below this zoom nodes draw an overview (name only, readable) and wires drop their shape labels
 DETAIL_ZOOM = 0.45
+#: the finest grid spacing drawn, on screen
+MIN_GRID_PIXELS = 8.0
 #: the scene reaches this far beyond the nodes (room to pan and to add nodes)
 SCENE_MARGIN = 20000.0
 
@@ -66,6 +68,8 @@ class PortItem(QGraphicsItem):
         return QRectF(-r, -r, 2 * r, 2 * r)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < DETAIL_ZOOM:
+            return  # the node's overview has no ports
         kind = self.port.kinds[0] if len(self.port.kinds) == 1 else None
         colour = theme.KIND_COLOURS.get(kind, theme.UNKNOWN_KIND)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -147,6 +151,7 @@ class NodeItem(QGraphicsItem):
                 key = (output, port.name)
                 if key not in self.ports:
                     self.ports[key] = PortItem(self, port, output, i)
+                    self.ports[key].setVisible(self.graph_scene.detail)
                 else:
                     self.ports[key].setPos(theme.NODE_WIDTH if output else 0.0,
                                            theme.HEADER + (i + 0.5) * theme.PORT_ROW)
@@ -229,6 +234,14 @@ class NodeItem(QGraphicsItem):
         """Zoomed far out: the body in its category's colour, its problem outline, and the node's id in
         a font that stays readable on screen (ports, params and shapes left out)."""
         severity_colour = {"error": theme.ERROR, "warning": theme.WARNING}.get(self.severity)
+        if rect.width() * lod < 24:  # a few pixels wide: a plain block (a name would not fit)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+            outline = theme.SELECTED if self.isSelected() else severity_colour
+            painter.fillRect(rect, outline or self.colour)
+            if outline is not None:
+                painter.fillRect(rect.adjusted(rect.width() / 4, rect.height() / 4, -rect.width() / 4,
+                                               -rect.height() / 4), self.colour)
+            return
         if self.isSelected():
             painter.setPen(QPen(theme.SELECTED, 3.0 / lod))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -278,7 +291,8 @@ class EdgeItem(QGraphicsPathItem):
         self.mid = self.path().pointAtPercent(0.5)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        scene = self.scene()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, scene is None or scene.fine_wires)
         colour = theme.KIND_COLOURS.get(self.kind, theme.UNKNOWN_KIND)
         pen = QPen(theme.SELECTED if self.isSelected() else colour, 3.0 if self.isSelected() else 2.0)
         pen.setCosmetic(True)  # the same width on screen at any zoom
@@ -342,8 +356,11 @@ class GraphScene(QGraphicsScene):
         self.wire_preview: QGraphicsPathItem | None = None
         self.refusal: QGraphicsSimpleTextItem | None = None
         self._rect_set = False
+        #: ports shown (the view's zoom is above DETAIL_ZOOM) and wires antialiased
+        self.detail = True
+        self.fine_wires = True
         self.setBackgroundBrush(theme.BACKGROUND)
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)  # paint only what is in view
         document.changed.connect(self.on_change)
         self.sync()
 
@@ -424,6 +441,18 @@ class GraphScene(QGraphicsScene):
             if everything or edge.src.node in refresh or edge.dst.node in refresh:
                 self._place(item)
         self._grow_scene_rect()
+
+    def set_detail(self, zoom: float) -> None:
+        """Zoomed out past DETAIL_ZOOM the nodes draw overviews: their ports are hidden (not even
+        visited when painting), and wires drawn without antialiasing when tiny."""
+        detail = zoom >= DETAIL_ZOOM
+        self.fine_wires = zoom >= 0.1
+        if detail == self.detail:
+            return
+        self.detail = detail
+        for node in self.nodes.values():
+            for port in node.ports.values():
+                port.setVisible(detail)
 
     def _grow_scene_rect(self) -> None:
         """Room to pan around every node: the graph's extent and a margin (it never shrinks while open,
@@ -600,12 +629,18 @@ class GraphScene(QGraphicsScene):
         return rect.adjusted(-60, -60, 60, 60) if not rect.isNull() else QRectF(-200, -150, 400, 300)
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        """The grid: minor lines every GRID, major every fifth; as the view zooms out, a spacing is
+        drawn only while its lines stay at least MIN_GRID_PIXELS apart on screen (then the next
+        coarser one, five times wider, takes over), so a framed 500-node graph is not 10,000 lines."""
         super().drawBackground(painter, rect)
-        step = theme.GRID
-        left, top = math.floor(rect.left() / step) * step, math.floor(rect.top() / step) * step
-        lines_minor, lines_major = [], []
         from PySide6.QtCore import QLineF
 
+        scale = abs(painter.worldTransform().m11()) or 1.0
+        step = theme.GRID
+        while step * scale < MIN_GRID_PIXELS:
+            step *= 5
+        left, top = math.floor(rect.left() / step) * step, math.floor(rect.top() / step) * step
+        lines_minor, lines_major = [], []
         x = left
         while x < rect.right():
             (lines_major if round(x / step) % 5 == 0 else lines_minor).append(QLineF(x, rect.top(), x, rect.bottom()))
@@ -614,7 +649,8 @@ class GraphScene(QGraphicsScene):
         while y < rect.bottom():
             (lines_major if round(y / step) % 5 == 0 else lines_minor).append(QLineF(rect.left(), y, rect.right(), y))
             y += step
-        painter.setPen(QPen(theme.GRID_MINOR, 1))
+        minor_pen, major_pen = QPen(theme.GRID_MINOR, 0), QPen(theme.GRID_MAJOR, 0)  # 0: one pixel wide
+        painter.setPen(minor_pen)
         painter.drawLines(lines_minor)
-        painter.setPen(QPen(theme.GRID_MAJOR, 1))
+        painter.setPen(major_pen)
         painter.drawLines(lines_major)

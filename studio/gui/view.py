@@ -49,6 +49,7 @@ class GraphView(QGraphicsView):
         scale = self.transform().m11()
         factor = max(MIN_ZOOM / scale, min(4.0 / scale, factor))
         self.scale(factor, factor)
+        self.scene().set_detail(self.transform().m11())
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.zoom(1.0015 ** event.angleDelta().y())
@@ -108,6 +109,7 @@ class GraphView(QGraphicsView):
             self.scale(factor, factor)
             self.centerOn(rect.center())
         self.keep_framed = True
+        self.scene().set_detail(self.transform().m11())
 
     def cursor_scene_pos(self) -> QPointF:
         local = self.mapFromGlobal(self.cursor().pos())

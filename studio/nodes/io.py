@@ -120,6 +120,7 @@ class Block(NodeType):
     params = (StrParam("block", "block", "name of the block in the graph file's block table",
                        identifier=True),)
     uses_mask = True
+    ports_from_context = True
 
     def input_ports(self, params: Mapping[str, Any], ctx: InferContext | None = None):
         if ctx is None or ctx.blocks is None:
