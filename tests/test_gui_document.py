@@ -119,15 +119,15 @@ def test_grouping_inside_a_block_picks_a_name_free_in_the_file(registry, qapp):
 
 
 def test_the_text_after_an_edit_is_made_when_idle(doc, monkeypatch):
-    calls = []
-    real = document_module.json.dumps
-    monkeypatch.setattr(document_module.json, "dumps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    made = []
+    real = doc._serialize
+    monkeypatch.setattr(doc, "_serialize", lambda: made.append(1) or real())
     doc.edit("Set", lambda g: g.nodes["conv_long"].params.__setitem__("kernel_size", 3))
-    assert calls == [], "serialized inside the edit"
     command = doc.undo_stack.command(0)
-    assert command.after is None
+    assert command.after is None, "serialized inside the edit"
+    assert len(made) == 1  # the text before (kept from the load), not the one after
     doc._idle.timeout.emit()  # what the event loop does once the redraw is done
-    assert command.after is not None and len(calls) == 1
+    assert command.after is not None and json.loads(command.after) == graph_to_json(doc.graph)
 
 
 def test_typing_after_a_save_undoes_to_the_saved_state(doc, tmp_path):

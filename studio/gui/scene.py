@@ -39,6 +39,8 @@ SMALL_FONT = QFont()
 SMALL_FONT.setPointSizeF(8.0)
 #: below this zoom nodes draw an overview (name only, readable) and wires drop their shape labels
 DETAIL_ZOOM = 0.45
+#: below this zoom ports are hidden (too small to aim at; zoom in to wire)
+PORT_ZOOM = 0.15
 #: the finest grid spacing drawn, on screen
 MIN_GRID_PIXELS = 8.0
 #: the scene reaches this far beyond the nodes (room to pan and to add nodes)
@@ -68,8 +70,8 @@ class PortItem(QGraphicsItem):
         return QRectF(-r, -r, 2 * r, 2 * r)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        if option.levelOfDetailFromTransform(painter.worldTransform()) < DETAIL_ZOOM:
-            return  # the node's overview has no ports
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < PORT_ZOOM:
+            return  # too small to aim at
         kind = self.port.kinds[0] if len(self.port.kinds) == 1 else None
         colour = theme.KIND_COLOURS.get(kind, theme.UNKNOWN_KIND)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -443,9 +445,9 @@ class GraphScene(QGraphicsScene):
         self._grow_scene_rect()
 
     def set_detail(self, zoom: float) -> None:
-        """Zoomed out past DETAIL_ZOOM the nodes draw overviews: their ports are hidden (not even
-        visited when painting), and wires drawn without antialiasing when tiny."""
-        detail = zoom >= DETAIL_ZOOM
+        """Zoomed out past PORT_ZOOM the ports are hidden (not even visited when painting), past 0.1
+        wires are drawn without antialiasing (the nodes switch to overviews at DETAIL_ZOOM)."""
+        detail = zoom >= PORT_ZOOM
         self.fine_wires = zoom >= 0.1
         if detail == self.detail:
             return
