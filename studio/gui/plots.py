@@ -195,6 +195,8 @@ class PlotsWidget(QWidget):
         x = np.array([e["epoch"] for e in self.epochs], dtype=float)
         for key in ("train_loss", "valid_loss", "ic", "rank_ic"):
             self.curves[key].setData(x, _nan([e[key] for e in self.epochs]), skipFiniteCheck=True)
+        for plot in (self.daily_plot, self.pnl_plot):  # no dates yet: no date labels (they would read 1970)
+            plot.getAxis("bottom").setStyle(showValues=self.daily is not None)
         if self.daily is None:
             for key in ("long", "short", "long_short"):
                 self.curves[key].setData([], [])

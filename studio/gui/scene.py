@@ -39,6 +39,8 @@ SMALL_FONT = QFont()
 SMALL_FONT.setPointSizeF(8.0)
 #: below this zoom nodes draw an overview (name only, readable) and wires drop their shape labels
 DETAIL_ZOOM = 0.45
+#: room round a node for its selection halo (scene units)
+HALO = 12.0
 #: below this zoom ports are hidden (too small to aim at; zoom in to wire)
 PORT_ZOOM = 0.15
 #: the finest grid spacing drawn, on screen
@@ -186,7 +188,7 @@ class NodeItem(QGraphicsItem):
 
     # ---- painting ----------------------------------------------------------------------------
     def boundingRect(self) -> QRectF:
-        return QRectF(-4, -4, theme.NODE_WIDTH + 8, self.height + 8)
+        return QRectF(-HALO, -HALO, theme.NODE_WIDTH + 2 * HALO, self.height + 2 * HALO)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -244,18 +246,24 @@ class NodeItem(QGraphicsItem):
                 painter.fillRect(rect.adjusted(rect.width() / 4, rect.height() / 4, -rect.width() / 4,
                                                -rect.height() / 4), self.colour)
             return
-        if self.isSelected():
-            painter.setPen(QPen(theme.SELECTED, 3.0 / lod))
+        if self.isSelected():  # inside the bounding rect (HALO units round the node), or it is clipped
+            width = min(3.0 / lod, HALO / 2)
+            gap = HALO - width / 2
+            painter.setPen(QPen(theme.SELECTED, width))
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(rect.adjusted(-8 / lod, -8 / lod, 8 / lod, 8 / lod), 8, 8)
+            painter.drawRoundedRect(rect.adjusted(-gap, -gap, gap, gap), 8, 8)
         painter.setPen(QPen(severity_colour, 3.0 / lod) if severity_colour else Qt.PenStyle.NoPen)
         painter.setBrush(self.colour)
         painter.drawRoundedRect(rect, 6, 6)
         font = QFont(TITLE_FONT)
-        font.setPointSizeF(min(60.0, 9.0 / max(lod, 0.05)))
+        # 9 points on screen, down to 6.5 before the name is cut short
+        for points in (9.0, 8.0, 7.0, 6.5):
+            font.setPointSizeF(min(60.0, points / max(lod, 0.05)))
+            metrics = QFontMetricsF(font)
+            if metrics.horizontalAdvance(self.title) <= rect.width() - 4:
+                break
         painter.setFont(font)
         painter.setPen(theme.NODE_TEXT)
-        metrics = QFontMetricsF(font)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter,
                          metrics.elidedText(self.title, Qt.TextElideMode.ElideRight, rect.width() - 4))
 
