@@ -9,7 +9,6 @@ import pytest
 
 from studio.core.edits import EditError, group_in
 from studio.core.graph_file import graph_to_json, load_graph
-from studio.gui import document as document_module
 from studio.gui.document import UNDO_LIMIT, Change, EditorDocument
 from tests.conftest import GRAPHS
 
