@@ -342,3 +342,35 @@ def test_train_on_real_bars_resampled_to_the_window(capsys, tmp_path, shared_dat
     assert "resampled from 78 to 26 bars per day (3 bars each)" in config["data"]["panel"]["notes"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert "oracle_ic" not in metrics["splits"]["test"]  # real bars have no oracle
+
+
+def test_a_run_gives_back_the_process_state(tmp_path):
+    """Threads, torch's and numpy's global generators and the gc settings are as before the run, so
+    two runs in one process do not depend on their order."""
+    import gc
+    import random
+
+    import torch
+
+    torch.set_num_threads(2)
+    torch.manual_seed(99)
+    np.random.seed(7)
+    random.seed(3)
+    gc.set_threshold(1234, 11, 12)
+    expected = (torch.rand(3), np.random.rand(2), random.random())
+    torch.manual_seed(99)
+    np.random.seed(7)
+    random.seed(3)
+    first = finish(small_run(tmp_path / "a", epochs=1))[-1]
+    try:
+        assert torch.get_num_threads() == 2 and gc.get_threshold() == (1234, 11, 12)
+        after = (torch.rand(3), np.random.rand(2), random.random())
+        assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1])
+        assert after[2] == expected[2]
+    finally:
+        torch.set_num_threads(1)
+        gc.set_threshold(700, 10, 10)
+    # another run first changes nothing in this one's figures
+    finish(small_run(tmp_path / "b", epochs=1, seed=5))
+    again = finish(small_run(tmp_path / "c", epochs=1))[-1]
+    assert again["metrics"]["splits"] == first["metrics"]["splits"]

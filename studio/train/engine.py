@@ -43,6 +43,7 @@ from studio.data.panel import DataError
 from studio.metrics import summarize
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
 from studio.train.losses import LOSS_FUNCTIONS
+from studio.train.process_state import run_settings
 from studio.train.records import RunWriter
 from studio.train.sources import LoadedData, graph_fingerprint, load_source
 
@@ -103,8 +104,6 @@ class Trainer:
     # ---- preparation -------------------------------------------------------------------------
     def _prepare(self) -> None:
         self.device = pick_device(self.config.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
         if self.loaded is None:
             self.loaded = load_source(self.source, self.graph.input)
         try:
@@ -169,6 +168,14 @@ class Trainer:
 
     # ---- the run -----------------------------------------------------------------------------
     def run(self, cancel: threading.Event | None = None, resume: bool = False) -> Iterator[dict[str, Any]]:
+        """Train, yielding progress records. torch's threads and generators (and Python's and numpy's)
+        are the run's while it runs and given back when it ends or its generator is closed."""
+        on_cpu = pick_device(self.config.device).type == "cpu"
+        threads = (self.config.threads or os.cpu_count() or 1) if on_cpu else None
+        with run_settings(threads=threads):
+            yield from self._run(cancel, resume)
+
+    def _run(self, cancel: threading.Event | None, resume: bool) -> Iterator[dict[str, Any]]:
         cancel = cancel or threading.Event()
         self._prepare()
         c = self.config
