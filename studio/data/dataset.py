@@ -20,11 +20,15 @@ Labels are raw forward returns (studio.data.labels) for metrics, and cross-secti
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from studio.data import store
 from studio.data.labels import cross_section_normalize, forward_returns
 from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
 from studio.data.splits import Splits, split_dates
@@ -93,19 +97,24 @@ def _trailing_mean(daily: np.ndarray, days: int) -> np.ndarray:
         return np.where(count > 0, total / count, np.nan)
 
 
-def bar_features(panel: BarPanel, features: Sequence[str], volume_days: int) -> np.ndarray:
+def bar_features(panel: BarPanel, features: Sequence[str], volume_days: int,
+                 out: np.ndarray | None = None, symbols: slice | None = None) -> np.ndarray:
     """(S, D * P, F) float32 of the per-bar normalised features (before cross-section / robust
-    scaling). NaN where a bar is unknown or has no reference yet (a symbol's first day)."""
-    s, d, p = panel.n_symbols, panel.n_days, panel.bars_per_day
-    out = np.empty((s, d * p, len(features)), dtype=np.float32)
-    close = panel.day_bars("close").astype(np.float64)  # (S, D, P)
+    scaling). NaN where a bar is unknown or has no reference yet (a symbol's first day). ``symbols``
+    computes only those rows (every stock's features use its own bars only); ``out`` receives them."""
+    rows = symbols or slice(0, panel.n_symbols)
+    s, d, p = len(range(*rows.indices(panel.n_symbols))), panel.n_days, panel.bars_per_day
+    if out is None:
+        out = np.empty((s, d * p, len(features)), dtype=np.float32)
+    close = panel.day_bars("close")[rows].astype(np.float64)  # (S, D, P)
     prev_close = np.full((s, d), np.nan)
     prev_close[:, 1:] = close[:, :-1, -1]
+    del close
     with np.errstate(invalid="ignore", divide="ignore"):
         for i, name in enumerate(features):
             if name not in panel.features:
                 raise DataError(f"feature {name!r} is not in the data (it has {', '.join(panel.features)})")
-            raw = panel.day_bars(name).astype(np.float64)
+            raw = panel.day_bars(name)[rows].astype(np.float64)
             if name in PRICE_FEATURES:
                 value = raw / prev_close[:, :, None] - 1.0
             elif name in FLOW_FEATURES:
@@ -118,16 +127,48 @@ def bar_features(panel: BarPanel, features: Sequence[str], volume_days: int) -> 
     return out
 
 
+#: the robust statistics are fitted on at most this many bars (of all the sampled training dates)
+ROBUST_SAMPLE = 2_000_000
+#: features are computed and scaled in blocks of stocks (or days) of about this many bytes of float32
+BLOCK_BYTES = 64 << 20
+
+
+def _blocks(total: int, per_item_bytes: int) -> list[slice]:
+    step = max(1, BLOCK_BYTES // max(per_item_bytes, 1))
+    return [slice(i, min(i + step, total)) for i in range(0, total, step)]
+
+
 class CrossSectionData:
     """Features, masks, labels and splits of a panel for a model with a ``days``-day window."""
 
-    def __init__(self, panel: BarPanel, config: DataConfig | None = None, splits: Splits | None = None):
+    def __init__(self, panel: BarPanel, config: DataConfig | None = None, splits: Splits | None = None,
+                 features_file: str | os.PathLike[str] | None = None):
+        """``features_file``: keep the normalised features in this memory-mapped ``.npy`` file instead
+        of in memory (for panels larger than memory). It is made once, a block of stocks at a time, and
+        reused while its key (the panel's fingerprint, the settings and given splits) matches; a stale
+        one is made again, a damaged one is refused (DataError). Both paths give the same bits."""
         self.panel = panel
         self.config = config = config or DataConfig()
         p = panel.bars_per_day
         self.window_length = config.days * p
-        features = bar_features(panel, config.features, config.volume_days)
-        known = np.isfinite(features).all(axis=2).reshape(panel.n_symbols, panel.n_days, p).all(axis=2)
+        shape = (panel.n_symbols, panel.n_days * p, len(config.features))
+        key = self._features_key(splits) if features_file is not None else None
+        reuse = (self._open_features_file(features_file, shape, key, p) if features_file is not None
+                 else None)
+        row_bytes = panel.n_days * p * len(config.features) * 4
+        if reuse is not None:
+            features, saved_stats, known = reuse
+        else:
+            features = (store.create(features_file, shape) if features_file is not None
+                        else np.empty(shape, dtype=np.float32))
+            known = np.empty((panel.n_symbols, panel.n_days), dtype=bool)
+            for rows in _blocks(panel.n_symbols, row_bytes * 3):  # float64 temporaries of a block
+                block = bar_features(panel, config.features, config.volume_days, symbols=rows)
+                features[rows] = block
+                known[rows] = np.isfinite(block).all(axis=2).reshape(len(block), panel.n_days, p).all(axis=2)
+                del block
+                store.release(features)  # pages of files (features made, bars read) back to the kernel
+                store.release(panel.values)
         # a sample needs every bar of its window known and the stock traded on the decision day
         self.mask = _full_windows(known, config.days).T & panel.traded.T  # (D, S)
         self.raw_label = forward_returns(panel.daily_close(), config.lag, config.horizon)  # (D, S)
@@ -142,7 +183,19 @@ class CrossSectionData:
             splits = split_dates(self.usable, config.split, gap=config.lag + config.horizon)
         self.splits = splits
         self.stats: dict[str, list[float]] = {}
-        self.features = self._scale(features)
+        if reuse is None:
+            self._scale(features)
+            if features_file is not None:
+                path = store.finish(features)
+                store.release(features)
+                np.save(_known_file(path), known, allow_pickle=False)
+                # the key last: a file is reused only once its statistics and known flags are written
+                _stats_file(path).write_text(json.dumps({"key": key, "stats": self.stats}), encoding="utf-8")
+                features = store.open_array(path, shape, np.float32)
+        else:
+            self.stats = saved_stats
+        self.features = features
+        self._meter = store.ReadMeter(features)
         label = np.where(self.has_label, self.raw_label, np.nan)
         self.label = cross_section_normalize(label, config.label_normalize)
         if config.shuffle_labels:
@@ -151,8 +204,35 @@ class CrossSectionData:
                 stocks = np.flatnonzero(self.has_label[d])
                 self.label[d, stocks] = self.label[d, rng.permutation(stocks)]
 
+    def _features_key(self, splits: Splits | None) -> str:
+        """What the normalised features depend on: the panel's contents, the data settings and given splits."""
+        import hashlib
+
+        parts = {"panel": self.panel.fingerprint(), "config": self.config.to_json(), "format": 1,
+                 "splits": None if splits is None else {k: [int(i) for i in v] for k, v in splits.items()}}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    @staticmethod
+    def _open_features_file(path, shape, key, bars) -> tuple[np.ndarray, dict, np.ndarray] | None:
+        """The features kept in ``path`` when they were made from this panel with these settings (None:
+        absent or stale, and then removed); a file of the right key that is not whole is refused."""
+        path = Path(path)
+        try:
+            saved = json.loads(_stats_file(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = None
+        if not isinstance(saved, dict) or saved.get("key") != key or not path.exists():
+            for stale in (path, _stats_file(path), _known_file(path)):
+                stale.unlink(missing_ok=True)
+            return None
+        features = store.open_array(path, shape, np.float32)
+        known = store.open_array(_known_file(path), (shape[0], shape[1] // bars), np.bool_)
+        return features, dict(saved.get("stats") or {}), np.array(known)
+
     # ---- scaling -----------------------------------------------------------------------------
-    def _scale(self, features: np.ndarray) -> np.ndarray:
+    def _scale(self, features: np.ndarray) -> None:
+        """Scale ``features`` in place, a block at a time: robust z-scores per feature (fitted on a
+        sample of the training dates), or across the stocks of each bar."""
         how = self.config.normalize
         s, n, f = features.shape
         p = self.panel.bars_per_day
@@ -161,20 +241,40 @@ class CrossSectionData:
             if len(fit_days) > self.config.robust_fit_dates:
                 pick = np.linspace(0, len(fit_days) - 1, self.config.robust_fit_dates).round().astype(int)
                 fit_days = fit_days[pick]
-            sample = np.concatenate([features[:, d * p:(d + 1) * p, :][self.mask[d]].reshape(-1, f)
-                                     for d in fit_days])
+            # at most ROBUST_SAMPLE bars per date (evenly spaced through its cross-section): the median
+            # of millions of values moves in the fourth digit, the memory of a whole universe's bars would not
+            per_date = max(1, ROBUST_SAMPLE // max(len(fit_days), 1))
+            parts = []
+            for d in fit_days:
+                part = np.asarray(features[self.mask[d], d * p:(d + 1) * p, :]).reshape(-1, f)
+                if len(part) > per_date:
+                    part = part[np.linspace(0, len(part) - 1, per_date).round().astype(np.int64)]
+                parts.append(part)
+                store.release(features)  # one day of every stock touches a page per stock
+            sample = np.concatenate(parts)
+            del parts
             median = np.nanmedian(sample, axis=0)
             mad = np.nanmedian(np.abs(sample - median), axis=0) * 1.4826
             mad = np.where(mad > 0, mad, 1.0)
+            del sample
             self.stats = {"median": median.tolist(), "mad": mad.tolist()}
+            median32, mad32 = median.astype(np.float32), mad.astype(np.float32)
             with np.errstate(invalid="ignore"):
-                features = np.clip((features - median.astype(np.float32)) / mad.astype(np.float32), -3, 3)
+                for rows in _blocks(s, n * f * 4):
+                    features[rows] = np.clip((features[rows] - median32) / mad32, -3, 3)
+                    store.release(features)
         elif how in ("cs_zscore", "cs_rank"):
-            # across the stocks of each bar (same day, same time): (S, D*P, F) -> rows of S values
-            moved = np.moveaxis(features, 0, -1).reshape(-1, s).astype(np.float64)
-            scaled = cross_section_normalize(moved, "zscore" if how == "cs_zscore" else "rank")
-            features = np.moveaxis(scaled.reshape(n, f, s), -1, 0).astype(np.float32)
-        return np.ascontiguousarray(features, dtype=np.float32)
+            # across the stocks of each bar (same day, same time): blocks of days, all stocks
+            kind = "zscore" if how == "cs_zscore" else "rank"
+            for days in _blocks(self.panel.n_days, s * p * f * 8 * 3):
+                cols = slice(days.start * p, days.stop * p)
+                block = np.asarray(features[:, cols, :])
+                width = block.shape[1]
+                moved = np.moveaxis(block, 0, -1).reshape(-1, s).astype(np.float64)
+                scaled = cross_section_normalize(moved, kind)
+                features[:, cols, :] = np.moveaxis(scaled.reshape(width, f, s), -1, 0).astype(np.float32)
+                store.release(features)
+        store.release(features)
 
     # ---- samples and batches -----------------------------------------------------------------
     def window(self, date: int) -> np.ndarray:
@@ -186,11 +286,14 @@ class CrossSectionData:
         return self.features[:, start:(date + 1) * p, :]
 
     def batch(self, dates: Sequence[int]) -> Batch:
+        """Whole cross-sections of ``dates``; reads only those dates' windows (from the file, for
+        features kept on disk, whose pages are handed back every so often)."""
         dates = np.asarray(dates, dtype=np.int64)
         s, f = self.panel.n_symbols, len(self.config.features)
         x = np.empty((len(dates), s, self.window_length, f), dtype=np.float32)
         for i, d in enumerate(dates):
             np.copyto(x[i], self.window(int(d)))
+        self._meter.read(x.nbytes)
         mask = self.mask[dates]
         x[~mask] = 0.0
         has_label = self.has_label[dates]
@@ -215,6 +318,16 @@ class CrossSectionData:
             "normalize": self.config.normalize,
             "robust_stats": self.stats,
         }
+
+
+def _stats_file(features_file: str | os.PathLike[str]) -> Path:
+    """The file beside a features file that holds its key and robust statistics."""
+    return Path(str(features_file) + ".stats.json")
+
+
+def _known_file(features_file: str | os.PathLike[str]) -> Path:
+    """The file beside a features file that holds which stock-days have every bar (S, D bool)."""
+    return Path(str(features_file) + ".known.npy")
 
 
 def _full_windows(known: np.ndarray, days: int) -> np.ndarray:

@@ -79,8 +79,16 @@ class BarPanel:
         return self.values[:, :, self.feature_index(feature)].reshape(s, d, p)
 
     def daily_close(self) -> np.ndarray:
-        """(D, S) closing price of each day; NaN where the symbol did not trade."""
-        close = self.day_bars("close")[:, :, -1].T.astype(np.float64)
+        """(D, S) closing price of each day; NaN where the symbol did not trade. For bars in a file, read
+        a block of stocks at a time, handing the pages back (the last bar of each day touches every page)."""
+        from studio.data import store
+
+        bars = self.day_bars("close")
+        close = np.empty((self.n_days, self.n_symbols))
+        step = max(1, (64 << 20) // max(1, self.n_days * self.bars_per_day * len(self.features) * 4))
+        for first in range(0, self.n_symbols, step):
+            close[:, first:first + step] = bars[first:first + step, :, -1].T
+            store.release(self.values)
         return np.where(self.traded.T, close, np.nan)
 
     def window(self, day: int, days: int) -> np.ndarray:
@@ -89,6 +97,21 @@ class BarPanel:
             raise IndexError(f"no {days}-day window ends on day {day} (0..{self.n_days - 1})")
         p = self.bars_per_day
         return self.values[:, (day - days + 1) * p:(day + 1) * p, :]
+
+    def fingerprint(self) -> str:
+        """A hash of the bars, trading flags, symbols, dates and layout (recorded with every run; keys the
+        feature files made from the panel). Bars in a file are hashed once (studio.data.store.digest)."""
+        import hashlib
+
+        from studio.data import store
+
+        h = hashlib.sha256()
+        h.update(store.digest(self.values).encode())
+        h.update(np.ascontiguousarray(self.traded, dtype=bool).tobytes())
+        h.update("|".join(self.symbols).encode())
+        h.update("|".join(self.features).encode() + b"/" + str(self.bars_per_day).encode())
+        h.update(np.asarray(self.dates).astype("datetime64[D]").astype(np.int64).tobytes())
+        return h.hexdigest()[:16]
 
     def describe(self) -> dict:
         """Sizes and policy counts, for `studio data inspect` and run records."""

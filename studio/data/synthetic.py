@@ -92,6 +92,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from studio.data import store
 from studio.data.labels import panel_labels
 from studio.data.panel import BarPanel
 
@@ -474,13 +475,11 @@ def _profiles(p: int) -> tuple[np.ndarray, np.ndarray]:
     return var / var.sum(), vol / vol.mean()
 
 
-def T(x: np.ndarray) -> np.ndarray:
-    """(D, S, P) -> (S, D, P)."""
-    return np.transpose(x, (1, 0, 2))
-
-
-def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMarket:
-    """Generate a synthetic market; ``overrides`` replace config fields (``generate(stocks=50)``)."""
+def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = None, **overrides) -> SyntheticMarket:
+    """Generate a synthetic market; ``overrides`` replace config fields (``generate(stocks=50)``).
+    ``out``: an (S, D * P, F) float32 array to write the bars into (a memory-mapped file, for markets
+    larger than memory: the bars are made a block of days at a time and never held whole); None: a new
+    array in memory."""
     c = replace(config or SyntheticConfig(), **overrides)
     S, D, P = c.stocks, c.days, c.bars_per_day
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(c.seed).spawn(8)]
@@ -527,16 +526,15 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
     firm = sigma * z
     shocks = beta * market[:, None] + gamma * sector_f[:, sectors] + firm
 
-    # ---- what the bars need besides the day's return, (D, S, P): the Brownian bridge's noise and the
-    # volume before its |bar return| factor
+    # ---- what the bars need besides the day's return: the Brownian bridge's noise and the volume before
+    # its |bar return| factor, drawn day by day (a market of any size is made one day at a time)
     share, vol_profile = _profiles(P)
+    sqrt_share = np.sqrt(share)
     sd = np.sqrt((beta * sigma_m[:, None]) ** 2 + (gamma * sigma_f[:, None]) ** 2 + var)  # daily shock vol
-    u = np.transpose(_student_t(g_bars, c.tail_df, (S, D, P)), (1, 0, 2)) * np.sqrt(share)
-    bridge = sd[..., None] * (u - share * u.sum(axis=-1, keepdims=True))
-    bar_scale = 1.0 / (sd[..., None] * np.sqrt(share))
-    volume_noise = np.transpose(g_volume.normal(-0.045, 0.3, (S, D, P)), (1, 0, 2))
     volume_level = np.exp(volume_level) * sigma / level  # rises with the stock's volatility
-    volume_base = base_volume[:, None] * vol_profile * volume_level[..., None] * np.exp(volume_noise)
+    wants_range = bool({"open", "high", "low"} & set(c.features))
+    feature_index = {name: i for i, name in enumerate(c.features)}
+    writer = _DayWriter(S, D, P, len(c.features), out)
 
     # ---- day by day: the day's return (shocks + mu from the bars of 2 days before), its bars (as stored,
     # float32), and the components of the day from them
@@ -547,13 +545,15 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
     state = np.zeros((len(COMPONENTS), S))
     drift = np.zeros((D, S))
     returns = np.empty((D, S))
-    close_bars = np.empty((D, S, P))  # float64 values of the stored float32 closes
-    volume = np.empty((D, S, P))
-    prev_all = np.empty((D, S))
     log_p = log_p0.copy()
     close_before = np.full(S, np.nan)  # the previous day's stored close (NaN: not listed)
     nan = np.full(S, np.nan)
     for t in range(D):
+        u = _student_t(g_bars, c.tail_df, (S, P)) * sqrt_share
+        bridge = sd[t][:, None] * (u - share * u.sum(axis=-1, keepdims=True))
+        bar_scale = 1.0 / (sd[t][:, None] * sqrt_share)
+        volume_base = base_volume[:, None] * vol_profile * volume_level[t][:, None] * np.exp(
+            g_volume.normal(-0.045, 0.3, (S, P)))
         ret = drift[t] + shocks[t]
         returns[t] = ret
         latent_prev = np.exp(log_p)
@@ -562,19 +562,32 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
         close = np.where(tr, np.exp(log_p).astype(np.float32).astype(np.float64), close_before)
         close = np.where(li, close, nan)  # frozen while suspended, NaN when not listed
         prev = np.where(np.isfinite(close_before), close_before, latent_prev)
-        prev_all[t] = prev
         move = np.log(close) - np.log(prev)  # the observed day's log return (0 while suspended)
-        x = share * ret[:, None] + bridge[t]
+        x = share * ret[:, None] + bridge
         x[:, 0] += np.where(tr, move - ret, 0.0)  # the move made while suspended, float32 rounding
         bars = np.exp(np.log(prev)[:, None] + np.cumsum(x, axis=1))
         bars[:, -1] = close
         bars = np.where(tr[:, None], bars, close[:, None]).astype(np.float32)
-        close_bars[t] = bars
         busy = 0.6 + 0.5 * np.minimum(np.abs(ret) / sd[t], 8.0)  # a big move: volume all day
-        vol = volume_base[t] * busy[:, None] * (0.4 + 0.6 * np.minimum(np.abs(x) * bar_scale[t], 8.0))
+        vol = volume_base * busy[:, None] * (0.4 + 0.6 * np.minimum(np.abs(x) * bar_scale, 8.0))
         vol = np.where(tr[:, None], np.maximum(np.rint(vol), 1.0), np.where(li, 0.0, np.nan)[:, None])
         vol = vol.astype(np.float32)
-        volume[t] = vol
+        day = writer.day(t)  # (S, P, F) of day t, float32
+        bars64 = bars.astype(np.float64)
+        columns = {"close": bars64, "volume": vol, "turnover": bars64 * vol}
+        if wants_range:
+            opened = np.concatenate([prev[:, None], bars64[:, :-1]], axis=-1)
+            opened = np.where(tr[:, None], opened, bars64)
+            wiggle = sd[t][:, None] * sqrt_share * 0.5
+            up = np.exp(np.abs(g_range.standard_normal((S, P))) * wiggle)
+            down = np.exp(-np.abs(g_range.standard_normal((S, P))) * wiggle)
+            flat = ~tr[:, None]
+            columns["open"] = opened
+            columns["high"] = np.where(flat, bars64, np.maximum(opened, bars64) * up)
+            columns["low"] = np.where(flat, bars64, np.minimum(opened, bars64) * down)
+        for name, i in feature_index.items():
+            day[:, :, i] = columns[name]
+        day[~li] = np.nan
         g = tracker.update(bars, vol, tr)
         components[:, t] = g
         state = g + decays * state
@@ -584,25 +597,8 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
                 mu += weights[i] * state[i]
             drift[t + DELAY] = mu
         close_before = close
-
-    # ---- the panel, (S, D, P, F)
-    traded_t, listed_t = traded.T, listed.T
-    columns = {"close": T(close_bars), "volume": T(volume), "turnover": T(close_bars * volume)}
-    if {"open", "high", "low"} & set(c.features):
-        opened = np.concatenate([prev_all[..., None], close_bars[..., :-1]], axis=-1)
-        opened = T(np.where(traded[..., None], opened, close_bars))
-        wiggle = T(sd[..., None] * np.sqrt(share)) * 0.5
-        up = np.exp(np.abs(g_range.standard_normal((S, D, P))) * wiggle)
-        down = np.exp(-np.abs(g_range.standard_normal((S, D, P))) * wiggle)
-        flat = ~traded_t[..., None]
-        close_t = columns["close"]
-        columns["open"] = opened
-        columns["high"] = np.where(flat, close_t, np.maximum(opened, close_t) * up)
-        columns["low"] = np.where(flat, close_t, np.minimum(opened, close_t) * down)
-    values = np.empty((S, D, P, len(c.features)), dtype=np.float32)
-    for i, name in enumerate(c.features):
-        values[..., i] = columns[name]
-    values[~listed_t] = np.nan
+    values = writer.finish()
+    traded_t = traded.T
 
     width = max(3, len(str(S - 1)))
     symbols = [f"S{i:0{width}d}" for i in range(S)]
@@ -610,7 +606,7 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
     n_suspended = int(suspended.sum())
     panel = BarPanel(
         symbols=symbols, dates=dates, features=list(c.features), bars_per_day=P,
-        values=values.reshape(S, D * P, len(c.features)), traded=traded_t.copy(),
+        values=values, traded=traded_t.copy(),
         source=f"synthetic (seed {c.seed}, {S} stocks, {D} days, {P} bars)",
         notes=[
             "synthetic market (studio.data.synthetic): Student-t GARCH returns, market and sector factors "
@@ -634,6 +630,41 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> SyntheticMar
         panel.notes.append(f"oracle IC (lag 1, horizon 1; the ceiling for any model): {report['all']:.3f} on "
                            f"all dates, {report['test']:.3f} on the last 20%")
     return out
+
+
+class _DayWriter:
+    """Collects days of bars as (S, P, F) slabs in a block of days and writes each block into the
+    (S, D * P, F) target in one go (S contiguous runs per block, not S per day)."""
+
+    def __init__(self, s: int, d: int, p: int, f: int, out: np.ndarray | None,
+                 block_bytes: int = 64 << 20) -> None:
+        self.s, self.d, self.p, self.f = s, d, p, f
+        if out is None:
+            out = np.empty((s, d * p, f), dtype=np.float32)
+        elif out.shape != (s, d * p, f) or out.dtype != np.float32:
+            raise ValueError(f"out has shape {out.shape} {out.dtype}, the market needs {(s, d * p, f)} float32")
+        self.out = out
+        self.block = max(1, min(d, block_bytes // max(1, s * p * f * 4)))
+        self.buffer = np.empty((s, self.block, p, f), dtype=np.float32)
+        self.first = 0  # the block's first day
+
+    def day(self, t: int) -> np.ndarray:
+        if t - self.first >= self.block:
+            self._flush(t)
+        return self.buffer[:, t - self.first]
+
+    def _flush(self, upto: int) -> None:
+        n = upto - self.first
+        if n > 0:
+            self.out[:, self.first * self.p:upto * self.p, :] = self.buffer[:, :n].reshape(self.s, n * self.p, self.f)
+            store.release(self.out)  # a file's written pages go to the kernel, not the process's memory
+        self.first = upto
+
+    def finish(self) -> np.ndarray:
+        self._flush(self.d)
+        if hasattr(self.out, "flush"):
+            self.out.flush()
+        return self.out
 
 
 def config_dict(config: SyntheticConfig) -> dict:

@@ -26,12 +26,7 @@ class LoadedData:
 
     def fingerprint(self) -> str:
         """A hash of the bars and trading flags (recorded with every run)."""
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.panel.values).tobytes())
-        digest.update(np.ascontiguousarray(self.panel.traded).tobytes())
-        digest.update("|".join(self.panel.symbols).encode())
-        digest.update(np.asarray(self.panel.dates).astype("datetime64[D]").astype(np.int64).tobytes())
-        return digest.hexdigest()[:16]
+        return self.panel.fingerprint()
 
 
 def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:

@@ -1,0 +1,157 @@
+"""Arrays larger than memory: numpy ``.npy`` files mapped into memory.
+
+The bar panel and the normalised features of the seed's universe (5,000 stocks x 500 days x 240
+bars x 3 features, 7.2 GB of float32 each) do not fit in memory, so they live in files and windows
+stay views of them. The format is numpy's own ``.npy``:
+
+- a memory-mapped ``.npy`` is an ndarray: every numpy operation, slice and view works on it
+  unchanged, so the in-memory and the on-disk paths run the same code and give the same bits;
+- its header states shape, dtype and order, and the data is one raw little-endian block after it,
+  so a file cut short is found before it is read (its size must be the header plus the data);
+- it needs nothing new. Arrow IPC would make the bars a table of columns (no (S, L, F) views, a
+  copy per batch), and zarr adds a dependency and chunked compression that defeats zero-copy views.
+
+Files are written under a ``.partial`` name and renamed when complete, so a killed write never
+leaves a file that looks whole. Pages a batch has read are handed back (``madvise(DONTNEED)``)
+every so often: the kernel keeps them in its page cache for the next epoch, but they stop counting
+in the process's resident memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+
+from studio.data.panel import DataError
+
+#: hand the pages of an array back after this many bytes were read from it
+RELEASE_EVERY = 256 << 20
+
+
+def create(path: str | os.PathLike[str], shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
+    """A new writable array file at ``path`` + ``.partial``; ``finish`` gives it its name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    return np.lib.format.open_memmap(partial, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+
+
+def finish(array: np.memmap) -> Path:
+    """Flush a created array and rename it to its final name (atomic: the file is whole or absent)."""
+    array.flush()
+    partial = Path(array.filename)
+    final = partial.with_name(partial.name[: -len(".partial")])
+    os.replace(partial, final)
+    return final
+
+
+def open_array(path: str | os.PathLike[str], shape: tuple[int, ...] | None = None, dtype=None,
+               writable: bool = False) -> np.memmap:
+    """The array in ``path``, mapped (read-only unless ``writable``); a file that is not a whole
+    ``.npy`` of the expected shape and dtype is a one-line DataError naming it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(fh)
+            offset = fh.tell()
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such array file") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not an array file ({str(exc).splitlines()[0][:100]})") from None
+    file_shape, fortran, file_dtype = header
+    expected = offset + int(np.prod(file_shape, dtype=np.int64)) * file_dtype.itemsize
+    if size != expected:
+        raise DataError(f"{path}: truncated or damaged ({size:,} of {expected:,} bytes); delete it and it is "
+                        "made again")
+    if fortran:
+        raise DataError(f"{path}: Fortran order is not used here")
+    if shape is not None and tuple(file_shape) != tuple(shape):
+        raise DataError(f"{path}: holds shape {tuple(file_shape)}, expected {tuple(shape)}")
+    if dtype is not None and file_dtype != np.dtype(dtype):
+        raise DataError(f"{path}: holds {file_dtype}, expected {np.dtype(dtype)}")
+    return np.load(path, mmap_mode="r+" if writable else "r")
+
+
+def mapping(array: np.ndarray) -> mmap.mmap | None:
+    """The mmap behind a memory-mapped array or a view of one (None for arrays in memory)."""
+    while array is not None:
+        m = getattr(array, "_mmap", None)
+        if isinstance(m, mmap.mmap):
+            return m
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return None
+
+
+def release(array: np.ndarray) -> None:
+    """Hand the pages of a mapped array back to the kernel (they stay in its page cache; dirty pages
+    of a shared file mapping are kept and written back): the process's resident size drops."""
+    m = mapping(array)
+    if m is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            if isinstance(array, np.memmap):
+                array.flush()
+            m.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # a closed map, or a platform without it: only memory is lost
+            pass
+
+
+class ReadMeter:
+    """Counts bytes read from a mapped array and releases its pages every RELEASE_EVERY bytes."""
+
+    def __init__(self, array: np.ndarray, every: int = RELEASE_EVERY) -> None:
+        self.array, self.every = array, every
+        self.mapped = mapping(array) is not None
+        self.since = 0
+
+    def read(self, nbytes: int) -> None:
+        if not self.mapped:
+            return
+        self.since += nbytes
+        if self.since >= self.every:
+            release(self.array)
+            self.since = 0
+
+
+def digest(array: np.ndarray, block_bytes: int = 64 << 20) -> str:
+    """sha256 of an array's bytes (C order), read a block of rows at a time. For an array kept in a
+    file the digest is remembered beside it (``<file>.sha256.json``, keyed by the file's size and
+    modification time), so a panel of many GB is hashed once, not at every run."""
+    import hashlib
+    import json
+
+    m = mapping(array)
+    whole_file = isinstance(array, np.memmap) and m is not None and array.base is m
+    memo = Path(str(array.filename) + ".sha256.json") if whole_file and array.filename else None
+    stamp = None
+    if memo is not None:
+        st = Path(array.filename).stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        try:
+            saved = json.loads(memo.read_text(encoding="utf-8"))
+            if saved.get("stamp") == stamp and isinstance(saved.get("sha256"), str):
+                return saved["sha256"]
+        except (OSError, ValueError, AttributeError):
+            pass
+    h = hashlib.sha256()
+    h.update(repr((array.shape, array.dtype.str)).encode())
+    if array.ndim == 0 or array.size == 0:
+        h.update(np.ascontiguousarray(array).tobytes())
+    else:
+        row = max(1, array.nbytes // max(1, array.shape[0]))
+        step = max(1, block_bytes // row)
+        for first in range(0, array.shape[0], step):
+            h.update(np.ascontiguousarray(array[first:first + step]).data)
+            if m is not None:
+                release(array)
+    value = h.hexdigest()
+    if memo is not None:
+        with contextlib.suppress(OSError):  # a read-only folder: hashed again next time
+            memo.write_text(json.dumps({"stamp": stamp, "sha256": value}), encoding="utf-8")
+    return value
