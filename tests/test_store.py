@@ -15,10 +15,9 @@ from tests.test_dataset import make_panel
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Blocks of a few stocks, days and bars: the chunked loops run many times on a small panel."""
+    """Blocks of a few stocks and days: the chunked loops run many times on a small panel."""
     monkeypatch.setattr(dataset, "BLOCK_BYTES", 20_000)
     monkeypatch.setattr(dataset, "ROBUST_SAMPLE", 500)
-    monkeypatch.setattr(store, "RELEASE_EVERY", 10_000)
 
 
 def memmap_panel(panel: BarPanel, path) -> BarPanel:
@@ -114,8 +113,7 @@ def test_array_files_that_are_not_whole_are_one_line_errors(tmp_path):
         assert "\n" not in str(err.value) and "npy" in str(err.value), what
 
 
-def test_a_market_generated_into_a_file_equals_the_one_in_memory(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "RELEASE_EVERY", 10_000)
+def test_a_market_generated_into_a_file_equals_the_one_in_memory(tmp_path):
     ref = generate(stocks=40, days=30, bars_per_day=8, seed=3)
     target = store.create(tmp_path / "bars.npy", ref.panel.values.shape)
     on_disk = generate(stocks=40, days=30, bars_per_day=8, seed=3, out=target)

@@ -184,6 +184,12 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
 
     monkeypatch.setitem(engine.LOSS_FUNCTIONS, "ic", poisoned)
     records = finish(small_run(tmp_path, epochs=5))
+    # the loss read back every 4 steps (as on a GPU): the same steps recorded, the same step named
+    calls["n"] = 0
+    batched = finish(small_run(tmp_path, epochs=5, sync_every=4))
+    assert [r for r in batched if r["kind"] == "step"][-1]["step"] == [
+        r for r in records if r["kind"] == "step"][-1]["step"]
+    assert batched[-1]["message"] == records[-1]["message"]
     done = records[-1]
     steps = records[0]["steps_per_epoch"]
     epoch = 40 // steps + 1
@@ -374,3 +380,40 @@ def test_a_run_gives_back_the_process_state(tmp_path):
     finish(small_run(tmp_path / "b", epochs=1, seed=5))
     again = finish(small_run(tmp_path / "c", epochs=1))[-1]
     assert again["metrics"]["splits"] == first["metrics"]["splits"]
+
+
+def test_a_run_on_bars_and_features_kept_on_disk_equals_the_in_memory_run(tmp_path, monkeypatch,
+                                                                          finished_run):
+    """Above STUDIO_ON_DISK_ABOVE_MB the market and the features live in memory-mapped cache files: the
+    same seed gives the same figures; a second run reads both files back instead of making them."""
+    from studio.data import store
+
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STUDIO_ON_DISK_ABOVE_MB", "0")
+    trainer = small_run(tmp_path / "runs")
+    records = finish(trainer)
+    assert store.mapping(trainer.data.panel.values) is not None
+    assert store.mapping(trainer.data.features) is not None
+    bars = list((tmp_path / "cache" / "synthetic").glob("*/bars.npy"))
+    features = list((tmp_path / "cache" / "features").glob("*.npy"))
+    assert len(bars) == 1 and len([f for f in features if not f.name.endswith(".known.npy")]) == 1
+    stamps = {p: p.stat().st_mtime_ns for p in [*bars, *features]}
+    in_memory_dir, _ = finished_run
+    on_disk = json.loads((Path(records[-1]["run_dir"]) / "metrics.json").read_text())
+    assert on_disk == json.loads((in_memory_dir / "metrics.json").read_text())
+    again = finish(small_run(tmp_path / "runs"))[-1]
+    assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == on_disk
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.parametrize("feed", ["prefetch", "device"])
+def test_every_feed_and_a_delayed_loss_read_give_the_same_run(tmp_path, finished_run, feed):
+    """Batches prefetched by a worker thread, or gathered from features resident on the device, with the
+    loss read back every 3 steps: the figures of the plain run, bit for bit (on the CPU)."""
+    records = finish(small_run(tmp_path, feed=feed, sync_every=3))
+    assert records[0]["feed"] == feed and records[0]["sync_every"] == 3
+    in_memory_dir, plain = finished_run
+    steps = [(r["epoch"], r["step"], r["loss"]) for r in records if r["kind"] == "step"]
+    assert steps == [(r["epoch"], r["step"], r["loss"]) for r in plain if r["kind"] == "step"]
+    ours = json.loads((Path(records[-1]["run_dir"]) / "metrics.json").read_text())
+    assert ours == json.loads((in_memory_dir / "metrics.json").read_text())

@@ -195,7 +195,7 @@ class CrossSectionData:
         else:
             self.stats = saved_stats
         self.features = features
-        self._meter = store.ReadMeter(features)
+        self._reader = store.RowReader(features)
         label = np.where(self.has_label, self.raw_label, np.nan)
         self.label = cross_section_normalize(label, config.label_normalize)
         if config.shuffle_labels:
@@ -244,15 +244,23 @@ class CrossSectionData:
             # at most ROBUST_SAMPLE bars per date (evenly spaced through its cross-section): the median
             # of millions of values moves in the fourth digit, the memory of a whole universe's bars would not
             per_date = max(1, ROBUST_SAMPLE // max(len(fit_days), 1))
-            parts = []
+            stock_of, bar_of = [], []  # the sampled bars: (stock, bar column) pairs
             for d in fit_days:
-                part = np.asarray(features[self.mask[d], d * p:(d + 1) * p, :]).reshape(-1, f)
-                if len(part) > per_date:
-                    part = part[np.linspace(0, len(part) - 1, per_date).round().astype(np.int64)]
-                parts.append(part)
-                store.release(features)  # one day of every stock touches a page per stock
-            sample = np.concatenate(parts)
-            del parts
+                stocks = np.flatnonzero(self.mask[d])
+                count = len(stocks) * p  # the day's bars of its samples, stock by stock
+                pick = (np.linspace(0, count - 1, per_date).round().astype(np.int64) if count > per_date
+                        else np.arange(count, dtype=np.int64))
+                stock_of.append(stocks[pick // p])
+                bar_of.append(d * p + pick % p)
+            stock_of, bar_of = np.concatenate(stock_of), np.concatenate(bar_of)
+            # read a block of stocks at a time (a day of every stock at once maps the whole file)
+            order = np.argsort(stock_of, kind="stable")
+            stock_of, bar_of = stock_of[order], bar_of[order]
+            sample = np.empty((len(stock_of), f), dtype=np.float32)
+            for rows in _blocks(s, n * f * 4):
+                lo, hi = np.searchsorted(stock_of, [rows.start, rows.stop])
+                sample[lo:hi] = features[rows][stock_of[lo:hi] - rows.start, bar_of[lo:hi]]
+                store.release(features)
             median = np.nanmedian(sample, axis=0)
             mad = np.nanmedian(np.abs(sample - median), axis=0) * 1.4826
             mad = np.where(mad > 0, mad, 1.0)
@@ -280,20 +288,30 @@ class CrossSectionData:
     def window(self, date: int) -> np.ndarray:
         """(S, L, F) view of every stock's normalised window ending at ``date``."""
         p = self.panel.bars_per_day
-        start = (date - self.config.days + 1) * p
+        return self.features[:, self._window_start(date):(date + 1) * p, :]
+
+    def _window_start(self, date: int) -> int:
+        start = (date - self.config.days + 1) * self.panel.bars_per_day
         if start < 0:
             raise IndexError(f"date {date} has fewer than {self.config.days} days before it")
-        return self.features[:, start:(date + 1) * p, :]
+        return start
 
-    def batch(self, dates: Sequence[int]) -> Batch:
+    def batch(self, dates: Sequence[int], out: np.ndarray | None = None) -> Batch:
         """Whole cross-sections of ``dates``; reads only those dates' windows (from the file, for
-        features kept on disk, whose pages are handed back every so often)."""
+        features kept on disk, by positional reads that map nothing). ``out``: a float32 array
+        of at least ``len(dates)`` windows to fill (pinned host memory, reused), else a new one."""
         dates = np.asarray(dates, dtype=np.int64)
         s, f = self.panel.n_symbols, len(self.config.features)
-        x = np.empty((len(dates), s, self.window_length, f), dtype=np.float32)
+        shape = (len(dates), s, self.window_length, f)
+        if out is not None:
+            if out.shape[1:] != shape[1:] or len(out) < len(dates) or out.dtype != np.float32:
+                raise ValueError(f"out has shape {out.shape} {out.dtype}, the batch needs {shape} float32")
+            x = out[:len(dates)]
+        else:
+            x = np.empty(shape, dtype=np.float32)
         for i, d in enumerate(dates):
-            np.copyto(x[i], self.window(int(d)))
-        self._meter.read(x.nbytes)
+            start = self._window_start(int(d))
+            self._reader.read(start, start + self.window_length, x[i])
         mask = self.mask[dates]
         x[~mask] = 0.0
         has_label = self.has_label[dates]
@@ -318,6 +336,18 @@ class CrossSectionData:
             "normalize": self.config.normalize,
             "robust_stats": self.stats,
         }
+
+
+def features_cache_file(panel: BarPanel, config: DataConfig) -> Path:
+    """Where the cache keeps the normalised features of ``panel`` with ``config``
+    (``features/<key>.npy`` of the cache folder)."""
+    import hashlib
+
+    from studio.data.cache import cache_root
+
+    key = hashlib.sha256(json.dumps({"panel": panel.fingerprint(), "config": config.to_json()},
+                                    sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return cache_root() / "features" / f"{key}.npy"
 
 
 def _stats_file(features_file: str | os.PathLike[str]) -> Path:

@@ -12,9 +12,10 @@ stay views of them. The format is numpy's own ``.npy``:
   copy per batch), and zarr adds a dependency and chunked compression that defeats zero-copy views.
 
 Files are written under a ``.partial`` name and renamed when complete, so a killed write never
-leaves a file that looks whole. Pages a batch has read are handed back (``madvise(DONTNEED)``)
-every so often: the kernel keeps them in its page cache for the next epoch, but they stop counting
-in the process's resident memory.
+leaves a file that looks whole. Pages read or written in blocks are handed back
+(``madvise(DONTNEED)``) after each block: the kernel keeps them in its page cache for the next
+epoch, but they stop counting in the process's resident memory. Batches read their windows with
+positional reads (``RowReader``), which map nothing.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from studio.data.panel import DataError
-
-#: hand the pages of an array back after this many bytes were read from it
-RELEASE_EVERY = 256 << 20
 
 
 def create(path: str | os.PathLike[str], shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
@@ -102,23 +100,6 @@ def release(array: np.ndarray) -> None:
             pass
 
 
-class ReadMeter:
-    """Counts bytes read from a mapped array and releases its pages every RELEASE_EVERY bytes."""
-
-    def __init__(self, array: np.ndarray, every: int = RELEASE_EVERY) -> None:
-        self.array, self.every = array, every
-        self.mapped = mapping(array) is not None
-        self.since = 0
-
-    def read(self, nbytes: int) -> None:
-        if not self.mapped:
-            return
-        self.since += nbytes
-        if self.since >= self.every:
-            release(self.array)
-            self.since = 0
-
-
 def digest(array: np.ndarray, block_bytes: int = 64 << 20) -> str:
     """sha256 of an array's bytes (C order), read a block of rows at a time. For an array kept in a
     file the digest is remembered beside it (``<file>.sha256.json``, keyed by the file's size and
@@ -155,3 +136,53 @@ def digest(array: np.ndarray, block_bytes: int = 64 << 20) -> str:
         with contextlib.suppress(OSError):  # a read-only folder: hashed again next time
             memo.write_text(json.dumps({"stamp": stamp, "sha256": value}), encoding="utf-8")
     return value
+
+
+def on_disk_above() -> int:
+    """Arrays larger than this many bytes are kept in files, not in memory: ``$STUDIO_ON_DISK_ABOVE_MB``
+    (default 1024 MB; 0 keeps every array in a file)."""
+    text = os.environ.get("STUDIO_ON_DISK_ABOVE_MB", "").strip()
+    try:
+        return int(float(text) * (1 << 20)) if text else 1 << 30
+    except ValueError:
+        raise DataError(f"STUDIO_ON_DISK_ABOVE_MB: expects a number of megabytes, gets {text!r}") from None
+
+
+class RowReader:
+    """Reads the same column range of every row of an (S, N, F) array kept in a file, with positional
+    reads (``os.preadv``) straight into the destination: nothing is mapped into the process. Reading a
+    window of every stock through the mapping would map far more than it reads (the kernel maps whole
+    read-ahead folios, megabytes per stock), and the process's resident size would grow by gigabytes
+    per batch. For arrays in memory (or views of a file) it copies from the array."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.fd: int | None = None
+        m = mapping(array)
+        if (isinstance(array, np.memmap) and m is not None and array.base is m and array.filename
+                and array.ndim == 3 and array.flags.c_contiguous and hasattr(os, "preadv")):
+            self.path, self.offset = str(array.filename), int(array.offset)
+            self.fd = os.open(self.path, os.O_RDONLY)
+
+    def read(self, start: int, stop: int, out: np.ndarray) -> None:
+        """``out[s] = array[s, start:stop]`` for every row s (``out``: C-contiguous (S, stop - start, F))."""
+        if self.fd is None:
+            np.copyto(out, self.array[:, start:stop])
+            return
+        s, n, f = self.array.shape
+        item = self.array.dtype.itemsize
+        row, length = n * f * item, (stop - start) * f * item
+        flat = out.reshape(s, -1).view(np.uint8)
+        for i in range(s):
+            got = os.preadv(self.fd, [flat[i]], self.offset + i * row + start * f * item)
+            if got != length:
+                raise DataError(f"{self.path}: truncated or damaged (a read at row {i} got {got} of {length} bytes)")
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()

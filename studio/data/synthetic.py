@@ -672,3 +672,68 @@ def config_dict(config: SyntheticConfig) -> dict:
     out = asdict(config)
     out["features"] = list(config.features)
     return out
+
+
+#: the hidden (D, S) arrays a market keeps beside its bars when it is stored on disk
+_HIDDEN = ("listed", "returns", "drift", "shocks", "firm", "volatility")
+
+
+def _code_digest() -> str:
+    """A digest of the generator's code: an edited generator never reads markets an older one stored."""
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def generate_on_disk(config: SyntheticConfig | None = None, folder=None, **overrides) -> SyntheticMarket:
+    """The market of ``config`` with its bars in a memory-mapped file (for markets larger than memory):
+    made once, a block of days at a time, into ``folder`` (default: the cache, ``synthetic/``) under a
+    name keyed by the config and the generator's code, and read back (mapped, not loaded) next time.
+    The same bits as ``generate``. A stored market whose files are not whole is a one-line DataError."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from studio.data.cache import cache_root
+    from studio.data.panel import DataError
+
+    c = replace(config or SyntheticConfig(), **overrides)
+    key = hashlib.sha256(json.dumps({"config": config_dict(c), "code": _code_digest()}, sort_keys=True)
+                         .encode()).hexdigest()[:24]
+    home = Path(folder) if folder is not None else cache_root() / "synthetic"
+    where = home / key
+    bars_file, hidden_file, meta_file = where / "bars.npy", where / "hidden.npz", where / "market.json"
+    shape = (c.stocks, c.days * c.bars_per_day, len(c.features))
+    if meta_file.exists():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            with np.load(hidden_file, allow_pickle=False) as hidden:
+                arrays = {name: hidden[name] for name in (*_HIDDEN, "sectors", "traded", *COMPONENTS)}
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{where}: a stored synthetic market that cannot be read ({exc}); delete the "
+                            "folder and it is made again") from None
+        values = store.open_array(bars_file, shape, np.float32)
+        panel = BarPanel(
+            symbols=list(meta["symbols"]), dates=np.array(meta["dates"], dtype="datetime64[D]"),
+            features=list(c.features), bars_per_day=c.bars_per_day, values=values,
+            traded=arrays["traded"], source=str(meta["source"]), notes=[str(n) for n in meta["notes"]],
+            counts={str(k): int(v) for k, v in meta["counts"].items()})
+        market = SyntheticMarket(config=c, panel=panel, sectors=arrays["sectors"],
+                                 **{name: arrays[name] for name in _HIDDEN})
+        market._cache["components"] = {name: arrays[name] for name in COMPONENTS}
+        return market
+    where.mkdir(parents=True, exist_ok=True)
+    target = store.create(bars_file, shape)
+    market = generate(c, out=target)
+    components = market.components()
+    np.savez(hidden_file, sectors=market.sectors, traded=market.panel.traded,
+             **{name: getattr(market, name) for name in _HIDDEN}, **components)
+    final = store.finish(target)
+    panel = market.panel
+    # the description last: a folder without it is made again
+    meta_file.write_text(json.dumps({
+        "symbols": panel.symbols, "dates": [str(d) for d in panel.dates.astype("datetime64[D]")],
+        "source": panel.source, "notes": panel.notes, "counts": panel.counts}), encoding="utf-8")
+    panel.values = store.open_array(final, shape, np.float32)
+    return market

@@ -9,6 +9,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 LOSSES = ("mse", "ic", "rank")
 DEVICES = ("auto", "cpu", "cuda")
+#: how batches reach the device (studio.train.feed; named here, where the config is read without torch)
+FEEDS = ("auto", "host", "prefetch", "device")
 
 
 class ConfigError(Exception):
@@ -40,6 +42,11 @@ class TrainConfig:
     threads: int = 0
     #: stop after this many minutes of training (0: no limit); the best epoch so far is kept
     max_minutes: float = 0.0
+    #: how batches reach the device (studio.train.feed): auto, host, prefetch or device
+    feed: str = "auto"
+    #: read the loss back from the device every this many steps (0: every step on the CPU, every 16 on
+    #: CUDA, where each read waits for the device)
+    sync_every: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +65,8 @@ class TrainConfig:
              "auto, cpu, cuda or cuda:N"),
             ("threads", self.threads >= 0, "an integer >= 0"),
             ("max_minutes", self.max_minutes >= 0, "a number >= 0"),
+            ("feed", self.feed in FEEDS, "one of " + ", ".join(FEEDS)),
+            ("sync_every", self.sync_every >= 0, "an integer >= 0"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -38,10 +38,11 @@ from studio.core.files import atomic_save
 from studio.core.graph_file import load_graph, save_graph
 from studio.core.registry import Registry
 from studio.core.validation import validate
-from studio.data.dataset import CrossSectionData, DataConfig
-from studio.data.panel import DataError
+from studio.data import store
+from studio.data.dataset import CrossSectionData, DataConfig, features_cache_file
 from studio.metrics import summarize
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
+from studio.train.feed import Feed
 from studio.train.losses import LOSS_FUNCTIONS
 from studio.train.process_state import run_settings
 from studio.train.records import RunWriter
@@ -106,10 +107,12 @@ class Trainer:
         self.device = pick_device(self.config.device)
         if self.loaded is None:
             self.loaded = load_source(self.source, self.graph.input)
-        try:
-            self.data = CrossSectionData(self.loaded.panel, self.data_config)
-        except DataError:
-            raise
+        panel = self.loaded.panel
+        # bars kept in a file, or features too large for memory: the features go to a file as well
+        feature_bytes = panel.n_symbols * panel.n_days * panel.bars_per_day * len(self.data_config.features) * 4
+        on_disk = store.mapping(panel.values) is not None or feature_bytes > store.on_disk_above()
+        self.data = CrossSectionData(panel, self.data_config,
+                                     features_file=features_cache_file(panel, self.data_config) if on_disk else None)
         torch.manual_seed(self.config.seed)
         try:
             self.model = build_model(self.graph, self.registry).to(self.device)
@@ -131,11 +134,22 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
         self.loss_fn = LOSS_FUNCTIONS[c.loss]
         self.n_params = sum(p.numel() for p in params)
+        self.feed = Feed(self.data, self.device, c.feed, max_dates=c.dates_per_batch)
+        self.sync_every = c.sync_every or (16 if self.device.type == "cuda" else 1)
 
     def _tensors(self, batch):
         to = dict(device=self.device, non_blocking=True)
         return (torch.from_numpy(batch.x).to(**to), torch.from_numpy(batch.mask).to(**to),
                 torch.from_numpy(batch.label).to(**to), torch.from_numpy(batch.has_label).to(**to))
+
+    def _device_settings(self) -> dict:
+        """The backend settings a run on this device uses (recorded with the run)."""
+        if self.device.type != "cuda":
+            return {}
+        return {"cudnn_benchmark": torch.backends.cudnn.benchmark,
+                "cudnn_deterministic": torch.backends.cudnn.deterministic,
+                "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
 
     def _autocast(self):
         if self.config.amp and self.device.type == "cuda":
@@ -148,12 +162,13 @@ class Trainer:
         self.model.eval()
         out = np.full((len(dates), self.data.panel.n_symbols), np.nan)
         step = max(self.config.dates_per_batch, 1)
-        for i in range(0, len(dates), step):
-            batch = self.data.batch(dates[i:i + step])
-            x, mask, _, _ = self._tensors(batch)
+        parts = []
+        for x, mask, _, _ in self.feed.batches(dates, step):
             with self._autocast():
-                scores = self.model(x, mask).float().cpu().numpy()
-            out[i:i + step] = np.where(batch.mask, scores, np.nan)
+                scores = self.model(x, mask).float()
+            parts.append(torch.where(mask, scores, torch.full_like(scores, math.nan)))
+        if parts:  # one read back from the device, not one per batch
+            out[:] = torch.cat(parts).double().cpu().numpy()
         return out
 
     def evaluate(self, dates: np.ndarray) -> tuple[dict, dict, float]:
@@ -172,7 +187,9 @@ class Trainer:
         are the run's while it runs and given back when it ends or its generator is closed."""
         on_cpu = pick_device(self.config.device).type == "cpu"
         threads = (self.config.threads or os.cpu_count() or 1) if on_cpu else None
-        with run_settings(threads=threads):
+        # on CUDA, cuDNN benchmarks its kernels for the run's shapes (a batch's shape is the same every
+        # step); TF32 stays as torch has it (off for matmuls, on for cuDNN convolutions), recorded
+        with run_settings(threads=threads, cudnn_benchmark=None if on_cpu else True):
             yield from self._run(cancel, resume)
 
     def _run(self, cancel: threading.Event | None, resume: bool) -> Iterator[dict[str, Any]]:
@@ -198,7 +215,8 @@ class Trainer:
             writer.write_json("config.json", self._run_config())
         steps_per_epoch = math.ceil(len(splits.train) / c.dates_per_batch)
         yield {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
-               "threads": torch.get_num_threads(), "parameters": self.n_params, "graph": self.graph.name,
+               "threads": torch.get_num_threads(), "feed": self.feed.kind, "sync_every": self.sync_every,
+               "backend": self._device_settings(), "parameters": self.n_params, "graph": self.graph.name,
                "data": self.data.describe(), "oracle_ic": oracle, "steps_per_epoch": steps_per_epoch,
                "epochs": c.epochs, "resumed_from": state["epoch"] if resume else None}
 
@@ -219,31 +237,44 @@ class Trainer:
             losses: list[float] = []
             epoch_start = time.perf_counter()
             stop = None
-            for step, batch in enumerate(self.data.batches("train", c.dates_per_batch, True, rng), start=1):
-                x, mask, label, has_label = self._tensors(batch)
+            order = np.array(splits.train)
+            rng.shuffle(order)
+            pending: list[torch.Tensor] = []  # losses of steps not read back from the device yet
+            batches = self.feed.batches(order, c.dates_per_batch)
+            for step, (x, mask, label, has_label) in enumerate(batches, start=1):
                 with self._autocast():
                     scores = self.model(x, mask).float()
                 if c.loss == "rank":
                     loss = self.loss_fn(scores, label, has_label, generator=generator)
                 else:
                     loss = self.loss_fn(scores, label, has_label)
-                value = loss.detach().item()
-                if not math.isfinite(value):
+                pending.append(loss.detach())
+                last = step == steps_per_epoch or cancel.is_set() or (
+                    c.max_minutes and time.perf_counter() - started > c.max_minutes * 60)
+                if len(pending) < self.sync_every and not last:
+                    # the loss stays on the device; a step with a non-finite one is found at the next read
+                    self._optimize(loss)
+                    continue
+                values = torch.stack(pending).float().tolist() if len(pending) > 1 else [pending[0].item()]
+                first = step - len(values) + 1
+                bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+                if bad is None:
+                    self._optimize(loss)
+                for i, value in enumerate(values[:bad]):
+                    losses.append(value)
+                    done_steps += 1
+                    elapsed = time.perf_counter() - started
+                    yield {"kind": "step", "epoch": epoch, "step": first + i, "steps": steps_per_epoch,
+                           "loss": value, "elapsed": elapsed,
+                           "eta": elapsed / done_steps * (total_steps - done_steps)}
+                pending = []
+                if bad is not None:
                     kept = (f"kept the checkpoint of epoch {state['epoch']}" if state["epoch"]
                             else "no epoch finished, so there is no checkpoint")
-                    stop = ("failed", f"the loss became {value} at epoch {epoch}, step {step} (try a lower "
-                                      f"learning rate or gradient clipping); {kept}")
+                    stop = ("failed", f"the loss became {values[bad]} at epoch {epoch}, step {first + bad} "
+                                      f"(try a lower learning rate or gradient clipping); {kept}")
                     break
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                self.optimizer.step()
-                losses.append(value)
-                done_steps += 1
                 elapsed = time.perf_counter() - started
-                yield {"kind": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": value,
-                       "elapsed": elapsed, "eta": elapsed / done_steps * (total_steps - done_steps)}
                 if cancel.is_set():
                     stop = ("cancelled", f"cancelled at epoch {epoch}, step {step}")
                     break
@@ -251,6 +282,7 @@ class Trainer:
                     stop = ("time_limit", f"stopped after {c.max_minutes:g} minutes at epoch {epoch}, "
                                           f"step {step}")
                     break
+            batches.close()
             if stop is not None:
                 status, message = stop
                 break
@@ -293,6 +325,13 @@ class Trainer:
                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         yield {"kind": "done", "status": status, "message": message, "best_epoch": state["best_epoch"],
                "metrics": metrics, "run_dir": str(writer.path)}
+
+    def _optimize(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _save_checkpoint(self, state: dict) -> None:
@@ -353,6 +392,8 @@ class Trainer:
                          "python": platform.python_version()},
             "device": device,
             "threads": torch.get_num_threads(),
+            "feed": self.feed.kind,
+            "backend": self._device_settings(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "status": "running",
         }

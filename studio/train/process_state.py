@@ -28,12 +28,14 @@ class ProcessState:
     numpy_rng: dict
     gc_enabled: bool
     gc_threshold: tuple[int, int, int]
+    cudnn_benchmark: bool = False
 
     @classmethod
     def capture(cls) -> ProcessState:
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
         return cls(torch.get_num_threads(), torch.get_rng_state(), cuda, random.getstate(),
-                   np.random.get_state(legacy=False), gc.isenabled(), gc.get_threshold())
+                   np.random.get_state(legacy=False), gc.isenabled(), gc.get_threshold(),
+                   torch.backends.cudnn.benchmark)
 
     def restore(self) -> None:
         if torch.get_num_threads() != self.threads:
@@ -44,19 +46,24 @@ class ProcessState:
         random.setstate(self.python_rng)
         np.random.set_state(self.numpy_rng)
         gc.set_threshold(*self.gc_threshold)
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
         (gc.enable if self.gc_enabled else gc.disable)()
 
 
 @contextlib.contextmanager
-def run_settings(threads: int | None = None, seed: int | None = None) -> Iterator[ProcessState]:
-    """Inside: torch uses ``threads`` threads (None: as it is) and its generators start from ``seed``
-    (None: as they are). After: the state captured on entry, whatever happened inside."""
+def run_settings(threads: int | None = None, seed: int | None = None,
+                 cudnn_benchmark: bool | None = None) -> Iterator[ProcessState]:
+    """Inside: torch uses ``threads`` threads (None: as it is), its generators start from ``seed``
+    (None: as they are) and cuDNN picks its fastest kernels per shape when ``cudnn_benchmark``. After:
+    the state captured on entry, whatever happened inside."""
     saved = ProcessState.capture()
     try:
         if threads is not None and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         if seed is not None:
             torch.manual_seed(seed)
+        if cudnn_benchmark is not None:
+            torch.backends.cudnn.benchmark = cudnn_benchmark
         yield saved
     finally:
         saved.restore()

@@ -43,8 +43,13 @@ def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
         options.setdefault("bars_per_day", spec_of_graph.bars_per_day)
         wanted = list(dict.fromkeys([*options.get("features", ()), *spec_of_graph.features]))
         options["features"] = tuple(wanted) or ("close", "volume", "turnover")
+        from studio.data import store
+        from studio.data.synthetic import generate_on_disk
+
         try:
-            market = generate(SyntheticConfig(**options))
+            config = SyntheticConfig(**options)
+            size = config.stocks * config.days * config.bars_per_day * len(config.features) * 4
+            market = (generate_on_disk if size > store.on_disk_above() else generate)(config)
         except (TypeError, ValueError) as exc:
             raise DataError(f"synthetic: {exc}") from None
         return LoadedData(fit_panel(market.panel, spec_of_graph, "the synthetic market"), market)
