@@ -70,3 +70,34 @@ def test_auto_is_host_on_the_cpu_and_bad_names_are_refused(data):
     assert choose_feed(data, torch.device("cpu")) == "host"
     with pytest.raises(ValueError, match="feed: expects one of"):
         choose_feed(data, torch.device("cpu"), "gpu")
+
+
+def test_the_gpu_bench_exits_0_without_cuda():
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py")], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA device" in done.stdout
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"cuda": False}
+
+
+def test_feed_and_sync_every_from_the_command_line(tmp_path, capsys):
+    from studio.cli import main
+    from tests.conftest import GRAPHS
+
+    code = main(["train", str(GRAPHS / "default.json"), "--synthetic", "stocks=30", "--synthetic", "days=60",
+                 "--epochs", "1", "--feed", "prefetch", "--sync-every", "5", "--out", str(tmp_path), "-q"])
+    assert code == 0, capsys.readouterr().err
+    import json
+
+    (config_file,) = tmp_path.glob("*/config.json")
+    config = json.loads(config_file.read_text())
+    assert config["training"]["feed"] == "prefetch" and config["training"]["sync_every"] == 5
+    assert config["feed"] == "prefetch"
+    assert main(["train", str(GRAPHS / "default.json"), "--sync-every", "-1"]) == 2
+    assert "sync_every: expects an integer >= 0" in capsys.readouterr().err

@@ -75,7 +75,11 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dates-per-batch", type=int, default=None)
     p.add_argument("--patience", type=int, default=None, help="early stopping on validation IC (0: off)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 autocast (CUDA)")
+    p.add_argument("--feed", choices=("auto", "host", "prefetch", "device"), default=None,
+                   help="how batches reach the device (default auto: resident on a GPU when they fit)")
+    p.add_argument("--sync-every", type=int, default=None, metavar="K",
+                   help="read the loss back from the device every K steps (default: 16 on CUDA, 1 on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop each run after this long")
     p.add_argument("--seed", type=int, default=None)
@@ -135,7 +139,7 @@ def _train_config(args: argparse.Namespace):
         if not isinstance(settings, dict):
             raise CliError(f"{args.config}: expects a JSON object of training settings")
     for key in ("epochs", "lr", "loss", "optimizer", "dates_per_batch", "patience", "device", "threads",
-                "max_minutes", "seed"):
+                "max_minutes", "seed", "feed", "sync_every"):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
