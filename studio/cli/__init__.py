@@ -22,6 +22,7 @@ from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.gui_command import add_gui_command, gui_available, gui_command
 from studio.cli.output import safe_streams
 from studio.cli.paths import default_graph_path
+from studio.cli.sweep_commands import add_sweep_commands
 from studio.cli.train_commands import add_train_commands
 
 EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_graph_commands(commands)
     add_train_commands(commands)
+    add_sweep_commands(commands)
     add_gui_command(commands)
     add_data_commands(commands)
     return parser

@@ -343,13 +343,56 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
         rows.append({"run": path.name, "graph": run["config"].get("graph", {}).get("name", ""),
                      "status": run["config"].get("status", "?"),
                      **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS},
-                     "ic_t": t, "dates": dates, "few_dates": few})
+                     "ic_t": t, "dates": dates, "few_dates": few,
+                     "seed": run["config"].get("seed"), "group": seed_group(run["config"])})
     frame = pd.DataFrame(rows)
     if sort:
         if sort not in frame.columns:
             raise CliError(f"--sort: no column {sort!r} (columns: {', '.join(frame.columns)})")
         frame = frame.sort_values(sort, ascending=False, na_position="last", kind="stable")
     return frame
+
+
+#: settings that do not make two runs different experiments (the seed is what a group spans)
+_NOT_THE_EXPERIMENT = ("seed", "threads", "device", "feed", "sync_every")
+SEED_COLUMNS = [("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"), ("annual_return", "LS ann. return"),
+                ("sharpe", "Sharpe")]
+
+
+def seed_group(config: dict) -> str:
+    """Runs of the same graph, data and settings but another seed share this key."""
+    import hashlib
+
+    training = {k: v for k, v in (config.get("training") or {}).items() if k not in _NOT_THE_EXPERIMENT}
+    data = config.get("data") or {}
+    key = {"graph": (config.get("graph") or {}).get("hash"), "source": data.get("source"),
+           "data": data.get("config"), "training": training}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def seed_table(frame):
+    """Per group of runs that differ only in their seed: the seed count and mean and std (across seeds,
+    n - 1) of the main figures, as Qlib's benchmark tables report them. Failed runs are left out."""
+    import pandas as pd
+
+    rows = []
+    usable = frame[frame["status"] != "failed"] if len(frame) else frame
+    for group, runs in usable.groupby("group", sort=False) if len(usable) else []:
+        row = {"graph": runs["graph"].iloc[0], "group": group, "seeds": int(runs["seed"].nunique()),
+               "runs": len(runs)}
+        for key, _ in SEED_COLUMNS:
+            values = pd.to_numeric(runs[key], errors="coerce").dropna()
+            row[f"{key}_mean"] = float(values.mean()) if len(values) else None
+            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(mean, std, pattern: str) -> str:
+    if mean is None or (isinstance(mean, float) and not math.isfinite(mean)):
+        return "-"
+    text = pattern.format(mean)
+    return text + (" +- " + pattern.format(std) if std is not None and math.isfinite(std) else "")
 
 
 def compare_command(args: argparse.Namespace) -> int:
@@ -361,6 +404,17 @@ def compare_command(args: argparse.Namespace) -> int:
     print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
     if any(r["few_dates"] for r in records):
         print(few_dates_note())
+    seeds = seed_table(frame)
+    if len(seeds) and (seeds["runs"] > 1).any():
+        formats = dict((k, f) for k, _, f in COMPARE_COLUMNS)
+        print(f"\nacross seeds ({args.split} split; mean +- std of runs that differ only in their seed)")
+        named = seeds["graph"].value_counts()
+        for r in (seed_records := seeds.to_dict("records")):  # graphs of one name but other parameters: tagged
+            r["graph"] = r["graph"] + (f" #{r['group'][:6]}" if named[r["graph"]] > 1 else "")
+        seed_rows = [[r["graph"], str(r["seeds"]), *(_mean_std(r[f"{k}_mean"], r[f"{k}_std"], formats[k])
+                                                     for k, _ in SEED_COLUMNS)] for r in seed_records]
+        print(format_table(["graph", "seeds", *(h for _, h in SEED_COLUMNS)], seed_rows,
+                           align="lr" + "r" * len(SEED_COLUMNS)))
     try:
         if args.csv:
             frame.to_csv(args.csv, index=False)

@@ -1,0 +1,409 @@
+"""Sweeps: many graphs x settings x seeds, each trial an ordinary run directory.
+
+A spec (JSON or TOML; docs/sweeps.md) names graphs (files or globs, relative to the spec's folder),
+seeds (a count or a list), a grid of settings to vary and the shared training and data settings:
+
+    {"name": "gru-width", "graphs": ["../graphs/default.json"], "seeds": 5,
+     "grid": {"training.lr": [0.001, 0.002], "gru_1.hidden_size": [16, 32]},
+     "training": {"epochs": 10}, "data": {"synthetic": {"stocks": 240}}, "objective": "valid.ic"}
+
+Grid keys: ``training.FIELD`` (TrainConfig), ``data.FIELD`` (DataConfig) or ``NODE_ID.PARAM`` (a
+parameter of a node of every graph of the sweep; a graph without that node is an error). A trial is
+(graph, grid point, seed). The sweep directory holds ``spec.json`` (the spec as read), ``trials.json``
+(each trial's status, run directory, objective or one-line error; written atomically after every
+trial), ``trials.csv`` and ``summary.csv`` (per graph and grid point: mean and std across seeds).
+
+Executor ``local``: a process pool (``--workers``, default: one per two cores); trials run in fresh
+processes (spawned: torch is not forked), each with ``cores // workers`` torch threads. A failing trial
+is recorded and the others go on; Ctrl-C stops every trial (their best epochs are kept) and a
+resumed sweep (``studio sweep --resume DIR``) runs only the trials that did not finish.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from studio.core.files import atomic_write
+
+SPEC_KEYS = {"name", "graphs", "seeds", "grid", "training", "data", "objective", "executor", "workers"}
+FINISHED = ("finished", "early_stopped", "time_limit")
+OBJECTIVES = ("ic", "rank_ic", "icir", "rank_icir", "annual_return", "sharpe")
+
+
+class SweepError(Exception):
+    """A spec or sweep directory that cannot be used; one line naming the file and field."""
+
+
+@dataclass
+class Trial:
+    id: str
+    graph: str  # resolved path of the graph file
+    point: dict[str, Any]  # grid key -> value
+    seed: int
+    status: str = "pending"
+    run_dir: str | None = None
+    objective: float | None = None
+    message: str = ""
+    seconds: float | None = None
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    graphs: list[str]
+    seeds: list[int]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    objective: str = "valid.ic"
+    executor: str = "local"
+    workers: int = 0
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def trials(self) -> list[Trial]:
+        keys = sorted(self.grid)
+        points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
+        out = []
+        for graph in self.graphs:
+            for point in points:
+                for seed in self.seeds:
+                    text = json.dumps({"graph": graph, "point": point, "seed": seed}, sort_keys=True, default=str)
+                    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+                    out.append(Trial(f"{Path(graph).stem}-s{seed}-{digest}", graph, point, seed))
+        return out
+
+
+def _read_spec_file(path: Path) -> dict:
+    from studio.core.files import FileReadError, read_regular_file
+
+    try:
+        text = read_regular_file(path, 1 << 20, "sweep spec").decode("utf-8")
+    except FileReadError as exc:
+        raise SweepError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise SweepError(f"{path}: not UTF-8 text") from None
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SweepError(f"{path}: not TOML ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SweepError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{path}: a sweep spec is an object of settings")
+    return data
+
+
+def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
+    """Read and check a sweep spec: every problem is a one-line SweepError naming the file and field."""
+    path = Path(path)
+    raw = _read_spec_file(path)
+    unknown = sorted(set(raw) - SPEC_KEYS)
+    if unknown:
+        raise SweepError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(SPEC_KEYS))})")
+    where = path.resolve().parent
+    patterns = raw.get("graphs")
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
+        raise SweepError(f"{path}: graphs: expects a list of graph files or globs")
+    graphs: list[str] = []
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else str(where / pattern)
+        matched = sorted(glob.glob(full)) if glob.has_magic(pattern) else ([full] if Path(full).is_file() else [])
+        if not matched:
+            raise SweepError(f"{path}: graphs: {pattern!r} matches no file")
+        graphs += [str(Path(m).resolve()) for m in matched if str(Path(m).resolve()) not in graphs]
+    seeds = raw.get("seeds", 1)
+    count_ok = isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1
+    list_ok = isinstance(seeds, list) and bool(seeds) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not (count_ok or list_ok):
+        raise SweepError(f"{path}: seeds: expects a count >= 1 or a list of integers, gets {seeds!r}")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(seeds))
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise SweepError(f"{path}: grid: expects an object of KEY: [values...] (each list non-empty)")
+    for section in ("training", "data"):
+        if not isinstance(raw.get(section, {}), dict):
+            raise SweepError(f"{path}: {section}: expects an object of settings")
+    objective = raw.get("objective", "valid.ic")
+    split, _, metric = str(objective).partition(".")
+    if split not in ("valid", "test", "train") or metric not in OBJECTIVES:
+        raise SweepError(f"{path}: objective: expects SPLIT.METRIC (split valid, test or train; metric one of "
+                         f"{', '.join(OBJECTIVES)}), gets {objective!r}")
+    executor = raw.get("executor", "local")
+    if executor not in ("local", "ray"):
+        raise SweepError(f"{path}: executor: expects local or ray, gets {executor!r}")
+    workers = raw.get("workers", 0)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise SweepError(f"{path}: workers: expects an integer >= 0, gets {workers!r}")
+    spec = SweepSpec(str(raw.get("name") or path.stem), graphs, seeds, {k: list(v) for k, v in grid.items()},
+                     dict(raw.get("training", {})), dict(raw.get("data", {})), objective, executor, workers)
+    for trial in spec.trials()[:: max(1, len(spec.seeds))]:  # one per graph and point: seeds change nothing here
+        try:
+            prepare_trial(spec, trial)
+        except SweepError as exc:
+            raise SweepError(f"{path}: {exc}") from None
+    return spec
+
+
+def prepare_trial(spec: SweepSpec, trial: Trial):
+    """(graph, source, training config, data config) of a trial; a SweepError names what is wrong."""
+    from studio.core.graph_file import GraphFileError, load_graph
+    from studio.data.dataset import DataConfig
+    from studio.data.panel import DataError
+    from studio.train.config import ConfigError, SourceSpec, TrainConfig
+
+    try:
+        graph = load_graph(trial.graph)
+    except GraphFileError as exc:
+        raise SweepError(str(exc)) from None
+    training = {**spec.training, "seed": trial.seed}
+    data_settings = {k: v for k, v in spec.data.items() if k not in ("synthetic", "path", "import")}
+    for key, value in trial.point.items():
+        head, _, name = key.partition(".")
+        if not name:
+            raise SweepError(f"grid: {key!r} is not SECTION.FIELD or NODE_ID.PARAM")
+        if head == "training":
+            training[name] = value
+        elif head == "data":
+            data_settings[name] = value
+        elif head in graph.nodes:
+            graph.nodes[head].params[name] = value
+        else:
+            raise SweepError(f"grid: {key!r}: {Path(trial.graph).name} has no node {head!r} "
+                             "(keys are training.FIELD, data.FIELD or NODE_ID.PARAM)")
+    try:
+        config = TrainConfig.from_json(training)
+        source = (SourceSpec("import", path=str(spec.data["path"]), importer=dict(spec.data.get("import", {})))
+                  if spec.data.get("path") else SourceSpec(synthetic=dict(spec.data.get("synthetic", {}))))
+        from studio.train.engine import data_config_for
+
+        base = DataConfig(**{**DataConfig().to_json(), **data_settings, "split": tuple(
+            data_settings.get("split", DataConfig().split))}) if graph.input is not None else None
+        data = data_config_for(graph, base) if graph.input is not None else None
+    except (ConfigError, DataError) as exc:
+        raise SweepError(f"training or data settings: {exc}") from None
+    except TypeError as exc:
+        raise SweepError(f"data: {str(exc).split('(', 1)[-1].rstrip(')')}") from None
+    return graph, source, config, data
+
+
+# ---- one trial, in a worker process ---------------------------------------------------------------------
+
+def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, cancel=None) -> dict:
+    """Train one trial; returns its record (status, run_dir, objective or a one-line error). Never raises:
+    a failing trial is a record, not a crash of the sweep."""
+    import threading
+
+    spec, trial = SweepSpec(**spec_json), Trial(**trial_json)
+    started = time.perf_counter()
+    local_cancel = threading.Event()
+    if cancel is not None:  # a manager's event, shared with the sweep process: watched from a thread
+        def watch() -> None:
+            while not local_cancel.is_set():
+                try:
+                    if cancel.wait(0.2):
+                        local_cancel.set()
+                except Exception:  # the sweep process is gone: stop
+                    local_cancel.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+    try:
+        from studio.train.engine import Trainer
+
+        graph, source, config, data = prepare_trial(spec, trial)
+        if config.threads == 0:
+            config.threads = threads
+        trainer = Trainer(graph, source, config, data, out_dir=out_dir)
+        done: dict = {}
+        for record in trainer.run(local_cancel):
+            if record["kind"] == "start":
+                trial.run_dir = record["run_dir"]
+            done = record
+        trial.status, trial.message = done.get("status", "failed"), done.get("message", "")
+        trial.run_dir = done.get("run_dir", trial.run_dir)
+        split, _, metric = spec.objective.partition(".")
+        value = (((done.get("metrics") or {}).get("splits") or {}).get(split) or {}).get(metric)
+        trial.objective = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    except Exception as exc:  # recorded with its one line; the other trials go on
+        from studio.core.text import printable
+
+        ours = type(exc).__name__ in ("SweepError", "TrainingError", "DataError", "ConfigError", "BuildError")
+        text = str(exc) if ours else f"{type(exc).__name__}: {exc}"
+        trial.status, trial.message = "failed", printable(text.strip().splitlines()[0] if text.strip() else text)
+    finally:
+        local_cancel.set()
+    trial.seconds = round(time.perf_counter() - started, 2)
+    return trial.to_json()
+
+
+def _ignore_interrupts() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# ---- the sweep --------------------------------------------------------------------------------------------
+
+class Sweep:
+    """A sweep directory: its spec, its trials' records, the local executor."""
+
+    def __init__(self, path: Path, spec: SweepSpec, trials: list[Trial]) -> None:
+        self.path, self.spec, self.trials = path, spec, trials
+
+    @classmethod
+    def create(cls, spec: SweepSpec, out_dir: str | os.PathLike[str] = "sweeps") -> Sweep:
+        import re
+
+        root = Path(out_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        stem = time.strftime("%Y%m%d-%H%M%S") + "-" + (re.sub(r"[^\w.-]+", "_", spec.name) or "sweep")
+        for n in range(1, 10_000):
+            path = root / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        sweep = cls(path, spec, spec.trials())
+        atomic_write(path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n")
+        sweep.save()
+        return sweep
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Sweep:
+        path = Path(path)
+        try:
+            spec = SweepSpec(**json.loads((path / "spec.json").read_text(encoding="utf-8")))
+            records = json.loads((path / "trials.json").read_text(encoding="utf-8"))
+            trials = [Trial(**r) for r in records]
+        except FileNotFoundError:
+            raise SweepError(f"{path}: not a sweep directory (no spec.json or trials.json)") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise SweepError(f"{path}: cannot read the sweep ({str(exc).splitlines()[0][:120]})") from None
+        return cls(path, spec, trials)
+
+    def save(self) -> None:
+        atomic_write(self.path / "trials.json", json.dumps([t.to_json() for t in self.trials], indent=1) + "\n")
+
+    def pending(self) -> list[Trial]:
+        return [t for t in self.trials if t.status not in FINISHED]
+
+    def run(self, workers: int = 0, on_trial=None, cancel=None) -> list[Trial]:
+        """Run every trial that has not finished on a local process pool; ``on_trial(trial)`` after each.
+        ``cancel`` (a threading.Event): stop every trial; the unfinished ones stay pending."""
+        import concurrent.futures as cf
+        import multiprocessing
+
+        todo = self.pending()
+        if not todo:
+            return self.trials
+        cores = os.cpu_count() or 1
+        workers = workers or self.spec.workers or max(1, cores // 2)
+        workers = max(1, min(workers, len(todo)))
+        threads = max(1, cores // workers)
+        from multiprocessing.managers import SyncManager
+
+        context = multiprocessing.get_context("spawn")
+        # Ctrl-C reaches every process of the terminal's group: the workers and the manager ignore it, and
+        # the sweep stops them through the shared event (a trial stops cleanly, its best epoch kept)
+        manager = SyncManager(ctx=context)
+        manager.start(_ignore_interrupts)
+        shared_cancel = manager.Event()
+        by_id = {t.id: t for t in self.trials}
+        try:
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                        initializer=_ignore_interrupts) as pool:
+                futures = {pool.submit(run_trial, self.spec.to_json(), t.to_json(), str(self.path / "runs"),
+                                       threads, shared_cancel): t.id for t in todo}
+                for t in todo:
+                    t.status = "queued"
+                pending = set(futures)
+                while pending:
+                    done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                    if cancel is not None and cancel.is_set() and not shared_cancel.is_set():
+                        shared_cancel.set()
+                        for f in pending:
+                            f.cancel()
+                    for future in done:
+                        trial = by_id[futures[future]]
+                        if future.cancelled():
+                            trial.status = "pending"
+                            continue
+                        try:
+                            result = future.result()
+                        except Exception as exc:  # a worker that died (killed, out of memory)
+                            result = {**trial.to_json(), "status": "failed",
+                                      "message": f"the worker process died ({type(exc).__name__})"}
+                        by_id[trial.id].__dict__.update(result)
+                        if cancel is not None and cancel.is_set() and trial.status == "cancelled":
+                            trial.status = "pending"  # runs again on resume
+                        self.save()
+                        self.write_tables()
+                        if on_trial is not None:
+                            on_trial(trial)
+        finally:
+            for t in self.trials:
+                if t.status == "queued":
+                    t.status = "pending"
+            self.save()
+            self.write_tables()
+            manager.shutdown()
+        return self.trials
+
+    # ---- tables ----------------------------------------------------------------------------------------
+    def write_tables(self) -> None:
+        import pandas as pd
+
+        rows = [{"trial": t.id, "graph": Path(t.graph).stem, **{f"grid:{k}": v for k, v in t.point.items()},
+                 "seed": t.seed, "status": t.status, "objective": t.objective, "seconds": t.seconds,
+                 "run_dir": t.run_dir, "message": t.message} for t in self.trials]
+        frame = pd.DataFrame(rows)
+        frame.to_csv(self.path / "trials.csv", index=False)
+        self.summary().to_csv(self.path / "summary.csv", index=False)
+
+    def summary(self):
+        """Per graph and grid point: seeds done, mean and std of the objective across seeds."""
+        import pandas as pd
+
+        groups: dict[str, dict] = {}
+        for t in self.trials:
+            key = json.dumps({"graph": t.graph, "point": t.point}, sort_keys=True, default=str)
+            g = groups.setdefault(key, {"graph": Path(t.graph).stem, **{f"grid:{k}": v for k, v in t.point.items()},
+                                        "values": [], "seeds": 0, "failed": 0})
+            g["seeds"] += 1
+            g["failed"] += t.status == "failed"
+            if t.objective is not None and t.status in FINISHED:
+                g["values"].append(t.objective)
+        rows = []
+        for g in groups.values():
+            values = g.pop("values")
+            n = len(values)
+            mean = sum(values) / n if n else None
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+            rows.append({**g, "done": n, f"{self.spec.objective} mean": mean, f"{self.spec.objective} std": std})
+        frame = pd.DataFrame(rows)
+        if len(frame):
+            frame = frame.sort_values(f"{self.spec.objective} mean", ascending=False, na_position="last",
+                                      kind="stable")
+        return frame

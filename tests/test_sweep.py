@@ -1,0 +1,169 @@
+"""Sweeps on the local executor: trials are run directories, failures are records, Ctrl-C and kills
+resume; runs that differ only in their seed are grouped (mean +- std)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from studio.cli import main
+from studio.train.sweep import Sweep, SweepError, load_spec
+from tests.conftest import GRAPHS
+
+TINY = {"training": {"epochs": 1, "patience": 0, "threads": 1},
+        "data": {"synthetic": {"stocks": 30, "days": 60}}}
+
+
+def write_spec(folder: Path, name: str = "spec.json", **settings) -> Path:
+    spec = {"name": "tiny", "graphs": [str(GRAPHS / "default.json")], "seeds": 2, **TINY, **settings}
+    path = folder / name
+    path.write_text(json.dumps(spec))
+    return path
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"grids": {}}, "unknown setting 'grids'"),
+    ({"graphs": ["nowhere/*.json"]}, "'nowhere/*.json' matches no file"),
+    ({"graphs": []}, "graphs: expects a list"),
+    ({"seeds": 0}, "seeds: expects a count >= 1"),
+    ({"seeds": [1, "2"]}, "seeds: expects a count >= 1"),
+    ({"grid": {"gru_9.hidden_size": [8]}}, "default.json has no node 'gru_9'"),
+    ({"grid": {"lr": [0.1]}}, "'lr' is not SECTION.FIELD or NODE_ID.PARAM"),
+    ({"grid": {"training.lr": []}}, "each list non-empty"),
+    ({"grid": {"training.lr": [-1.0]}}, "lr: expects a number > 0"),
+    ({"grid": {"data.normalise": ["robust"]}}, "normalise"),
+    ({"objective": "valid.pnl"}, "objective: expects SPLIT.METRIC"),
+    ({"executor": "slurm"}, "executor: expects local or ray"),
+])
+def test_a_bad_spec_is_a_one_line_error_naming_the_file_and_field(tmp_path, capsys, settings, message):
+    path = write_spec(tmp_path, **settings)
+    with pytest.raises(SweepError) as err:
+        load_spec(path)
+    assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_toml_spec_and_globs_relative_to_it(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    import os
+
+    relative = Path(os.path.relpath(GRAPHS, folder)).as_posix()  # from the spec's folder, not the cwd
+    (folder / "s.toml").write_text(
+        f'name = "t"\ngraphs = ["{relative}/default.json", "{relative}/default.*"]\n'
+        'seeds = [3, 1, 3]\n[grid]\n"training.lr" = [0.001, 0.002]\n"gru_1.hidden_size" = [8]\n')
+    spec = load_spec(folder / "s.toml")
+    assert spec.graphs == [str((GRAPHS / "default.json").resolve())]  # the glob's match is not repeated
+    assert spec.seeds == [3, 1]
+    trials = spec.trials()
+    assert len(trials) == 4 and len({t.id for t in trials}) == 4
+    assert {(t.point["training.lr"], t.seed) for t in trials} == {(0.001, 3), (0.001, 1), (0.002, 3), (0.002, 1)}
+
+
+def test_a_sweep_runs_its_trials_and_records_a_failing_one(tmp_path, capsys):
+    # kernel_size 0 makes an invalid graph: those trials fail with one line, the others finish
+    path = write_spec(tmp_path, grid={"conv_1.kernel_size": [3, 0]})
+    code = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "2"])
+    out = capsys.readouterr()
+    assert code == 1  # not every trial finished
+    (folder,) = (tmp_path / "out").iterdir()
+    trials = json.loads((folder / "trials.json").read_text())
+    assert len(trials) == 4
+    failed = [t for t in trials if t["status"] == "failed"]
+    good = [t for t in trials if t["status"] == "finished"]
+    assert len(failed) == 2 and len(good) == 2
+    assert {t["point"]["conv_1.kernel_size"] for t in failed} == {0}
+    assert all("conv_1" in t["message"] and "\n" not in t["message"] for t in failed)
+    for t in good:
+        metrics = json.loads((Path(t["run_dir"]) / "metrics.json").read_text())
+        assert t["objective"] == pytest.approx(metrics["splits"]["valid"]["ic"], abs=0)
+        config = json.loads((Path(t["run_dir"]) / "config.json").read_text())
+        assert config["seed"] == t["seed"]
+        assert json.loads((Path(t["run_dir"]) / "graph.json").read_text())["nodes"]["conv_1"]["params"][
+            "kernel_size"] == 3
+    summary = pd.read_csv(folder / "summary.csv")
+    row = summary[summary["grid:conv_1.kernel_size"] == 3].iloc[0]
+    values = pd.Series([t["objective"] for t in good])
+    assert row["done"] == 2 and row["failed"] == 0
+    assert row["valid.ic mean"] == pytest.approx(values.mean()) and row["valid.ic std"] == pytest.approx(values.std())
+    assert summary[summary["grid:conv_1.kernel_size"] == 0].iloc[0]["failed"] == 2
+    assert "seeds done" in out.out and str(folder) in out.out
+    assert len(pd.read_csv(folder / "trials.csv")) == 4
+
+
+def test_a_cancelled_or_killed_sweep_resumes_with_the_trials_left(tmp_path, capsys):
+    spec = load_spec(write_spec(tmp_path, seeds=3))
+    sweep = Sweep.create(spec, tmp_path / "out")
+    cancel = threading.Event()
+    sweep.run(workers=1, on_trial=lambda trial: cancel.set(), cancel=cancel)  # Ctrl-C after the first
+    statuses = [t.status for t in Sweep.open(sweep.path).trials]
+    assert statuses.count("finished") >= 1 and "pending" in statuses
+    # a kill: the record of a finished trial says it is still queued (its result never came back)
+    records = json.loads((sweep.path / "trials.json").read_text())
+    killed = next(r for r in records if r["status"] == "finished")
+    killed["status"] = "queued"
+    (sweep.path / "trials.json").write_text(json.dumps(records))
+    kept = {r["id"]: r["run_dir"] for r in records if r["status"] == "finished"}
+    assert main(["sweep", "--resume", str(sweep.path), "-q"]) == 0
+    done = Sweep.open(sweep.path).trials
+    assert [t.status for t in done] == ["finished"] * 3
+    assert {t.id: t.run_dir for t in done if t.id in kept} == kept  # finished trials were not run again
+    rerun = next(t for t in done if t.id == killed["id"])
+    assert rerun.run_dir != killed["run_dir"] and (Path(rerun.run_dir) / "metrics.json").is_file()
+    assert "3/3" in capsys.readouterr().out
+
+
+def test_compare_groups_runs_that_differ_only_in_their_seed(tmp_path, capsys):
+    from studio.cli.train_commands import compare_table, seed_table
+
+    path = write_spec(tmp_path, seeds=3, grid={"gru_1.hidden_size": [8, 16]})
+    sweep = Sweep.create(load_spec(path), tmp_path / "out")
+    sweep.run(workers=2)
+    frame = compare_table([str(sweep.path / "runs")])
+    seeds = seed_table(frame)
+    assert sorted(seeds["seeds"]) == [3, 3]
+    for group, runs in frame.groupby("group"):
+        row = seeds[seeds["group"] == group].iloc[0]
+        assert row["ic_mean"] == pytest.approx(runs["ic"].mean()) and row["ic_std"] == pytest.approx(runs["ic"].std())
+        assert row["sharpe_mean"] == pytest.approx(runs["sharpe"].mean())
+        assert runs["seed"].tolist() != [runs["seed"].iloc[0]] * 3
+    assert main(["compare", str(sweep.path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "across seeds" in out and out.count(" +- ") >= 10 and "default #" in out
+
+
+def test_ctrl_c_in_a_terminal_stops_every_trial_cleanly(tmp_path):
+    """SIGINT to the whole process group (what a terminal's Ctrl-C does): the workers ignore it, the sweep
+    stops them through its event; no trial is failed, the stopped ones wait for --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_spec(tmp_path, seeds=3, training={"epochs": 50, "patience": 0, "threads": 1})
+    process = subprocess.Popen([sys.executable, "-m", "studio", "sweep", str(path), "--out", str(tmp_path / "out"),
+                                "--workers", "2"], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((tmp_path / "out").glob("*/runs/*/metrics.jsonl")):
+        time.sleep(0.2)  # until a trial has finished an epoch
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "stopping every trial" in err
+    (folder,) = (tmp_path / "out").iterdir()
+    trials = json.loads((folder / "trials.json").read_text())
+    assert {t["status"] for t in trials} <= {"pending", "finished"} and "pending" in {t["status"] for t in trials}
+
+
+def test_the_example_spec_reads():
+    from tests.conftest import ROOT
+
+    spec = load_spec(ROOT / "docs" / "examples" / "three-models-five-seeds.json")
+    assert len(spec.graphs) == 3 and spec.seeds == [0, 1, 2, 3, 4] and len(spec.trials()) == 15
