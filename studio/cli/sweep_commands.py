@@ -22,6 +22,10 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="trials at once (default: one per two cores)")
     p.add_argument("--out", default="sweeps", metavar="DIR", help="where sweep directories go (default sweeps/)")
     p.add_argument("--resume", metavar="SWEEP_DIR", help="run the trials of a sweep that did not finish")
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where trials run (default: the spec's executor, else local)")
+    p.add_argument("--address", metavar="RAY_ADDRESS",
+                   help="join this Ray cluster (implies --executor ray; default: start a local Ray)")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary table")
     p.set_defaults(run=sweep_command)
 
@@ -40,8 +44,9 @@ def sweep_command(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"{args.out}: cannot make the sweep directory ({exc.strerror or exc})") from None
-    if sweep.spec.executor != "local":
-        raise CliError(f"{sweep.path}: executor {sweep.spec.executor!r}: only the local executor is built so far")
+    executor = args.executor or ("ray" if args.address else sweep.spec.executor)
+    if executor == "local" and args.address:
+        raise CliError("--address is for the ray executor; leave out --executor local")
     todo = sweep.pending()
     if not args.quiet:
         print(f"sweep {sweep.path}: {len(todo)} of {len(sweep.trials)} trials to run", file=sys.stderr)
@@ -65,7 +70,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     try:
-        sweep.run(args.workers or 0, on_trial, cancel)
+        sweep.run(args.workers or 0, on_trial, cancel, executor=executor, address=args.address)
+    except SweepError as exc:
+        raise CliError(str(exc)) from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -77,7 +84,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         mean, std = r[f"{objective} mean"], r[f"{objective} std"]
         cell = "-" if mean is None or mean != mean else f"{mean:.4f}" + (
             f" +- {std:.4f}" if std is not None and std == std else "")
-        rows.append([printable(r["graph"]), *(printable(r[c]) for c in grid_cols),
+        rows.append([printable(r["graph"]), *(f"{r[c]:.4g}" if isinstance(r[c], float) else printable(r[c])
+                                              for c in grid_cols),
                      f"{r['done']}/{r['seeds']}", str(r["failed"]), cell])
     print(format_table(["graph", *(c[5:] for c in grid_cols), "seeds done", "failed", f"{objective} mean +- std"],
                        rows, align="l" * (1 + len(grid_cols)) + "rrr"))

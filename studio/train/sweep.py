@@ -34,7 +34,10 @@ from typing import Any
 
 from studio.core.files import atomic_write
 
-SPEC_KEYS = {"name", "graphs", "seeds", "grid", "training", "data", "objective", "executor", "workers"}
+SPEC_KEYS = {"name", "graphs", "seeds", "grid", "training", "data", "objective", "executor", "workers", "resources",
+             "search", "samples"}
+#: the distributions of a search: name -> number of bounds (None: a list of choices)
+SEARCH_KINDS = {"loguniform": 2, "uniform": 2, "int": 2, "choice": None}
 FINISHED = ("finished", "early_stopped", "time_limit")
 OBJECTIVES = ("ic", "rank_ic", "icir", "rank_icir", "annual_return", "sharpe")
 
@@ -70,21 +73,32 @@ class SweepSpec:
     objective: str = "valid.ic"
     executor: str = "local"
     workers: int = 0
+    #: what each trial asks of Ray: {"cpu": 1, "gpu": 0.25} (fractions share a GPU); the local executor ignores it
+    resources: dict[str, float] = field(default_factory=dict)
+    #: an Optuna search (on the ray executor): KEY -> {"loguniform": [lo, hi]} | {"uniform": [lo, hi]} |
+    #: {"int": [lo, hi]} | {"choice": [values]}; ``samples`` points are tried, each with every seed
+    search: dict[str, dict[str, list]] = field(default_factory=dict)
+    samples: int = 0
 
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def trials(self) -> list[Trial]:
+    def grid_points(self) -> list[dict[str, Any]]:
         keys = sorted(self.grid)
-        points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
-        out = []
-        for graph in self.graphs:
-            for point in points:
-                for seed in self.seeds:
-                    text = json.dumps({"graph": graph, "point": point, "seed": seed}, sort_keys=True, default=str)
-                    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-                    out.append(Trial(f"{Path(graph).stem}-s{seed}-{digest}", graph, point, seed))
-        return out
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    @staticmethod
+    def trial_for(graph: str, point: dict[str, Any], seed: int) -> Trial:
+        text = json.dumps({"graph": graph, "point": point, "seed": seed}, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        return Trial(f"{Path(graph).stem}-s{seed}-{digest}", graph, point, seed)
+
+    def trials(self) -> list[Trial]:
+        """Every trial of a grid sweep (a search makes its trials as it samples points: none up front)."""
+        if self.search:
+            return []
+        return [self.trial_for(graph, point, seed) for graph in self.graphs for point in self.grid_points()
+                for seed in self.seeds]
 
 
 def _read_spec_file(path: Path) -> dict:
@@ -156,9 +170,45 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     workers = raw.get("workers", 0)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise SweepError(f"{path}: workers: expects an integer >= 0, gets {workers!r}")
+    resources = raw.get("resources", {})
+    if not isinstance(resources, dict) or set(resources) - {"cpu", "gpu"} or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in resources.values()):
+        raise SweepError(f"{path}: resources: expects {{\"cpu\": N, \"gpu\": N}} with numbers >= 0 "
+                         f"(fractions share a GPU), gets {resources!r}")
+    search, samples = raw.get("search", {}), raw.get("samples", 0)
+    if not isinstance(search, dict):
+        raise SweepError(f"{path}: search: expects an object of KEY: {{KIND: [...]}}")
+    for key, domain in search.items():
+        kind = next(iter(domain), None) if isinstance(domain, dict) and len(domain) == 1 else None
+        values = domain.get(kind) if kind in SEARCH_KINDS else None
+        bounds = SEARCH_KINDS.get(kind, 0)
+        ok = isinstance(values, list) and values and (bounds is None or (
+            len(values) == 2 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            and values[0] < values[1] and (kind != "loguniform" or values[0] > 0)))
+        if not ok:
+            raise SweepError(f"{path}: search: {key!r}: expects one of {{\"loguniform\": [lo, hi]}}, "
+                             f"{{\"uniform\": [lo, hi]}}, {{\"int\": [lo, hi]}} (lo < hi) or "
+                             f"{{\"choice\": [values]}}, gets {domain!r}")
+    if search:
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+            raise SweepError(f"{path}: samples: a search needs a number of points to try >= 1, gets {samples!r}")
+        if executor != "ray":
+            raise SweepError(f"{path}: a search runs on Ray Tune with Optuna: set \"executor\": \"ray\" "
+                             "(pip install -e '.[scale]')")
+        if len(graphs) != 1:
+            raise SweepError(f"{path}: a search tunes one graph; it names {len(graphs)}")
+        if grid:
+            raise SweepError(f"{path}: a sweep has a grid or a search, not both (a choice in the search is a grid "
+                             "the search picks from)")
     spec = SweepSpec(str(raw.get("name") or path.stem), graphs, seeds, {k: list(v) for k, v in grid.items()},
-                     dict(raw.get("training", {})), dict(raw.get("data", {})), objective, executor, workers)
-    for trial in spec.trials()[:: max(1, len(spec.seeds))]:  # one per graph and point: seeds change nothing here
+                     dict(raw.get("training", {})), dict(raw.get("data", {})), objective, executor, workers,
+                     {k: float(v) for k, v in resources.items()}, {k: dict(v) for k, v in search.items()},
+                     int(samples) if search else 0)
+    checks = spec.trials()[:: max(1, len(spec.seeds))]  # one per graph and point: seeds change nothing here
+    if spec.search:  # a point of the search (the low bounds, the first choices) checks its keys
+        checks = [spec.trial_for(spec.graphs[0], {k: next(iter(d.values()))[0] for k, d in spec.search.items()},
+                                 spec.seeds[0])]
+    for trial in checks:
         try:
             prepare_trial(spec, trial)
         except SweepError as exc:
@@ -309,9 +359,21 @@ class Sweep:
     def pending(self) -> list[Trial]:
         return [t for t in self.trials if t.status not in FINISHED]
 
-    def run(self, workers: int = 0, on_trial=None, cancel=None) -> list[Trial]:
-        """Run every trial that has not finished on a local process pool; ``on_trial(trial)`` after each.
-        ``cancel`` (a threading.Event): stop every trial; the unfinished ones stay pending."""
+    def run(self, workers: int = 0, on_trial=None, cancel=None, executor: str | None = None,
+            address: str | None = None) -> list[Trial]:
+        """Run every trial that has not finished, on the spec's executor (or ``executor``; an ``address``
+        means Ray); ``on_trial(trial)`` after each. ``cancel`` (a threading.Event): stop every trial; the
+        unfinished ones stay pending."""
+        if (executor or ("ray" if address else self.spec.executor)) == "ray":
+            try:
+                from studio.train.sweep_ray import run_on_ray
+            except ImportError:
+                raise SweepError("the ray executor needs Ray: pip install -e '.[scale]'") from None
+
+            return run_on_ray(self, address, workers, on_trial, cancel)
+        return self._run_local(workers, on_trial, cancel)
+
+    def _run_local(self, workers: int, on_trial, cancel) -> list[Trial]:
         import concurrent.futures as cf
         import multiprocessing
 
