@@ -330,7 +330,7 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
     import pandas as pd
 
     from studio.metrics import sample_size
-    from studio.train.records import read_run
+    from studio.train.records import read_run, seed_group
 
     rows = []
     for path in _run_dirs(paths):
@@ -353,21 +353,8 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
     return frame
 
 
-#: settings that do not make two runs different experiments (the seed is what a group spans)
-_NOT_THE_EXPERIMENT = ("seed", "threads", "device", "feed", "sync_every")
 SEED_COLUMNS = [("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"), ("annual_return", "LS ann. return"),
                 ("sharpe", "Sharpe")]
-
-
-def seed_group(config: dict) -> str:
-    """Runs of the same graph, data and settings but another seed share this key."""
-    import hashlib
-
-    training = {k: v for k, v in (config.get("training") or {}).items() if k not in _NOT_THE_EXPERIMENT}
-    data = config.get("data") or {}
-    key = {"graph": (config.get("graph") or {}).get("hash"), "source": data.get("source"),
-           "data": data.get("config"), "training": training}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def seed_table(frame):

@@ -1,5 +1,8 @@
 """The runs table: every run under the runs folder with the figures of the comparison table; select
-runs to overlay their test long-short PnL, open a run's graph, export the chart as PNG."""
+runs to overlay their test long-short PnL, open a run's graph, export the chart as PNG. "Across seeds"
+shows one row per group of runs that differ only in their seed (mean +- std, as Qlib reports models);
+the chart draws a group as a band (mean +- std of the cumulative long-short across seeds) around its
+mean, with each seed's thin line on demand."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QPushButton,
@@ -24,7 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.gui.plots import EpochAxis
 from studio.metrics import MIN_DATES, sample_size
+from studio.train.records import seed_group
 
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
            ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
@@ -52,8 +58,45 @@ def read_runs(folder: Path) -> list[dict]:
         dates, t, few = sample_size(test)
         rows.append({"path": path, "run": path.name, "graph": config.get("graph", {}).get("name", ""),
                      "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]},
-                     "ic_t": t, "dates": dates, "few_dates": few})
+                     "ic_t": t, "dates": dates, "few_dates": few, "seed": config.get("seed"),
+                     "group": seed_group(config)})
     return rows
+
+
+#: the columns of the across-seeds view: (key, header); figures are mean +- std across the group's seeds
+SEED_COLUMNS = [("graph", "graph"), ("seeds", "seeds"), ("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"),
+                ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe")]
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """One row per group of finished runs that differ only in their seed: the seed count, the runs, and the
+    mean and std (n - 1) of each figure."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["status"] != "failed":
+            groups.setdefault(row["group"], []).append(row)
+    out = []
+    for key, runs in groups.items():
+        group = {"group": key, "graph": runs[0]["graph"], "seeds": len({r["seed"] for r in runs}),
+                 "paths": [r["path"] for r in runs]}
+        for figure, _ in SEED_COLUMNS[2:]:
+            values = [float(r[figure]) for r in runs if isinstance(r[figure], int | float)
+                      and math.isfinite(r[figure])]
+            group[figure] = float(np.mean(values)) if values else None
+            group[f"{figure}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        out.append(group)
+    named: dict[str, int] = {}
+    for g in out:
+        named[g["graph"]] = named.get(g["graph"], 0) + 1
+    for g in out:  # graphs of one name but other parameters are told apart by their group
+        if named[g["graph"]] > 1:
+            g["graph"] += f" #{g['group'][:6]}"
+    return out
+
+
+def _figure_text(key: str, value: float) -> str:
+    return (f"{value:.2%}" if key in ("annual_return", "max_drawdown")
+            else f"{value:.2f}" if key in ("ic_t", "sharpe", "icir") else f"{value:.4f}")
 
 
 class FigureItem(QTableWidgetItem):
@@ -94,6 +137,7 @@ class RunsWidget(QWidget):
                                 axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
         self.plot.setLabel("bottom", "date")
         self.plot.setLabel("left", "cumulative long-short return")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # returns as returns, not "x0.01"
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.chart.addItem(self.plot, row=0, col=0)
         self.legend = pg.LegendItem(colCount=2)  # under the plot, off the curves
@@ -106,6 +150,21 @@ class RunsWidget(QWidget):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, s=slot: s())
             buttons.addWidget(button)
+        self.by_seed = QCheckBox("Across seeds")
+        self.by_seed.setToolTip("One row per group of runs that differ only in their seed: mean +- std of "
+                                "the figures; the chart draws the group's band")
+        self.by_seed.toggled.connect(lambda _on: self.refresh())
+        buttons.addWidget(self.by_seed)
+        self.seed_lines = QCheckBox("seed lines")
+        self.seed_lines.setToolTip("Draw each seed's curve as a thin line inside its group's band")
+        self.seed_lines.toggled.connect(lambda _on: self.overlay())
+        buttons.addWidget(self.seed_lines)
+        self.chart_kind = QComboBox()
+        self.chart_kind.addItems(["test long-short PnL", "validation IC per epoch"])
+        self.chart_kind.setToolTip("What the chart shows for the selected runs (a group's band: mean ± std "
+                                   "across its seeds)")
+        self.chart_kind.currentIndexChanged.connect(lambda _i: self._set_chart_kind())
+        buttons.addWidget(self.chart_kind)
         self.light_export = QCheckBox("light background")
         self.light_export.setToolTip("Export the chart black on white (for papers and slides)")
         buttons.addWidget(self.light_export)
@@ -125,6 +184,11 @@ class RunsWidget(QWidget):
 
     def refresh(self) -> None:
         self.rows = read_runs(self.folder)
+        if self.by_seed.isChecked():
+            self._fill_groups()
+            return
+        self.table.setColumnCount(len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([h for _, h in COLUMNS])
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
@@ -158,25 +222,121 @@ class RunsWidget(QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
 
+    def _fill_groups(self) -> None:
+        groups = seed_groups(self.rows)
+        self.table.setSortingEnabled(False)
+        self.table.clearContents()
+        self.table.setColumnCount(len(SEED_COLUMNS))
+        self.table.setHorizontalHeaderLabels([h for _, h in SEED_COLUMNS])
+        self.table.setRowCount(len(groups))
+        for r, group in enumerate(groups):
+            for c, (key, _) in enumerate(SEED_COLUMNS):
+                value = group[key]
+                if key == "graph":
+                    item = QTableWidgetItem(value)
+                else:
+                    std = group.get(f"{key}_std")
+                    text = str(value) if key == "seeds" else "-" if value is None else _figure_text(key, value) + (
+                        f" ± {_figure_text(key, std)}" if std is not None else "")
+                    item = FigureItem(text)
+                    item.setData(Qt.ItemDataRole.UserRole, value)  # sorts by the mean
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setData(Qt.ItemDataRole.UserRole + 1, json.dumps([str(p) for p in group["paths"]]))
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
     def selected_paths(self) -> list[Path]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        return [Path(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1)) for r in rows]
+        stored = [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1) for r in rows]
+        if self.by_seed.isChecked():
+            return [Path(p) for text in stored for p in json.loads(text)]
+        return [Path(p) for p in stored]
+
+    def _set_chart_kind(self) -> None:
+        epochs = self.chart_kind.currentIndex() == 1
+        if epochs:
+            self.plot.setAxisItems({"bottom": EpochAxis(orientation="bottom")})  # whole epochs only
+            self.plot.setTitle("validation IC per epoch of the selected runs")
+            self.plot.setLabel("bottom", "epoch")
+            self.plot.setLabel("left", "validation IC")
+        else:
+            self.plot.setAxisItems({"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+            self.plot.setTitle("test long-short PnL of the selected runs (cumulative)")
+            self.plot.setLabel("bottom", "date")
+            self.plot.setLabel("left", "cumulative long-short return")
+        self.overlay()
+
+    @staticmethod
+    def _epoch_curve(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """(epochs, validation IC) of a run, from its metrics.jsonl."""
+        lines = path / "metrics.jsonl"
+        if not lines.is_file():
+            return None
+        epochs, ics = [], []
+        for line in lines.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                ic = (record.get("valid") or {}).get("ic")
+                epochs.append(float(record["epoch"]))
+                ics.append(float(ic) if isinstance(ic, int | float) else math.nan)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill: the epochs before it still draw
+        return (np.asarray(epochs), np.asarray(ics)) if epochs else None
+
+    @staticmethod
+    def _test_curve(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """(dates as seconds, cumulative long-short) of a run's test dates."""
+        daily = path / "daily.csv"
+        if not daily.is_file():
+            return None
+        with open(daily, encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+        values = [float(r["long_short"]) if r["long_short"] not in ("", "nan") else 0.0 for r in rows]
+        dates = [np.datetime64(r["date"][:10], "s").astype(np.int64) for r in rows]
+        return np.asarray(dates, dtype=float), np.cumsum(values)
 
     def overlay(self) -> None:
         self.plot.clear()
         self.legend.clear()
         self.plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
-        for i, path in enumerate(self.selected_paths()):
-            daily = path / "daily.csv"
-            if not daily.is_file():
+        by_group: dict[str, list[Path]] = {}
+        group_of = {row["path"]: row["group"] for row in self.rows}
+        for path in self.selected_paths():
+            # runs of one group are drawn together when there are several; alone, a run is its own line
+            by_group.setdefault(group_of.get(path, str(path)) if self.by_seed.isChecked() else str(path),
+                                []).append(path)
+        names = {g["group"]: g["graph"] for g in seed_groups(self.rows)}
+        self.bands: list[dict] = []
+        for i, (group, paths) in enumerate(by_group.items()):
+            color = PALETTE[i % len(PALETTE)]
+            read = self._epoch_curve if self.chart_kind.currentIndex() == 1 else self._test_curve
+            curves = [c for c in (read(p) for p in paths) if c is not None]
+            if not curves:
                 continue
-            with open(daily, encoding="utf-8") as fh:
-                rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
-            values = [float(r["long_short"]) if r["long_short"] not in ("", "nan") else 0.0 for r in rows]
-            dates = [np.datetime64(r["date"][:10], "s").astype(np.int64) for r in rows]
-            curve = self.plot.plot(np.asarray(dates, dtype=float), np.cumsum(values),
-                                   pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2))
-            self.legend.addItem(curve, path.name)
+            if len(curves) == 1:
+                curve = self.plot.plot(*curves[0], pen=pg.mkPen(color, width=2))
+                self.legend.addItem(curve, paths[0].name if not self.by_seed.isChecked() else names.get(group, ""))
+                continue
+            # the x values every seed has (runs stopped early have fewer epochs: the band ends with the shortest)
+            n = min(len(c[0]) for c in curves)
+            dates = curves[0][0][:n]
+            same = [c[1][:n] for c in curves if np.array_equal(c[0][:n], dates)]
+            stack = np.vstack(same)
+            mean, std = stack.mean(axis=0), stack.std(axis=0, ddof=1) if len(same) > 1 else np.zeros(n)
+            fill = pg.QtGui.QColor(color)
+            fill.setAlpha(60)
+            upper = pg.PlotDataItem(dates, mean + std, pen=pg.mkPen(None))
+            lower = pg.PlotDataItem(dates, mean - std, pen=pg.mkPen(None))
+            self.plot.addItem(upper)
+            self.plot.addItem(lower)
+            self.plot.addItem(pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(fill)))
+            if self.seed_lines.isChecked():
+                for values in same:
+                    self.plot.plot(dates, values, pen=pg.mkPen(color, width=1))
+            line = self.plot.plot(dates, mean, pen=pg.mkPen(color, width=2))
+            self.legend.addItem(line, f"{names.get(group, group)}: mean ± std of {len(same)} seeds")
+            self.bands.append({"group": group, "dates": dates, "mean": mean, "std": std, "seeds": len(same)})
 
     def open_selected(self) -> None:
         for path in self.selected_paths():

@@ -40,6 +40,22 @@ def _clean(value: Any) -> Any:
     return value
 
 
+#: settings that do not make two runs different experiments (the seed is what a group of runs spans)
+NOT_THE_EXPERIMENT = ("seed", "threads", "device", "feed", "sync_every")
+
+
+def seed_group(config: dict) -> str:
+    """A key shared by runs of the same graph (by its hash), data source, data and training settings that
+    differ only in their seed (and the device, threads or feed they ran on)."""
+    import hashlib
+
+    training = {k: v for k, v in (config.get("training") or {}).items() if k not in NOT_THE_EXPERIMENT}
+    data = config.get("data") or {}
+    key = {"graph": (config.get("graph") or {}).get("hash"), "source": data.get("source"),
+           "data": data.get("config"), "training": training}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 class RunWriter:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
