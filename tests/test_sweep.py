@@ -167,3 +167,52 @@ def test_the_example_spec_reads():
 
     spec = load_spec(ROOT / "docs" / "examples" / "three-models-five-seeds.json")
     assert len(spec.graphs) == 3 and spec.seeds == [0, 1, 2, 3, 4] and len(spec.trials()) == 15
+
+
+def test_workers_of_a_killed_sweep_stop_and_leave(tmp_path):
+    """kill -9 of the sweep process (the studio killed, a terminal closed): its workers stop their trial
+    after the batch, start no other, and exit; nothing goes on training unseen."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_spec(tmp_path, seeds=4, training={"epochs": 50, "patience": 0, "threads": 1})
+    process = subprocess.Popen([sys.executable, "-m", "studio", "sweep", str(path), "--out", str(tmp_path / "out"),
+                                "--workers", "1", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == process.pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((tmp_path / "out").glob("*/runs/*/metrics.jsonl")):
+        time.sleep(0.2)  # a trial is training
+    workers = children()
+    assert workers
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.2)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "workers of a killed sweep kept running"
+    assert len(list((tmp_path / "out").glob("*/runs/*"))) == 1  # no other trial started after the kill

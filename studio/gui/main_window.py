@@ -435,6 +435,14 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.training.stop(wait=True)
+        queue = getattr(self, "queue", None)
+        if queue is not None and queue.running():
+            answer = QMessageBox.question(self, "Queue", "Queued runs are in progress. Stop them and quit? "
+                                          "(studio sweep --resume continues them)")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            queue.stop_all(wait=True)
         if not self._confirm_discard(self.documents):
             event.ignore()
             return

@@ -359,26 +359,30 @@ class TrainingPanel(QWidget):
 
 
 def install_training(window) -> None:
-    """The training panel, the plots and the runs table as docks of the main window."""
+    """The training panel, the plots, the runs table and the queue as docks of the main window."""
     from PySide6.QtCore import Qt
 
     from studio.gui.plots import PlotsWidget
+    from studio.gui.queue import QueueWidget
     from studio.gui.runs import RunsWidget
 
     panel = TrainingPanel(window)
     plots = PlotsWidget(window)
     runs = RunsWidget(panel.runs_dir, window)
+    queue = QueueWidget(window, panel)
+    queue.trialDone.connect(runs.refresh)  # queued runs land in the runs table as they finish
     panel.record.connect(plots.add_record)
     panel.record.connect(lambda record: record["kind"] == "done" and runs.refresh())
     runs.openGraph.connect(window.open_file)
-    window.training, window.plots, window.runs = panel, plots, runs
+    window.training, window.plots, window.runs, window.queue = panel, plots, runs, queue
     docks = []
     scroll = QScrollArea()  # a short window scrolls the panel instead of clipping it
     scroll.setWidgetResizable(True)
     scroll.setWidget(panel)
     for title, widget, area in (("Training", scroll, Qt.DockWidgetArea.RightDockWidgetArea),
                                 ("Plots", plots, Qt.DockWidgetArea.BottomDockWidgetArea),
-                                ("Runs", runs, Qt.DockWidgetArea.BottomDockWidgetArea)):
+                                ("Runs", runs, Qt.DockWidgetArea.BottomDockWidgetArea),
+                                ("Queue", queue, Qt.DockWidgetArea.BottomDockWidgetArea)):
         dock = QDockWidget(title, window)
         dock.setObjectName(title)
         dock.setWidget(widget)
@@ -386,10 +390,11 @@ def install_training(window) -> None:
         window.view_menu.addAction(dock.toggleViewAction())
         docks.append(dock)
     window.tabifyDockWidget(docks[1], docks[2])
+    window.tabifyDockWidget(docks[2], docks[3])
     docks[1].raise_()
     # the inspector above the training panel, both visible: watch a run and edit at once
     window.splitDockWidget(window.inspector_dock, docks[0], Qt.Orientation.Vertical)
-    window.training_dock, window.plots_dock, window.runs_dock = docks
+    window.training_dock, window.plots_dock, window.runs_dock, window.queue_dock = docks
     plots.setMinimumHeight(160)
     start = QAction("&Start Training", window)
     start.setShortcut(QKeySequence("Ctrl+R"))

@@ -268,16 +268,24 @@ def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, can
     spec, trial = SweepSpec(**spec_json), Trial(**trial_json)
     started = time.perf_counter()
     local_cancel = threading.Event()
+    parent = _WORKER_PARENT or os.getppid()
+    if cancel is not None and os.getppid() != parent:  # the sweep process is gone: train nothing more
+        trial.status, trial.message = "pending", "the sweep process was gone"
+        return trial.to_json()
     if cancel is not None:  # a manager's event, shared with the sweep process: watched from a thread
         def watch() -> None:
             while not local_cancel.is_set():
                 try:
                     if cancel.wait(0.2):
                         local_cancel.set()
-                except Exception:  # the sweep process is gone: stop
+                except Exception:  # the manager is gone: stop
+                    local_cancel.set()
+                if os.getppid() != parent:  # the sweep process was killed: no orphan goes on training
                     local_cancel.set()
 
         threading.Thread(target=watch, daemon=True).start()
+    if _TRIAL_RUNNING is not None:
+        _TRIAL_RUNNING.set()
     try:
         from studio.train.engine import Trainer
 
@@ -303,14 +311,41 @@ def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, can
         trial.status, trial.message = "failed", printable(text.strip().splitlines()[0] if text.strip() else text)
     finally:
         local_cancel.set()
+        if _TRIAL_RUNNING is not None:
+            _TRIAL_RUNNING.clear()
     trial.seconds = round(time.perf_counter() - started, 2)
     return trial.to_json()
 
 
-def _ignore_interrupts() -> None:
-    import signal
+#: the sweep process that started this worker (set in the worker's initializer); a worker whose sweep was
+#: killed (it is reparented) stops its trial and starts no other
+_WORKER_PARENT: int | None = None
 
+
+#: set while a trial runs in this worker process
+_TRIAL_RUNNING = None
+
+
+def _ignore_interrupts() -> None:
+    """The initializer of the local executor's workers: Ctrl-C is the sweep's to handle, and a worker
+    whose sweep process died leaves once its trial has stopped (it would wait for work forever)."""
+    import signal
+    import threading
+
+    global _WORKER_PARENT, _TRIAL_RUNNING
+    _WORKER_PARENT = os.getppid()
+    _TRIAL_RUNNING = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def leave_when_orphaned() -> None:
+        while os.getppid() == _WORKER_PARENT:
+            time.sleep(1.0)
+        deadline = time.monotonic() + 60  # the trial sees the same and stops after its batch
+        while _TRIAL_RUNNING.is_set() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=leave_when_orphaned, daemon=True).start()
 
 
 # ---- the sweep --------------------------------------------------------------------------------------------
@@ -318,11 +353,16 @@ def _ignore_interrupts() -> None:
 class Sweep:
     """A sweep directory: its spec, its trials' records, the local executor."""
 
-    def __init__(self, path: Path, spec: SweepSpec, trials: list[Trial]) -> None:
+    def __init__(self, path: Path, spec: SweepSpec, trials: list[Trial], runs_dir: Path | None = None) -> None:
         self.path, self.spec, self.trials = path, spec, trials
+        #: where the trials' run directories go (default: ``runs/`` in the sweep directory)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else path / "runs"
 
     @classmethod
-    def create(cls, spec: SweepSpec, out_dir: str | os.PathLike[str] = "sweeps") -> Sweep:
+    def create(cls, spec: SweepSpec, out_dir: str | os.PathLike[str] = "sweeps",
+               runs_dir: str | os.PathLike[str] | None = None) -> Sweep:
+        """A new sweep directory under ``out_dir``; ``runs_dir``: put the trials' runs there instead of in
+        the sweep directory (the studio's queue puts them with the other runs, in its runs table)."""
         import re
 
         root = Path(out_dir)
@@ -335,8 +375,10 @@ class Sweep:
                 break
             except FileExistsError:
                 continue
-        sweep = cls(path, spec, spec.trials())
+        sweep = cls(path, spec, spec.trials(), Path(runs_dir).resolve() if runs_dir is not None else None)
         atomic_write(path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n")
+        if runs_dir is not None:
+            atomic_write(path / "runs_dir.json", json.dumps({"runs_dir": str(sweep.runs_dir)}) + "\n")
         sweep.save()
         return sweep
 
@@ -347,11 +389,15 @@ class Sweep:
             spec = SweepSpec(**json.loads((path / "spec.json").read_text(encoding="utf-8")))
             records = json.loads((path / "trials.json").read_text(encoding="utf-8"))
             trials = [Trial(**r) for r in records]
+            elsewhere = path / "runs_dir.json"
+            runs_dir = None
+            if elsewhere.is_file():
+                runs_dir = Path(json.loads(elsewhere.read_text(encoding="utf-8"))["runs_dir"])
         except FileNotFoundError:
             raise SweepError(f"{path}: not a sweep directory (no spec.json or trials.json)") from None
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise SweepError(f"{path}: cannot read the sweep ({str(exc).splitlines()[0][:120]})") from None
-        return cls(path, spec, trials)
+        return cls(path, spec, trials, runs_dir)
 
     def save(self) -> None:
         atomic_write(self.path / "trials.json", json.dumps([t.to_json() for t in self.trials], indent=1) + "\n")
@@ -396,7 +442,7 @@ class Sweep:
         try:
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                         initializer=_ignore_interrupts) as pool:
-                futures = {pool.submit(run_trial, self.spec.to_json(), t.to_json(), str(self.path / "runs"),
+                futures = {pool.submit(run_trial, self.spec.to_json(), t.to_json(), str(self.runs_dir),
                                        threads, shared_cancel): t.id for t in todo}
                 for t in todo:
                     t.status = "queued"

@@ -179,7 +179,7 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
     watcher.start()
     key = id(sweep)
     _RUNS[key] = (sweep, by_id, on_trial, cancel)
-    out, threads = str((sweep.path / "runs").resolve()), max(1, int(cpus))
+    out, threads = str(sweep.runs_dir.resolve()), max(1, int(cpus))
     concurrent = workers or sweep.spec.workers or None
 
     def fit(trainable, param_space: dict, name: str, **tune_config: Any):

@@ -1,0 +1,252 @@
+"""The queue: sweeps of the open graph x N seeds waiting, running and done, on the local executor or a
+Ray address. Add, reorder and cancel while editing goes on; each trial lands in the runs table as it
+finishes.
+
+Each entry is an ordinary sweep (studio.train.sweep) whose trials write their run directories into the
+studio's runs folder. One entry runs at a time, on a worker thread that only calls ``Sweep.run`` and
+sends each finished trial to the GUI thread by a signal. Cancel sets the entry's ``threading.Event``
+from the GUI thread: the sweep stops its trials cleanly (their best epochs kept) and the entry can be
+resumed from the command line (``studio sweep --resume DIR``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.text import printable
+
+
+@dataclass
+class QueueEntry:
+    sweep: object  # studio.train.sweep.Sweep
+    title: str
+    executor: str = "local"
+    address: str | None = None
+    state: str = "waiting"  # waiting, running, done, cancelled, failed
+    done: int = 0
+    failed: int = 0
+    message: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def describe(self) -> str:
+        total = len(self.sweep.trials)
+        where = "Ray " + (self.address or "(local)") if self.executor == "ray" else "local"
+        text = f"{self.title} · {self.state} · {self.done}/{total} runs" + (f", {self.failed} failed"
+                                                                              if self.failed else "")
+        return f"{text} · {where}" + (f" · {self.message}" if self.message else "")
+
+
+class QueueWorker(QThread):
+    """Runs one queue entry's sweep; ``trial`` carries each finished trial (as a plain dict)."""
+
+    trial = Signal(object)
+
+    def __init__(self, entry: QueueEntry, parent=None) -> None:
+        super().__init__(parent)
+        self.entry = entry
+        self.error = ""
+
+    def run(self) -> None:
+        from studio.train.sweep import SweepError
+
+        try:
+            self.entry.sweep.run(on_trial=lambda t: self.trial.emit(t.to_json()), cancel=self.entry.cancel,
+                                 executor=self.entry.executor, address=self.entry.address)
+        except SweepError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # shown on the entry; the studio stays up
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
+class QueueWidget(QWidget):
+    """The queue dock: add the open graph x N seeds, reorder, cancel; one entry runs at a time."""
+
+    trialDone = Signal()
+
+    def __init__(self, window, panel, parent=None) -> None:
+        super().__init__(parent)
+        self.window, self.panel = window, panel
+        self.entries: list[QueueEntry] = []
+        self.worker: QueueWorker | None = None
+        layout = QVBoxLayout(self)
+        add = QHBoxLayout()
+        self.seeds = QSpinBox()
+        self.seeds.setRange(1, 100)
+        self.seeds.setValue(5)
+        self.seeds.setToolTip("Seeds of the open graph to queue (0, 1, ...), with the training panel's settings")
+        self.add_button = QPushButton("Add open graph")
+        self.add_button.clicked.connect(lambda: self.add_open_graph())
+        self.executor = QComboBox()
+        self.executor.addItems(["local", "ray"])
+        self.executor.setToolTip("local: a process pool on this machine; ray: a local Ray, or the cluster at "
+                                 "the address (pip install -e '.[scale]')")
+        self.address = QLineEdit()
+        self.address.setPlaceholderText("Ray address (empty: a local Ray)")
+        add.addWidget(self.add_button)
+        add.addWidget(QLabel("x"))
+        add.addWidget(self.seeds)
+        add.addWidget(QLabel("seeds on"))
+        add.addWidget(self.executor)
+        add.addWidget(self.address, 1)
+        layout.addLayout(add)
+        self.list = QListWidget()
+        layout.addWidget(self.list, 1)
+        buttons = QHBoxLayout()
+        for text, slot, tip in (("Up", lambda: self.move(-1), "Run this waiting entry earlier"),
+                                ("Down", lambda: self.move(1), "Run this waiting entry later"),
+                                ("Cancel", lambda: self.cancel_selected(),
+                                 "Take a waiting entry off the queue, or stop the running one cleanly")):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, s=slot: s())
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.status = QLabel("Queue the open graph with several seeds; runs land in the runs table.")
+        self.status.setWordWrap(True)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+
+    # ---- adding ------------------------------------------------------------------------------------
+    def add_open_graph(self) -> QueueEntry | None:
+        from studio.core.graph_file import save_graph
+        from studio.train.sweep import Sweep, SweepSpec
+
+        tab = self.window.current_tab()
+        if tab is None:
+            self.status.setText("Open a model to queue it.")
+            return None
+        document = tab.document
+        if not document.validation.ok or document.graph.kind != "model":
+            self.status.setText("Cannot queue: " + (str(document.validation.errors[0])
+                                                    if not document.validation.ok else "open a model, not a block"))
+            return None
+        runs_dir = Path(self.panel.runs_dir)
+        sweeps = runs_dir.parent / "sweeps" if runs_dir.name else Path("sweeps")
+        name = document.graph.name or document.title or "graph"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        graph_file = sweeps / "graphs" / f"{stamp}-{len(self.entries)}-{Path(name).stem}.json"
+        graph_file.parent.mkdir(parents=True, exist_ok=True)
+        save_graph(document.graph.copy(), graph_file, stamp_version=False)  # frozen: edits go on
+        training = self.panel.train_config().to_json()
+        training.pop("seed")
+        source = self.panel.source_spec()
+        data = ({"synthetic": dict(source.synthetic)} if source.kind == "synthetic"
+                else {"path": source.path, "import": dict(source.importer)})
+        executor = self.executor.currentText()
+        spec = SweepSpec(name=f"{name} x {self.seeds.value()} seeds", graphs=[str(graph_file.resolve())],
+                         seeds=list(range(self.seeds.value())), training=training, data=data, executor=executor,
+                         workers=1, resources={"cpu": 1})
+        entry = QueueEntry(Sweep.create(spec, sweeps, runs_dir=runs_dir), printable(spec.name), executor,
+                           self.address.text().strip() or None)
+        self.entries.append(entry)
+        self._redraw()
+        self._next()
+        return entry
+
+    # ---- order and cancel ----------------------------------------------------------------------------
+    def move(self, step: int) -> None:
+        row = self.list.currentRow()
+        target = row + step
+        if not (0 <= row < len(self.entries) and 0 <= target < len(self.entries)):
+            return
+        if self.entries[row].state != "waiting" or self.entries[target].state != "waiting":
+            return  # only waiting entries change places
+        self.entries[row], self.entries[target] = self.entries[target], self.entries[row]
+        self._redraw()
+        self.list.setCurrentRow(target)
+
+    def cancel_selected(self) -> None:
+        row = self.list.currentRow()
+        if not 0 <= row < len(self.entries):
+            return
+        entry = self.entries[row]
+        if entry.state == "waiting":
+            entry.state = "cancelled"
+        elif entry.state == "running":
+            entry.cancel.set()
+            entry.message = "stopping after the current batches…"
+        self._redraw()
+
+    def stop_all(self, wait: bool = False) -> None:
+        """Cancel every entry (the window closes): waiting ones do not start, the running one stops."""
+        for entry in self.entries:
+            if entry.state == "waiting":
+                entry.state = "cancelled"
+            entry.cancel.set()
+        if wait and self.worker is not None:
+            self.worker.wait(60_000)
+
+    # ---- running ------------------------------------------------------------------------------------------
+    def running(self) -> bool:
+        """An entry is running: its worker is set until its ``finished`` slot ran (a worker that ended
+        but whose slot is still queued is running still, so no second entry starts beside it)."""
+        return self.worker is not None
+
+    def _next(self) -> None:
+        if self.worker is not None:
+            return
+        entry = next((e for e in self.entries if e.state == "waiting"), None)
+        if entry is None:
+            return
+        entry.state = "running"
+        self.worker = QueueWorker(entry, self)
+        self.worker.trial.connect(self._on_trial)
+        self.worker.finished.connect(lambda worker=self.worker: self._finished(worker))
+        self.worker.start()
+        self._redraw()
+
+    def _on_trial(self, trial: dict) -> None:
+        entry = self.worker.entry if self.worker is not None else None
+        if entry is None:
+            return
+        entry.done = sum(t.status in ("finished", "early_stopped", "time_limit") for t in entry.sweep.trials)
+        entry.failed = sum(t.status == "failed" for t in entry.sweep.trials)
+        self._redraw()
+        self.trialDone.emit()
+
+    def _finished(self, worker: QueueWorker) -> None:
+        if worker is not self.worker:
+            return
+        entry = worker.entry
+        entry.done = sum(t.status in ("finished", "early_stopped", "time_limit") for t in entry.sweep.trials)
+        entry.failed = sum(t.status == "failed" for t in entry.sweep.trials)
+        if worker.error:
+            entry.state, entry.message = "failed", printable(worker.error)
+        elif entry.cancel.is_set():
+            entry.state, entry.message = "cancelled", f"resume: studio sweep --resume {entry.sweep.path}"
+        else:
+            entry.state, entry.message = "done", ""
+        self.worker = None
+        self._redraw()
+        self.trialDone.emit()
+        self._next()
+
+    def _redraw(self) -> None:
+        row = self.list.currentRow()
+        self.list.clear()
+        for entry in self.entries:
+            item = QListWidgetItem(entry.describe())
+            item.setToolTip(str(entry.sweep.path))
+            self.list.addItem(item)
+        if 0 <= row < self.list.count():
+            self.list.setCurrentRow(row)
+        waiting = sum(e.state == "waiting" for e in self.entries)
+        running = next((e for e in self.entries if e.state == "running"), None)
+        self.status.setText((f"Running {running.title}; " if running else "Idle; ") + f"{waiting} waiting.")

@@ -1,0 +1,99 @@
+"""The queue dock: the open graph x N seeds runs as a sweep while editing goes on, its runs land in the
+runs table, waiting entries reorder and cancel, and the running one stops cleanly."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import GRAPHS
+from tests.test_gui_training import window  # noqa: F401  (the fixture: a real window, tiny market)
+
+
+def test_queue_the_open_graph_with_seeds_and_watch_the_runs_arrive(window, qtbot):  # noqa: F811
+    queue, runs = window.queue, window.runs
+    window.open_file(GRAPHS / "default.json")
+    window.queue_dock.raise_()  # the Queue tab, as a person clicks it
+    qtbot.waitUntil(queue.add_button.isVisible)
+    queue.seeds.setValue(2)
+    qtbot.mouseClick(queue.add_button, qtbot_button())
+    assert len(queue.entries) == 1 and queue.entries[0].state == "running"
+    entry = queue.entries[0]
+    # editing goes on: the queued graph is a frozen copy
+    document = window.current_tab().document
+    node = next(n for n in document.graph.nodes.values() if n.type == "gru")
+    document.edit("set hidden size", lambda graph: graph.nodes[node.id].params.__setitem__("hidden_size", 48))
+    qtbot.waitUntil(lambda: entry.state == "done", timeout=180_000)
+    assert entry.done == 2 and entry.failed == 0
+    assert "done · 2/2 runs" in queue.list.item(0).text()
+    runs.refresh()
+    assert runs.table.rowCount() == 2  # the queued runs are in the runs table
+    configs = [json.loads((p / "config.json").read_text()) for p in (window.training.runs_dir).iterdir()
+               if (p / "config.json").is_file()]
+    assert sorted(c["seed"] for c in configs) == [0, 1]
+    frozen = [json.loads((p / "graph.json").read_text()) for p in window.training.runs_dir.iterdir()
+              if (p / "graph.json").is_file()]
+    assert all(g["nodes"][node.id]["params"]["hidden_size"] != 48 for g in frozen)
+    runs.by_seed.setChecked(True)
+    assert runs.table.rowCount() == 1 and runs.table.item(0, 1).text() == "2"
+
+
+def test_waiting_entries_reorder_and_cancel_and_the_running_one_stops(window, qtbot):  # noqa: F811
+    queue = window.queue
+    window.open_file(GRAPHS / "default.json")
+    window.training.epochs.setValue(50)  # long enough to be running when cancelled
+    queue.seeds.setValue(1)
+    first, second, third = (queue.add_open_graph() for _ in range(3))
+    assert [e.state for e in queue.entries] == ["running", "waiting", "waiting"]
+    queue.list.setCurrentRow(2)
+    queue.move(-1)
+    assert queue.entries[1] is third and queue.entries[2] is second
+    queue.move(-1)  # the running entry keeps its place
+    assert queue.entries[1] is third
+    queue.list.setCurrentRow(2)
+    queue.cancel_selected()
+    assert second.state == "cancelled"
+    queue.list.setCurrentRow(1)
+    queue.cancel_selected()
+    assert third.state == "cancelled"
+    qtbot.waitUntil(lambda: any(p.name == "metrics.jsonl" for p in window.training.runs_dir.rglob("*")),
+                    timeout=120_000)  # an epoch done
+    queue.list.setCurrentRow(0)
+    queue.cancel_selected()
+    qtbot.waitUntil(lambda: not queue.running(), timeout=60_000)
+    assert first.state == "cancelled" and "studio sweep --resume" in first.message
+    assert [t.status for t in first.sweep.trials] == ["pending"]
+    assert second.sweep.trials[0].status == "pending" and not queue.running()  # cancelled ones never started
+
+
+def qtbot_button():
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
+
+
+def test_entries_that_end_at_once_still_run_one_after_another(window, qtbot, monkeypatch):  # noqa: F811
+    """A worker that ends before its ``finished`` slot runs must not let the next entry start beside it,
+    nor have that slot finish the wrong entry."""
+    import threading
+
+    from studio.train.sweep import Sweep, SweepError
+
+    active, most, lock = [0], [0], threading.Lock()
+
+    def quick_run(self, **_):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        with lock:
+            active[0] -= 1
+        raise SweepError(f"{self.path}: no data")
+
+    monkeypatch.setattr(Sweep, "run", quick_run)
+    queue = window.queue
+    window.open_file(GRAPHS / "default.json")
+    queue.seeds.setValue(1)
+    entries = [queue.add_open_graph() for _ in range(3)]
+    qtbot.waitUntil(lambda: not queue.running() and all(e.state == "failed" for e in entries), timeout=30_000)
+    assert most[0] == 1
+    assert all("no data" in e.message for e in entries)
+    assert "failed" in queue.list.item(2).text()
