@@ -70,6 +70,19 @@ def test_an_optuna_search_on_ray_samples_points_within_bounds_and_resumes_to_its
     assert sorted({t.seed for t in trials}) == [0, 1]
     Sweep.open(sweep.path).run()  # its count reached: nothing more runs
     assert len(Sweep.open(sweep.path).trials) == 4
+    from studio.train.sweep_ray import evaluated_points
+
+    resumed = Sweep.open(sweep.path)
+    known, rewards = evaluated_points(resumed)  # what the resumed study is told it has tried
+    assert sorted(json.dumps(p, sort_keys=True) for p in known) == sorted(points)
+    for point, reward in zip(known, rewards, strict=True):
+        objectives = [t.objective for t in trials if t.point == point]
+        assert len(objectives) == 2 and abs(reward - sum(objectives) / 2) < 1e-12
+    resumed.spec.samples = 3  # one more point, sampled by a study that knows the first two
+    resumed.run()
+    trials = Sweep.open(sweep.path).trials
+    assert len(trials) == 6 and len({json.dumps(t.point, sort_keys=True) for t in trials}) == 3
+    assert all(t.status == "finished" for t in trials)
 
 
 def test_a_search_spec_is_checked(tmp_path):
@@ -84,3 +97,88 @@ def test_a_search_spec_is_checked(tmp_path):
             assert message in str(exc) and "\n" not in str(exc), (settings, str(exc))
         else:
             raise AssertionError(f"accepted {settings}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_same_spec_runs_unchanged_against_a_ray_address(tmp_path):
+    """A Ray cluster started apart (``ray start --head``), joined with --address: the spec as it is."""
+    import os
+    import shutil
+    import tempfile
+
+    ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    import secrets
+
+    # a cluster with token authentication, Ray's default: whoever joins by address says so and has the token
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
+    started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
+                              "--include-dashboard=false", "--node-ip-address=127.0.0.1", f"--temp-dir={ray_tmp}"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        spec = write_spec(tmp_path, seeds=2, resources={"cpu": 1})  # a local spec, not changed
+        done = subprocess.run([sys.executable, "-m", "studio", "sweep", str(spec), "--out", str(tmp_path / "out"),
+                               "--address", f"127.0.0.1:{port}", "-q"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        (folder,) = (tmp_path / "out").iterdir()
+        trials = Sweep.open(folder).trials
+        assert len(trials) == 2 and all(t.status == "finished" for t in trials)
+        assert all((Path(t.run_dir) / "metrics.json").is_file() for t in trials)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_ctrl_c_stops_a_sweep_on_ray_cleanly_and_it_resumes(tmp_path):
+    """Ctrl-C in the terminal (SIGINT to the whole process group) during a Ray sweep: exit 130 soon, the
+    running trials keep their best epoch and are pending, no Ray process is left, and --resume ends it."""
+    import os
+    import signal
+    import time
+
+    spec = write_spec(tmp_path, seeds=2, executor="ray", resources={"cpu": 1},
+                      training={"epochs": 40, "patience": 0, "threads": 1})
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "studio", "sweep", str(spec), "--out", str(out), "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not list(out.glob("*/runs/*/metrics.jsonl")):
+        time.sleep(0.2)  # a trial is training
+    assert list(out.glob("*/runs/*/metrics.jsonl")), "no trial started"
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("the sweep did not stop within 90 s of Ctrl-C") from None
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    (folder,) = out.iterdir()
+    trials = Sweep.open(folder).trials
+    assert {t.status for t in trials} <= {"pending", "finished"} and any(t.status == "pending" for t in trials)
+    stopped = [json.loads((Path(t.run_dir) / "config.json").read_text()) for t in trials
+               if t.status == "pending" and t.run_dir and (Path(t.run_dir) / "metrics.jsonl").is_file()]
+    assert stopped and all(c["status"] == "cancelled" for c in stopped)  # stopped cleanly, not killed
+    assert all((Path(t.run_dir) / "metrics.json").is_file() for t in trials
+               if t.run_dir and (Path(t.run_dir) / "metrics.jsonl").is_file())  # the best epoch kept
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "Ray processes outlived the sweep"
+    resumed = subprocess.run([sys.executable, "-m", "studio", "sweep", "--resume", str(folder), "-q"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert all(t.status == "finished" for t in Sweep.open(folder).trials)

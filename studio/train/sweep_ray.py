@@ -22,6 +22,9 @@ from typing import Any
 
 # Tune's own progress tables would interleave with the sweep's lines: the sweep reports its trials
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Ctrl-C is the sweep's: Tune's own handler would end the run abruptly (trials killed, exit 1) instead of
+# stopping every trial after its batch through the flag below
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 import ray
 from ray import tune
@@ -29,7 +32,7 @@ from ray import tune
 from studio.train.sweep import Sweep, SweepError, Trial, run_trial
 
 #: the sweeps running in this process, by key: (sweep, trials by id, on_trial, cancel event). Tune pickles its
-#: callbacks and stoppers with the experiment's state, so they hold only this key (and are module-level
+#: callbacks with the experiment's state, so they hold only this key (and are module-level
 #: classes, pickled by reference)
 _RUNS: dict[int, tuple] = {}
 
@@ -56,20 +59,6 @@ class _Recorder(tune.Callback):
         sweep.write_tables()
         if on_trial is not None:
             on_trial(ours)
-
-
-class _StopAll(tune.Stopper):
-    """Ctrl-C: no new trial starts (the running ones stop through the flag)."""
-
-    def __init__(self, key: int) -> None:
-        self.key = key
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        cancel = _RUNS.get(self.key, (None,) * 4)[3]
-        return cancel is not None and cancel.is_set()
 
 
 class _Flag:
@@ -110,6 +99,8 @@ def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag) ->
     point = {key: config[key] for key in sweep_spec.search}
     values: list[float] = []
     for seed in sweep_spec.seeds:
+        if ray.get(flag.is_set.remote()):  # cancelled: the seeds left are not begun
+            return
         trial = SweepSpec.trial_for(sweep_spec.graphs[0], point, seed)
         record = run_trial(spec, trial.to_json(), out, threads, _RemoteEvent(flag))
         if record["objective"] is not None:
@@ -131,9 +122,40 @@ def _distribution(tune, domain: dict):
     return tune.choice(list(values))
 
 
+def _optuna_space(domain: dict):
+    """A search domain as Optuna's distribution (warm-starting a study needs Optuna's own space)."""
+    from optuna import distributions
+
+    kind, values = next(iter(domain.items()))
+    if kind in ("loguniform", "uniform"):
+        return distributions.FloatDistribution(float(values[0]), float(values[1]), log=kind == "loguniform")
+    if kind == "int":
+        return distributions.IntDistribution(int(values[0]), int(values[1]))
+    return distributions.CategoricalDistribution(list(values))
+
+
+def evaluated_points(sweep: Sweep) -> tuple[list[dict], list[float]]:
+    """The points a search has tried whose every seed finished, with their mean objective: a resumed search
+    tells Optuna of them, so it goes on from what it learnt instead of sampling afresh."""
+    by_point: dict[str, list[Trial]] = {}
+    for t in sweep.trials:
+        by_point.setdefault(json.dumps(t.point, sort_keys=True, default=str), []).append(t)
+    points, rewards = [], []
+    for trials in by_point.values():
+        done = [t.objective for t in trials if t.status in ("finished", "early_stopped", "time_limit")
+                and t.objective is not None and math.isfinite(t.objective)]
+        if len(done) == len(trials) == len(sweep.spec.seeds) and set(trials[0].point) == set(sweep.spec.search):
+            points.append(dict(trials[0].point))
+            rewards.append(sum(done) / len(done))
+    return points, rewards
+
+
 def _trainable(config: dict) -> None:
     from ray import tune
 
+    if ray.get(config["flag"].is_set.remote()):  # cancelled before this trial began: it stays pending
+        tune.report({"objective": math.nan, "record": json.dumps(config["trial"])})
+        return
     record = run_trial(config["spec"], config["trial"], config["out"], config["threads"],
                        _RemoteEvent(config["flag"]))
     objective = record["objective"]
@@ -159,9 +181,12 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
                 ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as exc:
+            # Ray never turns token authentication on by itself for an explicit address
+            hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token "
+                    "(RAY_AUTH_TOKEN or ~/.ray/auth_token)") if address and not os.environ.get("RAY_AUTH_MODE") else ""
             raise SweepError(f"ray: cannot {'join ' + address if address else 'start a local Ray'} "
                              f"({str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__})"
-                             ) from None
+                             f"{hint}") from None
     by_id = {t.id: t for t in sweep.trials}
     resources = sweep.spec.resources or {}
     cpus, gpus = float(resources.get("cpu", 1)), float(resources.get("gpu", 0))
@@ -188,7 +213,7 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True,
                                         trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}", **tune_config),
             run_config=tune.RunConfig(name=name, storage_path=str((sweep.path / "ray").resolve()),
-                                      callbacks=[_Recorder(key)], stop=_StopAll(key), verbose=0))
+                                      callbacks=[_Recorder(key)], verbose=0))
         return tuner.fit()
 
     try:
@@ -206,11 +231,20 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
         if samples_left and not (cancel is not None and cancel.is_set()):
             from ray.tune.search.optuna import OptunaSearch
 
-            space = {key: _distribution(tune, domain) for key, domain in sweep.spec.search.items()}
             trainable = tune.with_parameters(_search_trainable, spec=sweep.spec.to_json(), out=out, threads=threads,
                                              flag=flag)
-            fit(trainable, space, "search", search_alg=OptunaSearch(seed=sweep.spec.seeds[0]), metric="objective",
-                mode="max", num_samples=samples_left)
+            points, rewards = evaluated_points(sweep)
+            if points:  # resumed: Optuna's study starts from the points already judged
+                space = {key: _optuna_space(domain) for key, domain in sweep.spec.search.items()}
+                # a sampler seeded as the first run's would draw its first points again
+                search = OptunaSearch(space=space, metric="objective", mode="max",
+                                      seed=sweep.spec.seeds[0] + points_done,
+                                      points_to_evaluate=points, evaluated_rewards=rewards)
+                fit(trainable, {}, "search", search_alg=search, num_samples=samples_left)
+            else:
+                space = {key: _distribution(tune, domain) for key, domain in sweep.spec.search.items()}
+                fit(trainable, space, "search", search_alg=OptunaSearch(seed=sweep.spec.seeds[0]),
+                    metric="objective", mode="max", num_samples=samples_left)
     finally:
         _RUNS.pop(key, None)
         watcher_done.set()
