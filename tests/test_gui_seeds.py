@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
@@ -32,6 +33,9 @@ def test_the_runs_table_groups_seeds_and_draws_their_band(qtbot, runs_folder):
     runs.resize(1400, 700)
     runs.refresh()
     assert runs.table.rowCount() == 6
+    # nothing selected: a hint, and no axis counting the milliseconds of 1970
+    assert not runs.plot.getAxis("bottom").style["showValues"]
+    assert any(isinstance(i, pg.TextItem) and "select runs" in i.toPlainText() for i in runs.plot.items)
     runs.by_seed.setChecked(True)  # as a person clicks it: the table is grouped
     assert runs.table.rowCount() == 2
     headers = [runs.table.horizontalHeaderItem(c).text() for c in range(runs.table.columnCount())]
@@ -50,6 +54,8 @@ def test_the_runs_table_groups_seeds_and_draws_their_band(qtbot, runs_folder):
         assert "#" in runs.table.item(r, 0).text()  # one graph name, two parameter settings
     runs.table.selectRow(0)
     assert len(runs.bands) == 1
+    assert runs.plot.getAxis("bottom").style["showValues"]
+    assert not any(isinstance(i, pg.TextItem) for i in runs.plot.items)
     band = runs.bands[0]
     paths = json.loads(runs.table.item(0, 0).data(Qt.ItemDataRole.UserRole + 1))
     cumulative = []

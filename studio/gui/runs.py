@@ -133,10 +133,10 @@ class RunsWidget(QWidget):
         self.table.itemSelectionChanged.connect(self.overlay)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
         self.chart = pg.GraphicsLayoutWidget()
-        self.plot = pg.PlotItem(title="test long-short PnL of the selected runs (cumulative)",
+        self.plot = pg.PlotItem(title="test long-short PnL (cumulative)",
                                 axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
         self.plot.setLabel("bottom", "date")
-        self.plot.setLabel("left", "cumulative long-short return")
+        self.plot.setLabel("left", "cum. long-short return")
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # returns as returns, not "x0.01"
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.chart.addItem(self.plot, row=0, col=0)
@@ -169,18 +169,16 @@ class RunsWidget(QWidget):
         self.light_export.setToolTip("Export the chart black on white (for papers and slides)")
         buttons.addWidget(self.light_export)
         buttons.addStretch(1)
-        left = QWidget()
-        column = QVBoxLayout(left)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(buttons)
-        column.addWidget(self.table)
+        # the buttons span the dock: beside the table they would push the chart off a 1280-pixel window
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
+        splitter.addWidget(self.table)
         splitter.addWidget(self.chart)
         splitter.setSizes([700, 500])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(buttons)
         layout.addWidget(splitter)
+        self.overlay()
 
     def refresh(self) -> None:
         self.rows = read_runs(self.folder)
@@ -257,14 +255,14 @@ class RunsWidget(QWidget):
         epochs = self.chart_kind.currentIndex() == 1
         if epochs:
             self.plot.setAxisItems({"bottom": EpochAxis(orientation="bottom")})  # whole epochs only
-            self.plot.setTitle("validation IC per epoch of the selected runs")
+            self.plot.setTitle("validation IC per epoch")
             self.plot.setLabel("bottom", "epoch")
             self.plot.setLabel("left", "validation IC")
         else:
             self.plot.setAxisItems({"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
-            self.plot.setTitle("test long-short PnL of the selected runs (cumulative)")
+            self.plot.setTitle("test long-short PnL (cumulative)")
             self.plot.setLabel("bottom", "date")
-            self.plot.setLabel("left", "cumulative long-short return")
+            self.plot.setLabel("left", "cum. long-short return")
         self.overlay()
 
     @staticmethod
@@ -337,6 +335,19 @@ class RunsWidget(QWidget):
             line = self.plot.plot(dates, mean, pen=pg.mkPen(color, width=2))
             self.legend.addItem(line, f"{names.get(group, group)}: mean ± std of {len(same)} seeds")
             self.bands.append({"group": group, "dates": dates, "mean": mean, "std": std, "seeds": len(same)})
+        drawn = bool(self.legend.items)
+        # an empty chart has no dates: its axis would count milliseconds of 1970
+        self.plot.getAxis("bottom").setStyle(showValues=drawn)
+        if drawn:
+            self.plot.enableAutoRange()
+        else:
+            text = ("select runs in the table to draw them" if not by_group else
+                    "the selected runs have no " + ("epochs" if self.chart_kind.currentIndex() == 1
+                                                    else "test results") + " yet")
+            hint = pg.TextItem(text, color="#9aa0a6", anchor=(0.5, 0.5))
+            self.plot.addItem(hint)
+            hint.setPos(0.5, 0.5)
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
 
     def open_selected(self) -> None:
         for path in self.selected_paths():
