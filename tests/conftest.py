@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the studio's settings (recent files, the dock layout) go to a folder of the test run, never to the
+# user's own (~/.config/Model Studio); subprocesses inherit it
+import tempfile
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="studio-tests-config-")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 # Small tensors everywhere: one thread avoids OpenMP hand-offs, which stall for milliseconds when

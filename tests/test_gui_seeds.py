@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from studio.train.sweep import Sweep, load_spec
+from tests.test_gui_training import window  # noqa: F401  (the fixture: a real window)
 from tests.test_sweep import write_spec
 
 
@@ -92,3 +93,41 @@ def test_the_chart_shows_the_validation_ic_band_per_epoch(qtbot, runs_folder):
     np.testing.assert_allclose(band["std"], ics.std(axis=0, ddof=1), rtol=1e-12)
     runs.chart_kind.setCurrentIndex(0)
     assert runs.plot.getAxis("bottom").labelText == "date"
+
+
+def test_two_selected_runs_compare_and_their_changed_nodes_light_up(qtbot, runs_folder, window):  # noqa: F811
+    from PySide6.QtCore import QItemSelectionModel
+
+    from studio.gui.runs import RunsWidget
+
+    runs = RunsWidget(runs_folder)
+    qtbot.addWidget(runs)
+    runs.refresh()
+
+    def setting(row):
+        path = Path(runs.table.item(row, 0).data(Qt.ItemDataRole.UserRole + 1))
+        config = json.loads((path / "config.json").read_text())
+        graph = json.loads((path / "graph.json").read_text())
+        return config["seed"], graph["nodes"]["gru_1"]["params"]["hidden_size"]
+
+    rows = {setting(r): r for r in range(runs.table.rowCount())}
+    assert runs.compare_selected() is None  # nothing selected: nothing to compare
+    model = runs.table.selectionModel()
+    for key in ((0, 8), (0, 16)):  # Ctrl+click two runs of one seed
+        model.select(runs.table.model().index(rows[key], 0),
+                     QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    dialog = runs.compare_selected()
+    qtbot.addWidget(dialog)
+    text = dialog.text.toPlainText()
+    assert ("gru_1.hidden_size: 8 -> 16" in text) != ("gru_1.hidden_size: 16 -> 8" in text)
+    assert "settings: the same" in text and "figures (test split):" in text
+    assert dialog.highlight_button.isEnabled()
+    with qtbot.waitSignal(runs.highlightNodes) as signal:
+        qtbot.mouseClick(dialog.highlight_button, Qt.MouseButton.LeftButton)
+    graph_file, ids = signal.args
+    assert ids == ["gru_1"] and Path(graph_file).name == "graph.json"
+
+    window.runs.highlightNodes.emit(graph_file, ids)  # as the dialog's button does in the studio
+    tab = window.current_tab()
+    assert tab is not None and Path(tab.document.path) == Path(graph_file)
+    assert tab.scene.selected_nodes() == ["gru_1"]

@@ -167,6 +167,8 @@ def test_the_example_spec_reads():
 
     spec = load_spec(ROOT / "docs" / "examples" / "three-models-five-seeds.json")
     assert len(spec.graphs) == 3 and spec.seeds == [0, 1, 2, 3, 4] and len(spec.trials()) == 15
+    width = load_spec(ROOT / "docs" / "examples" / "gru-width.json")  # docs/research.md's pair of runs
+    assert [t.point for t in width.trials()] == [{"gru_1.hidden_size": 8}, {"gru_1.hidden_size": 16}]
 
 
 def test_workers_of_a_killed_sweep_stop_and_leave(tmp_path):

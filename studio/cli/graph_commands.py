@@ -12,6 +12,7 @@ from studio.cli.table import format_table
 from studio.core.document import Graph, block_reference
 from studio.core.graph_file import GraphFileError, load_graph
 from studio.core.registry import Registry
+from studio.core.text import printable
 from studio.core.validation import Validation, format_count, validate
 from studio.nodes import default_registry
 
@@ -43,6 +44,18 @@ def add_graph_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="STATE_DICT",
                    help="a state dict (.pt, e.g. a run's model.pt) to export instead of fresh weights")
     p.set_defaults(run=export_command)
+
+    p = commands.add_parser("diff", help="what changed between two graph files; exit 0 when the same model",
+                            description="List what turns graph A into graph B: nodes added, removed and "
+                                        "retyped, parameter changes (conv_2.kernel_size: 3 -> 5), wires "
+                                        "added and removed, the input spec and each block's inside, in a "
+                                        "stable order. Positions are left out and a parameter left out has "
+                                        "its default. Exit 0 when equal, 1 when they differ, 2 when a file "
+                                        "cannot be read.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--json", action="store_true", help="print the changes as a JSON list")
+    p.set_defaults(run=diff_command)
 
     p = commands.add_parser("nodes", help="list node types, or show one type's ports and parameters")
     p.add_argument("type_id", nargs="?", metavar="TYPE")
@@ -111,6 +124,22 @@ def _shape_text(v: Validation, node_id: str) -> str:
     if len(shapes) == 1:
         return str(next(iter(shapes.values())))
     return ", ".join(f"{port} {shape}" for port, shape in shapes.items())
+
+
+def diff_command(args: argparse.Namespace) -> int:
+    from studio.core.graph_diff import diff_graphs
+
+    diff = diff_graphs(read_graph(args.a), read_graph(args.b), registry())
+    if args.json:
+        print(json.dumps(diff.to_json(), indent=1, default=str))
+    elif diff.equal:
+        print(f"{printable(args.a)} and {printable(args.b)}: the same model (positions aside)")
+    else:
+        count = len(diff.changes)
+        print(f"{printable(args.a)} -> {printable(args.b)}: {count} change{'s' if count != 1 else ''}")
+        for line in diff.lines():
+            print(f"  {line}")
+    return 0 if diff.equal else 1
 
 
 def summary_command(args: argparse.Namespace) -> int:

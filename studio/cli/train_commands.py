@@ -98,6 +98,17 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     add_import_options(p, cache_flag=False)
     p.set_defaults(run=train_command)
 
+    p = commands.add_parser("reproduce", help="train a run again and check that every figure comes out the same",
+                            description="Re-run RUN_DIR from its recorded graph, settings, seed and data "
+                                        "(with its thread count) and compare every figure of every split, "
+                                        "exactly on the CPU. Refused, with the reason, when the data, the "
+                                        "studio's or torch's version differ, or the run was cancelled or "
+                                        "stopped by its time limit. Exit 0 when all match, 1 when any "
+                                        "differs, 2 when it cannot be reproduced here.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="where the re-run's directory goes (default: a temporary folder)")
+    p.set_defaults(run=reproduce_command)
+
     p = commands.add_parser("compare", help="the comparison table of runs (IC, RankIC, ICIR, return, Sharpe)",
                             description="One row per run: IC, RankIC, ICIR, annualised long-short return, "
                                         "Sharpe, max drawdown of a split. RUN_DIR may also be a folder "
@@ -307,6 +318,31 @@ def _print_results(results: list[tuple[str, dict]]) -> None:
         print(few_dates_note())
 
 
+# ---- reproduce ------------------------------------------------------------------------------------
+
+def reproduce_command(args: argparse.Namespace) -> int:
+    from studio.core.text import printable
+    from studio.train.reproduce import ReproduceError, reproduce
+
+    try:
+        result = reproduce(args.run_dir, args.out)
+    except ReproduceError as exc:
+        raise CliError(str(exc)) from None
+    how = "exactly, on the CPU" if result.exact else "within 1e-6, on a GPU"
+    print(f"{printable(args.run_dir)}: re-run in {printable(str(result.rerun_dir))} ({how})")
+    differences = result.differences
+    if not differences:
+        best = {k: b for k, _, b in result.course}
+        splits = len({what.split(".")[0] for what, _, _ in result.figures})
+        print(f"every figure matches: {len(result.figures)} figures of {splits} splits, best epoch "
+              f"{best.get('best_epoch')} of {best.get('epochs_run')}")
+        return 0
+    print(f"{len(differences)} of {len(result.figures) + len(result.course)} differ:")
+    for what, recorded, again in differences:
+        print(f"  {printable(what)}: recorded {recorded!r}, re-run {again!r}")
+    return 1
+
+
 # ---- compare --------------------------------------------------------------------------------------
 
 def _run_dirs(paths: list[str]) -> list[Path]:
@@ -391,6 +427,16 @@ def compare_command(args: argparse.Namespace) -> int:
     print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
     if any(r["few_dates"] for r in records):
         print(few_dates_note())
+    runs = _run_dirs(args.runs)
+    if len(runs) == 2:  # two runs: what changed between them, beside the change in every figure
+        from studio.train.run_diff import RunDiffError, diff_runs
+
+        try:
+            diff = diff_runs(runs[0], runs[1], split=args.split)
+        except RunDiffError as exc:
+            raise CliError(str(exc)) from None
+        print()
+        print("\n".join(diff.lines()))
     seeds = seed_table(frame)
     if len(seeds) and (seeds["runs"] > 1).any():
         formats = dict((k, f) for k, _, f in COMPARE_COLUMNS)

@@ -42,7 +42,7 @@ from studio.gui.view import EditorTab
 
 MAX_RECENT = 10
 #: the version of the saved dock layout (bump when the docks change, so an old layout is ignored)
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 class MainWindow(QMainWindow):
@@ -123,6 +123,10 @@ class MainWindow(QMainWindow):
         geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
+            screen = self.screen() or QApplication.primaryScreen()
+            room = screen.availableGeometry() if screen is not None else None
+            if room is not None and not room.contains(self.frameGeometry()) and not self.isMaximized():
+                self._fit_to_screen()  # left on a larger screen: it would run off this one
         if state is not None:
             self.restoreState(state, STATE_VERSION)
 

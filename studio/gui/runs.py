@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
+    QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -118,8 +122,40 @@ class FigureItem(QTableWidgetItem):
         return a < b
 
 
+class CompareDialog(QDialog):
+    """Two runs side by side: the graph diff, the settings that differ and the change in every figure;
+    "Highlight changes" selects the changed nodes of run B's graph on the canvas."""
+
+    def __init__(self, diff, parent=None) -> None:
+        super().__init__(parent)
+        self.diff = diff
+        self.setWindowTitle(f"Compare {diff.a.name} and {diff.b.name}")
+        layout = QVBoxLayout(self)
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text.setPlainText("\n".join(diff.lines()))
+        layout.addWidget(self.text)
+        buttons = QHBoxLayout()
+        changed = sorted(diff.graph.changed_nodes()) if diff.graph is not None else []
+        self.highlight_button = QPushButton(f"Highlight {len(changed)} changed node{'s' if len(changed) != 1 else ''}"
+                                            " on the canvas")
+        self.highlight_button.setEnabled(bool(changed))
+        self.highlight_button.setToolTip("Open run B's graph and select its new, retyped and re-set nodes")
+        buttons.addWidget(self.highlight_button)
+        buttons.addStretch(1)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons.addWidget(close)
+        layout.addLayout(buttons)
+        self.resize(760, 560)
+
+
 class RunsWidget(QWidget):
     openGraph = Signal(str)
+    #: (graph file, node ids): select these nodes of that graph on the canvas
+    highlightNodes = Signal(str, list)
 
     def __init__(self, folder: Path, parent=None) -> None:
         super().__init__(parent)
@@ -146,10 +182,14 @@ class RunsWidget(QWidget):
         self.chart.ci.layout.setRowStretchFactor(1, 1)
         buttons = QHBoxLayout()
         for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
-                           ("Export chart…", self.export_dialog)):
+                           ("Compare 2…", self.compare_selected), ("Export chart…", self.export_dialog)):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, s=slot: s())
             buttons.addWidget(button)
+            if slot == self.compare_selected:
+                self.compare_button = button
+                button.setToolTip("Select two runs: what changed in the graph and the settings, beside the "
+                                  "change in every figure")
         self.by_seed = QCheckBox("Across seeds")
         self.by_seed.setToolTip("One row per group of runs that differ only in their seed: mean +- std of "
                                 "the figures; the chart draws the group's band")
@@ -348,6 +388,27 @@ class RunsWidget(QWidget):
             self.plot.addItem(hint)
             hint.setPos(0.5, 0.5)
             self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+
+    def compare_selected(self) -> CompareDialog | None:
+        """The compare dialog of the two selected runs (A: the older one)."""
+        from studio.train.run_diff import RunDiffError, diff_runs
+
+        paths = sorted(self.selected_paths(), key=lambda p: p.name)
+        if len(paths) != 2:
+            self.compare_button.setToolTip("Select exactly two runs to compare them (Ctrl+click)")
+            return None
+        try:
+            diff = diff_runs(paths[0], paths[1])
+        except RunDiffError as exc:
+            QMessageBox.warning(self, "Cannot compare", str(exc))
+            return None
+        dialog = CompareDialog(diff, self)
+        changed = sorted(diff.graph.changed_nodes()) if diff.graph is not None else []
+        dialog.highlight_button.clicked.connect(
+            lambda: self.highlightNodes.emit(str(paths[1] / "graph.json"), changed))
+        dialog.show()
+        self.compare_dialog = dialog
+        return dialog
 
     def open_selected(self) -> None:
         for path in self.selected_paths():

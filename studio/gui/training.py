@@ -374,6 +374,14 @@ def install_training(window) -> None:
     panel.record.connect(plots.add_record)
     panel.record.connect(lambda record: record["kind"] == "done" and runs.refresh())
     runs.openGraph.connect(window.open_file)
+
+    def highlight(graph_file: str, node_ids: list) -> None:
+        tab = window.open_file(graph_file)
+        if tab is not None:
+            tab.scene.select_nodes(node_ids)
+            window.statusBar().showMessage(f"{len(node_ids)} changed node(s) selected: {', '.join(node_ids)}", 10000)
+
+    runs.highlightNodes.connect(highlight)
     window.training, window.plots, window.runs, window.queue = panel, plots, runs, queue
     docks = []
     scroll = QScrollArea()  # a short window scrolls the panel instead of clipping it
