@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,52 @@ settings.register_profile("studio", derandomize=True, database=None)
 settings.load_profile("studio")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# A hang that holds the GIL (a deadlock inside C code) starves pytest-timeout's watchdog thread. The
+# interpreter's C-level watchdog needs no GIL: it writes every thread's stack to a file and ends the
+# process, a minute after pytest-timeout would have (a test, or a worker's exit, that never returns).
+# The controller prints the files in its summary, so CI shows where it stuck instead of timing out.
+HARD_TIMEOUT_S = int(os.environ.get("STUDIO_TEST_HARD_TIMEOUT_S", "540"))
+EXIT_TIMEOUT_S = 180
+_stacks_file = None
+
+
+def _stacks_dir(config) -> Path:
+    return Path(config.rootpath) / ".pytest_cache" / "hung-stacks"
+
+
+def pytest_configure(config):
+    global _stacks_file
+    directory = _stacks_dir(config)
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) starts afresh
+        shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    _stacks_file = open(directory / f"{os.getpid()}.txt", "w")  # noqa: SIM115 (open for the whole run)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(HARD_TIMEOUT_S, exit=True, file=_stacks_file)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_unconfigure(config):
+    # from here only the interpreter's exit is left: threads to join, atexit handlers
+    faulthandler.dump_traceback_later(EXIT_TIMEOUT_S, exit=True, file=_stacks_file)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if hasattr(config, "workerinput"):
+        return
+    for path in sorted(_stacks_dir(config).glob("*.txt")):
+        text = path.read_text(errors="replace").strip()
+        if text:
+            terminalreporter.section(f"a process hung and was ended: stacks from {path.name}", red=True)
+            terminalreporter.write_line(text)
 GRAPHS = ROOT / "graphs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

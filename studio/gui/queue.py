@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.text import printable
+from studio.gui.garbage import gui_garbage_collection
 
 
 @dataclass
@@ -209,6 +210,7 @@ class QueueWidget(QWidget):
         self.worker = QueueWorker(entry, self)
         self.worker.trial.connect(self._on_trial)
         self.worker.finished.connect(lambda worker=self.worker: self._finished(worker))
+        gui_garbage_collection().hold(self.worker)
         self.worker.start()
         self._redraw()
 

@@ -5,13 +5,13 @@ The worker runs ``studio.train.engine.Trainer`` on a frozen copy of the graph, s
 while it trains. It sends the engine's plain records to the GUI thread by a signal; nothing on the
 worker touches a widget. Stop sets a ``threading.Event`` straight from the GUI thread (a queued call
 into the busy worker would never run). torch is imported by the worker, not before the window shows;
-the first run warms torch up and freezes the garbage collector's long-lived objects, which removes
-the 100-200 ms collections that otherwise stall the window.
+the first run warms torch up, then the GUI thread freezes the garbage collector's long-lived objects,
+which removes the 100-200 ms collections that otherwise stall the window. While the worker runs,
+garbage is collected on the GUI thread only (studio.gui.garbage says why).
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -39,29 +39,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
 from studio.metrics import MIN_DATES, sample_size
 
 _warmed = threading.Event()
 
 
-def warm_up() -> None:
-    """Load torch and take one optimiser step on a tiny model, then freeze what is alive now out of
-    the garbage collector's reach (the first step imports hundreds of modules)."""
+def warm_up() -> bool:
+    """Load torch and take one optimiser step on a tiny model (the first step imports hundreds of
+    modules). True the first time; the caller then has the GUI thread freeze what is alive."""
     if _warmed.is_set():
-        return
+        return False
     import torch
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     optimiser = torch.optim.Adam(model.parameters())
     model(torch.randn(2, 3)).sum().backward()
     optimiser.step()
-    gc.collect()
-    gc.freeze()
     _warmed.set()
+    return True
 
 
 class TrainingWorker(QThread):
     record = Signal(object)
+    warmed = Signal()
 
     def __init__(self, graph, source, config, out_dir: Path, parent=None) -> None:
         super().__init__(parent)
@@ -70,7 +71,8 @@ class TrainingWorker(QThread):
 
     def run(self) -> None:
         try:
-            warm_up()
+            if warm_up():
+                self.warmed.emit()
             from studio.train.engine import Trainer
 
             trainer = Trainer(self.graph, self.source, self.config, out_dir=self.out_dir)
@@ -307,6 +309,8 @@ class TrainingPanel(QWidget):
         self.worker = TrainingWorker(document.graph, self.source_spec(), self.train_config(), self.runs_dir, self)
         self.worker.record.connect(self._on_record)
         self.worker.finished.connect(self._finished)
+        self.worker.warmed.connect(self._freeze_after_warm_up)  # a method: queued to the GUI thread
+        gui_garbage_collection().hold(self.worker)
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress.setValue(0)
@@ -316,6 +320,9 @@ class TrainingPanel(QWidget):
         self.started_at = time.monotonic()
         self.worker.start()
         return True
+
+    def _freeze_after_warm_up(self) -> None:
+        freeze_long_lived_objects()
 
     def stop(self, wait: bool = False) -> None:
         if self.worker is not None:

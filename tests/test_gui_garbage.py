@@ -1,0 +1,78 @@
+"""While a worker thread runs, Python's garbage collector runs on the GUI thread only."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from PySide6.QtCore import QThread
+
+from studio.gui.garbage import GuiThreadGarbageCollection
+
+
+class Cycle:
+    """Part of a reference cycle: only the cyclic collector frees it; says on which thread."""
+
+    def __init__(self, freed_on: list[int]) -> None:
+        self.me = self
+        self.freed_on = freed_on
+
+    def __del__(self) -> None:
+        self.freed_on.append(threading.get_ident())
+
+
+class MakesCycles(QThread):
+    def __init__(self, freed_on: list[int], go: threading.Event) -> None:
+        super().__init__()
+        self.freed_on, self.go = freed_on, go
+
+    def run(self) -> None:
+        for _ in range(50):
+            Cycle(self.freed_on)
+        # live allocations enough to trip a gen-0 collection, were it on, and the GUI timer's check
+        kept = [[i] for i in range(5_000)]
+        self.go.wait(10)
+        del kept
+
+
+def test_cycles_made_on_a_worker_are_collected_on_the_gui_thread(qtbot):
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        gc.collect()
+        collection = GuiThreadGarbageCollection()
+        freed_on: list[int] = []
+        go = threading.Event()
+        worker = MakesCycles(freed_on, go)
+        collection.hold(worker)
+        assert collection.active and not gc.isenabled()
+        worker.start()
+        qtbot.waitUntil(lambda: len(freed_on) == 50, timeout=10_000)  # the GUI timer's collections
+        assert set(freed_on) == {threading.get_ident()}
+        go.set()
+        qtbot.waitUntil(lambda: not collection.active, timeout=10_000)
+        assert worker.isFinished()
+        assert gc.isenabled()  # as before the hold
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
+
+
+def test_the_settings_before_the_hold_come_back_with_two_workers(qtbot):
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        collection = GuiThreadGarbageCollection()
+        first_go, second_go = threading.Event(), threading.Event()
+        first, second = MakesCycles([], first_go), MakesCycles([], second_go)
+        for worker in (first, second):
+            collection.hold(worker)
+            worker.start()
+        first_go.set()
+        qtbot.waitUntil(first.isFinished, timeout=10_000)
+        qtbot.wait(100)
+        assert collection.active  # the second still runs
+        second_go.set()
+        qtbot.waitUntil(lambda: not collection.active, timeout=10_000)
+        assert not gc.isenabled()  # it was off before, it stays off
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
