@@ -17,6 +17,7 @@ from studio.cli.data_commands import add_import_options, import_config
 from studio.cli.errors import CliError
 from studio.cli.output import control
 from studio.cli.table import format_table
+from studio.core.text import printable
 
 COMPARE_COLUMNS = [  # (metrics.json key, header, format)
     ("ic", "IC", "{:.4f}"),
@@ -94,6 +95,9 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="JSON", help="training settings from a JSON file (options override)")
     p.add_argument("--out", default="runs", metavar="DIR", help="where run directories go (default runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                   help="also log each run to MLflow (default store: sqlite:///mlruns/mlflow.db; "
+                        "pip install -e '.[track]')")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, only the final table")
     add_import_options(p, cache_flag=False)
     p.set_defaults(run=train_command)
@@ -113,7 +117,9 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
                             description="One row per run: IC, RankIC, ICIR, annualised long-short return, "
                                         "Sharpe, max drawdown of a split. RUN_DIR may also be a folder "
                                         "of runs.")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                   help="the runs logged to MLflow (train --mlflow) instead of run directories")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--sort", default=None, metavar="COLUMN", help="sort by a column (ic, sharpe, ...)")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
@@ -271,6 +277,15 @@ def train_command(args: argparse.Namespace) -> int:
     except (GraphFileError, TrainingError, DataError, ConfigError) as exc:
         raise CliError(str(exc)) from None
 
+    tracker = None
+    if args.mlflow is not None:  # before anything trains: a missing extra is one line, not a lost run
+        from studio.train.tracking import RunTracker, TrackingError
+
+        try:
+            tracker = RunTracker(args.mlflow or None)
+        except TrackingError as exc:
+            raise CliError(str(exc)) from None
+    tracking_failed = False
     cancel = threading.Event()
     interrupted = {"count": 0}
 
@@ -292,6 +307,13 @@ def train_command(args: argparse.Namespace) -> int:
             try:
                 for record in trainer.run(cancel, resume=bool(args.resume)):
                     progress(record)
+                    if tracker is not None and not tracking_failed:
+                        try:
+                            tracker(record)
+                        except TrackingError as exc:  # the run goes on; its directory has everything
+                            tracking_failed = True
+                            tracker.close()
+                            print(f"studio: {exc} (not logged; the run goes on)", file=sys.stderr)
                     if record["kind"] == "done":
                         results.append((name, record))
             except (TrainingError, DataError, ConfigError) as exc:
@@ -299,10 +321,12 @@ def train_command(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if tracker is not None:
+            tracker.close()
     _print_results(results)
     if cancel.is_set():
         return 130
-    return 1 if any(r["status"] == "failed" for _, r in results) else 0
+    return 1 if tracking_failed or any(r["status"] == "failed" for _, r in results) else 0
 
 
 def _print_results(results: list[tuple[str, dict]]) -> None:
@@ -418,7 +442,27 @@ def _mean_std(mean, std, pattern: str) -> str:
     return text + (" +- " + pattern.format(std) if std is not None and math.isfinite(std) else "")
 
 
+def _mlflow_table(args: argparse.Namespace) -> int:
+    from studio.train.tracking import DEFAULT_URI, TrackingError, read_runs
+
+    try:
+        rows = read_runs(args.mlflow or DEFAULT_URI, split=args.split)
+    except TrackingError as exc:
+        raise CliError(str(exc)) from None
+    headers = ["run", "graph", "status", *(h for _, h, _ in COMPARE_COLUMNS[:8])]
+    cells = [[printable(str(r["run"])), printable(str(r["graph"])), printable(str(r["status"])),
+              *(pattern.format(r[key]) if isinstance(r.get(key), float) else "-"
+                for key, _, pattern in COMPARE_COLUMNS[:8])] for r in rows]
+    print(f"{args.split} split, from MLflow ({len(rows)} run{'s' if len(rows) != 1 else ''})")
+    print(format_table(headers, cells, align="lll" + "r" * 8))
+    return 0
+
+
 def compare_command(args: argparse.Namespace) -> int:
+    if args.mlflow is not None:
+        return _mlflow_table(args)
+    if not args.runs:
+        raise CliError("compare: give RUN_DIR folders, or --mlflow [URI]")
     frame = compare_table(args.runs, args.split, args.sort)
     headers = ["run", "graph", "status", *(h for _, h, _ in COMPARE_COLUMNS)]
     records = frame.to_dict("records")

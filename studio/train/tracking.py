@@ -1,0 +1,154 @@
+"""MLflow tracking of runs (``studio train --mlflow [URI]``): each run becomes an MLflow run with its
+settings as params (the graph's hash first), the per-epoch figures as metrics with the epoch as step
+(``train_loss``, ``valid_loss``, ``epoch.valid.ic``, ...), the final figures of every split at the best
+epoch (``test.ic``, ``valid.sharpe``, ...: what metrics.json says) and the run directory as artifacts (its
+checkpoint left out: model.pt holds the weights). ``studio compare --mlflow URI`` reads the same runs
+back into the comparison table.
+
+MLflow is the optional ``track`` extra (``pip install -e '.[track]'``) and is imported only here. The
+default store is a SQLite database in ``mlruns/`` (MLflow's file store is in maintenance mode); a ``file:``
+URI still works where asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT = "studio"
+#: the default tracking store: a local database, its artifacts beside it
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+#: config.json entries logged as params (flattened: training.lr, data.config.days, ...)
+_PARAMS = ("graph", "training", "data", "metrics", "versions", "seed", "device", "threads")
+_LEFT_OUT = ("data.panel", "data.splits", "graph.file")
+
+
+class TrackingError(Exception):
+    """MLflow is missing or its store cannot be used (one line)."""
+
+
+def _mlflow(uri: str):
+    try:
+        import mlflow
+    except ImportError:
+        raise TrackingError("--mlflow needs MLflow: pip install -e '.[track]'") from None
+    for name in ("mlflow", "alembic"):  # their INFO lines (tables created, migrations) are not the user's news
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # asked for by name: MLflow would refuse it
+    if uri.startswith("sqlite:///"):
+        try:
+            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"mlflow {uri}: cannot make the store's folder ({exc.strerror})") from None
+    return mlflow
+
+
+def _one_line(uri: str, exc: Exception) -> TrackingError:
+    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    return TrackingError(f"mlflow {uri}: {text}")
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            _flatten(value[key], f"{prefix}.{key}" if prefix else str(key), out)
+    elif not any(prefix == gone or prefix.startswith(gone + ".") for gone in _LEFT_OUT):
+        out[prefix] = value
+
+
+def _finite(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+class RunTracker:
+    """Follows one run's records and logs them to MLflow as they come."""
+
+    def __init__(self, uri: str | None = None, experiment: str = EXPERIMENT) -> None:
+        self.uri = uri or DEFAULT_URI
+        self.mlflow = _mlflow(self.uri)
+        self.experiment = experiment
+        self.run = None
+        try:  # the store opened now, before anything trains: a bad URI is one line, not a lost run
+            self.mlflow.set_tracking_uri(self.uri)
+            if self.mlflow.get_experiment_by_name(self.experiment) is None:
+                artifacts = None
+                if self.uri.startswith("sqlite:///"):  # artifacts beside the database, not in the working folder
+                    artifacts = (Path(self.uri[len("sqlite:///"):]).parent.resolve() / "artifacts").as_uri()
+                self.mlflow.create_experiment(self.experiment, artifact_location=artifacts)
+        except Exception as exc:
+            raise _one_line(self.uri, exc) from None
+
+    def _start(self, run_dir: Path) -> None:
+        import json
+
+        mlflow = self.mlflow
+        try:
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_experiment(self.experiment)
+            config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            self.run = mlflow.start_run(run_name=run_dir.name, tags={"studio.run_dir": str(run_dir.resolve()),
+                                                                     "studio.graph": config["graph"]["name"]})
+            params: dict[str, Any] = {}
+            for key in _PARAMS:
+                _flatten(config.get(key), key, params)
+            mlflow.log_params({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in params.items()})
+        except Exception as exc:  # a store that cannot be written: one line, the run itself goes on
+            raise _one_line(self.uri, exc) from None
+
+    def __call__(self, record: dict) -> None:
+        mlflow = self.mlflow
+        if record["kind"] == "start":
+            self._start(Path(record["run_dir"]))
+        elif record["kind"] == "epoch" and self.run is not None:
+            figures = {"train_loss": record.get("train_loss"), "valid_loss": record.get("valid_loss"),
+                       **{f"epoch.valid.{k}": v for k, v in (record.get("valid") or {}).items()}}
+            mlflow.log_metrics(_finite(figures), step=int(record["epoch"]))
+        elif record["kind"] == "done" and self.run is not None:
+            run_dir = Path(record["run_dir"])
+            metrics = record.get("metrics") or {}
+            final = {f"{split}.{k}": v for split, values in (metrics.get("splits") or {}).items()
+                     for k, v in values.items()}
+            mlflow.log_metrics(_finite({**final, "best_epoch": metrics.get("best_epoch")}))
+            mlflow.set_tag("studio.status", record.get("status", ""))
+            for path in sorted(run_dir.iterdir()):
+                if path.is_file() and path.name != "checkpoint.pt":
+                    mlflow.log_artifact(str(path))
+            mlflow.end_run("FINISHED" if record.get("status") != "failed" else "FAILED")
+            self.run = None
+
+    def close(self) -> None:
+        """End a run left open (the command stopped by an error)."""
+        if self.run is not None:
+            self.mlflow.end_run("KILLED")
+            self.run = None
+
+
+def read_runs(uri: str, experiment: str = EXPERIMENT, split: str = "test") -> list[dict]:
+    """The runs of an MLflow experiment as rows of the comparison table."""
+    _mlflow(uri)  # installed, and the store allowed
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise TrackingError(f"mlflow {uri}: no experiment {experiment!r}")
+        runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"])
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise _one_line(uri, exc) from None
+    rows = []
+    for run in runs:
+        metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+        rows.append({"run": run.info.run_name or run.info.run_id, "graph": tags.get("studio.graph", ""),
+                     "status": tags.get("studio.status", run.info.status.lower()),
+                     "seed": params.get("seed"), "graph_hash": params.get("graph.hash"),
+                     "run_dir": tags.get("studio.run_dir", ""),
+                     **{key.split(".", 1)[1]: value for key, value in metrics.items() if key.startswith(split + ".")}})
+    return rows

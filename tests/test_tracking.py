@@ -1,0 +1,132 @@
+"""studio train --mlflow: each run logged to MLflow (params, per-epoch and final figures, artifacts),
+read back by studio compare --mlflow, and checked against the run directory's own files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studio.cli import main
+from tests.conftest import GRAPHS, ROOT
+
+TINY_TRAIN = ["--synthetic", "stocks=30", "--synthetic", "days=60", "--epochs", "2", "--patience", "0",
+              "--threads", "1", "-q"]
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory) -> tuple[str, Path]:
+    folder = tmp_path_factory.mktemp("tracked")
+    uri = f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+    code = main(["train", str(GRAPHS / "default.json"), "--mlflow", uri, "--out", str(folder / "runs"),
+                 *TINY_TRAIN])
+    assert code == 0
+    (run_dir,) = (folder / "runs").iterdir()
+    return uri, run_dir
+
+
+def only_run(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("studio")
+    (run,) = client.search_runs([experiment.experiment_id])
+    return client, run
+
+
+def test_a_tracked_run_has_the_run_directory_figures(tracked):
+    uri, run_dir = tracked
+    client, run = only_run(uri)
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    params = run.data.params
+    assert params["graph.hash"] == config["graph"]["hash"]
+    assert params["seed"] == str(config["seed"]) and params["training.epochs"] == "2"
+    assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
+    assert run.data.tags["studio.run_dir"] == str(run_dir.resolve())
+    assert run.data.tags["studio.status"] == "finished"
+    for split, figures in metrics["splits"].items():
+        for key, value in figures.items():
+            if isinstance(value, float):
+                assert run.data.metrics[f"{split}.{key}"] == pytest.approx(value, rel=0, abs=0), (split, key)
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = client.get_metric_history(run.info.run_id, "epoch.valid.ic")
+    assert [(h.step, h.value) for h in history] == [(e["epoch"], e["valid"]["ic"]) for e in epochs]
+    assert len(history) == 2
+    train_loss = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [h.value for h in train_loss] == [e["train_loss"] for e in epochs]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.json", "graph.json", "metrics.json", "metrics.jsonl", "model.pt"} <= logged
+    assert "checkpoint.pt" not in logged
+    artifacts = Path(client.download_artifacts(run.info.run_id, "metrics.json"))
+    assert json.loads(artifacts.read_text()) == metrics
+
+
+def test_compare_reads_the_tracked_runs_back(tracked, capsys):
+    uri, run_dir = tracked
+    assert main(["compare", "--mlflow", uri]) == 0
+    out = capsys.readouterr().out
+    test = json.loads((run_dir / "metrics.json").read_text())["splits"]["test"]
+    assert "test split, from MLflow (1 run)" in out
+    row = next(line for line in out.splitlines() if line.startswith(run_dir.name))
+    assert "default" in row and "finished" in row and f"{test['ic']:.4f}" in row
+
+
+def test_a_store_that_cannot_be_opened_is_refused_in_one_line_before_training(tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the store's folder would be")
+    code = main(["train", str(GRAPHS / "default.json"), "--mlflow", f"sqlite:///{blocker / 'db' / 'x.db'}",
+                 "--out", str(tmp_path / "runs"), *TINY_TRAIN])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot make the store's folder" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
+    assert not (tmp_path / "runs").exists()  # refused before anything trained
+
+
+def test_tracking_that_fails_mid_run_is_one_line_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    from studio.train.tracking import RunTracker, TrackingError
+
+    def refuse(self, run_dir):
+        raise TrackingError("mlflow sqlite:///x.db: database is locked")
+
+    monkeypatch.setattr(RunTracker, "_start", refuse)
+    code = main(["train", str(GRAPHS / "default.json"), "--mlflow", f"sqlite:///{tmp_path / 'x.db'}",
+                 "--out", str(tmp_path / "runs"), *TINY_TRAIN])
+    err = capsys.readouterr().err
+    assert code == 1  # the run is whole, the record of it is not: not a silent success
+    assert "studio: mlflow sqlite:///x.db: database is locked (not logged; the run goes on)" in err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_an_unknown_experiment_is_one_line(tmp_path, capsys):
+    assert main(["compare", "--mlflow", f"sqlite:///{tmp_path / 'empty.db'}"]) == 2
+    assert "no experiment 'studio'" in capsys.readouterr().err
+
+
+def test_without_mlflow_the_options_say_what_to_install(tmp_path):
+    # MLflow is an optional extra: block its import and the command says what to install, in one line
+    code = ("import sys; sys.modules['mlflow'] = None\n"
+            "from studio.cli import main\n"
+            f"sys.exit(main(['train', {str(GRAPHS / 'default.json')!r}, '--mlflow', '--out', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "studio: --mlflow needs MLflow: pip install -e '.[track]'"
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_file_store_works_where_asked_for(tmp_path, capsys):
+    store = tmp_path / "mlruns"
+    code = main(["train", str(GRAPHS / "default.json"), "--mlflow", store.as_uri(), "--out", str(tmp_path / "runs"),
+                 *TINY_TRAIN])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    _, run = only_run(store.as_uri())
+    test = json.loads((run_dir / "metrics.json").read_text())["splits"]["test"]
+    assert run.data.metrics["test.ic"] == test["ic"] and run.data.metrics["test.sharpe"] == test["sharpe"]
+    capsys.readouterr()
+    assert main(["compare", "--mlflow", store.as_uri()]) == 0
+    assert f"{test['ic']:.4f}" in capsys.readouterr().out
