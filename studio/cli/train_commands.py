@@ -95,6 +95,14 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="JSON", help="training settings from a JSON file (options override)")
     p.add_argument("--out", default="runs", metavar="DIR", help="where run directories go (default runs/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--walk-forward", type=int, default=None, metavar="K",
+                   help="train one model per fold of K walk-forward folds and judge them on their test dates "
+                        "together (docs/research.md)")
+    p.add_argument("--expanding", action="store_true",
+                   help="walk-forward folds train on every date before their validation window (default: a "
+                        "window as long as the first fold's)")
+    p.add_argument("--fold-dates", type=int, default=None, metavar="N",
+                   help="validation and test dates per walk-forward fold (default: usable dates / (K + 3))")
     p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
                    help="also log each run to MLflow (default store: sqlite:///mlruns/mlflow.db; "
                         "pip install -e '.[track]')")
@@ -241,13 +249,20 @@ def train_command(args: argparse.Namespace) -> int:
     from studio.train.config import ConfigError
     from studio.train.engine import Trainer, TrainingError
     from studio.train.sources import load_source
+    from studio.train.walk_forward import WalkForward, WalkForwardError, is_walk_forward
 
     if not args.graphs and not args.resume:
         raise CliError("train: give one or more GRAPH files, or --resume RUN_DIR")
+    if args.walk_forward is None and (args.expanding or args.fold_dates is not None):
+        raise CliError("train: --expanding and --fold-dates go with --walk-forward K")
     jobs: list[tuple[str, Any]] = []
     try:
         if args.resume:
-            jobs.append((args.resume, Trainer.resume(args.resume)))
+            resumed = _read_config(Path(args.resume))
+            if resumed is not None and is_walk_forward(resumed):
+                jobs.append((args.resume, WalkForward.resume(args.resume)))
+            else:
+                jobs.append((args.resume, Trainer.resume(args.resume)))
         else:
             config, source = _train_config(args), _source(args)
             from studio.train.engine import data_config_for
@@ -268,13 +283,17 @@ def train_command(args: argparse.Namespace) -> int:
                         from studio.data.dataset import DataConfig
 
                         data = DataConfig(**{**data.to_json(), **overrides, "split": tuple(data.split)})
-                trainer = Trainer(graph, source, config, data, out_dir=args.out)
+                if args.walk_forward is not None:
+                    trainer = WalkForward(graph, source, config, data, out_dir=args.out, folds=args.walk_forward,
+                                          expanding=args.expanding, fold_dates=args.fold_dates)
+                else:
+                    trainer = Trainer(graph, source, config, data, out_dir=args.out)
                 key = (tuple(graph.input.features), graph.input.bars_per_day)
                 if key not in loaded:  # graphs with the same window share one load of the data
                     loaded[key] = load_source(source, graph.input)
                 trainer.loaded = loaded[key]
                 jobs.append((Path(path).stem, trainer))
-    except (GraphFileError, TrainingError, DataError, ConfigError) as exc:
+    except (GraphFileError, TrainingError, DataError, ConfigError, WalkForwardError) as exc:
         raise CliError(str(exc)) from None
 
     tracker = None
@@ -306,6 +325,7 @@ def train_command(args: argparse.Namespace) -> int:
             progress = _Progress(name, args.quiet)
             try:
                 for record in trainer.run(cancel, resume=bool(args.resume)):
+                    progress.name = f"{name} fold {record['fold']}/{record['folds']}" if "fold" in record else name
                     progress(record)
                     if tracker is not None and not tracking_failed:
                         try:
@@ -314,9 +334,9 @@ def train_command(args: argparse.Namespace) -> int:
                             tracking_failed = True
                             tracker.close()
                             print(f"studio: {exc} (not logged; the run goes on)", file=sys.stderr)
-                    if record["kind"] == "done":
+                    if record["kind"] == "done" and "fold" not in record:
                         results.append((name, record))
-            except (TrainingError, DataError, ConfigError) as exc:
+            except (TrainingError, DataError, ConfigError, WalkForwardError) as exc:
                 raise CliError(str(exc)) from None
     finally:
         if previous is not None:
@@ -329,12 +349,28 @@ def train_command(args: argparse.Namespace) -> int:
     return 1 if tracking_failed or any(r["status"] == "failed" for _, r in results) else 0
 
 
+def _read_config(run_dir: Path) -> dict | None:
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # Trainer.resume says what is wrong with it
+    return config if isinstance(config, dict) else None
+
+
 def _print_results(results: list[tuple[str, dict]]) -> None:
     rows, any_few = [], False
     for name, record in results:
         test = ((record.get("metrics") or {}).get("splits") or {}).get("test", {})
         cells, few = _figure_cells(test)
         any_few |= few
+        if record.get("walk_forward"):  # one row for the whole, then one per fold (its own test dates)
+            rows.append([f"{name} (walk-forward)", record["status"], "-", *cells, record["run_dir"]])
+            for fold in (record.get("metrics") or {}).get("folds") or []:
+                fold_cells, fold_few = _figure_cells(fold["test"])
+                any_few |= fold_few
+                rows.append([f"  fold {fold['fold']}", fold["status"], str(fold["best_epoch"] or "-"), *fold_cells,
+                             f"  {fold['first']} .. {fold['last']}"])
+            continue
         rows.append([name, record["status"], str(record["best_epoch"] or "-"), *cells, record["run_dir"]])
     print(format_table(["graph", "status", "best", *(h for _, h, _ in COMPARE_COLUMNS), "run"], rows,
                        align="lll" + "r" * len(COMPARE_COLUMNS) + "l"))
@@ -404,7 +440,8 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
                      "status": run["config"].get("status", "?"),
                      **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS},
                      "ic_t": t, "dates": dates, "few_dates": few,
-                     "seed": run["config"].get("seed"), "group": seed_group(run["config"])})
+                     "seed": run["config"].get("seed"), "group": seed_group(run["config"]),
+                     "kind": run["config"].get("kind", "run"), "path": str(path)})
     frame = pd.DataFrame(rows)
     if sort:
         if sort not in frame.columns:
@@ -466,7 +503,15 @@ def compare_command(args: argparse.Namespace) -> int:
     frame = compare_table(args.runs, args.split, args.sort)
     headers = ["run", "graph", "status", *(h for _, h, _ in COMPARE_COLUMNS)]
     records = frame.to_dict("records")
-    rows = [[r["run"], r["graph"], r["status"], *_figure_cells(r)[0]] for r in records]
+    rows = []
+    for r in records:
+        rows.append([r["run"], r["graph"], r["status"], *_figure_cells(r)[0]])
+        if r["kind"] == "walk_forward":  # one run with its folds: each fold's own figures below it
+            from studio.train.walk_forward import fold_rows
+
+            rows[-1][0] += " (walk-forward)"
+            for fold in fold_rows(Path(r["path"]), args.split):
+                rows.append([f"  {fold['path'].name}", "", fold["status"], *_figure_cells(fold["figures"])[0]])
     print(f"{args.split} split")
     print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
     if any(r["few_dates"] for r in records):

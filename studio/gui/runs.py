@@ -60,11 +60,26 @@ def read_runs(folder: Path) -> list[dict]:
             continue
         test = (metrics.get("splits") or {}).get("test") or {}
         dates, t, few = sample_size(test)
-        rows.append({"path": path, "run": path.name, "graph": config.get("graph", {}).get("name", ""),
+        run_name = path.name
+        if config.get("kind") == "walk_forward":  # one run with its folds: their figures in the tooltip
+            run_name += f" (walk-forward, {(config.get('walk_forward') or {}).get('folds', '?')} folds)"
+        rows.append({"path": path, "run": run_name, "graph": config.get("graph", {}).get("name", ""),
+                     "folds": _fold_lines(metrics),
                      "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]},
                      "ic_t": t, "dates": dates, "few_dates": few, "seed": config.get("seed"),
                      "group": seed_group(config)})
     return rows
+
+
+def _fold_lines(metrics: dict) -> list[str]:
+    lines = []
+    for fold in metrics.get("folds") or []:
+        test = fold.get("test") or {}
+        ic, sharpe = test.get("ic"), test.get("sharpe")
+        lines.append(f"fold {fold.get('fold')} ({fold.get('first')} .. {fold.get('last')}): {fold.get('status')}, "
+                     f"IC {_figure_text('ic', ic) if isinstance(ic, float) else '-'}, "
+                     f"Sharpe {_figure_text('sharpe', sharpe) if isinstance(sharpe, float) else '-'}")
+    return lines
 
 
 #: the columns of the across-seeds view: (key, header); figures are mean +- std across the group's seeds
@@ -255,6 +270,9 @@ class RunsWidget(QWidget):
                     item.setToolTip(FEW_DATES_TIP.format(n=MIN_DATES))
                     if key in ("dates", "sharpe", "icir", "ic_t"):
                         item.setForeground(pg.mkColor("#e0a030"))
+                if row["folds"] and key == "run":
+                    item.setToolTip("test figures of the out-of-sample dates of every fold together; each "
+                                    "fold's own:\n" + "\n".join(row["folds"]))
                 item.setData(Qt.ItemDataRole.UserRole + 1, str(row["path"]))
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)

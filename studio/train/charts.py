@@ -42,7 +42,10 @@ def pnl_chart(rows: list[dict], out: Path, title: str, summary: dict) -> None:
     if dates_n is not None:
         figures.append(f"IC t {ic_t:.2f} over {dates_n} dates" + (f" (fewer than {MIN_DATES}: means little)"
                                                                   if few else ""))
-    top.set_title(f"{title} - test dates: " + ", ".join(figures), fontsize=10, color="#b06000" if few else "black")
+    text = f"{title} - test dates: " + ", ".join(figures)
+    if len(text) > 110:  # two lines rather than a title cut off at the figure's edges
+        text = f"{title} - test dates:\n" + ", ".join(figures)
+    top.set_title(text, fontsize=10, color="#b06000" if few else "black")
     colours = np.where(np.nan_to_num(ic) >= 0, LONG, SHORT)
     bottom.bar(dates, np.nan_to_num(ic), color=colours, width=1.0)
     mean = np.nanmean(ic) if np.isfinite(ic).any() else 0.0

@@ -40,6 +40,7 @@ from studio.core.registry import Registry
 from studio.core.validation import validate
 from studio.data import store
 from studio.data.dataset import CrossSectionData, DataConfig, features_cache_file
+from studio.data.splits import SPLIT_NAMES, Splits
 from studio.metrics import summarize
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
 from studio.train.feed import Feed
@@ -80,7 +81,11 @@ class Trainer:
     def __init__(self, graph: Graph, source: SourceSpec | None = None, config: TrainConfig | None = None,
                  data_config: DataConfig | None = None, out_dir: str | os.PathLike[str] | None = None,
                  registry: Registry | None = None, loaded: LoadedData | None = None,
-                 cost: float = 0.002, quantile: float = 0.2) -> None:
+                 cost: float = 0.002, quantile: float = 0.2, splits: Splits | None = None,
+                 run_name: str | None = None) -> None:
+        """``splits``: these date splits instead of the data settings' fractions (a walk-forward fold;
+        recorded in config.json, so resume and reproduce use them again). ``run_name``: the run
+        directory's name under ``out_dir`` (default: the time and the graph's name)."""
         if registry is None:
             from studio.nodes import default_registry
 
@@ -100,7 +105,10 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.loaded = loaded
         self.cost, self.quantile = cost, quantile
+        self.given_splits, self.run_name = splits, run_name
         self.run_dir: Path | None = None
+        #: after a run: each split's (dates, scores, labels) as written to predictions.parquet
+        self.results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ---- preparation -------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -111,7 +119,7 @@ class Trainer:
         # bars kept in a file, or features too large for memory: the features go to a file as well
         feature_bytes = panel.n_symbols * panel.n_days * panel.bars_per_day * len(self.data_config.features) * 4
         on_disk = store.mapping(panel.values) is not None or feature_bytes > store.on_disk_above()
-        self.data = CrossSectionData(panel, self.data_config,
+        self.data = CrossSectionData(panel, self.data_config, splits=self.given_splits,
                                      features_file=features_cache_file(panel, self.data_config) if on_disk else None)
         torch.manual_seed(self.config.seed)
         try:
@@ -196,7 +204,8 @@ class Trainer:
         cancel = cancel or threading.Event()
         self._prepare()
         c = self.config
-        writer = RunWriter(self.run_dir) if resume else RunWriter.create(self.out_dir, self.graph.name)
+        writer = (RunWriter(self.run_dir) if resume
+                  else RunWriter.create(self.out_dir, self.graph.name, name=self.run_name))
         self.run_dir = writer.path
         splits = self.data.splits
         oracle = {name: self.loaded.oracle_ic(idx, self.data_config.lag, self.data_config.horizon)
@@ -366,7 +375,7 @@ class Trainer:
         trainer = cls(load_graph(run_dir / "graph.json"), SourceSpec.from_json(config["data"]["source"]),
                       TrainConfig.from_json(config["training"]), _data_config(config["data"]["config"]),
                       registry=registry, cost=config["metrics"]["cost"],
-                      quantile=config["metrics"]["quantile"])
+                      quantile=config["metrics"]["quantile"], splits=given_splits(config))
         trainer.run_dir = run_dir
         return trainer
 
@@ -382,7 +391,10 @@ class Trainer:
                       "hash": graph_fingerprint(self.graph), "parameters": self.n_params},
             "data": {"source": self.source.to_json(), "config": self.data_config.to_json(),
                      "hash": self.loaded.fingerprint(), "panel": self.data.panel.describe(),
-                     "splits": self.data.splits.describe(self.data.panel.dates)},
+                     "splits": self.data.splits.describe(self.data.panel.dates),
+                     **({"given_splits": {**{name: [int(i) for i in idx] for name, idx in self.given_splits.items()},
+                                          "gap": int(self.given_splits.gap)}}
+                        if self.given_splits is not None else {})},
             "training": self.config.to_json(),
             "seed": self.config.seed,
             "metrics": {"cost": self.cost, "quantile": self.quantile,
@@ -410,6 +422,7 @@ class Trainer:
                 summary["oracle_ic"] = oracle[name]
             per_split[name] = summary
             frames.append((name, dates, scores, labels))
+            self.results[name] = (np.asarray(dates), scores, labels)
             for i, d in enumerate(dates):
                 daily_rows.append({"date": str(panel.dates[d]), "split": name,
                                    **{k: float(daily[k][i]) for k in ("ic", "rank_ic", "long", "short",
@@ -424,6 +437,15 @@ class Trainer:
         torch.save(state["best_state"], writer.path / "model.pt")
         writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
         return metrics
+
+
+def given_splits(config: dict) -> Splits | None:
+    """The splits a run was given (a walk-forward fold), from its config.json; None for a run whose
+    splits came from the data settings' fractions."""
+    given = (config.get("data") or {}).get("given_splits")
+    if given is None:
+        return None
+    return Splits(*(np.asarray(given[name], dtype=np.int64) for name in SPLIT_NAMES), gap=int(given["gap"]))
 
 
 def _data_config(settings: dict) -> DataConfig:

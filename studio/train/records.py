@@ -53,6 +53,8 @@ def seed_group(config: dict) -> str:
     data = config.get("data") or {}
     key = {"graph": (config.get("graph") or {}).get("hash"), "source": data.get("source"),
            "data": data.get("config"), "training": training}
+    if config.get("kind") == "walk_forward":  # another experiment than one run of the same settings
+        key["walk_forward"] = {k: v for k, v in (config.get("walk_forward") or {}).items() if k != "plan"}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -61,8 +63,14 @@ class RunWriter:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, out_dir: Path | None, graph_name: str) -> RunWriter:
+    def create(cls, out_dir: Path | None, graph_name: str, name: str | None = None) -> RunWriter:
+        """A new, empty run directory under ``out_dir``: ``name`` (which must not exist yet), or the time
+        and the graph's name (with -2, -3, ... when taken)."""
         root = Path(out_dir) if out_dir is not None else Path("runs")
+        if name is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / name).mkdir()
+            return cls(root / name)
         stem = time.strftime("%Y%m%d-%H%M%S") + "-" + (re.sub(r"[^\w.-]+", "_", graph_name) or "graph")
         root.mkdir(parents=True, exist_ok=True)
         for n in range(1, 10_000):

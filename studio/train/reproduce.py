@@ -81,7 +81,7 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     from studio.core.graph_file import GraphFileError, load_graph
     from studio.data.panel import DataError
     from studio.train.config import ConfigError, SourceSpec, TrainConfig
-    from studio.train.engine import Trainer, TrainingError, _data_config
+    from studio.train.engine import Trainer, TrainingError, _data_config, given_splits
     from studio.train.sources import load_source
 
     run_dir = Path(run_dir)
@@ -89,6 +89,9 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     recorded = _read_json(run_dir / "metrics.json", run_dir)
     if not isinstance(config, dict) or not isinstance(recorded, dict):
         raise ReproduceError(f"{run_dir}: config.json or metrics.json is not a JSON object")
+    if config.get("kind") == "walk_forward":
+        raise ReproduceError(f"{run_dir}: cannot reproduce a walk-forward run as a whole: reproduce each fold "
+                             f"(studio reproduce {run_dir / 'folds' / 'fold-1'})")
     reason = _refusal(config, torch.__version__)
     if reason:
         raise ReproduceError(f"{run_dir}: cannot reproduce: {reason}")
@@ -102,6 +105,7 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
         training = TrainConfig.from_json({**config["training"], "device": device,
                                           "threads": int(config.get("threads") or 1)})
         data_config = _data_config(config["data"]["config"])
+        fold_splits = given_splits(config)
     except GraphFileError as exc:
         raise ReproduceError(f"{run_dir}: {exc}") from None
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -121,7 +125,8 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="studio-reproduce-"))
     try:
         trainer = Trainer(graph, source, training, data_config, out_dir=out, registry=registry, loaded=loaded,
-                          cost=metrics.get("cost", 0.002), quantile=metrics.get("quantile", 0.2))
+                          cost=metrics.get("cost", 0.002), quantile=metrics.get("quantile", 0.2),
+                          splits=fold_splits)
         done: dict = {}
         for record in trainer.run():
             done = record

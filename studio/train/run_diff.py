@@ -21,9 +21,10 @@ FIGURES = [("ic", "IC", "{:.4f}"), ("rank_ic", "RankIC", "{:.4f}"), ("icir", "IC
            ("sharpe", "Sharpe", "{:.2f}"), ("max_drawdown", "max DD", "{:.2%}"), ("turnover", "turnover", "{:.2f}")]
 
 #: config.json entries that say how a run was made (not when or where it ran)
-_SETTINGS = ("training", "seed", "data", "metrics", "versions")
+_SETTINGS = ("kind", "walk_forward", "training", "seed", "data", "metrics", "versions")
 _LEFT_OUT = {"data.panel", "data.splits", "training.device", "training.threads", "training.feed",
-             "seed"}  # the seed is training.seed too
+             "seed",  # the seed is training.seed too
+             "walk_forward.plan", "data.given_splits"}  # date lists; their sizes are the settings shown
 
 
 class RunDiffError(Exception):
@@ -135,8 +136,10 @@ def diff_runs(a: str | Path, b: str | Path, registry=None, split: str = "test") 
     flat_a: dict[str, Any] = {}
     flat_b: dict[str, Any] = {}
     for key in _SETTINGS:
-        _flatten(config_a.get(key), key, flat_a)
-        _flatten(config_b.get(key), key, flat_b)
+        default = "run" if key == "kind" else None  # a plain run's config.json has no kind
+        for config, flat in ((config_a, flat_a), (config_b, flat_b)):
+            if key in config or default is not None:
+                _flatten(config.get(key, default), key, flat)
     settings = []
     for key in sorted(set(flat_a) | set(flat_b)):
         if any(key == gone or key.startswith(gone + ".") for gone in _LEFT_OUT):
