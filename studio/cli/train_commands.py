@@ -539,7 +539,7 @@ def compare_command(args: argparse.Namespace) -> int:
                            align="lr" + "r" * len(SEED_COLUMNS)))
     try:
         if args.csv:
-            frame.to_csv(args.csv, index=False)
+            frame.drop(columns="path").to_csv(args.csv, index=False)  # the run column names it
             print(f"wrote {args.csv}")
         if args.markdown:
             lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
