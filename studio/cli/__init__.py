@@ -22,6 +22,7 @@ from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.gui_command import add_gui_command, gui_available, gui_command
 from studio.cli.output import safe_streams
 from studio.cli.paths import default_graph_path
+from studio.cli.report_commands import add_report_commands
 from studio.cli.sweep_commands import add_sweep_commands
 from studio.cli.train_commands import add_train_commands
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_commands(commands)
     add_gui_command(commands)
     add_data_commands(commands)
+    add_report_commands(commands)
     return parser
 
 

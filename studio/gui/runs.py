@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -197,10 +198,15 @@ class RunsWidget(QWidget):
         self.chart.ci.layout.setRowStretchFactor(1, 1)
         buttons = QHBoxLayout()
         for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
-                           ("Compare 2…", self.compare_selected), ("Export chart…", self.export_dialog)):
+                           ("Compare 2…", self.compare_selected), ("Report…", self.report_selected),
+                           ("Export chart…", self.export_dialog)):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, s=slot: s())
             buttons.addWidget(button)
+            if slot == self.report_selected:
+                self.report_button = button
+                button.setToolTip("The selected run's tear sheet (score groups, IC, IC by month, RankIC decay, "
+                                  "turnover, long-short net of cost) as an HTML page or a PNG")
             if slot == self.compare_selected:
                 self.compare_button = button
                 button.setToolTip("Select two runs: what changed in the graph and the settings, beside the "
@@ -427,6 +433,31 @@ class RunsWidget(QWidget):
         dialog.show()
         self.compare_dialog = dialog
         return dialog
+
+    def report_selected(self) -> Path | None:
+        """Write the selected run's tear sheet where the user says (default: report.html in the run) and
+        open it; the path written, or None."""
+        from studio.train.report import ReportError, write_report
+
+        paths = self.selected_paths()
+        if len(paths) != 1:
+            self.report_button.setToolTip("Select one run to make its tear sheet")
+            QMessageBox.information(self, "Tear sheet", "Select one run (not a group of seeds) for its tear sheet.")
+            return None
+        out, _ = QFileDialog.getSaveFileName(self, "Tear sheet", str(paths[0] / "report.html"),
+                                             "HTML page (*.html);;PNG image (*.png)")
+        if not out:
+            return None
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            write_report(paths[0], out)
+        except ReportError as exc:
+            QMessageBox.warning(self, "Cannot make the tear sheet", str(exc))
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        QDesktopServices.openUrl(QUrl.fromLocalFile(out))
+        return Path(out)
 
     def open_selected(self) -> None:
         for path in self.selected_paths():
