@@ -130,3 +130,27 @@ def test_a_file_store_works_where_asked_for(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", "--mlflow", store.as_uri()]) == 0
     assert f"{test['ic']:.4f}" in capsys.readouterr().out
+
+
+def test_a_walk_forward_is_tracked_as_its_folds_and_its_whole(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["train", str(GRAPHS / "default.json"), "--walk-forward", "2", "--mlflow", uri,
+                 "--out", str(tmp_path / "runs"), "--synthetic", "stocks=30", "--synthetic", "days=100",
+                 "--epochs", "1", "--patience", "0", "--threads", "1", "-q"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("studio").experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {f"{run_dir.name}/fold-1", f"{run_dir.name}/fold-2", run_dir.name}
+    whole = by_name[run_dir.name]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert whole.data.metrics["test.ic"] == metrics["splits"]["test"]["ic"]
+    assert whole.data.params["kind"] == "walk_forward" and whole.data.params["walk_forward.folds"] == "2"
+    assert not any(key.startswith("walk_forward.plan") for key in whole.data.params)
+    fold = by_name[f"{run_dir.name}/fold-2"]
+    assert fold.data.tags["studio.walk_forward"] == run_dir.name
+    fold_metrics = json.loads((run_dir / "folds" / "fold-2" / "metrics.json").read_text())
+    assert fold.data.metrics["test.ic"] == fold_metrics["splits"]["test"]["ic"]

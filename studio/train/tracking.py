@@ -22,8 +22,9 @@ EXPERIMENT = "studio"
 #: the default tracking store: a local database, its artifacts beside it
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 #: config.json entries logged as params (flattened: training.lr, data.config.days, ...)
-_PARAMS = ("graph", "training", "data", "metrics", "versions", "seed", "device", "threads")
-_LEFT_OUT = ("data.panel", "data.splits", "graph.file")
+_PARAMS = ("kind", "walk_forward", "graph", "training", "data", "metrics", "versions", "seed", "device",
+           "threads")
+_LEFT_OUT = ("data.panel", "data.splits", "graph.file", "walk_forward.plan", "data.given_splits")
 
 
 class TrackingError(Exception):
@@ -91,8 +92,12 @@ class RunTracker:
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_experiment(self.experiment)
             config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-            self.run = mlflow.start_run(run_name=run_dir.name, tags={"studio.run_dir": str(run_dir.resolve()),
-                                                                     "studio.graph": config["graph"]["name"]})
+            tags = {"studio.run_dir": str(run_dir.resolve()), "studio.graph": config["graph"]["name"]}
+            name = run_dir.name
+            if run_dir.parent.name == "folds":  # a walk-forward fold: named and tagged with its whole
+                name = f"{run_dir.parent.parent.name}/{run_dir.name}"
+                tags["studio.walk_forward"] = run_dir.parent.parent.name
+            self.run = mlflow.start_run(run_name=name, tags=tags)
             params: dict[str, Any] = {}
             for key in _PARAMS:
                 _flatten(config.get(key), key, params)
@@ -101,6 +106,14 @@ class RunTracker:
             raise _one_line(self.uri, exc) from None
 
     def __call__(self, record: dict) -> None:
+        try:
+            self._record(record)
+        except TrackingError:
+            raise
+        except Exception as exc:  # the store went away mid-run: one line, the run itself goes on
+            raise _one_line(self.uri, exc) from None
+
+    def _record(self, record: dict) -> None:
         mlflow = self.mlflow
         if record["kind"] == "start":
             self._start(Path(record["run_dir"]))
@@ -108,12 +121,16 @@ class RunTracker:
             figures = {"train_loss": record.get("train_loss"), "valid_loss": record.get("valid_loss"),
                        **{f"epoch.valid.{k}": v for k, v in (record.get("valid") or {}).items()}}
             mlflow.log_metrics(_finite(figures), step=int(record["epoch"]))
-        elif record["kind"] == "done" and self.run is not None:
+        elif record["kind"] == "done" and (self.run is not None or record.get("walk_forward")):
             run_dir = Path(record["run_dir"])
+            if self.run is None:  # the whole of a walk-forward: a run of its own, after its folds'
+                self._start(run_dir)
             metrics = record.get("metrics") or {}
             final = {f"{split}.{k}": v for split, values in (metrics.get("splits") or {}).items()
                      for k, v in values.items()}
             mlflow.log_metrics(_finite({**final, "best_epoch": metrics.get("best_epoch")}))
+            if record.get("walk_forward"):
+                mlflow.set_tag("studio.walk_forward", run_dir.name)
             mlflow.set_tag("studio.status", record.get("status", ""))
             for path in sorted(run_dir.iterdir()):
                 if path.is_file() and path.name != "checkpoint.pt":
