@@ -194,7 +194,9 @@ def _leg_members(scores: np.ndarray, valid: np.ndarray, n: np.ndarray, top: bool
     return (rank < n[:, None]) & valid
 
 
-def _leg_turnover(members: np.ndarray) -> np.ndarray:
+def leg_turnover(members: np.ndarray) -> np.ndarray:
+    """(D,) share of each date's members (a (D, S) bool array) not members the date before (1 on the first
+    date, NaN where a date has none)."""
     size = members.sum(axis=1).astype(np.float64)
     kept = np.zeros(len(members))
     kept[1:] = (members[1:] & members[:-1]).sum(axis=1)
@@ -223,7 +225,7 @@ def long_short(scores: np.ndarray, labels: np.ndarray, quantile: float = DEFAULT
         short = (safe * bottom).sum(axis=1) / n
         market = safe.sum(axis=1) / count
     long[~usable] = short[~usable] = market[~usable] = np.nan
-    turnover_long, turnover_short = _leg_turnover(top), _leg_turnover(bottom)
+    turnover_long, turnover_short = leg_turnover(top), leg_turnover(bottom)
     turnover_long[~usable] = turnover_short[~usable] = np.nan
     return {
         "long": long,

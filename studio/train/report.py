@@ -263,18 +263,6 @@ def quintile_groups(scores: np.ndarray, labels: np.ndarray, min_stocks: int = me
     return means, member, n
 
 
-def membership_turnover(members: np.ndarray) -> np.ndarray:
-    """(D,) share of each row's members that were not members on the previous row (1 on the first row,
-    NaN where a row has none): studio.metrics' leg turnover."""
-    size = members.sum(axis=1).astype(np.float64)
-    kept = np.zeros(len(members))
-    kept[1:] = (members[1:] & members[:-1]).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = 1.0 - kept / size
-    out[size == 0] = np.nan
-    return out
-
-
 def rank_ic_decay(scores: np.ndarray, labels: np.ndarray, positions: np.ndarray,
                   horizons: int = DECAY_HORIZONS, min_stocks: int = metrics.DEFAULT_MIN_STOCKS):
     """Per h = 1..horizons: the RankIC of row i's scores with the labels of the row whose date is h - 1
@@ -382,8 +370,8 @@ def tear_sheet(run_dir: str | os.PathLike[str], split: str = "test") -> TearShee
     positions = all_dates.get_indexer(dates)
     decay = rank_ic_decay(scores, labels, positions, DECAY_HORIZONS, min_stocks)
 
-    turnover = pd.DataFrame({"G1": membership_turnover(member == 0),
-                             f"G{GROUPS}": membership_turnover(member == GROUPS - 1),
+    turnover = pd.DataFrame({"G1": metrics.leg_turnover(member == 0),
+                             f"G{GROUPS}": metrics.leg_turnover(member == GROUPS - 1),
                              "long_short": series["turnover"]}, index=dates)
     gross = series["long_short"]
     legs = pd.DataFrame({"long": series["long"], "short": series["short"], "gross": gross,
