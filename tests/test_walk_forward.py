@@ -177,3 +177,17 @@ def test_the_runs_table_shows_one_run_with_its_folds(run, qtbot):
     (cell,) = [widget.table.item(r, 0) for r in range(widget.table.rowCount())
                if widget.table.item(r, 0).text().startswith(run.name)]
     assert "fold 3" in cell.toolTip()
+
+
+def test_on_disk_each_fold_has_its_own_features_and_the_same_figures(run, tmp_path, monkeypatch):
+    # features in memory-mapped files (as at the seed's scale): each fold's scaling is fitted on its own
+    # training dates, so each has its own file, and the records are those of the in-memory run
+    monkeypatch.setenv("STUDIO_ON_DISK_ABOVE_MB", "0")
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "runs"
+    assert main(["train", str(GRAPHS / "default.json"), "--walk-forward", "3", "--out", str(out), *TRAIN]) == 0
+    (on_disk,) = out.iterdir()
+    files = sorted((tmp_path / "cache" / "features").glob("*.npy"))
+    assert len([f for f in files if not f.name.endswith(".known.npy")]) == 4  # the plan's and 3 folds'
+    again, whole = (json.loads((d / "metrics.json").read_text()) for d in (on_disk, run))
+    assert again["splits"] == whole["splits"]

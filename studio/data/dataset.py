@@ -338,15 +338,18 @@ class CrossSectionData:
         }
 
 
-def features_cache_file(panel: BarPanel, config: DataConfig) -> Path:
-    """Where the cache keeps the normalised features of ``panel`` with ``config``
+def features_cache_file(panel: BarPanel, config: DataConfig, splits: Splits | None = None) -> Path:
+    """Where the cache keeps the normalised features of ``panel`` with ``config`` (and given ``splits``,
+    whose training dates the scaling is fitted on: each walk-forward fold has its own file)
     (``features/<key>.npy`` of the cache folder)."""
     import hashlib
 
     from studio.data.cache import cache_root
 
-    key = hashlib.sha256(json.dumps({"panel": panel.fingerprint(), "config": config.to_json()},
-                                    sort_keys=True, default=str).encode()).hexdigest()[:24]
+    what = {"panel": panel.fingerprint(), "config": config.to_json()}
+    if splits is not None:
+        what["splits"] = {name: [int(i) for i in idx] for name, idx in splits.items()}
+    key = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return cache_root() / "features" / f"{key}.npy"
 
 

@@ -116,11 +116,8 @@ class Trainer:
         if self.loaded is None:
             self.loaded = load_source(self.source, self.graph.input)
         panel = self.loaded.panel
-        # bars kept in a file, or features too large for memory: the features go to a file as well
-        feature_bytes = panel.n_symbols * panel.n_days * panel.bars_per_day * len(self.data_config.features) * 4
-        on_disk = store.mapping(panel.values) is not None or feature_bytes > store.on_disk_above()
         self.data = CrossSectionData(panel, self.data_config, splits=self.given_splits,
-                                     features_file=features_cache_file(panel, self.data_config) if on_disk else None)
+                                     features_file=features_file_for(panel, self.data_config, self.given_splits))
         torch.manual_seed(self.config.seed)
         try:
             self.model = build_model(self.graph, self.registry).to(self.device)
@@ -437,6 +434,14 @@ class Trainer:
         torch.save(state["best_state"], writer.path / "model.pt")
         writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
         return metrics
+
+
+def features_file_for(panel, data_config: DataConfig, splits: Splits | None = None) -> Path | None:
+    """Bars kept in a file, or features too large for memory: the features go to a cache file as well
+    (None: they stay in memory)."""
+    feature_bytes = panel.n_symbols * panel.n_days * panel.bars_per_day * len(data_config.features) * 4
+    on_disk = store.mapping(panel.values) is not None or feature_bytes > store.on_disk_above()
+    return features_cache_file(panel, data_config, splits) if on_disk else None
 
 
 def given_splits(config: dict) -> Splits | None:

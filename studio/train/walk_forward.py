@@ -103,7 +103,10 @@ class WalkForward:
         if self.loaded is None:
             self.loaded = load_source(self.source, self.graph.input)
         if self.plan is None:
-            data = CrossSectionData(self.loaded.panel, self.data_config)  # which dates have a cross-section
+            from studio.train.engine import features_file_for
+
+            panel = self.loaded.panel  # which dates have a cross-section (features on disk when large)
+            data = CrossSectionData(panel, self.data_config, features_file=features_file_for(panel, self.data_config))
             self.plan = plan_folds(data.usable, self.folds, self.data_config.lag + self.data_config.horizon,
                                    self.expanding, self.fold_dates, self.source.describe())
         self.folds = len(self.plan)
