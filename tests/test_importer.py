@@ -37,6 +37,31 @@ def isolated_cache(tmp_path, monkeypatch):
     return folder / "imports"
 
 
+#: tests of how the in-memory import is cached (the on-disk one has its own: tests/test_import_chunked.py)
+MEMORY_ONLY = {"test_second_load_is_served_from_the_cache", "test_a_corrupt_cache_is_ignored_and_rebuilt"}
+
+
+def pytest_generate_tests(metafunc):
+    # every policy test runs twice: in memory, and through the import of folders larger than memory
+    # (buckets of a few symbols on disk, files read by small batches, the panel in a mapped file)
+    if metafunc.function.__name__ not in MEMORY_ONLY:
+        metafunc.fixturenames.append("import_path")
+        metafunc.parametrize("import_path", ["memory", "disk"], indirect=True)
+
+
+@pytest.fixture
+def import_path(request, monkeypatch):
+    if request.param == "disk":
+        from studio.data import import_chunked
+
+        monkeypatch.setenv("STUDIO_ON_DISK_ABOVE_MB", "0")
+        monkeypatch.setattr(import_chunked, "BUCKET_BYTES", 4000)
+        monkeypatch.setattr(import_chunked, "STREAM_ABOVE_BYTES", 500)
+        monkeypatch.setattr(import_chunked, "CSV_BLOCK_BYTES", 600)
+        monkeypatch.setattr(import_chunked, "PARQUET_BATCH_ROWS", 50)
+    return request.param
+
+
 # ---- a small hand-made market -----------------------------------------------------------------------
 
 def close_of(symbol: str, day: int, bar: int) -> float:

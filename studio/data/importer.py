@@ -32,7 +32,9 @@ Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
 - Turnover: when a file has no turnover column it is derived as close x volume (and said so).
 
 Nothing is forward-filled into a label: labels come from the daily closes of traded days only.
-Imports are cached as Parquet (:mod:`studio.data.cache`).
+Imports are cached as Parquet (:mod:`studio.data.cache`). Folders larger than memory go through buckets
+of symbols on disk into a memory-mapped panel (:mod:`studio.data.import_chunked`): :func:`assemble`
+applies the same policies to any split of the symbols into buckets, with the same result.
 """
 
 from __future__ import annotations
@@ -550,9 +552,6 @@ def _read_table(path: Path, columns: list[str]):
 
 def read_file(path: Path, config: ImportConfig) -> FileBars:
     """Read one CSV or Parquet file into arrays (no policies applied yet)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     header = read_header(path)
     cols = resolve_columns(path, header, config)
     try:
@@ -561,6 +560,14 @@ def read_file(path: Path, config: ImportConfig) -> FileBars:
         raise
     except Exception as exc:
         raise DataError(f"{path}: cannot read ({_one_line(exc)})") from None
+    return bars_from_table(path, table, cols, header, config)
+
+
+def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], config: ImportConfig) -> FileBars:
+    """The rows of an arrow table read from ``path`` (a whole file, or a batch of one) as arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = table.num_rows
 
     def col(fld: str):
@@ -635,7 +642,47 @@ def _read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
 _TIME_HINTS = re.compile(r"time|tod|min|hh|hour|clock|sec|bar|stamp|^t$", re.IGNORECASE)
 
 
-def _guess_time_column(part: FileBars) -> str | None:
+@dataclass
+class FileInfo:
+    """What the build keeps of a file once its rows are read: for its messages and its policies."""
+
+    path: Path
+    rows: int
+    columns_used: dict[str, str]
+    header: list[str]
+    #: seconds of the file's first rows (a hint for the column that may hold the time of day)
+    head_seconds: np.ndarray
+    #: readable stamps, and those that are not a midnight (daily bars have none)
+    stamps: int
+    intraday_stamps: int
+    value_fields: frozenset[str]
+
+    @property
+    def date_only(self) -> bool:
+        return self.stamps > 0 and self.intraday_stamps == 0
+
+    @classmethod
+    def of(cls, part: FileBars) -> FileInfo:
+        info = cls(part.path, 0, dict(part.columns_used), list(part.header), np.zeros(0, np.int64), 0, 0,
+                   frozenset(part.values))
+        info.add(part)
+        return info
+
+    def add(self, part: FileBars) -> None:
+        """Count a (further) batch of the file's rows."""
+        if len(self.head_seconds) < _HEAD_ROWS:
+            self.head_seconds = np.concatenate([self.head_seconds,
+                                                part.seconds[: _HEAD_ROWS - len(self.head_seconds)]])
+        stamps = part.seconds[part.time_ok]
+        self.rows += len(part.seconds)
+        self.stamps += len(stamps)
+        self.intraday_stamps += int(np.count_nonzero(stamps % _DAY))
+
+
+_HEAD_ROWS = 20_000
+
+
+def _guess_time_column(part: FileInfo) -> str | None:
     """The unmapped column of a file that most likely holds the time of day: by its name, else the one
     with the most distinct values among the first rows that share a timestamp."""
     used = set(part.columns_used.values())
@@ -651,8 +698,8 @@ def _guess_time_column(part: FileBars) -> str | None:
         table = _read_table(part.path, unused)
     except Exception:  # only a hint for a message: an unreadable column is simply not suggested
         return None
-    sample = table.slice(0, 20_000)
-    secs = part.seconds[: sample.num_rows]
+    sample = table.slice(0, _HEAD_ROWS)
+    secs = part.head_seconds[: sample.num_rows]
     if len(secs) == 0:
         return None
     uniq, inverse = np.unique(secs, return_inverse=True)
@@ -676,24 +723,24 @@ def _guess_time_column(part: FileBars) -> str | None:
     return best
 
 
-def _frequent_times(tod: np.ndarray) -> np.ndarray:
-    """The bar times stamped on at least half as many rows as the most common one, sorted."""
-    times, counts = np.unique(tod, return_counts=True)
+def _frequent_times(times: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Of a histogram of bar times, those stamped on at least half as many rows as the most common one."""
     return times[counts * 2 >= counts.max()] if len(times) else times
 
 
-def _edge_print(tod: np.ndarray, config: ImportConfig) -> tuple[str, int, int] | None:
+def _edge_print(times: np.ndarray, counts: np.ndarray, config: ImportConfig) -> tuple[str, int, int] | None:
     """("closing", its time, the last bar's time) or ("opening", its time, the first bar's time) when
-    the session's edge carries a print besides the bars, else None.
+    the session's edge carries a print besides the bars, else None; from the histogram of the rows'
+    times of day (``times`` sorted, ``counts`` rows at each).
 
     With a session given (and bar_stamp auto): bars stamped at both its start and its end, the extra
     edge being the one stamped on fewer rows, and no bars beyond it (extended-hours files go on after
     16:00: there the 16:00 stamp is a bar of the evening session). Inferred: a regular grid of bar
     times whose span is a whole number of half hours only without its last stamp (09:30 .. 16:00
     in 1-minute steps is 391 stamps for a 390-minute day)."""
-    if len(tod) == 0 or config.bars_per_day is not None:
+    if len(times) == 0 or config.bars_per_day is not None:
         return None
-    frequent = _frequent_times(tod)
+    frequent = _frequent_times(times, counts)
     if len(frequent) < 3:
         return None
     if config.session is not None:
@@ -705,8 +752,8 @@ def _edge_print(tod: np.ndarray, config: ImportConfig) -> tuple[str, int, int] |
             return None
         if config.bar_stamp != "auto":
             return None  # the user said how bars are stamped: a stamp outside that is outside the session
-        after, before = int((tod > close_s).sum()), int((tod < open_s).sum())
-        at_open, at_close = int((tod == open_s).sum()), int((tod == close_s).sum())
+        after, before = int(counts[times > close_s].sum()), int(counts[times < open_s].sum())
+        at_open, at_close = int(counts[times == open_s].sum()), int(counts[times == close_s].sum())
         # the edge stamped on fewer rows is the extra one (A-shares: an opening call auction at 09:30
         # on some days before bar-end stamps 10:30 .. 15:00); on a tie, the US habit: a closing print
         if at_open >= at_close and after * 100 < at_close:
@@ -767,10 +814,10 @@ def _merge_edge_prints(sym: np.ndarray, secs: np.ndarray, vals: dict[str, np.nda
     return sym, secs, vals, int(found.sum()), len(moved)
 
 
-def _duplicates_message(parts: list[FileBars], duplicates: int, readable: int, config: ImportConfig) -> str:
+def _duplicates_message(files: list[FileInfo], duplicates: int, readable: int, config: ImportConfig) -> str:
     """One line: how many rows repeat a timestamp, where the timestamps come from, the column that
     probably holds the time and the option that maps it."""
-    part = max(parts, key=lambda p: len(p.seconds))
+    part = max(files, key=lambda f: f.rows)
     stamp = part.columns_used.get("datetime") or "/".join(
         part.columns_used[k] for k in ("date", "time") if k in part.columns_used)
     guess = _guess_time_column(part)
@@ -793,92 +840,205 @@ def _few(items: Sequence[str], k: int = 5) -> str:
     return ", ".join(items[:k]) + (f", ... ({len(items)} in all)" if len(items) > k else "")
 
 
+class Rows:
+    """Rows of bars being imported: symbol codes, seconds, values per field and (once the bar grid is
+    known) the bar slot; every array one entry per row."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], vals: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.vals = vals
+
+    def __len__(self) -> int:
+        return len(self.arrays["secs"])
+
+    @property
+    def sym(self) -> np.ndarray:
+        return self.arrays["sym"]
+
+    @property
+    def secs(self) -> np.ndarray:
+        return self.arrays["secs"]
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.arrays = {k: v[mask] for k, v in self.arrays.items()}
+        self.vals = {f: v[mask] for f, v in self.vals.items()}
+
+
+class MemoryBucket:
+    """The rows of every symbol, kept in memory (the import of files that fit)."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows: Rows | None = rows
+
+    def load(self) -> Rows:
+        return self.rows
+
+    def save(self, rows: Rows) -> None:
+        self.rows = rows
+
+
+def _each(buckets: Sequence, step, save: bool = True) -> list:
+    """``step(rows)`` on each bucket's rows (a bucket holds every row of its symbols); ``save``: the
+    rows as ``step`` left them are the bucket's from now on."""
+    results = []
+    for bucket in buckets:
+        rows = bucket.load()
+        results.append(step(rows))
+        if save:
+            bucket.save(rows)
+    return results
+
+
+def _histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.unique(values, return_counts=True)
+
+
+def _merge_histograms(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One histogram (sorted values, counts) from several."""
+    values = np.concatenate([v for v, _ in parts]) if parts else np.zeros(0, np.int64)
+    counts = np.concatenate([c for _, c in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    total = np.zeros(len(uniq), np.int64)
+    np.add.at(total, inverse, counts)
+    return uniq, total
+
+
+def _sum_padded(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    total = np.zeros(max((len(a) for a in arrays), default=0), np.int64)
+    for a in arrays:
+        total[: len(a)] += a
+    return total
+
+
+def _day_keys(rows: Rows) -> tuple[np.ndarray, int, int]:
+    """(symbol-day key per row, first day, days spanned) of rows: keys are unique per symbol and day
+    and, for rows sorted by symbol and time, ascending."""
+    day = rows.secs // _DAY
+    if len(day) == 0:
+        return np.zeros(0, np.int64), 0, 1
+    first = int(day.min())
+    span = int(day.max()) - first + 1
+    return rows.sym.astype(np.int64) * span + (day - first), first, span
+
+
 def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -> BarPanel:
-    """Apply the import policies to the rows of ``parts`` and lay them out as a BarPanel."""
+    """Apply the import policies to the rows of ``parts`` and lay them out as a BarPanel in memory."""
+    files = [FileInfo.of(p) for p in parts]
+    symbol_index: dict[str, int] = {}
+    features = import_features(files)
+    sym_list, sec_list, ok_list = [], [], []
+    value_lists: dict[str, list[np.ndarray]] = {f: [] for f in features}
+    for p in parts:
+        sym, ok, vals = file_rows(p, symbol_index, features)
+        sym_list.append(sym)
+        sec_list.append(p.seconds)
+        ok_list.append(ok)
+        for f in features:
+            value_lists[f].append(vals[f])
+    sym = np.concatenate(sym_list) if parts else np.zeros(0, np.int64)
+    rows = Rows({"sym": sym, "secs": np.concatenate(sec_list) if parts else np.zeros(0, np.int64),
+                 "ok": np.concatenate(ok_list) if parts else np.zeros(0, bool)},
+                {f: np.concatenate(v) if v else np.zeros(0) for f, v in value_lists.items()})
+    no_symbol = sum(p.rows_without_symbol for p in parts)
+    read = {"rows read": len(sym), "rows without a symbol dropped": no_symbol,
+            "rows with unreadable timestamps dropped": int((~rows.arrays["ok"]).sum()) - no_symbol}
+    return assemble([MemoryBucket(rows)], files, list(symbol_index), features, read, config, source)
+
+
+def import_features(files: Sequence[FileInfo]) -> list[str]:
+    """The panel's features: the price fields every file has, then volume and turnover."""
+    return [f for f in PRICE_FEATURES if all(f in i.value_fields for i in files)] + list(FLOW_FEATURES)
+
+
+def file_rows(part: FileBars, symbol_index: dict[str, int], features: Sequence[str]):
+    """A file's (or batch's) rows with global symbol codes (``symbol_index``, in order of first
+    appearance), whether each row is usable, and its values of ``features`` (turnover derived as
+    close x volume where the file has none)."""
+    remap = np.array([symbol_index.setdefault(name, len(symbol_index)) for name in part.symbol_names] or [0],
+                     dtype=np.int64)
+    has_sym = part.symbol_codes >= 0
+    sym = np.where(has_sym, remap[np.clip(part.symbol_codes, 0, None)], -1)
+    vals = {}
+    for f in features:
+        if f in part.values:
+            vals[f] = part.values[f]
+        elif f == "turnover":
+            vals[f] = part.values["close"] * part.values["volume"]
+        else:
+            vals[f] = np.full(len(sym), np.nan)
+    return sym, part.time_ok & has_sym, vals
+
+
+def assemble(buckets: Sequence, files: list[FileInfo], names: list[str], features: list[str],
+             read: dict[str, int], config: ImportConfig, source: str = "", values_file: Path | None = None) -> BarPanel:
+    """Apply the import policies to the rows of ``buckets`` (each holds every row of its symbols, in file
+    order) and lay them out as a BarPanel: in memory, or in the array file ``values_file``.
+
+    A policy that is global (the bar grid, early closes, trading dates, ...) is decided from statistics
+    gathered over every bucket, then applied bucket by bucket, so any split of the symbols into buckets
+    gives the same panel, bit for bit."""
     counts: dict[str, int] = {}
     notes: list[str] = []
-    n_files = len(parts)
-    daily = [p for p in parts if p.date_only]
+    n_files = len(files)
+    daily = [f for f in files if f.date_only]
     if daily and len(daily) < n_files:
-        intraday = next(p for p in parts if not p.date_only)
+        intraday = next(f for f in files if not f.date_only)
         raise DataError(f"{daily[0].path}: holds dates without a time of day (daily bars?) while "
                         f"{intraday.path} holds intraday bars; import them separately (a folder's files "
                         "can be chosen with the pattern option)")
-
-    # --- one table of rows: global symbol codes, file order kept ---
-    symbol_index: dict[str, int] = {}
-    sym_list, sec_list, ok_list = [], [], []
-    features = [f for f in PRICE_FEATURES if all(f in p.values for p in parts)]
     for fld in ("open", "high", "low"):
-        if fld not in features and any(fld in p.values for p in parts):
+        if fld not in features and any(fld in f.value_fields for f in files):
             notes.append(f"{fld} left out: not every file has an {fld} column")
-    features += list(FLOW_FEATURES)
-    derived_files = [p for p in parts if "turnover" not in p.values]
-    value_lists: dict[str, list[np.ndarray]] = {f: [] for f in features}
-    for p in parts:
-        remap = np.array([symbol_index.setdefault(name, len(symbol_index)) for name in p.symbol_names] or [0],
-                         dtype=np.int64)
-        has_sym = p.symbol_codes >= 0
-        sym_list.append(np.where(has_sym, remap[np.clip(p.symbol_codes, 0, None)], -1))
-        sec_list.append(p.seconds)
-        ok_list.append(p.time_ok & has_sym)
-        for f in features:
-            if f in p.values:
-                value_lists[f].append(p.values[f])
-            elif f == "turnover":
-                value_lists[f].append(p.values["close"] * p.values["volume"])
-    sym = np.concatenate(sym_list) if parts else np.zeros(0, np.int64)
-    secs = np.concatenate(sec_list) if parts else np.zeros(0, np.int64)
-    ok = np.concatenate(ok_list) if parts else np.zeros(0, bool)
-    vals = {f: np.concatenate(v) if v else np.zeros(0) for f, v in value_lists.items()}
+    derived_files = [f for f in files if "turnover" not in f.value_fields]
     counts["files read"] = n_files
-    counts["rows read"] = len(sym)
-    counts["rows without a symbol dropped"] = sum(p.rows_without_symbol for p in parts)
-    no_symbol = counts["rows without a symbol dropped"]
-    counts["rows with unreadable timestamps dropped"] = int((~ok).sum()) - no_symbol
-
-    def keep(mask: np.ndarray) -> None:
-        nonlocal sym, secs, vals
-        sym, secs = sym[mask], secs[mask]
-        vals = {f: v[mask] for f, v in vals.items()}
-
-    keep(ok)
+    counts.update(read)
 
     # --- duplicates: sort by (symbol, time), stable, and keep the last of equal keys ---
-    if len(secs):
-        t0 = int(secs.min())
-        key = sym.astype(np.int64) * (1 << 40) + (secs - t0)
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        sym, secs = sym[order], secs[order]
-        vals = {f: v[order] for f, v in vals.items()}
-        last = np.ones(len(key), dtype=bool)
-        last[:-1] = key[1:] != key[:-1]
-        counts["duplicate timestamps dropped (last kept)"] = int((~last).sum())
-        keep(last)
-    else:
-        counts["duplicate timestamps dropped (last kept)"] = 0
+    def deduplicate(rows: Rows):
+        rows.keep(rows.arrays.pop("ok"))
+        dropped = 0
+        if len(rows):
+            t0 = int(rows.secs.min())
+            key = rows.sym.astype(np.int64) * (1 << 40) + (rows.secs - t0)
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            rows.keep(order)
+            last = np.ones(len(key), dtype=bool)
+            last[:-1] = key[1:] != key[:-1]
+            dropped = int((~last).sum())
+            rows.keep(last)
+        return dropped, _histogram(rows.secs - rows.secs // _DAY * _DAY)
+
+    done = _each(buckets, deduplicate)
+    duplicates = sum(d for d, _ in done)
+    times, time_counts = _merge_histograms([h for _, h in done])
+    counts["duplicate timestamps dropped (last kept)"] = duplicates
     notes.append("duplicate timestamps of a symbol: the last row kept "
-                 f"({_plural(counts['duplicate timestamps dropped (last kept)'], 'row')} dropped)")
-    duplicates = counts["duplicate timestamps dropped (last kept)"]
+                 f"({_plural(duplicates, 'row')} dropped)")
     readable = counts["rows read"] - counts["rows without a symbol dropped"] - counts[
         "rows with unreadable timestamps dropped"]
     if readable and duplicates > config.max_duplicate_share * readable:
-        raise DataError(_duplicates_message(parts, duplicates, readable, config))
-
-    day = secs // _DAY
-    tod = secs - day * _DAY
+        raise DataError(_duplicates_message(files, duplicates, readable, config))
 
     # --- prints at the session's edge: a closing print stamped at the session end (US 1-minute files:
     # 09:30 .. 16:00, 391 stamps) is the day's close, not a bar of its own; likewise an opening print
     # stamped at the session start in bar-end files
-    edge = _edge_print(tod, config)
+    edge = _edge_print(times, time_counts, config)
     stamp_override = None
     if edge is not None:
         which, at, into = edge
-        sym, secs, vals, merged, moved = _merge_edge_prints(sym, secs, vals, which, at, into)
-        day = secs // _DAY
-        tod = secs - day * _DAY
+
+        def merge(rows: Rows):
+            if not len(rows):
+                return 0, 0, _histogram(rows.secs)
+            sym, secs, rows.vals, merged, moved = _merge_edge_prints(rows.sym, rows.secs, rows.vals, which, at,
+                                                                     into)
+            rows.arrays = {"sym": sym, "secs": secs}
+            return merged, moved, _histogram(secs - secs // _DAY * _DAY)
+
+        done = _each(buckets, merge)
+        merged, moved = sum(d[0] for d in done), sum(d[1] for d in done)
+        times, time_counts = _merge_histograms([d[2] for d in done])
         stamp_override = "start" if which == "closing" else "end"
         counts[f"{which} prints merged into the {'last' if which == 'closing' else 'first'} bar"] = merged
         counts[f"{which} prints taken as the bar (no bar at {_hhmm(into)})"] = moved
@@ -889,9 +1049,13 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
                      f"{_hhmm(into)} bar ({what}; volume and turnover added), or becomes that bar where the "
                      f"day has none ({_plural(merged, 'print')} merged, {moved:,} taken as the bar)")
 
+    def rows_at(t: int) -> int:
+        return int(time_counts[times == t].sum())
+
     # --- session ---
     extended = 0
     stamp_text = ""
+    n_rows = int(time_counts.sum())
     if config.session is not None:
         open_s, close_s = parse_session(config.session)
         stamp = config.bar_stamp
@@ -899,160 +1063,191 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
             stamp = stamp_override
             stamp_text = f" (bar-{stamp} stamps, with {edge[0]} prints at {_hhmm(edge[1])})"
         elif stamp == "auto":
-            at_open, at_close = int((tod == open_s).sum()), int((tod == close_s).sum())
+            at_open, at_close = rows_at(open_s), rows_at(close_s)
             stamp = "end" if at_close > at_open else "start"
             stamp_text = f" (bar-{stamp} stamps, found from the bars at {_hhmm(open_s)} and {_hhmm(close_s)})"
         else:
             stamp_text = f" (bar-{stamp} stamps)"
-        if stamp == "start":
-            in_session = (tod >= open_s) & (tod < close_s)
-        else:
-            in_session = (tod > open_s) & (tod <= close_s)
-        extended = int((~in_session).sum())
+        inside = (times >= open_s) & (times < close_s) if stamp == "start" else (times > open_s) & (times <= close_s)
+        extended = int(time_counts[~inside].sum())
+        n_rows -= extended
         counts["extended-hours bars dropped"] = extended
-        keep(in_session)
-        day, tod = day[in_session], tod[in_session]
+
+        def in_session(rows: Rows) -> None:
+            tod = rows.secs - rows.secs // _DAY * _DAY
+            rows.keep((tod >= open_s) & (tod < close_s) if stamp == "start" else (tod > open_s) & (tod <= close_s))
+
+        _each(buckets, in_session)
 
     # --- bars per day and the bar grid ---
-    if len(sym) == 0:
+    if n_rows == 0:
         raise DataError(f"{source or 'the source'}: no bars left after filtering ({_summary(counts)})")
-    n_days_span = int(day.max()) + 1 - int(day.min())
-    sd_all = sym.astype(np.int64) * n_days_span + (day - day.min())
 
-    def grid_for(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        """Bars per day (set or the most common count), the grid of bar times and the counts per day."""
-        _, per_symbol_day = np.unique(sd_all[rows], return_counts=True)
+    def grid_for(lo: int | None = None, hi: int | None = None) -> tuple[int, np.ndarray, np.ndarray, tuple]:
+        """Bars per day (set or the most common count), the grid of bar times, the histogram of bars per
+        symbol-day and that of the bar times, of the rows whose time of day is in [lo, hi] (all: None)."""
+        def statistics(rows: Rows):
+            keys = _day_keys(rows)[0]
+            tod = rows.secs - rows.secs // _DAY * _DAY
+            if lo is not None:
+                chosen = (tod >= lo) & (tod <= hi)
+                keys, tod = keys[chosen], tod[chosen]
+            return np.bincount(np.unique(keys, return_counts=True)[1]), _histogram(tod)
+
+        done = _each(buckets, statistics, save=False)
+        per_day_hist = _sum_padded([d[0] for d in done])
+        bar_times, bar_counts = _merge_histograms([d[1] for d in done])
         if config.bars_per_day is not None:
             n_bars = config.bars_per_day
         else:
-            hist = np.bincount(per_symbol_day)
-            n_bars = int(np.flatnonzero(hist == hist.max())[-1])
-        times, time_counts = np.unique(tod[rows], return_counts=True)
-        if len(times) < n_bars:
-            raise DataError(f"{source or 'the source'}: only {len(times)} distinct bar times for {n_bars} "
+            n_bars = int(np.flatnonzero(per_day_hist == per_day_hist.max())[-1])
+        if len(bar_times) < n_bars:
+            raise DataError(f"{source or 'the source'}: only {len(bar_times)} distinct bar times for {n_bars} "
                             "bars per day")
-        top = np.argsort(-time_counts, kind="stable")[:n_bars]
-        return n_bars, np.sort(times[top]), per_symbol_day
+        top = np.argsort(-bar_counts, kind="stable")[:n_bars]
+        return n_bars, np.sort(bar_times[top]), per_day_hist, (bar_times, bar_counts)
 
-    p, grid, per_symbol_day = grid_for(np.ones(len(tod), dtype=bool))
-    if config.session is None:
+    p, grid, per_day_hist, (times, time_counts) = grid_for()
+    bounded = config.session is None
+    if bounded:
         # the session is the span of the grid; bars per day again, now without the extended hours
-        in_session = (tod >= grid[0]) & (tod <= grid[-1])
-        p2, grid2, per_symbol_day = grid_for(in_session)
+        p2, grid2, per_day_hist, _ = grid_for(int(grid[0]), int(grid[-1]))
         if p2 != p:
             p, grid = p2, grid2
-            in_session = (tod >= grid[0]) & (tod <= grid[-1])
-            per_symbol_day = grid_for(in_session)[2]
-        extended = int((~in_session).sum())
+            per_day_hist = grid_for(int(grid[0]), int(grid[-1]))[2]
+        extended = int(time_counts[(times < grid[0]) | (times > grid[-1])].sum())
         session_text = (f"session inferred from the {p} most common bar times: bars stamped {_hhmm(grid[0])} "
                         f"to {_hhmm(grid[-1])}")
     else:
-        in_session = np.ones(len(tod), dtype=bool)
         session_text = f"session {config.session}{stamp_text}"
-    n_full = int((per_symbol_day == p).sum())
+    n_full = int(per_day_hist[p]) if p < len(per_day_hist) else 0
     how = ("as set" if config.bars_per_day is not None else "the most common number of in-session bars on a "
-           "symbol-day") + f"; {n_full:,} of {len(per_symbol_day):,} symbol-days have {p}"
-    slot = np.searchsorted(grid, tod)
-    on_grid = in_session & (slot < p) & (grid[np.clip(slot, 0, p - 1)] == tod)
-    off_grid = int((in_session & ~on_grid).sum())
+           "symbol-day") + f"; {n_full:,} of {int(per_day_hist.sum()):,} symbol-days have {p}"
+
+    # --- on the grid; values; early-close votes ---
+    need = max(1, math.ceil(config.min_day_share * p - 1e-9))
+    value_counts = ("bars with NaN/zero/negative close treated as missing", "NaN/negative volume set to 0",
+                    "NaN/negative turnover set to 0", "NaN/zero open, high or low set to the close",
+                    "zero-volume bars kept")
+
+    def on_grid_and_values(rows: Rows):
+        tod = rows.secs - rows.secs // _DAY * _DAY
+        in_session = (tod >= grid[0]) & (tod <= grid[-1]) if bounded else np.ones(len(tod), dtype=bool)
+        slot = np.searchsorted(grid, tod)
+        on_grid = in_session & (slot < p) & (grid[np.clip(slot, 0, p - 1)] == tod)
+        off_grid = int((in_session & ~on_grid).sum())
+        rows.arrays["slot"] = slot
+        rows.keep(on_grid)
+        vals = rows.vals
+        close = vals["close"]
+        bad_close = ~np.isfinite(close) | (close <= 0)
+        vol = vals["volume"]
+        bad_vol = ~np.isfinite(vol) | (vol < 0)
+        vals["volume"] = np.where(bad_vol, 0.0, vol)
+        turn = vals["turnover"]
+        bad_turn = ~np.isfinite(turn) | (turn < 0)
+        # derived from a NaN volume: 0 like the volume, not counted twice
+        turn_counted = int((bad_turn & ~bad_vol & ~bad_close).sum()) if derived_files else int(
+            (bad_turn & ~bad_close).sum())
+        vals["turnover"] = np.where(bad_turn, 0.0, turn)
+        bad_ohl = 0
+        for f in ("open", "high", "low"):
+            if f in vals:
+                bad = ~np.isfinite(vals[f]) | (vals[f] <= 0)
+                bad_ohl += int((bad & ~bad_close).sum())
+                vals[f] = np.where(bad, close, vals[f])
+        tally = (int(bad_close.sum()), int((bad_vol & ~bad_close).sum()), turn_counted, bad_ohl,
+                 int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum()))
+        rows.keep(~bad_close)
+        # early closes: the last bar of each symbol-day (rows are sorted by symbol and time, so each
+        # symbol-day is one run of rows), counted per date
+        keys, first, span = _day_keys(rows)
+        votes = np.zeros((0, p), dtype=np.int64)
+        if len(keys) and p > 1:
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            last_slot = np.maximum.reduceat(rows.arrays["slot"], starts)
+            votes = np.zeros((span, p), dtype=np.int64)
+            np.add.at(votes, ((keys[starts] % span).astype(np.int64), last_slot), 1)
+        return off_grid, tally, (first, span if len(keys) else 0), votes
+
+    done = _each(buckets, on_grid_and_values)
     counts["extended-hours bars dropped"] = extended
-    counts["off-grid bars dropped"] = off_grid
+    counts["off-grid bars dropped"] = off_grid = sum(d[0] for d in done)
     notes.append(f"{session_text}; {_plural(extended, 'bar')} outside it dropped (extended hours)")
     grid_text = ", ".join(_hhmm(t) for t in grid) if p <= 8 else f"{_hhmm(grid[0])} .. {_hhmm(grid[-1])}"
     notes.append(f"{p} bars per day ({how}); bar times {grid_text}; "
                  f"{_plural(off_grid, 'bar')} at other times dropped")
-    keep(on_grid)
-    day, slot = day[on_grid], slot[on_grid]
-
-    # --- values ---
-    close = vals["close"]
-    bad_close = ~np.isfinite(close) | (close <= 0)
-    counts["bars with NaN/zero/negative close treated as missing"] = int(bad_close.sum())
-    vol = vals["volume"]
-    bad_vol = ~np.isfinite(vol) | (vol < 0)
-    counts["NaN/negative volume set to 0"] = int((bad_vol & ~bad_close).sum())
-    vals["volume"] = np.where(bad_vol, 0.0, vol)
-    turn = vals["turnover"]
-    bad_turn = ~np.isfinite(turn) | (turn < 0)
-    if derived_files:
-        # derived from a NaN volume: 0 like the volume, not counted twice
-        counts["NaN/negative turnover set to 0"] = int((bad_turn & ~bad_vol & ~bad_close).sum())
-    else:
-        counts["NaN/negative turnover set to 0"] = int((bad_turn & ~bad_close).sum())
-    vals["turnover"] = np.where(bad_turn, 0.0, turn)
-    bad_ohl = 0
-    for f in ("open", "high", "low"):
-        if f in vals:
-            bad = ~np.isfinite(vals[f]) | (vals[f] <= 0)
-            bad_ohl += int((bad & ~bad_close).sum())
-            vals[f] = np.where(bad, close, vals[f])
-    counts["NaN/zero open, high or low set to the close"] = bad_ohl
-    counts["zero-volume bars kept"] = int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum())
+    for i, name in enumerate(value_counts[:4]):
+        counts[name] = sum(d[1][i] for d in done)
+    bad_ohl = counts["NaN/zero open, high or low set to the close"]
+    counts["zero-volume bars kept"] = sum(d[1][4] for d in done)
     notes.append(f"a NaN, zero or negative close makes the bar missing ("
                  f"{_plural(counts['bars with NaN/zero/negative close treated as missing'], 'bar')}); NaN or "
                  f"negative volume / turnover set to 0 ({counts['NaN/negative volume set to 0']:,} / "
                  f"{counts['NaN/negative turnover set to 0']:,}); NaN open / high / low set to the close "
                  f"({bad_ohl:,}); zero volume kept as a real value")
-    keep(~bad_close)
-    day, slot = day[~bad_close], slot[~bad_close]
 
     # --- early closes: a date on which most symbols' last bar is the same one before the session's last
     # (a half day). Bars after it are after-hours trading of that day and are dropped.
-    need = max(1, math.ceil(config.min_day_share * p - 1e-9))
-    day0 = int(day.min()) if len(day) else 0
-    n_span = (int(day.max()) - day0 + 1) if len(day) else 1
-    sd_key = sym.astype(np.int64) * n_span + (day - day0)
+    spans = [d[2] for d in done if d[2][1]]
+    day0 = min((first for first, _ in spans), default=0)
+    n_span = (max(first + span for first, span in spans) - day0) if spans else 1
+    votes = np.zeros((n_span, p), dtype=np.int64)
+    for (first, span), bucket_votes in ((d[2], d[3]) for d in done):
+        if len(bucket_votes):
+            votes[first - day0: first - day0 + span] += bucket_votes
     early_dates: list[str] = []
-    after_close = 0
-    if len(sd_key) and p > 1:
-        # rows are sorted by symbol and time, so each symbol-day is one run of rows
-        starts = np.flatnonzero(np.r_[True, sd_key[1:] != sd_key[:-1]])
-        last_slot = np.maximum.reduceat(slot, starts)
-        run_day = (sd_key[starts] % n_span).astype(np.int64)
-        votes = np.zeros((n_span, p), dtype=np.int64)
-        np.add.at(votes, (run_day, last_slot), 1)
+    cut = None
+    if spans and p > 1:
         symbols_on = votes.sum(axis=1)
         close_slot = votes.argmax(axis=1)
         early = ((close_slot < p - 1) & (close_slot + 1 >= need) & (symbols_on > 0)
                  & (votes.max(axis=1) * 2 > symbols_on))
         if early.any():
             cut = np.where(early, close_slot, p - 1)
-            late_bar = slot > cut[day - day0]
-            after_close = int(late_bar.sum())
             early_dates = [str(np.datetime64(int(d) + day0, "D")) for d in np.flatnonzero(early)]
-            keep(~late_bar)
-            day, slot, sd_key = day[~late_bar], slot[~late_bar], sd_key[~late_bar]
+
+    # --- symbol-days: traded, partial ---
+    def symbol_days(rows: Rows):
+        after_close = 0
+        if cut is not None and len(rows):
+            late_bar = rows.arrays["slot"] > cut[rows.secs // _DAY - day0]
+            after_close = int(late_bar.sum())
+            rows.keep(~late_bar)
+        keys, first, span = _day_keys(rows)
+        uniq, inverse, bars_on = np.unique(keys, return_inverse=True, return_counts=True)
+        full_day = bars_on >= need
+        rows.keep(full_day[inverse])
+        traded = uniq[full_day]
+        return (after_close, int((~full_day).sum()), np.unique(uniq % span) + first - day0,
+                traded // span, traded % span + first - day0, bars_on[full_day])
+
+    done = _each(buckets, symbol_days)
+    after_close = sum(d[0] for d in done)
     counts["early-close days found"] = len(early_dates)
     counts["bars after an early close dropped"] = after_close
     notes.append("early closes: a date on which most symbols' last bar is the same bar before the session's "
                  f"last (and at least {need} bars) ends there for every symbol; later bars are after-hours "
                  f"and dropped ({_plural(len(early_dates), 'date')}"
                  + (f": {_few(early_dates, 4)}" if early_dates else "") + f"; {_plural(after_close, 'bar')})")
-
-    # --- symbol-days: traded, partial ---
-    uniq, inverse, bars_on = np.unique(sd_key, return_inverse=True, return_counts=True)
-    full_day = bars_on >= need
-    counts["partial days treated as not traded"] = int((~full_day).sum())
+    counts["partial days treated as not traded"] = sum(d[1] for d in done)
     notes.append(f"partial days: a symbol-day with fewer than {need} of the {p} bars "
                  f"({config.min_day_share:.0%}) counts as not traded and its bars are dropped "
                  f"({_plural(counts['partial days treated as not traded'], 'symbol-day')})")
-    row_full = full_day[inverse]
-    keep(row_full)
-    day, slot = day[row_full], slot[row_full]
-    traded_keys = uniq[full_day]
-    traded_bars = bars_on[full_day]
+    all_days = np.unique(np.concatenate([d[2] for d in done]).astype(np.int64))  # days with any bar
+    traded_sym = np.concatenate([d[3] for d in done]).astype(np.int64)
+    traded_day = np.concatenate([d[4] for d in done]).astype(np.int64)
+    traded_bars = np.concatenate([d[5] for d in done]).astype(np.int64)
 
     # --- trading dates ---
-    all_days = np.unique(uniq % n_span)  # days with any bar
-    traded_days_of_key = traded_keys % n_span
-    per_day = np.bincount(traded_days_of_key, minlength=n_span) if len(traded_keys) else np.zeros(n_span, int)
+    per_day = np.bincount(traded_day, minlength=n_span) if len(traded_day) else np.zeros(n_span, int)
     most = int(per_day.max()) if len(per_day) else 0
     need_syms = max(1, math.ceil(config.min_date_share * most - 1e-9))
     good_day = per_day >= need_syms
     kept_days = all_days[good_day[all_days]]
     dropped_days = all_days[~good_day[all_days]]
     counts["dates dropped (too few symbols traded)"] = len(dropped_days)
-    on_dropped = ~good_day[traded_days_of_key]
+    on_dropped = ~good_day[traded_day]
     counts["traded symbol-days on dropped dates discarded"] = int(on_dropped.sum())
     date_rule = (f"days on which at least {need_syms} symbols traded ({config.min_date_share:.0%} of the "
                  f"most on any day, {most})" if config.min_date_share > 0 else "every day any symbol traded")
@@ -1060,24 +1255,20 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
     notes.append(f"trading dates: {date_rule}; {_plural(len(dropped_days), 'date')} dropped{dropped_text} "
                  f"({_plural(counts['traded symbol-days on dropped dates discarded'], 'traded symbol-day')} "
                  f"discarded)")
-    row_keep = good_day[day - day0]
-    keep(row_keep)
-    day, slot = day[row_keep], slot[row_keep]
-    traded_keys, traded_bars = traded_keys[~on_dropped], traded_bars[~on_dropped]
+    traded_sym, traded_day, traded_bars = traded_sym[~on_dropped], traded_day[~on_dropped], traded_bars[~on_dropped]
 
-    if len(kept_days) == 0 or len(traded_keys) == 0:
+    if len(kept_days) == 0 or len(traded_sym) == 0:
         raise DataError(f"{source or 'the source'}: no bars left after filtering ({_summary(counts)})")
 
     # --- symbols (sorted), dates ---
-    all_names = list(symbol_index)
-    present = np.unique(traded_keys // n_span)
-    counts["symbols without a traded day dropped"] = len(all_names) - len(present)
+    present = np.unique(traded_sym)
+    counts["symbols without a traded day dropped"] = len(names) - len(present)
     if counts["symbols without a traded day dropped"]:
-        gone = sorted(set(all_names) - {all_names[i] for i in present})
+        gone = sorted(set(names) - {names[i] for i in present})
         notes.append(f"symbols without a traded day dropped: {_few(gone)}")
-    order = sorted(present, key=lambda i: all_names[i])
-    symbols = [all_names[i] for i in order]
-    s_of_code = np.full(len(all_names), -1, dtype=np.int64)
+    order = sorted(present, key=lambda i: names[i])
+    symbols = [names[i] for i in order]
+    s_of_code = np.full(len(names), -1, dtype=np.int64)
     s_of_code[order] = np.arange(len(order))
     d_of_day = np.full(n_span, -1, dtype=np.int64)
     d_of_day[kept_days] = np.arange(len(kept_days))
@@ -1085,24 +1276,88 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
     n_s, n_d = len(symbols), len(dates)
 
     traded = np.zeros((n_s, n_d), dtype=bool)
-    ts, td = s_of_code[traded_keys // n_span], d_of_day[traded_keys % n_span]
-    traded[ts, td] = True
-    short = traded_bars < p
-    counts["short days kept (missing bars filled)"] = int(short.sum())
+    traded[s_of_code[traded_sym], d_of_day[traded_day]] = True
+    counts["short days kept (missing bars filled)"] = int((traded_bars < p).sum())
+    first_d = np.argmax(traded, axis=1)
+    last_d = n_d - 1 - np.argmax(traded[:, ::-1], axis=1)
 
-    # --- the values array ---
+    # --- the values array, a bucket's symbols at a time ---
+    from studio.data import store
+
+    values = None if values_file is None else store.create(values_file, (n_s, n_d * p, len(features)))
+    filled = np.zeros(3, np.int64)
+
+    def lay_out(rows: Rows) -> None:
+        nonlocal values
+        rows.keep(good_day[rows.secs // _DAY - day0])
+        if not len(rows):
+            return
+        rs = s_of_code[rows.sym]
+        block_s = np.unique(rs)
+        block, tally = _lay_out_block(rows, np.searchsorted(block_s, rs), d_of_day[rows.secs // _DAY - day0],
+                                      traded[block_s], first_d[block_s], last_d[block_s], features, p)
+        filled[:] += tally
+        if values is None and len(block_s) == n_s:
+            values = block  # every symbol in one bucket (in memory): the block is the panel
+        else:
+            if values is None:
+                values = np.full((n_s, n_d * p, len(features)), np.nan, dtype=np.float32)
+            values[block_s] = block
+            store.release(values)
+
+    _each(buckets, lay_out, save=False)
+    if values_file is not None:
+        values = store.open_array(store.finish(values), (n_s, n_d * p, len(features)), np.float32)
+    counts["missing bars filled in traded days"] = n_missing = int(filled[0])
+    counts["missing bars before a symbol's first bar filled from its open"] = n_first = int(filled[1])
+    counts["suspended days filled (listed, not traded)"] = n_suspended = int(filled[2])
+    n_short = counts["short days kept (missing bars filled)"]
+    notes.append(f"short days: the missing bars of a traded day are filled: close carried from the previous "
+                 f"bar (the previous day's close for a day's first bars), open = high = low = that close, "
+                 f"volume and turnover 0 ({_plural(n_short, 'symbol-day')}, {_plural(n_missing, 'bar')}; "
+                 f"{n_first:,} before a symbol's first bar take that bar's open)")
+    notes.append(f"suspended days (listed, not traded): traded False, bars filled with the previous close, "
+                 f"zero volume and turnover ({_plural(n_suspended, 'symbol-day')})")
+
+    late = [symbols[i] for i in range(n_s) if first_d[i] > 0]
+    early_end = [symbols[i] for i in range(n_s) if last_d[i] < n_d - 1]
+    counts["symbols starting late"] = len(late)
+    counts["symbols ending early"] = len(early_end)
+    span_note = ("symbols that start late or stop are kept for the dates they traded; bars before their "
+                 "first and after their last traded date are NaN (traded False)")
+    if late:
+        span_note += f"; start late: {_few(late)}"
+    if early_end:
+        span_note += f"; end early: {_few(early_end)}"
+    notes.append(span_note)
+
+    if derived_files:
+        which = "the files" if len(derived_files) == n_files else f"{len(derived_files)} of {n_files} files"
+        notes.append(f"turnover derived as close x volume ({which} have no turnover column)")
+    counts["files with turnover derived as close x volume"] = len(derived_files)
+    notes.append("labels come from the daily closes of traded days only: nothing is forward-filled into a "
+                 "label")
+
+    return BarPanel(symbols, dates, features, p, values, traded,
+                    source=source, notes=notes, counts=counts)
+
+
+def _lay_out_block(rows: Rows, rs: np.ndarray, rd: np.ndarray, traded: np.ndarray, first_d: np.ndarray,
+                   last_d: np.ndarray, features: list[str], p: int) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The bars of some symbols (their rows at block rows ``rs`` and dates ``rd``) on the full grid, with
+    missing bars and suspended days filled; and the counts of bars filled in traded days, of those
+    before a symbol's first bar, and of suspended days. Each symbol's row depends on its own bars
+    only."""
+    n_s, n_d = traded.shape
     n_f = len(features)
-    rs, rd = s_of_code[sym], d_of_day[day - day0]
-    flat_pos = (rs * n_d + rd) * p + slot
+    flat_pos = (rs * n_d + rd) * p + rows.arrays["slot"]
     grid_values = np.full((n_s * n_d * p, n_f), np.nan, dtype=np.float32)
     for i, f in enumerate(features):
-        grid_values[flat_pos, i] = vals[f]
+        grid_values[flat_pos, i] = rows.vals[f]
     grid_values = grid_values.reshape(n_s, n_d * p, n_f)
     ci = features.index("close")
     observed = ~np.isnan(grid_values[:, :, ci])
 
-    first_d = np.argmax(traded, axis=1)
-    last_d = n_d - 1 - np.argmax(traded[:, ::-1], axis=1)
     pos = np.arange(n_d * p, dtype=np.int32 if n_d * p < 2**31 else np.int64)
     in_span = (pos[None, :] >= (first_d * p)[:, None]) & (pos[None, :] < ((last_d + 1) * p)[:, None])
     traded_bar = np.repeat(traded, p, axis=1)
@@ -1121,12 +1376,9 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
 
     fill = in_span & ~observed
     missing_in_traded = fill & traded_bar
-    counts["missing bars filled in traded days"] = int(missing_in_traded.sum())
-    counts["missing bars before a symbol's first bar filled from its open"] = int((missing_in_traded
-                                                                                   & before_first).sum())
     suspended = (~traded) & (np.arange(n_d)[None, :] >= first_d[:, None]) & (np.arange(n_d)[None, :]
                                                                               <= last_d[:, None])
-    counts["suspended days filled (listed, not traded)"] = int(suspended.sum())
+    tally = (int(missing_in_traded.sum()), int((missing_in_traded & before_first).sum()), int(suspended.sum()))
     for i, f in enumerate(features):
         column = grid_values[:, :, i]
         if f in FLOW_FEATURES:
@@ -1134,38 +1386,7 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
         else:
             column[fill] = carried[fill]
         column[~in_span] = np.nan
-    n_short = counts["short days kept (missing bars filled)"]
-    n_missing = counts["missing bars filled in traded days"]
-    n_first = counts["missing bars before a symbol's first bar filled from its open"]
-    n_suspended = counts["suspended days filled (listed, not traded)"]
-    notes.append(f"short days: the missing bars of a traded day are filled: close carried from the previous "
-                 f"bar (the previous day's close for a day's first bars), open = high = low = that close, "
-                 f"volume and turnover 0 ({_plural(n_short, 'symbol-day')}, {_plural(n_missing, 'bar')}; "
-                 f"{n_first:,} before a symbol's first bar take that bar's open)")
-    notes.append(f"suspended days (listed, not traded): traded False, bars filled with the previous close, "
-                 f"zero volume and turnover ({_plural(n_suspended, 'symbol-day')})")
-
-    late = [symbols[i] for i in range(n_s) if first_d[i] > 0]
-    early = [symbols[i] for i in range(n_s) if last_d[i] < n_d - 1]
-    counts["symbols starting late"] = len(late)
-    counts["symbols ending early"] = len(early)
-    span_note = ("symbols that start late or stop are kept for the dates they traded; bars before their "
-                 "first and after their last traded date are NaN (traded False)")
-    if late:
-        span_note += f"; start late: {_few(late)}"
-    if early:
-        span_note += f"; end early: {_few(early)}"
-    notes.append(span_note)
-
-    if derived_files:
-        which = "the files" if len(derived_files) == n_files else f"{len(derived_files)} of {n_files} files"
-        notes.append(f"turnover derived as close x volume ({which} have no turnover column)")
-    counts["files with turnover derived as close x volume"] = len(derived_files)
-    notes.append("labels come from the daily closes of traded days only: nothing is forward-filled into a "
-                 "label")
-
-    return BarPanel(symbols, dates, features, p, grid_values, traded,
-                    source=source, notes=notes, counts=counts)
+    return grid_values, tally
 
 
 def _date_runs(days: np.ndarray, kept: np.ndarray, day0: int, limit: int = 4) -> str:
@@ -1223,7 +1444,12 @@ def _describe_source(items: Iterable, files: list[Path]) -> str:
 
 def import_bars(paths: str | os.PathLike | Sequence[str | os.PathLike], config: ImportConfig | None = None,
                 *, cache: bool = True) -> ImportResult:
-    """Import bars (from the cache when the files and settings are unchanged); see the module doc."""
+    """Import bars (from the cache when the files and settings are unchanged); see the module doc.
+    Files whose rows would not fit in memory go through :mod:`studio.data.import_chunked` into a
+    memory-mapped panel."""
+    from studio.data import import_chunked
+    from studio.data import store as _store
+
     config = config or ImportConfig()
     files = find_files(paths, config)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -1237,10 +1463,19 @@ def import_bars(paths: str | os.PathLike | Sequence[str | os.PathLike], config: 
                             f"({exc.strerror or exc})") from None
         settings = {**config.settings(), "code": _code_digest()}
         cache_file = _cache.cache_path(_cache.cache_key(prints, settings, IMPORTER_VERSION))
-        panel = _cache.read_panel(cache_file)
+        # an import kept in memory is one Parquet file; one larger than memory a folder with its
+        # panel mapped (either holds the same panel)
+        on_disk_entry = cache_file.with_suffix("")
+        panel = import_chunked.read_cached(on_disk_entry) or _cache.read_panel(cache_file)
         if panel is not None:
             panel.source = source
-            return ImportResult(panel, files, True, cache_file, True)
+            return ImportResult(panel, files, True, on_disk_entry if _store.mapping(panel.values) is not None
+                                else cache_file, True)
+    if import_chunked.wants_disk(files):
+        entry = cache_file.with_suffix("") if cache_file is not None else None
+        panel = import_chunked.import_to_cache(files, config, source, entry)
+        written = entry is not None and (entry / "panel.json").is_file()
+        return ImportResult(panel, files, False, entry, written)
     parts = _read_all(files, config)
     panel = build_panel(parts, config, source)
     written = cache_file is not None and _cache.write_panel(cache_file, panel)
