@@ -304,26 +304,44 @@ def import_to_cache(files: list[Path], config: ImportConfig, source: str, folder
             return build_on_disk(files, config, source, home / "values.npy", home / "work")
         finally:
             shutil.rmtree(home / "work", ignore_errors=True)
+    # built in a folder of this process's own and renamed into place when whole: an import running
+    # beside it (sweep workers on one folder) never sees, or deletes, a half-made entry
     work = folder.with_name(folder.name + f".work-{os.getpid()}")
-    shutil.rmtree(folder, ignore_errors=True)  # a folder without its description is not whole
     try:
-        work.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
     except OSError:  # a cache that cannot be written only costs speed
         return import_to_cache(files, config, source, None)
     try:
-        panel = build_on_disk(files, config, source, folder / "values.npy", work)
-    finally:
+        panel = build_on_disk(files, config, source, work / "values.npy", work / "rows")
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-    meta = {
-        "format": _FORMAT, "symbols": list(panel.symbols),
-        "dates": [str(d) for d in panel.dates.astype("datetime64[D]")], "features": list(panel.features),
-        "bars_per_day": int(panel.bars_per_day),
-        "traded": base64.b64encode(np.packbits(panel.traded.astype(bool).ravel()).tobytes()).decode("ascii"),
-        "source": panel.source, "notes": list(panel.notes), "counts": {k: int(v) for k, v in panel.counts.items()},
-    }
-    partial = folder / "panel.json.partial"
-    with contextlib.suppress(OSError):
-        partial.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(partial, folder / "panel.json")
-    return panel
+        raise
+    try:
+        shutil.rmtree(work / "rows", ignore_errors=True)
+        meta = {
+            "format": _FORMAT, "symbols": list(panel.symbols),
+            "dates": [str(d) for d in panel.dates.astype("datetime64[D]")], "features": list(panel.features),
+            "bars_per_day": int(panel.bars_per_day),
+            "traded": base64.b64encode(np.packbits(panel.traded.astype(bool).ravel()).tobytes()).decode("ascii"),
+            "source": panel.source, "notes": list(panel.notes),
+            "counts": {k: int(v) for k, v in panel.counts.items()},
+        }
+        try:
+            (work / "panel.json").write_text(json.dumps(meta), encoding="utf-8")
+            if folder.exists() and not (folder / "panel.json").is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # a folder without its description is not whole
+            with contextlib.suppress(OSError):  # another import put its whole entry there first
+                os.rename(work, folder)
+            cached = read_cached(folder)
+        except OSError:
+            cached = None
+        if cached is None:  # not cached: keep the panel where it is (its folder goes with the process)
+            atexit.register(shutil.rmtree, work, True)
+            return panel
+        cached.source = source
+        return cached
+    finally:
+        if folder.is_dir() and (folder / "panel.json").is_file():
+            shutil.rmtree(work, ignore_errors=True)
 
