@@ -5,18 +5,24 @@ Paired, interleaved runs in one process (medians over rounds, alternating the or
 - r2 fused_vs_per_gate: the fused GRU cell / the same GRU with one layer per gate (r, z, n each with
   its own weight; x parts also precomputed, so only the fusion differs);
 - r3 cross_section_vs_linear: the GRU cell with both gate layers across stocks (kernel 3) / linear;
-- r4 pointwise_vs_linear: pointwise gate layers / linear.
+- r4 pointwise_vs_linear: pointwise gate layers / linear;
+- r5 compiled_steps_vs_fused: the fused GRU cell with its step's pointwise update compiled by
+  torch.compile (studio.modules.cells.compile_cell_steps, `--compile-steps` in training) / eager;
+  its compile time (the first forward + backward, less an eager one) is stated as compile_steps_s.
+  ``--skip-compile`` leaves it out.
 Before timing, the fused cell with torch's weights must equal nn.GRU, and the per-gate GRU with the
 fused cell's weights must equal the fused cell (1e-5); otherwise the script exits with status 1.
 The last line is JSON: {"fused_vs_nn_gru": r1, "fused_vs_per_gate": r2, "cross_section_vs_linear": r3,
-"pointwise_vs_linear": r4} (time ratios A/B: below 1 means A is faster).
+"pointwise_vs_linear": r4, "compiled_steps_vs_fused": r5,
+"compile_steps_s": seconds} (time ratios A/B: below 1 means A is faster).
 
-    python bench/cells.py [--threads 1] [--rounds 7] [--device cpu|cuda] [--stocks 512] [--steps 240]
+    python bench/cells.py [--threads 1] [--rounds 7] [--device cpu|cuda] [--stocks 512] [--steps 240] [--skip-compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -25,7 +31,7 @@ import time
 import torch
 from torch import nn
 
-from studio.modules.cells import Cell, load_torch_rnn
+from studio.modules.cells import Cell, compile_cell_steps, load_torch_rnn
 
 
 class PerGateGRU(nn.Module):
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stocks", type=int, default=512)
     parser.add_argument("--steps", type=int, default=240)
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--skip-compile", action="store_true", help="leave out the compiled step (r5)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -116,6 +123,17 @@ def main(argv: list[str] | None = None) -> int:
 
     models = {"nn.GRU": reference, "fused": fused, "per_gate": per_gate, "cross_section": cross,
               "pointwise": pointwise}
+    compile_s = None
+    if not args.skip_compile:
+        compiled = copy.deepcopy(fused)
+        compile_cell_steps(compiled)
+        eager_first = step(fused)
+        compile_s = step(compiled) - eager_first
+        with torch.no_grad():
+            if (compiled(x, mask) - ours).abs().max() > 1e-5:
+                print("the compiled steps differ from the eager cell: not timing", file=sys.stderr)
+                return 1
+        models["compiled_steps"] = compiled
     for model in models.values():  # warm-up
         step(model)
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -133,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         "fused_vs_per_gate": round(med["fused"] / med["per_gate"], 3),
         "cross_section_vs_linear": round(med["cross_section"] / med["fused"], 3),
         "pointwise_vs_linear": round(med["pointwise"] / med["fused"], 3),
+        **({} if compile_s is None else {"compiled_steps_vs_fused": round(med["compiled_steps"] / med["fused"], 3),
+                                         "compile_steps_s": round(compile_s, 1)}),
     }))
     return 0
 

@@ -165,3 +165,35 @@ def test_lstmc_gates_see_the_cell_state():
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
     assert torch.allclose(model(x)[0, 0, -1], h, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "pass2"])
+def test_compiled_steps_give_the_eager_outputs_and_gradients(cell):
+    """compile_cell_steps swaps in torch.compile of each step's pointwise update: the same function."""
+    from studio.modules.cells import CellDirection, compile_cell_steps, step_update
+
+    torch.manual_seed(3)
+    gates = [{"mode": "cross_section", "kernel_size": 3, "dilation": 1, "padding_mode": "zeros"},
+             {"mode": "linear"}]
+    model = Cell(cell, 3, [{"hidden_size": 8, "gates": gates}, {"hidden_size": 8, "gates": gates}])
+    x = torch.randn(2, 6, 5, 3)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+
+    def outputs_and_grads():
+        model.zero_grad()
+        out = model(x, mask)
+        out.square().mean().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    eager_out, eager_grads = outputs_and_grads()
+    assert compile_cell_steps(model) == 2  # one direction in each of two layers
+    directions = [m for m in model.modules() if isinstance(m, CellDirection)]
+    assert all(d.update is not step_update(cell) for d in directions)
+    compiled_out, compiled_grads = outputs_and_grads()
+    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert compile_cell_steps(model, on=False) == 2
+    assert all(d.update is step_update(cell) for d in directions)
+    torch.testing.assert_close(outputs_and_grads()[0], eager_out, rtol=0, atol=0)

@@ -418,3 +418,28 @@ def test_every_feed_and_a_delayed_loss_read_give_the_same_run(tmp_path, finished
     assert steps == [(r["epoch"], r["step"], r["loss"]) for r in plain if r["kind"] == "step"]
     ours = json.loads((Path(records[-1]["run_dir"]) / "metrics.json").read_text())
     assert ours == json.loads((in_memory_dir / "metrics.json").read_text())
+
+
+def test_a_run_with_compiled_cell_steps_learns_what_the_eager_run_learns(tmp_path):
+    """--compile-steps: a ConvGRU's steps run their pointwise updates through torch.compile; the loss
+    curve and the figures are the eager run's up to float rounding."""
+    graph = load_graph(GRAPHS / "cells" / "convgru_1.json")
+
+    def run(**train) -> list[dict]:
+        config = TrainConfig(epochs=2, threads=1, patience=0, **train)
+        return finish(Trainer(graph, SourceSpec(synthetic=SMALL), config, out_dir=tmp_path))
+
+    eager, compiled = run(), run(compile_steps=True)
+    assert eager[0]["compiled_cell_steps"] == 0 and compiled[0]["compiled_cell_steps"] >= 1
+    assert json.loads((Path(compiled[-1]["run_dir"]) / "config.json").read_text())["training"]["compile_steps"]
+    ours = [r["loss"] for r in compiled if r["kind"] == "step"]
+    theirs = [r["loss"] for r in eager if r["kind"] == "step"]
+    assert len(ours) == len(theirs) and ours != []
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+    figures, reference = (json.loads((Path(r[-1]["run_dir"]) / "metrics.json").read_text())
+                          for r in (compiled, eager))
+    assert figures["best_epoch"] == reference["best_epoch"]
+    assert set(figures["splits"]) == set(reference["splits"]) == {"train", "valid", "test"}
+    for split, table in reference["splits"].items():
+        for name in ("ic", "rank_ic"):
+            assert figures["splits"][split][name] == pytest.approx(table[name], abs=1e-3), (split, name)

@@ -77,6 +77,8 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=None, help="early stopping on validation IC (0: off)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 autocast (CUDA)")
+    p.add_argument("--compile-steps", action="store_true",
+                   help="compile each recurrent cell's per-step update with torch.compile (docs/training.md)")
     p.add_argument("--feed", choices=("auto", "host", "prefetch", "device"), default=None,
                    help="how batches reach the device (default auto: resident on a GPU when they fit)")
     p.add_argument("--sync-every", type=int, default=None, metavar="K",
@@ -170,6 +172,8 @@ def _train_config(args: argparse.Namespace):
             settings[key] = value
     if args.amp:
         settings["amp"] = True
+    if args.compile_steps:
+        settings["compile_steps"] = True
     try:
         return TrainConfig.from_json(settings)
     except ConfigError as exc:

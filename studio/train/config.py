@@ -47,6 +47,9 @@ class TrainConfig:
     #: read the loss back from the device every this many steps (0: every step on the CPU, every 16 on
     #: CUDA, where each read waits for the device)
     sync_every: int = 0
+    #: run each recurrent cell's per-step pointwise update compiled by torch.compile (its gate math
+    #: fused into one kernel; seconds of compile per cell type, once a process; docs/training.md)
+    compile_steps: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -67,6 +70,8 @@ class TrainConfig:
             ("max_minutes", self.max_minutes >= 0, "a number >= 0"),
             ("feed", self.feed in FEEDS, "one of " + ", ".join(FEEDS)),
             ("sync_every", self.sync_every >= 0, "an integer >= 0"),
+            ("amp", isinstance(self.amp, bool), "true or false"),
+            ("compile_steps", isinstance(self.compile_steps, bool), "true or false"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -42,6 +42,7 @@ from studio.data import store
 from studio.data.dataset import CrossSectionData, DataConfig, features_cache_file
 from studio.data.splits import SPLIT_NAMES, Splits
 from studio.metrics import summarize
+from studio.modules.cells import compile_cell_steps
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
 from studio.train.feed import Feed
 from studio.train.losses import LOSS_FUNCTIONS
@@ -123,6 +124,8 @@ class Trainer:
             self.model = build_model(self.graph, self.registry).to(self.device)
         except BuildError as exc:
             raise TrainingError(str(exc)) from None
+        #: cell directions whose step updates run compiled (--compile-steps; 0 when the graph has none)
+        self.compiled_cell_steps = compile_cell_steps(self.model) if self.config.compile_steps else 0
         params = list(self.model.parameters())
         c = self.config
         if c.optimizer == "sgd":
@@ -222,7 +225,8 @@ class Trainer:
         steps_per_epoch = math.ceil(len(splits.train) / c.dates_per_batch)
         yield {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
                "threads": torch.get_num_threads(), "feed": self.feed.kind, "sync_every": self.sync_every,
-               "backend": self._device_settings(), "parameters": self.n_params, "graph": self.graph.name,
+               "compiled_cell_steps": self.compiled_cell_steps, "backend": self._device_settings(),
+               "parameters": self.n_params, "graph": self.graph.name,
                "data": self.data.describe(), "oracle_ic": oracle, "steps_per_epoch": steps_per_epoch,
                "epochs": c.epochs, "resumed_from": state["epoch"] if resume else None}
 
