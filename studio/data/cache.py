@@ -26,7 +26,7 @@ import numpy as np
 from studio.data.panel import BarPanel
 
 _META_KEY = b"model_studio.panel"
-_FORMAT = 1
+PANEL_FORMAT = 1
 
 
 def cache_root() -> Path:
@@ -49,7 +49,7 @@ def file_fingerprint(path: Path) -> list:
 
 
 def cache_key(fingerprints: list[list], settings: dict, version: int) -> str:
-    text = json.dumps({"version": version, "format": _FORMAT, "files": fingerprints, "settings": settings},
+    text = json.dumps({"version": version, "format": PANEL_FORMAT, "files": fingerprints, "settings": settings},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -58,13 +58,11 @@ def cache_path(key: str) -> Path:
     return imports_dir() / f"{key}.parquet"
 
 
-def write_panel(path: Path, panel: BarPanel) -> bool:
-    """Write ``panel`` to ``path`` (atomically: a temporary file renamed into place). False on failure."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    meta = {
-        "format": _FORMAT,
+def panel_description(panel: BarPanel) -> dict:
+    """Everything of ``panel`` but its values, as JSON: symbols, dates, features, bars per day, the
+    traded bits (packed, base64), source, notes and counts. panel_from_description reads it back."""
+    return {
+        "format": PANEL_FORMAT,
         "symbols": list(panel.symbols),
         "dates": [str(d) for d in panel.dates.astype("datetime64[D]")],
         "features": list(panel.features),
@@ -74,6 +72,27 @@ def write_panel(path: Path, panel: BarPanel) -> bool:
         "notes": list(panel.notes),
         "counts": {k: int(v) for k, v in panel.counts.items()},
     }
+
+
+def panel_from_description(meta: dict, values: np.ndarray) -> BarPanel:
+    """The panel a panel_description describes, with ``values`` (S, D * P, F); a description that is
+    not whole raises KeyError, ValueError or TypeError."""
+    symbols, features = list(meta["symbols"]), list(meta["features"])
+    dates = np.array(meta["dates"], dtype="datetime64[D]")
+    s, d = len(symbols), len(dates)
+    bits = np.frombuffer(base64.b64decode(meta["traded"]), dtype=np.uint8)
+    traded = np.unpackbits(bits, count=s * d).astype(bool).reshape(s, d)
+    return BarPanel(symbols, dates, features, int(meta["bars_per_day"]), values, traded,
+                    source=str(meta.get("source", "")), notes=[str(n) for n in meta["notes"]],
+                    counts={str(k): int(v) for k, v in meta["counts"].items()})
+
+
+def write_panel(path: Path, panel: BarPanel) -> bool:
+    """Write ``panel`` to ``path`` (atomically: a temporary file renamed into place). False on failure."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = panel_description(panel)
     flat = np.ascontiguousarray(panel.values, dtype=np.float32).reshape(-1, len(panel.features))
     columns = [pa.array(flat[:, i]) for i in range(len(panel.features))]
     schema = pa.schema([pa.field(name, pa.float32()) for name in panel.features],
@@ -103,21 +122,15 @@ def read_panel(path: Path) -> BarPanel | None:
 
         table = pq.read_table(path, use_threads=True)
         meta = json.loads(table.schema.metadata[_META_KEY].decode("utf-8"))
-        if meta.get("format") != _FORMAT:
+        if meta.get("format") != PANEL_FORMAT:
             return None
-        symbols, features = list(meta["symbols"]), list(meta["features"])
-        dates = np.array(meta["dates"], dtype="datetime64[D]")
-        p = int(meta["bars_per_day"])
-        s, d, f = len(symbols), len(dates), len(features)
+        s, d, p = len(meta["symbols"]), len(meta["dates"]), int(meta["bars_per_day"])
+        features = list(meta["features"])
         if table.column_names != features or table.num_rows != s * d * p:
             return None
-        values = np.empty((s * d * p, f), dtype=np.float32)
+        values = np.empty((s * d * p, len(features)), dtype=np.float32)
         for i, name in enumerate(features):
             values[:, i] = table.column(name).to_numpy()
-        bits = np.frombuffer(base64.b64decode(meta["traded"]), dtype=np.uint8)
-        traded = np.unpackbits(bits, count=s * d).astype(bool).reshape(s, d)
-        return BarPanel(symbols, dates, features, p, values.reshape(s, d * p, f), traded,
-                        source=str(meta["source"]), notes=[str(n) for n in meta["notes"]],
-                        counts={str(k): int(v) for k, v in meta["counts"].items()})
+        return panel_from_description(meta, values.reshape(s, d * p, len(features)))
     except Exception:  # a corrupt or foreign file: ignored, the importer rebuilds it
         return None

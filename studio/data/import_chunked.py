@@ -22,7 +22,6 @@ bucket (``BUCKET_BYTES`` of records, a few times that while it is sorted and lai
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import json
 import math
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.data import importer, store
+from studio.data.cache import PANEL_FORMAT, panel_description, panel_from_description
 from studio.data.importer import (
     _VALUE_FIELDS,
     DataError,
@@ -63,7 +63,6 @@ CSV_BLOCK_BYTES = 1 << 22
 PARQUET_BATCH_ROWS = 1 << 20
 
 RECORD = np.dtype([("sym", "<i8"), ("secs", "<i8"), *((f, "<f8") for f in _VALUE_FIELDS)])
-_FORMAT = 1
 
 
 def estimated_rows_bytes(files: list[Path]) -> int:
@@ -277,21 +276,14 @@ def read_cached(folder: Path) -> BarPanel | None:
         return None
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        if meta.get("format") != _FORMAT:
+        if meta.get("format") != PANEL_FORMAT:
             return None
-        symbols, features = list(meta["symbols"]), list(meta["features"])
-        dates = np.array(meta["dates"], dtype="datetime64[D]")
-        p = int(meta["bars_per_day"])
-        bits = np.frombuffer(base64.b64decode(meta["traded"]), dtype=np.uint8)
-        traded = np.unpackbits(bits, count=len(symbols) * len(dates)).astype(bool).reshape(len(symbols), len(dates))
-        notes = [str(n) for n in meta["notes"]]
-        counts = {str(k): int(v) for k, v in meta["counts"].items()}
+        shape = (len(meta["symbols"]), len(meta["dates"]) * int(meta["bars_per_day"]), len(meta["features"]))
+        values = store.open_array(folder / "values.npy", shape, np.float32)  # a truncated file: its own error
+        return panel_from_description(meta, values)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{meta_file}: a cached import that cannot be read ({_one_line(exc)}); delete "
                         f"{folder} and it is made again") from None
-    values = store.open_array(folder / "values.npy", (len(symbols), len(dates) * p, len(features)), np.float32)
-    return BarPanel(symbols, dates, features, p, values, traded, source=str(meta.get("source", "")), notes=notes,
-                    counts=counts)
 
 
 def import_to_cache(files: list[Path], config: ImportConfig, source: str, folder: Path | None) -> BarPanel:
@@ -319,14 +311,7 @@ def import_to_cache(files: list[Path], config: ImportConfig, source: str, folder
         raise
     try:
         shutil.rmtree(work / "rows", ignore_errors=True)
-        meta = {
-            "format": _FORMAT, "symbols": list(panel.symbols),
-            "dates": [str(d) for d in panel.dates.astype("datetime64[D]")], "features": list(panel.features),
-            "bars_per_day": int(panel.bars_per_day),
-            "traded": base64.b64encode(np.packbits(panel.traded.astype(bool).ravel()).tobytes()).decode("ascii"),
-            "source": panel.source, "notes": list(panel.notes),
-            "counts": {k: int(v) for k, v in panel.counts.items()},
-        }
+        meta = panel_description(panel)
         try:
             (work / "panel.json").write_text(json.dumps(meta), encoding="utf-8")
             if folder.exists() and not (folder / "panel.json").is_file():
