@@ -23,23 +23,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import children
+from children import peak_rss
+
 ROOT = Path(__file__).resolve().parent.parent
 GB = 1 << 30
-
-
-def peak_rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def write_folder(folder: Path, stocks: int, days: int, bars: int, long: bool) -> dict:
@@ -109,13 +102,8 @@ CHILDREN = {"import": child_import, "floor": child_floor}
 
 
 def run_child(phase: str, folder: Path, cache: Path, on_disk_above_mb: str) -> dict:
-    env = {**os.environ, "STUDIO_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT),
-           "STUDIO_ON_DISK_ABOVE_MB": on_disk_above_mb}
-    done = subprocess.run([sys.executable, __file__, "--phase", phase, "--data", str(folder)], env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"bench/import_scale.py: the {phase} child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return children.run_child(__file__, phase, ["--data", str(folder)],
+                              {"STUDIO_CACHE_DIR": str(cache), "STUDIO_ON_DISK_ABOVE_MB": on_disk_above_mb})
 
 
 def main() -> None:

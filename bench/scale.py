@@ -27,23 +27,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import children
+from children import peak_rss
+
 ROOT = Path(__file__).resolve().parent.parent
 GB = 1 << 30
-
-
-def peak_rss() -> int:
-    """This process's peak resident set size in bytes (VmHWM)."""
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def market_config(stocks: int, days: int, bars: int):
@@ -138,13 +130,9 @@ CHILDREN = {"imports": child_imports, "build": child_build, "step": child_step}
 
 
 def run_child(phase: str, cache: Path, stocks: int, days: int, bars: int, in_memory: bool = False) -> dict:
-    env = {**os.environ, "STUDIO_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, __file__, "--phase", phase, "--stocks", str(stocks), "--days", str(days),
-           "--bars", str(bars)] + (["--in-memory"] if in_memory else [])
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"bench/scale.py: the {phase} child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return children.run_child(__file__, phase, ["--stocks", str(stocks), "--days", str(days), "--bars", str(bars),
+                                                *(["--in-memory"] if in_memory else [])],
+                              {"STUDIO_CACHE_DIR": str(cache)})
 
 
 def days_the_disk_holds(folder: Path, stocks: int, days: int, bars: int) -> int:
