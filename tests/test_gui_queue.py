@@ -57,10 +57,23 @@ def test_waiting_entries_reorder_and_cancel_and_the_running_one_stops(window, qt
     assert third.state == "cancelled"
     qtbot.waitUntil(lambda: any(p.name == "metrics.jsonl" for p in window.training.runs_dir.rglob("*")),
                     timeout=120_000)  # an epoch done
+    # progress within the running trial: its epoch, step and validation IC on the entry's line, the bar
+    qtbot.waitUntil(lambda: any(i["epoch"] >= 1 and i["valid_ic"] is not None for i in first.progress.values()),
+                    timeout=60_000)
+    (info,) = first.progress.values()
+    lines = queue.list.item(0).text().splitlines()
+    assert lines[0].startswith(first.title + " · running · 0/1 runs · ") and len(lines) == 2
+    assert f"seed 0 · epoch {info['epoch']}/50" in lines[1] and f"valid IC {info['valid_ic']:.4f}" in lines[1]
+    assert queue.bar.isVisible() and queue.bar.value() == round(first.fraction() * 1000) > 0
+    assert first.fraction() == info["fraction"] >= 1 / 50
+    history = [json.loads(line) for line in next(window.training.runs_dir.rglob("metrics.jsonl")).read_text()
+               .splitlines()]
+    assert info["valid_ic"] == history[info["epoch"] - 1]["valid"]["ic"]  # the run's own figure
     queue.list.setCurrentRow(0)
     queue.cancel_selected()
     qtbot.waitUntil(lambda: not queue.running(), timeout=60_000)
     assert first.state == "cancelled" and "studio sweep --resume" in first.message
+    assert not first.progress and not queue.bar.isVisible() and len(queue.list.item(0).text().splitlines()) == 1
     assert [t.status for t in first.sweep.trials] == ["pending"]
     assert second.sweep.trials[0].status == "pending" and not queue.running()  # cancelled ones never started
 

@@ -218,3 +218,55 @@ def test_workers_of_a_killed_sweep_stop_and_leave(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert not left, "workers of a killed sweep kept running"
     assert len(list((tmp_path / "out").glob("*/runs/*"))) == 1  # no other trial started after the kill
+
+
+def test_a_running_trial_puts_its_progress_on_the_board_each_epoch_and_at_most_once_a_second():
+    from studio.train.sweep import Trial, TrialProgress
+
+    board: dict = {}
+    progress = TrialProgress(board, Trial("g-s3-abc", "/x/g.json", {}, 3), interval=3600)
+    progress.see({"kind": "start", "run_dir": "/runs/r", "epochs": 2, "steps_per_epoch": 4})
+    assert board["g-s3-abc"] == {**board["g-s3-abc"], "trial": "g-s3-abc", "graph": "g", "seed": 3, "epoch": 0,
+                                 "epochs": 2, "fraction": 0.0, "run_dir": "/runs/r"}
+    progress.see({"kind": "step", "epoch": 1, "step": 1, "steps": 4, "eta": 9.0})
+    assert board["g-s3-abc"]["step"] == 0  # within the interval: not sent
+    progress.see({"kind": "epoch", "epoch": 1, "valid": {"ic": 0.05}, "best_epoch": 1})
+    assert board["g-s3-abc"] == {**board["g-s3-abc"], "epoch": 1, "step": 4, "fraction": 0.5,
+                                   "valid_ic": 0.05, "best_epoch": 1}
+    progress.interval = 0
+    progress.see({"kind": "step", "epoch": 2, "step": 1, "steps": 4, "eta": 3.0})
+    assert board["g-s3-abc"]["fraction"] == 0.625 and board["g-s3-abc"]["eta"] == 3.0
+    progress.see({"kind": "epoch", "epoch": 2, "valid": {"ic": float("nan")}, "best_epoch": 1})
+    assert board["g-s3-abc"]["fraction"] == 1.0 and board["g-s3-abc"]["valid_ic"] is None
+
+    class Gone(dict):
+        def __setitem__(self, key, value):
+            raise ConnectionError("the manager is gone")
+
+    quiet = TrialProgress(Gone(), Trial("t", "/x/g.json", {}, 0))
+    quiet.see({"kind": "start", "epochs": 1, "steps_per_epoch": 1})  # a board that is gone is not an error
+    quiet.see({"kind": "epoch", "epoch": 1, "valid": {"ic": 0.1}})
+
+
+def test_the_sweep_passes_on_each_running_trials_progress_until_it_finishes(tmp_path):
+    spec = load_spec(write_spec(tmp_path, training={**TINY["training"], "epochs": 3}))
+    sweep = Sweep.create(spec, tmp_path / "out")
+    events: list[tuple[str, object]] = []
+    sweep.run(workers=2, on_trial=lambda trial: events.append(("done", trial.id)),
+              on_progress=lambda info: events.append(("progress", info)))
+    ids = {t.id for t in sweep.trials}
+    assert all(t.status == "finished" for t in sweep.trials)
+    for trial in sweep.trials:
+        infos = [info for kind, info in events if kind == "progress" and info["trial"] == trial.id]
+        assert infos, f"no progress of {trial.id}"
+        finished_at = events.index(("done", trial.id))
+        assert all(events.index(("progress", info)) < finished_at for info in infos)  # none after it ended
+        assert [i["fraction"] for i in infos] == sorted(i["fraction"] for i in infos)
+        assert all(0 <= i["fraction"] <= 1 and i["epochs"] == 3 and i["seed"] == trial.seed for i in infos)
+        assert all(i["run_dir"] == trial.run_dir for i in infos if i["epoch"])
+        history = [json.loads(line) for line in (Path(trial.run_dir) / "metrics.jsonl").read_text().splitlines()]
+        for info in infos:
+            if info["valid_ic"] is not None:  # the epoch's validation IC as the run recorded it
+                assert info["valid_ic"] == history[info["epoch"] - 1]["valid"]["ic"]
+    assert {info["trial"] for kind, info in events if kind == "progress"} == ids
+    assert any(info["valid_ic"] is not None for kind, info in events if kind == "progress")

@@ -15,8 +15,8 @@ from tests.test_sweep import write_spec
 def test_a_sweep_on_a_local_ray_equals_the_local_executor(tmp_path):
     spec = load_spec(write_spec(tmp_path, resources={"cpu": 1}))
     on_ray = Sweep.create(spec, tmp_path / "ray")
-    seen = []
-    on_ray.run(executor="ray", on_trial=lambda trial: seen.append(trial.id))
+    seen, progress = [], []
+    on_ray.run(executor="ray", on_trial=lambda trial: seen.append(trial.id), on_progress=progress.append)
     local = Sweep.create(spec, tmp_path / "local")
     local.run(workers=2)
     assert sorted(seen) == sorted(t.id for t in on_ray.trials)
@@ -29,6 +29,9 @@ def test_a_sweep_on_a_local_ray_equals_the_local_executor(tmp_path):
         ours = json.loads((Path(theirs.run_dir) / "metrics.json").read_text())
         assert ours == json.loads((Path(t.run_dir) / "metrics.json").read_text())
     assert (on_ray.path / "summary.csv").is_file()
+    # progress came from the trials on Ray through the board actor, for the sweep's trials only
+    assert progress and {info["trial"] for info in progress} <= set(seen)
+    assert all(0 <= info["fraction"] <= 1 and info["epochs"] == 1 for info in progress)
 
 
 def test_without_ray_the_ray_executor_is_one_line_and_nothing_else_needs_it(tmp_path, monkeypatch):

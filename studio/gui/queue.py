@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -45,19 +46,54 @@ class QueueEntry:
     failed: int = 0
     message: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: the running trials' progress by trial id (studio.train.sweep.TrialProgress's dicts)
+    progress: dict[str, dict] = field(default_factory=dict)
+
+    def fraction(self) -> float:
+        """How much of the entry is done: its ended trials, and the running ones' share of their steps."""
+        total = len(self.sweep.trials)
+        if not total:
+            return 1.0 if self.state == "done" else 0.0
+        return min(1.0, (self.done + self.failed + sum(i["fraction"] for i in self.progress.values())) / total)
 
     def describe(self) -> str:
         total = len(self.sweep.trials)
         where = "Ray " + (self.address or "(local)") if self.executor == "ray" else "local"
         text = f"{self.title} · {self.state} · {self.done}/{total} runs" + (f", {self.failed} failed"
                                                                               if self.failed else "")
-        return f"{text} · {where}" + (f" · {self.message}" if self.message else "")
+        if self.state == "running" and self.progress:
+            text += f" · {self.fraction():.0%}"
+        text = f"{text} · {where}" + (f" · {self.message}" if self.message else "")
+        lines = [text]
+        for info in sorted(self.progress.values(), key=lambda i: (i["graph"], i["seed"])):
+            lines.append("    " + describe_trial(info))
+        return "\n".join(lines)
+
+
+def describe_trial(info: dict) -> str:
+    """One running trial: 'seed 2 · epoch 3/10, step 40/120 · 27% · valid IC 0.0512 · ~1m 05s left'."""
+    parts = [f"seed {info['seed']}"]
+    if info["epochs"]:
+        epoch = max(1, info["epoch"])
+        parts.append(f"epoch {epoch}/{info['epochs']}" + (f", step {info['step']}/{info['steps']}"
+                                                          if info["steps"] and info["epoch"] else ""))
+        parts.append(f"{info['fraction']:.0%}")
+    else:
+        parts.append("loading the data and building the model")
+    if info.get("valid_ic") is not None:
+        parts.append(f"valid IC {info['valid_ic']:.4f}")
+    eta = info.get("eta")
+    if isinstance(eta, int | float) and eta == eta and eta > 0:
+        minutes, seconds = divmod(round(eta), 60)
+        parts.append(f"~{minutes}m {seconds:02d}s left" if minutes else f"~{seconds}s left")
+    return printable(" · ".join(parts))
 
 
 class QueueWorker(QThread):
     """Runs one queue entry's sweep; ``trial`` carries each finished trial (as a plain dict)."""
 
     trial = Signal(object)
+    progress = Signal(object)
 
     def __init__(self, entry: QueueEntry, parent=None) -> None:
         super().__init__(parent)
@@ -69,7 +105,8 @@ class QueueWorker(QThread):
 
         try:
             self.entry.sweep.run(on_trial=lambda t: self.trial.emit(t.to_json()), cancel=self.entry.cancel,
-                                 executor=self.entry.executor, address=self.entry.address)
+                                 executor=self.entry.executor, address=self.entry.address,
+                                 on_progress=self.progress.emit)
         except SweepError as exc:
             self.error = str(exc)
         except Exception as exc:  # shown on the entry; the studio stays up
@@ -109,6 +146,11 @@ class QueueWidget(QWidget):
         layout.addLayout(add)
         self.list = QListWidget()
         layout.addWidget(self.list, 1)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setToolTip("The running entry: its finished runs and the running ones' share of their steps")
+        self.bar.hide()
+        layout.addWidget(self.bar)
         buttons = QHBoxLayout()
         for text, slot, tip in (("Up", lambda: self.move(-1), "Run this waiting entry earlier"),
                                 ("Down", lambda: self.move(1), "Run this waiting entry later"),
@@ -209,15 +251,24 @@ class QueueWidget(QWidget):
         entry.state = "running"
         self.worker = QueueWorker(entry, self)
         self.worker.trial.connect(self._on_trial)
+        self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(lambda worker=self.worker: self._finished(worker))
         gui_garbage_collection().hold(self.worker)
         self.worker.start()
         self._redraw()
 
+    def _on_progress(self, info: dict) -> None:
+        entry = self.worker.entry if self.worker is not None else None
+        if entry is None or entry.state != "running":
+            return
+        entry.progress[info["trial"]] = info
+        self._show(entry)
+
     def _on_trial(self, trial: dict) -> None:
         entry = self.worker.entry if self.worker is not None else None
         if entry is None:
             return
+        entry.progress.pop(trial["id"], None)
         entry.done = sum(t.status in ("finished", "early_stopped", "time_limit") for t in entry.sweep.trials)
         entry.failed = sum(t.status == "failed" for t in entry.sweep.trials)
         self._redraw()
@@ -227,6 +278,7 @@ class QueueWidget(QWidget):
         if worker is not self.worker:
             return
         entry = worker.entry
+        entry.progress.clear()
         entry.done = sum(t.status in ("finished", "early_stopped", "time_limit") for t in entry.sweep.trials)
         entry.failed = sum(t.status == "failed" for t in entry.sweep.trials)
         if worker.error:
@@ -240,6 +292,21 @@ class QueueWidget(QWidget):
         self.trialDone.emit()
         self._next()
 
+    def _show(self, entry: QueueEntry) -> None:
+        """One entry's line and the progress bar, in place (progress comes about once a second a trial)."""
+        if entry in self.entries:
+            item = self.list.item(self.entries.index(entry))
+            if item is not None:
+                item.setText(entry.describe())
+        self._show_bar()
+
+    def _show_bar(self) -> None:
+        running = next((e for e in self.entries if e.state == "running"), None)
+        self.bar.setVisible(running is not None)
+        if running is not None:
+            self.bar.setValue(round(running.fraction() * 1000))
+            self.bar.setFormat(f"{running.fraction():.0%} of {running.title}")
+
     def _redraw(self) -> None:
         row = self.list.currentRow()
         self.list.clear()
@@ -252,3 +319,4 @@ class QueueWidget(QWidget):
         waiting = sum(e.state == "waiting" for e in self.entries)
         running = next((e for e in self.entries if e.state == "running"), None)
         self.status.setText((f"Running {running.title}; " if running else "Idle; ") + f"{waiting} waiting.")
+        self._show_bar()

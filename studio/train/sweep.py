@@ -21,6 +21,7 @@ resumed sweep (``studio sweep --resume DIR``) runs only the trials that did not 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import itertools
@@ -260,9 +261,47 @@ def prepare_trial(spec: SweepSpec, trial: Trial):
 
 # ---- one trial, in a worker process ---------------------------------------------------------------------
 
-def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, cancel=None) -> dict:
+class TrialProgress:
+    """Puts a running trial's progress on the sweep's board (``board[trial_id] = {...}``: a manager's dict
+    on the local executor, a Ray actor's on Ray): at the start, after every epoch and at most once a
+    ``interval`` seconds between. A board that is gone is ignored: progress is a view, the trial goes on."""
+
+    def __init__(self, board, trial: Trial, interval: float = 1.0) -> None:
+        self.board, self.interval, self.sent = board, interval, -math.inf
+        self.info: dict[str, Any] = {"trial": trial.id, "graph": Path(trial.graph).stem, "seed": trial.seed,
+                                     "epoch": 0, "epochs": 0, "step": 0, "steps": 0, "fraction": 0.0,
+                                     "eta": None, "valid_ic": None, "best_epoch": 0, "run_dir": None}
+
+    def see(self, record: dict) -> None:
+        kind, info = record.get("kind"), self.info
+        if kind == "start":
+            info.update(run_dir=record.get("run_dir"), epochs=record.get("epochs", 0),
+                        steps=record.get("steps_per_epoch", 0))
+        elif kind == "step":
+            info.update(epoch=record["epoch"], step=record["step"], steps=record["steps"], eta=record.get("eta"))
+        elif kind == "epoch":
+            ic = (record.get("valid") or {}).get("ic")
+            info.update(epoch=record["epoch"], step=info["steps"], best_epoch=record.get("best_epoch", 0),
+                        valid_ic=float(ic) if isinstance(ic, int | float) and math.isfinite(ic) else None)
+        else:
+            return
+        if info["epochs"] and info["steps"]:
+            done = (info["epoch"] - 1) * info["steps"] + info["step"] if info["epoch"] else 0
+            info["fraction"] = round(min(1.0, done / (info["epochs"] * info["steps"])), 4)
+        now = time.monotonic()
+        if kind == "step" and now - self.sent < self.interval:
+            return
+        self.sent = now
+        try:
+            self.board[info["trial"]] = dict(info)
+        except Exception:  # the sweep process or its board is gone: the trial itself notices and stops
+            self.board = {}
+
+
+def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, cancel=None, board=None) -> dict:
     """Train one trial; returns its record (status, run_dir, objective or a one-line error). Never raises:
-    a failing trial is a record, not a crash of the sweep."""
+    a failing trial is a record, not a crash of the sweep. ``board``: where its progress goes
+    (TrialProgress), or None."""
     import threading
 
     spec, trial = SweepSpec(**spec_json), Trial(**trial_json)
@@ -294,7 +333,10 @@ def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, can
             config.threads = threads
         trainer = Trainer(graph, source, config, data, out_dir=out_dir)
         done: dict = {}
+        progress = TrialProgress(board, trial) if board is not None else None
         for record in trainer.run(local_cancel):
+            if progress is not None:
+                progress.see(record)
             if record["kind"] == "start":
                 trial.run_dir = record["run_dir"]
             done = record
@@ -346,6 +388,35 @@ def _ignore_interrupts() -> None:
         os._exit(0)
 
     threading.Thread(target=leave_when_orphaned, daemon=True).start()
+
+
+class ProgressRelay:
+    """The sweep process's side of the board: passes on each running trial's progress when it changed, and
+    forgets a trial once it finished (a late copy of the board does not bring it back)."""
+
+    def __init__(self, on_progress) -> None:
+        import threading
+
+        self.on_progress, self.seen, self.ended = on_progress, {}, set()
+        self.lock = threading.Lock()  # on Ray, a watcher thread relays while Tune's loop finishes trials
+
+    def relay(self, snapshot: dict) -> None:
+        if self.on_progress is None:
+            return
+        for trial_id, info in snapshot.items():
+            with self.lock:
+                if trial_id in self.ended or self.seen.get(trial_id) == info:
+                    continue
+                self.seen[trial_id] = info
+            self.on_progress(info)
+
+    def finished(self, trial_id: str, board=None) -> None:
+        with self.lock:
+            self.ended.add(trial_id)
+            self.seen.pop(trial_id, None)
+        if board is not None:
+            with contextlib.suppress(Exception):  # a board that is gone has nothing to forget
+                board.pop(trial_id, None)
 
 
 # ---- the sweep --------------------------------------------------------------------------------------------
@@ -406,20 +477,22 @@ class Sweep:
         return [t for t in self.trials if t.status not in FINISHED]
 
     def run(self, workers: int = 0, on_trial=None, cancel=None, executor: str | None = None,
-            address: str | None = None) -> list[Trial]:
+            address: str | None = None, on_progress=None) -> list[Trial]:
         """Run every trial that has not finished, on the spec's executor (or ``executor``; an ``address``
         means Ray); ``on_trial(trial)`` after each. ``cancel`` (a threading.Event): stop every trial; the
-        unfinished ones stay pending."""
+        unfinished ones stay pending. ``on_progress(info)``: a running trial's progress (TrialProgress's
+        dict: trial, graph, seed, epoch, epochs, step, steps, fraction, eta, valid_ic), about once a second
+        a trial, called from a thread of the sweep (on Ray, not the one that called ``run``)."""
         if (executor or ("ray" if address else self.spec.executor)) == "ray":
             try:
                 from studio.train.sweep_ray import run_on_ray
             except ImportError:
                 raise SweepError("the ray executor needs Ray: pip install -e '.[scale]'") from None
 
-            return run_on_ray(self, address, workers, on_trial, cancel)
-        return self._run_local(workers, on_trial, cancel)
+            return run_on_ray(self, address, workers, on_trial, cancel, on_progress=on_progress)
+        return self._run_local(workers, on_trial, cancel, on_progress)
 
-    def _run_local(self, workers: int, on_trial, cancel) -> list[Trial]:
+    def _run_local(self, workers: int, on_trial, cancel, on_progress=None) -> list[Trial]:
         import concurrent.futures as cf
         import multiprocessing
 
@@ -438,12 +511,14 @@ class Sweep:
         manager = SyncManager(ctx=context)
         manager.start(_ignore_interrupts)
         shared_cancel = manager.Event()
+        board = manager.dict() if on_progress is not None else None
+        relay = ProgressRelay(on_progress)
         by_id = {t.id: t for t in self.trials}
         try:
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                         initializer=_ignore_interrupts) as pool:
                 futures = {pool.submit(run_trial, self.spec.to_json(), t.to_json(), str(self.runs_dir),
-                                       threads, shared_cancel): t.id for t in todo}
+                                       threads, shared_cancel, board): t.id for t in todo}
                 for t in todo:
                     t.status = "queued"
                 pending = set(futures)
@@ -464,12 +539,15 @@ class Sweep:
                             result = {**trial.to_json(), "status": "failed",
                                       "message": f"the worker process died ({type(exc).__name__})"}
                         by_id[trial.id].__dict__.update(result)
+                        relay.finished(trial.id, board)
                         if cancel is not None and cancel.is_set() and trial.status == "cancelled":
                             trial.status = "pending"  # runs again on resume
                         self.save()
                         self.write_tables()
                         if on_trial is not None:
                             on_trial(trial)
+                    if board is not None:
+                        relay.relay(board.copy())
         finally:
             for t in self.trials:
                 if t.status == "queued":

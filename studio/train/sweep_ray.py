@@ -29,7 +29,7 @@ os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 import ray
 from ray import tune
 
-from studio.train.sweep import Sweep, SweepError, Trial, run_trial
+from studio.train.sweep import ProgressRelay, Sweep, SweepError, Trial, run_trial
 
 #: the sweeps running in this process, by key: (sweep, trials by id, on_trial, cancel event). Tune pickles its
 #: callbacks with the experiment's state, so they hold only this key (and are module-level
@@ -46,8 +46,11 @@ class _Recorder(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
         if self.key not in _RUNS:
             return
-        sweep, by_id, on_trial, _ = _RUNS[self.key]
+        sweep, by_id, on_trial, relay, board = _RUNS[self.key]
         record = json.loads(result["record"])
+        relay.finished(record["id"])
+        if board is not None:
+            board.drop.remote(record["id"])
         ours = by_id.get(record["id"])
         if ours is None:  # a point the search sampled
             ours = by_id[record["id"]] = Trial(**record)
@@ -74,6 +77,33 @@ class _Flag:
         return self.value
 
 
+class _Board:
+    """The running trials' progress, by trial id (a Ray actor): trials put, the sweep process reads."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, dict] = {}
+
+    def put(self, trial_id: str, info: dict) -> None:
+        self.progress[trial_id] = info
+
+    def drop(self, trial_id: str) -> None:
+        self.progress.pop(trial_id, None)
+
+    def snapshot(self) -> dict[str, dict]:
+        return dict(self.progress)
+
+
+class _RemoteBoard:
+    """What TrialProgress needs of a board (``board[trial_id] = info``), backed by the board actor: a call
+    it does not wait for."""
+
+    def __init__(self, board) -> None:
+        self.board = board
+
+    def __setitem__(self, trial_id: str, info: dict) -> None:
+        self.board.put.remote(trial_id, info)
+
+
 class _RemoteEvent:
     """What run_trial needs of an event (``wait(timeout) -> bool``), backed by the Ray flag actor."""
 
@@ -89,7 +119,7 @@ class _RemoteEvent:
         return bool(ray.get(self.flag.is_set.remote()))
 
 
-def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag) -> None:
+def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag, board=None) -> None:
     """One point of a search: every seed in turn; the mean objective so far is reported after each."""
     from ray import tune
 
@@ -102,7 +132,8 @@ def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag) ->
         if ray.get(flag.is_set.remote()):  # cancelled: the seeds left are not begun
             return
         trial = SweepSpec.trial_for(sweep_spec.graphs[0], point, seed)
-        record = run_trial(spec, trial.to_json(), out, threads, _RemoteEvent(flag))
+        record = run_trial(spec, trial.to_json(), out, threads, _RemoteEvent(flag),
+                           _RemoteBoard(board) if board is not None else None)
         if record["objective"] is not None:
             values.append(record["objective"])
         mean = sum(values) / len(values) if values else math.nan
@@ -156,14 +187,16 @@ def _trainable(config: dict) -> None:
     if ray.get(config["flag"].is_set.remote()):  # cancelled before this trial began: it stays pending
         tune.report({"objective": math.nan, "record": json.dumps(config["trial"])})
         return
+    board = config.get("board")
     record = run_trial(config["spec"], config["trial"], config["out"], config["threads"],
-                       _RemoteEvent(config["flag"]))
+                       _RemoteEvent(config["flag"]), _RemoteBoard(board) if board is not None else None)
     objective = record["objective"]
     tune.report({"objective": objective if objective is not None else math.nan, "record": json.dumps(record)})
 
 
 def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_trial=None,
-               cancel: threading.Event | None = None, num_cpus: int | None = None) -> list[Trial]:
+               cancel: threading.Event | None = None, num_cpus: int | None = None,
+               on_progress=None) -> list[Trial]:
     import logging
 
     todo = sweep.pending()
@@ -191,19 +224,29 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
     resources = sweep.spec.resources or {}
     cpus, gpus = float(resources.get("cpu", 1)), float(resources.get("gpu", 0))
     flag = ray.remote(num_cpus=0)(_Flag).remote()
+    board = ray.remote(num_cpus=0)(_Board).remote() if on_progress is not None else None
+    relay = ProgressRelay(on_progress)
 
     watcher_done = threading.Event()
 
     def watch_cancel() -> None:
+        beat = 0
         while not watcher_done.wait(0.2):
             if cancel is not None and cancel.is_set():
                 flag.set.remote()
                 return
+            beat += 1
+            if board is not None and beat % 3 == 0:  # progress: a round trip every 0.6 s
+                try:
+                    snapshot = ray.get(board.snapshot.remote(), timeout=5)
+                except Exception:  # Ray is going away: progress is a view, the sweep goes on
+                    continue
+                relay.relay(snapshot)
 
     watcher = threading.Thread(target=watch_cancel, daemon=True)
     watcher.start()
     key = id(sweep)
-    _RUNS[key] = (sweep, by_id, on_trial, cancel)
+    _RUNS[key] = (sweep, by_id, on_trial, relay, board)
     out, threads = str(sweep.runs_dir.resolve()), max(1, int(cpus))
     concurrent = workers or sweep.spec.workers or None
 
@@ -219,7 +262,8 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
     try:
         if todo:  # the grid's trials, or the unfinished seeds of a search's points (on resume)
             results = fit(_trainable, {"trial": tune.grid_search([t.to_json() for t in todo]),
-                                       "spec": sweep.spec.to_json(), "out": out, "threads": threads, "flag": flag},
+                                       "spec": sweep.spec.to_json(), "out": out, "threads": threads, "flag": flag,
+                                       "board": board},
                           "grid")
             for result in results:
                 if result.error is not None:  # a trial whose process died: recorded, the others went on
@@ -232,7 +276,7 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
             from ray.tune.search.optuna import OptunaSearch
 
             trainable = tune.with_parameters(_search_trainable, spec=sweep.spec.to_json(), out=out, threads=threads,
-                                             flag=flag)
+                                             flag=flag, board=board)
             points, rewards = evaluated_points(sweep)
             if points:  # resumed: Optuna's study starts from the points already judged
                 space = {key: _optuna_space(domain) for key, domain in sweep.spec.search.items()}
