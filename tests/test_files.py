@@ -63,10 +63,18 @@ def test_a_symlinked_file_stays_a_symlink_and_its_target_is_written(tmp_path):
 
 
 KILLED_SAVER = r"""
-import sys
+import os, sys, time
 from studio.core.graph_file import load_graph, save_graph
 graph = load_graph(sys.argv[1])
 graph.description = "x" * 2_000_000  # a large file: a kill lands inside the write most of the time
+if sys.argv[3:] == ["pause-before-rename"]:
+    # a kill certain to land inside a write: the new text is on disk under the temporary name, not yet renamed
+    sync = os.fsync
+    def sync_then_wait(fd):
+        sync(fd)
+        print("inside", flush=True)
+        time.sleep(60)
+    os.fsync = sync_then_wait
 print("ready", flush=True)
 while True:
     graph.name = "new"
@@ -79,19 +87,26 @@ def test_kill_during_save_leaves_old_or_new_and_the_next_save_cleans_up(tmp_path
     graph = load_graph(GRAPHS / "default.json")
     save_graph(graph, target)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    names, left_over = set(), 0
-    for i in range(12):
-        proc = subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(GRAPHS / "default.json"), str(target)],
+
+    def kill_a_saver(wait_for: str, delay: float, *mode: str) -> None:
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(GRAPHS / "default.json"), str(target), *mode],
                                 stdout=subprocess.PIPE, env=env, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.02 + 0.013 * i)
+        if wait_for:
+            assert proc.stdout.readline().strip() == wait_for
+        time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
+
+    kill_a_saver("inside", 0.0, "pause-before-rename")
+    assert load_graph(target).name == graph.name, "a save killed before its rename leaves the old file"
+    assert len(temp_files_of(target)) == 1
+    names = set()
+    for i in range(8):  # kills at moments the saver does not choose
+        kill_a_saver("", 0.02 + 0.013 * i)
         names.add(json.loads(target.read_text(encoding="utf-8"))["name"])  # whole JSON every time
-        left_over = max(left_over, len(temp_files_of(target)))
     assert names <= {graph.name, "new"}
-    assert left_over >= 1, "no kill landed inside a write: the test proves nothing"
     for tmp in temp_files_of(target):
         assert tmp.name.startswith(".g.json.studio-save-") and tmp.name.endswith(".tmp")
     save_graph(graph, target)
