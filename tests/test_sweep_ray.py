@@ -4,9 +4,12 @@ figures; without Ray installed, the local executor and the rest of the studio do
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from studio.train.sweep import Sweep, SweepError, load_spec
 from tests.test_sweep import write_spec
@@ -73,7 +76,7 @@ def test_an_optuna_search_on_ray_samples_points_within_bounds_and_resumes_to_its
     assert sorted({t.seed for t in trials}) == [0, 1]
     Sweep.open(sweep.path).run()  # its count reached: nothing more runs
     assert len(Sweep.open(sweep.path).trials) == 4
-    from studio.train.sweep_ray import evaluated_points
+    from studio.train.sweep_tune import evaluated_points
 
     resumed = Sweep.open(sweep.path)
     known, rewards = evaluated_points(resumed)  # what the resumed study is told it has tried
@@ -185,3 +188,42 @@ def test_ctrl_c_stops_a_sweep_on_ray_cleanly_and_it_resumes(tmp_path):
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert all(t.status == "finished" for t in Sweep.open(folder).trials)
+
+
+def test_ray_tasks_start_no_more_trials_than_the_cluster_holds_and_a_missing_gpu_is_one_line(tmp_path, monkeypatch):
+    import ray
+
+    from studio.train import sweep_ray
+
+    for total, cpus, gpus, room in (({"CPU": 2.0}, 1.0, 0.0, 2), ({"CPU": 8.0, "GPU": 1.0}, 1.0, 0.25, 4),
+                                    ({"CPU": 1.0}, 0.1, 0.0, 10), ({"CPU": 3.0}, 2.0, 0.0, 1)):
+        monkeypatch.setattr(ray, "cluster_resources", lambda total=total: total)
+        assert sweep_ray._capacity(cpus, gpus) == room
+    monkeypatch.undo()
+    spec = load_spec(write_spec(tmp_path, seeds=1, resources={"cpu": 1, "gpu": 0.5}))
+    sweep = Sweep.create(spec, tmp_path / "out")
+    with pytest.raises(SweepError) as raised:
+        sweep.run(executor="ray")
+    assert str(raised.value) == "resources: each trial asks for 0.5 GPU, and the Ray cluster has 0"
+    assert not ray.is_initialized()  # the local Ray it started is gone
+    assert [t.status for t in Sweep.open(sweep.path).trials] == ["pending"]
+
+
+def test_a_trial_whose_ray_worker_dies_is_failed_and_the_other_finishes(tmp_path, monkeypatch):
+    from studio.train import sweep_ray
+
+    real_task = sweep_ray._trial_task
+
+    def dies_on_seed_one(spec, trial, out, threads, flag, board):  # pickled by value into the Ray worker
+        if trial["seed"] == 1:
+            os._exit(3)  # as an out-of-memory kill would: no exception, no record
+        return real_task(spec, trial, out, threads, flag, board)
+
+    monkeypatch.setattr(sweep_ray, "_trial_task", dies_on_seed_one)
+    sweep = Sweep.create(load_spec(write_spec(tmp_path, resources={"cpu": 1})), tmp_path / "out")
+    trials = sweep.run(executor="ray")
+    by_seed = {t.seed: t for t in trials}
+    assert by_seed[0].status == "finished" and by_seed[0].objective is not None
+    assert by_seed[1].status == "failed"
+    assert by_seed[1].message.startswith("the Ray trial failed (") and "\n" not in by_seed[1].message
+    assert [t.status for t in sorted(Sweep.open(sweep.path).trials, key=lambda t: t.seed)] == ["finished", "failed"]
