@@ -86,7 +86,7 @@ def main() -> int:
         import ray
 
         started = time.perf_counter()
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - started
         sweep = Sweep.create(spec, folder / "ray")
         sweep.spec.resources = {"cpu": 1}

@@ -110,3 +110,22 @@ def test_entries_that_end_at_once_still_run_one_after_another(window, qtbot, mon
     assert most[0] == 1
     assert all("no data" in e.message for e in entries)
     assert "failed" in queue.list.item(2).text()
+
+
+def test_the_queue_runs_on_a_local_ray_and_its_runs_land_in_the_table(window, qtbot):  # noqa: F811
+    import ray
+
+    queue, runs = window.queue, window.runs
+    window.open_file(GRAPHS / "default.json")
+    queue.seeds.setValue(2)
+    queue.executor.setCurrentText("ray")  # the address left empty: a local Ray
+    entry = queue.add_open_graph()
+    assert entry.executor == "ray" and entry.address is None
+    assert "Ray (local)" in queue.list.item(0).text()
+    qtbot.waitUntil(lambda: entry.state in ("done", "failed"), timeout=240_000)
+    assert entry.state == "done" and entry.done == 2 and entry.failed == 0, entry.message
+    assert not ray.is_initialized()  # the Ray it started is shut down again
+    runs.refresh()
+    assert runs.table.rowCount() == 2
+    assert sorted(t.seed for t in entry.sweep.trials) == [0, 1]
+    assert all(t.status == "finished" and t.objective is not None for t in entry.sweep.trials)

@@ -200,6 +200,7 @@ def test_ray_tasks_start_no_more_trials_than_the_cluster_holds_and_a_missing_gpu
         monkeypatch.setattr(ray, "cluster_resources", lambda total=total: total)
         assert sweep_ray._capacity(cpus, gpus) == room
     monkeypatch.undo()
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # no --address: a Ray of its own, not this one
     spec = load_spec(write_spec(tmp_path, seeds=1, resources={"cpu": 1, "gpu": 0.5}))
     sweep = Sweep.create(spec, tmp_path / "out")
     with pytest.raises(SweepError) as raised:

@@ -1,10 +1,11 @@
 """The ``ray`` executor of sweeps: the same trials on Ray, locally or on a cluster.
 
 Imported only when a sweep asks for it (``pip install -e '.[scale]'`` brings Ray and Optuna). Without
-``--address`` it starts a local Ray (``ray.init``); with one it joins that cluster. Each pending trial of
-a grid is one Ray task over the sweep's own trial record (so trial identity, resume and the tables stay
-the sweep's), asking for ``resources.cpu`` CPUs and ``resources.gpu`` GPUs (fractions allowed: several
-small models share a GPU); the sweep takes each record as it comes back. Tasks, not Tune trials: on a
+``--address`` it starts a local Ray of its own (``ray.init(address="local")``); with one it joins that
+cluster. Each pending trial of a grid is one Ray task over the sweep's own trial record (so trial
+identity, resume and the tables stay the sweep's), asking for ``resources.cpu`` CPUs and
+``resources.gpu`` GPUs (fractions allowed: several small models share a GPU); the sweep takes each
+record as it comes back. Tasks, not Tune trials: on a
 2-core machine Tune's controller cost 25 % more time for the same 8 trials, and a grid needs nothing of
 Tune. A search runs on Ray Tune with Optuna as its search, and a Tune callback takes each seed's
 record. Ctrl-C sets a flag held by a small Ray actor; every running trial polls it and stops cleanly
@@ -164,7 +165,9 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
             else:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                # "local": a Ray of its own, never one found running on this machine or in RAY_ADDRESS
+                # (ray.init() alone joins those: a stray cluster would take the sweep's trials)
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             # Ray never turns token authentication on by itself for an explicit address
