@@ -95,6 +95,11 @@ def test_a_sweep_runs_its_trials_and_records_a_failing_one(tmp_path, capsys):
     assert summary[summary["grid:conv_1.kernel_size"] == 0].iloc[0]["failed"] == 2
     assert "seeds done" in out.out and str(folder) in out.out
     assert len(pd.read_csv(folder / "trials.csv")) == 4
+    # not a terminal: a line per trial per epoch while it runs, with the run's own validation IC
+    for t in good:
+        (line,) = [x for x in out.err.splitlines() if x.startswith(f"[{t['id']}] epoch ")]
+        assert line == f"[{t['id']}] epoch 1/1 · 100% · valid IC {t['objective']:.4f} (best epoch 1)"
+    assert not [x for x in out.err.splitlines() if " · epoch " in x and any(t["id"] in x for t in failed)]
 
 
 def test_a_cancelled_or_killed_sweep_resumes_with_the_trials_left(tmp_path, capsys):
@@ -230,14 +235,17 @@ def test_a_running_trial_puts_its_progress_on_the_board_each_epoch_and_at_most_o
                                  "epochs": 2, "fraction": 0.0, "run_dir": "/runs/r"}
     progress.see({"kind": "step", "epoch": 1, "step": 1, "steps": 4, "eta": 9.0})
     assert board["g-s3-abc"]["step"] == 0  # within the interval: not sent
+    progress.started -= 10  # the first epoch, its scoring included, took 10 s
     progress.see({"kind": "epoch", "epoch": 1, "valid": {"ic": 0.05}, "best_epoch": 1})
     assert board["g-s3-abc"] == {**board["g-s3-abc"], "epoch": 1, "step": 4, "fraction": 0.5,
-                                   "valid_ic": 0.05, "best_epoch": 1}
+                                   "valid_ic": 0.05, "best_epoch": 1, "epochs_done": 1}
+    assert board["g-s3-abc"]["eta"] == pytest.approx(10.0, abs=0.5)  # one more epoch at that pace
     progress.interval = 0
     progress.see({"kind": "step", "epoch": 2, "step": 1, "steps": 4, "eta": 3.0})
     assert board["g-s3-abc"]["fraction"] == 0.625 and board["g-s3-abc"]["eta"] == 3.0
     progress.see({"kind": "epoch", "epoch": 2, "valid": {"ic": float("nan")}, "best_epoch": 1})
     assert board["g-s3-abc"]["fraction"] == 1.0 and board["g-s3-abc"]["valid_ic"] is None
+    assert board["g-s3-abc"]["epochs_done"] == 2 and board["g-s3-abc"]["eta"] == 0
 
     class Gone(dict):
         def __setitem__(self, key, value):
@@ -270,3 +278,35 @@ def test_the_sweep_passes_on_each_running_trials_progress_until_it_finishes(tmp_
                 assert info["valid_ic"] == history[info["epoch"] - 1]["valid"]["ic"]
     assert {info["trial"] for kind, info in events if kind == "progress"} == ids
     assert any(info["valid_ic"] is not None for kind, info in events if kind == "progress")
+
+
+def test_on_a_terminal_the_running_trials_share_one_redrawn_line():
+    import io
+    from types import SimpleNamespace
+
+    from studio.cli.sweep_commands import SweepLines
+    from studio.train.sweep import SweepSpec, Trial
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    sweep = SimpleNamespace(path=Path("sweeps/s"), spec=SweepSpec(name="s", graphs=["g.json"], seeds=[0, 1]),
+                            trials=[Trial("g-s0-a", "g.json", {}, 0), Trial("g-s1-b", "g.json", {}, 1)])
+
+    screen = Terminal()
+    lines = SweepLines(sweep, quiet=False, stream=screen)
+    info = {"trial": "g-s0-a", "graph": "g", "seed": 0, "epoch": 1, "epochs": 3, "step": 2, "steps": 4,
+            "fraction": 0.1667, "eta": 30.0, "valid_ic": None, "best_epoch": 0, "epochs_done": 0}
+    lines.progress(info)
+    assert screen.getvalue() == "0/2 ended · running g-s0 1/3 17%"
+    lines.progress({**info, "trial": "g-s1-b", "seed": 1, "epoch": 0, "epochs": 0, "fraction": 0.0})
+    status = "0/2 ended · running g-s0 1/3 17% | g-s1 starting"
+    assert screen.getvalue().endswith("\r" + status) and "\n" not in screen.getvalue()
+    sweep.trials[0].status, sweep.trials[0].objective = "finished", 0.0512
+    lines.trial_ended(sweep.trials[0])
+    # the status line is wiped, the trial's line printed, the status drawn again below it
+    assert screen.getvalue().endswith("\r" + " " * len(status) + "\r[g-s0-a] finished: valid.ic 0.0512\n"
+                                      "1/2 ended · running g-s1 starting")
+    lines.close()
+    assert screen.getvalue().endswith("\r" + " " * len("1/2 ended · running g-s1 starting") + "\r")

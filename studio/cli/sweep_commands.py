@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
 
 from studio.cli.errors import CliError
+from studio.cli.output import control
 from studio.cli.table import format_table
 
 
@@ -59,21 +61,17 @@ def sweep_command(args: argparse.Namespace) -> int:
         cancel.set()
         print("\nstudio: stopping every trial (Ctrl-C again to quit)", file=sys.stderr)
 
-    def on_trial(trial) -> None:
-        if not args.quiet and trial.status == "pending":
-            print(f"[{printable(trial.id)}] stopped; it runs again with --resume {sweep.path}", file=sys.stderr)
-        elif not args.quiet:
-            figure = f"{trial.objective:.4f}" if trial.objective is not None else "-"
-            print(f"[{printable(trial.id)}] {trial.status}: {sweep.spec.objective} {figure}"
-                  + (f" ({printable(trial.message)})" if trial.status == "failed" else ""), file=sys.stderr)
+    lines = SweepLines(sweep, args.quiet)
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     try:
-        sweep.run(args.workers or 0, on_trial, cancel, executor=executor, address=args.address)
+        sweep.run(args.workers or 0, lines.trial_ended, cancel, executor=executor, address=args.address,
+                  on_progress=None if args.quiet else lines.progress)
     except SweepError as exc:
         raise CliError(str(exc)) from None
     finally:
+        lines.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     summary = sweep.summary()
@@ -93,3 +91,95 @@ def sweep_command(args: argparse.Namespace) -> int:
     if cancel.is_set():
         return 130
     return 0 if all(t.status in FINISHED for t in sweep.trials) else 1
+
+
+def epoch_line(info: dict) -> str:
+    """A trial's epoch, for a log: 'epoch 3/10 · 30% · valid IC 0.0512 (best epoch 2) · ~1m 05s left'."""
+    from studio.train.sweep import time_left
+
+    parts = [f"epoch {info['epochs_done']}/{info['epochs']}", f"{info['fraction']:.0%}"]
+    if info.get("valid_ic") is not None:
+        parts.append(f"valid IC {info['valid_ic']:.4f} (best epoch {info['best_epoch']})")
+    if time_left(info.get("eta")):
+        parts.append(time_left(info["eta"]))
+    return " · ".join(parts)
+
+
+class SweepLines:
+    """What ``studio sweep`` prints while its trials run: a line as each trial ends and, meanwhile, on a
+    terminal one status line of the running trials, redrawn; in a log, a line per trial per epoch. Called
+    from the sweep's threads (on Ray the progress comes from another thread than the trials' ends)."""
+
+    def __init__(self, sweep, quiet: bool, stream=None) -> None:
+        self.sweep, self.quiet, self.stream = sweep, quiet, stream
+        self.tty = (stream if stream is not None else sys.stderr).isatty()
+        self.running: dict[str, dict] = {}
+        self.epochs_told: dict[str, int] = {}
+        self.status = ""
+        self.lock = threading.Lock()
+
+    def _out(self):
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _print(self, text: str) -> None:
+        self._clear()
+        print(text, file=self._out(), flush=True)
+
+    def _clear(self) -> None:
+        if self.status:
+            control("\r" + " " * len(self.status) + "\r", self._out())
+            self.status = ""
+
+    def _draw(self) -> None:
+        from studio.core.text import printable
+        from studio.train.sweep import FINISHED
+
+        self._clear()
+        if not self.running:
+            return
+        ended = sum(t.status in FINISHED or t.status == "failed" for t in self.sweep.trials)
+        parts = []
+        for info in sorted(self.running.values(), key=lambda i: i["trial"]):
+            name = f"{info['graph']}-s{info['seed']}"
+            parts.append(f"{name} {max(1, info['epoch'])}/{info['epochs']} {info['fraction']:.0%}" if info["epochs"]
+                         else f"{name} starting")
+        text = printable(f"{ended}/{len(self.sweep.trials)} ended · running " + " | ".join(parts))
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        self.status = text if len(text) <= width else text[: max(0, width - 3)] + "..."
+        print(self.status, end="", file=self._out(), flush=True)
+
+    def progress(self, info: dict) -> None:
+        """A running trial's progress (TrialProgress's dict)."""
+        from studio.core.text import printable
+
+        if self.quiet:
+            return
+        with self.lock:
+            self.running[info["trial"]] = info
+            if self.tty:
+                self._draw()
+            elif info.get("epochs_done", 0) > self.epochs_told.get(info["trial"], 0):
+                self.epochs_told[info["trial"]] = info["epochs_done"]
+                self._print(printable(f"[{info['trial']}] " + epoch_line(info)))
+
+    def trial_ended(self, trial) -> None:
+        from studio.core.text import printable
+
+        with self.lock:
+            self.running.pop(trial.id, None)
+            if self.quiet:
+                return
+            if trial.status == "pending":
+                self._print(f"[{printable(trial.id)}] stopped; it runs again with --resume {self.sweep.path}")
+            else:
+                figure = f"{trial.objective:.4f}" if trial.objective is not None else "-"
+                self._print(f"[{printable(trial.id)}] {trial.status}: {self.sweep.spec.objective} {figure}"
+                            + (f" ({printable(trial.message)})" if trial.status == "failed" else ""))
+            if self.tty:
+                self._draw()
+
+    def close(self) -> None:
+        """The status line goes before the summary table is printed."""
+        with self.lock:
+            self.running.clear()
+            self._clear()

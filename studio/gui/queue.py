@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.text import printable
 from studio.gui.garbage import gui_garbage_collection
+from studio.train.sweep import describe_trial
 
 
 @dataclass
@@ -68,25 +69,6 @@ class QueueEntry:
         for info in sorted(self.progress.values(), key=lambda i: (i["graph"], i["seed"])):
             lines.append("    " + describe_trial(info))
         return "\n".join(lines)
-
-
-def describe_trial(info: dict) -> str:
-    """One running trial: 'seed 2 · epoch 3/10, step 40/120 · 27% · valid IC 0.0512 · ~1m 05s left'."""
-    parts = [f"seed {info['seed']}"]
-    if info["epochs"]:
-        epoch = max(1, info["epoch"])
-        parts.append(f"epoch {epoch}/{info['epochs']}" + (f", step {info['step']}/{info['steps']}"
-                                                          if info["steps"] and info["epoch"] else ""))
-        parts.append(f"{info['fraction']:.0%}")
-    else:
-        parts.append("loading the data and building the model")
-    if info.get("valid_ic") is not None:
-        parts.append(f"valid IC {info['valid_ic']:.4f}")
-    eta = info.get("eta")
-    if isinstance(eta, int | float) and eta == eta and eta > 0:
-        minutes, seconds = divmod(round(eta), 60)
-        parts.append(f"~{minutes}m {seconds:02d}s left" if minutes else f"~{seconds}s left")
-    return printable(" · ".join(parts))
 
 
 class QueueWorker(QThread):

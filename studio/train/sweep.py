@@ -268,9 +268,11 @@ class TrialProgress:
 
     def __init__(self, board, trial: Trial, interval: float = 1.0) -> None:
         self.board, self.interval, self.sent = board, interval, -math.inf
+        self.started = time.monotonic()
         self.info: dict[str, Any] = {"trial": trial.id, "graph": Path(trial.graph).stem, "seed": trial.seed,
                                      "epoch": 0, "epochs": 0, "step": 0, "steps": 0, "fraction": 0.0,
-                                     "eta": None, "valid_ic": None, "best_epoch": 0, "run_dir": None}
+                                     "eta": None, "valid_ic": None, "best_epoch": 0, "epochs_done": 0,
+                                     "run_dir": None}
 
     def see(self, record: dict) -> None:
         kind, info = record.get("kind"), self.info
@@ -282,7 +284,11 @@ class TrialProgress:
         elif kind == "epoch":
             ic = (record.get("valid") or {}).get("ic")
             info.update(epoch=record["epoch"], step=info["steps"], best_epoch=record.get("best_epoch", 0),
+                        epochs_done=record["epoch"],
                         valid_ic=float(ic) if isinstance(ic, int | float) and math.isfinite(ic) else None)
+            if info["epochs"]:  # the epochs left at the pace so far, their scoring included
+                spent = time.monotonic() - self.started
+                info["eta"] = round(spent / record["epoch"] * max(0, info["epochs"] - record["epoch"]), 1)
         else:
             return
         if info["epochs"] and info["steps"]:
@@ -296,6 +302,34 @@ class TrialProgress:
             self.board[info["trial"]] = dict(info)
         except Exception:  # the sweep process or its board is gone: the trial itself notices and stops
             self.board = {}
+
+
+def describe_trial(info: dict) -> str:
+    """One running trial (TrialProgress's dict), for the queue dock and ``studio sweep``:
+    'seed 2 · epoch 3/10, step 40/120 · 27% · valid IC 0.0512 · ~1m 05s left'."""
+    from studio.core.text import printable
+
+    parts = [f"seed {info['seed']}"]
+    if info["epochs"]:
+        epoch = max(1, info["epoch"])
+        parts.append(f"epoch {epoch}/{info['epochs']}" + (f", step {info['step']}/{info['steps']}"
+                                                          if info["steps"] and info["epoch"] else ""))
+        parts.append(f"{info['fraction']:.0%}")
+    else:
+        parts.append("loading the data and building the model")
+    if info.get("valid_ic") is not None:
+        parts.append(f"valid IC {info['valid_ic']:.4f}")
+    if time_left(info.get("eta")):
+        parts.append(time_left(info["eta"]))
+    return printable(" · ".join(parts))
+
+
+def time_left(eta) -> str:
+    """'~1m 05s left', '~40s left', or '' where there is no estimate."""
+    if not isinstance(eta, int | float) or eta != eta or eta <= 0:
+        return ""
+    minutes, seconds = divmod(round(eta), 60)
+    return f"~{minutes}m {seconds:02d}s left" if minutes else f"~{seconds}s left"
 
 
 def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, cancel=None, board=None) -> dict:
