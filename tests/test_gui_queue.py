@@ -129,3 +129,30 @@ def test_the_queue_runs_on_a_local_ray_and_its_runs_land_in_the_table(window, qt
     assert runs.table.rowCount() == 2
     assert sorted(t.seed for t in entry.sweep.trials) == [0, 1]
     assert all(t.status == "finished" and t.objective is not None for t in entry.sweep.trials)
+
+
+def test_on_a_ray_address_the_trials_run_as_many_at_once_as_the_cluster_holds(window, qtbot, monkeypatch):  # noqa: F811
+    from studio.train.sweep import Sweep
+
+    asked = []
+
+    def record_run(self, **settings):
+        asked.append((settings["executor"], settings["address"], self.spec.workers, self.spec.resources))
+        return self.trials
+
+    monkeypatch.setattr(Sweep, "run", record_run)
+    queue = window.queue
+    window.open_file(GRAPHS / "default.json")
+    queue.seeds.setValue(2)
+    queue.address.setText(" 10.0.0.5:6379 ")
+    queue.add_open_graph()  # the executor is local: the address is not for it
+    qtbot.waitUntil(lambda: len(asked) == 1 and not queue.running(), timeout=30_000)
+    queue.executor.setCurrentText("ray")
+    queue.add_open_graph()
+    qtbot.waitUntil(lambda: len(asked) == 2 and not queue.running(), timeout=30_000)
+    queue.address.clear()
+    queue.add_open_graph()
+    qtbot.waitUntil(lambda: len(asked) == 3 and not queue.running(), timeout=30_000)
+    # this machine: one trial at a time (the desktop stays responsive); a cluster: what it holds
+    assert asked == [("local", None, 1, {"cpu": 1}), ("ray", "10.0.0.5:6379", 0, {"cpu": 1}),
+                     ("ray", None, 1, {"cpu": 1})]

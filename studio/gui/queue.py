@@ -175,11 +175,13 @@ class QueueWidget(QWidget):
         data = ({"synthetic": dict(source.synthetic)} if source.kind == "synthetic"
                 else {"path": source.path, "import": dict(source.importer)})
         executor = self.executor.currentText()
+        address = (self.address.text().strip() or None) if executor == "ray" else None
+        # on this machine one trial at a time leaves the desktop responsive; a cluster takes as many
+        # trials at once as its CPUs and GPUs hold
         spec = SweepSpec(name=f"{name} x {self.seeds.value()} seeds", graphs=[str(graph_file.resolve())],
                          seeds=list(range(self.seeds.value())), training=training, data=data, executor=executor,
-                         workers=1, resources={"cpu": 1})
-        entry = QueueEntry(Sweep.create(spec, sweeps, runs_dir=runs_dir), printable(spec.name), executor,
-                           self.address.text().strip() or None)
+                         workers=0 if address else 1, resources={"cpu": 1})
+        entry = QueueEntry(Sweep.create(spec, sweeps, runs_dir=runs_dir), printable(spec.name), executor, address)
         self.entries.append(entry)
         self._redraw()
         self._next()
