@@ -99,6 +99,8 @@ def test_entries_that_end_at_once_still_run_one_after_another(window, qtbot, mon
             most[0] = max(most[0], active[0])
         with lock:
             active[0] -= 1
+        if len(self.spec.seeds) == 2:  # an unexpected error, several lines long: one line on the entry
+            raise RuntimeError("\n  An attempt has been made to start a new process\n  before the current one ...\n")
         raise SweepError(f"{self.path}: no data")
 
     monkeypatch.setattr(Sweep, "run", quick_run)
@@ -110,6 +112,11 @@ def test_entries_that_end_at_once_still_run_one_after_another(window, qtbot, mon
     assert most[0] == 1
     assert all("no data" in e.message for e in entries)
     assert "failed" in queue.list.item(2).text()
+    queue.seeds.setValue(2)
+    odd = queue.add_open_graph()
+    qtbot.waitUntil(lambda: not queue.running() and odd.state == "failed", timeout=30_000)
+    assert odd.message == "RuntimeError: An attempt has been made to start a new process"
+    assert "\n" not in queue.list.item(3).text() and "\\n" not in queue.list.item(3).text()
 
 
 def test_the_queue_runs_on_a_local_ray_and_its_runs_land_in_the_table(window, qtbot):  # noqa: F811

@@ -143,3 +143,12 @@ def test_block_files_beside_and_one_folder_up_still_load(tmp_path):
     assert graph.load_problems == [] and graph.blocks["conv_relu"].graph is not None
     save_graph(graph, path)
     assert load_graph(path).blocks["conv_relu"].path == "../blocks/conv_relu.json"
+
+
+def test_an_exception_becomes_one_printable_line():
+    from studio.core.text import error_line
+
+    assert error_line(RuntimeError("\n  An attempt was made\n  to start a process\n")) == "An attempt was made"
+    assert error_line(ValueError("")) == "ValueError" and error_line(KeyError()) == "KeyError"
+    assert error_line(OSError("bad \x1b]0;title\x07 name")) == "bad \\x1b]0;title\\x07 name"
+    assert error_line(ValueError("x" * 900)) == "x" * 500 and len(error_line(ValueError("y" * 90), limit=10)) == 10

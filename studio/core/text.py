@@ -28,3 +28,10 @@ def printable(text: object, keep: str = "") -> str:
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
                        else f"\\U{code:08x}")
     return "".join(out)
+
+
+def error_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one printable line: the first non-empty line of its text (a library's message may
+    begin with a line break), cut at ``limit``; its type's name where it has no text."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return printable(first[:limit]) if first else type(exc).__name__

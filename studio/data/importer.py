@@ -289,8 +289,9 @@ def _is_parquet(path: Path) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    from studio.core.text import error_line
+
+    return error_line(exc)
 
 
 def read_header(path: Path) -> list[str]:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.text import printable
+from studio.core.text import error_line, printable
 from studio.gui.garbage import gui_garbage_collection
 from studio.train.sweep import describe_trial
 
@@ -91,8 +91,8 @@ class QueueWorker(QThread):
                                  on_progress=self.progress.emit)
         except SweepError as exc:
             self.error = str(exc)
-        except Exception as exc:  # shown on the entry; the studio stays up
-            self.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # shown on the entry, in one line; the studio stays up
+            self.error = f"{type(exc).__name__}: {error_line(exc)}"
 
 
 class QueueWidget(QWidget):

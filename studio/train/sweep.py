@@ -380,11 +380,10 @@ def run_trial(spec_json: dict, trial_json: dict, out_dir: str, threads: int, can
         value = (((done.get("metrics") or {}).get("splits") or {}).get(split) or {}).get(metric)
         trial.objective = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
     except Exception as exc:  # recorded with its one line; the other trials go on
-        from studio.core.text import printable
+        from studio.core.text import error_line
 
         ours = type(exc).__name__ in ("SweepError", "TrainingError", "DataError", "ConfigError", "BuildError")
-        text = str(exc) if ours else f"{type(exc).__name__}: {exc}"
-        trial.status, trial.message = "failed", printable(text.strip().splitlines()[0] if text.strip() else text)
+        trial.status, trial.message = "failed", error_line(exc) if ours else f"{type(exc).__name__}: {error_line(exc)}"
     finally:
         local_cancel.set()
         if _TRIAL_RUNNING is not None:

@@ -49,8 +49,9 @@ def _mlflow(uri: str):
 
 
 def _one_line(uri: str, exc: Exception) -> TrackingError:
-    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-    return TrackingError(f"mlflow {uri}: {text}")
+    from studio.core.text import error_line
+
+    return TrackingError(f"mlflow {uri}: {error_line(exc, limit=160)}")
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
