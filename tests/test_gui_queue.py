@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import GRAPHS
 from tests.test_gui_training import window  # noqa: F401  (the fixture: a real window, tiny market)
 
@@ -119,6 +121,7 @@ def test_entries_that_end_at_once_still_run_one_after_another(window, qtbot, mon
     assert "\n" not in queue.list.item(3).text() and "\\n" not in queue.list.item(3).text()
 
 
+@pytest.mark.ray
 def test_the_queue_runs_on_a_local_ray_and_its_runs_land_in_the_table(window, qtbot):  # noqa: F811
     import ray
 

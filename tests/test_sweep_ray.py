@@ -14,6 +14,8 @@ import pytest
 from studio.train.sweep import Sweep, SweepError, load_spec
 from tests.test_sweep import write_spec
 
+pytestmark = pytest.mark.ray
+
 
 def test_a_sweep_on_a_local_ray_equals_the_local_executor(tmp_path):
     spec = load_spec(write_spec(tmp_path, resources={"cpu": 1}))
