@@ -71,6 +71,11 @@ def test_waiting_entries_reorder_and_cancel_and_the_running_one_stops(window, qt
     history = [json.loads(line) for line in next(window.training.runs_dir.rglob("metrics.jsonl")).read_text()
                .splitlines()]
     assert info["valid_ic"] == history[info["epoch"] - 1]["valid"]["ic"]  # the run's own figure
+    import time
+
+    first.started = time.monotonic() - 600  # ten minutes in: the entry's time left at its pace so far
+    share = first.fraction()
+    assert f" · {share:.0%} · ~{int(600 * (1 - share) / share // 60)}m " in first.describe().splitlines()[0]
     queue.list.setCurrentRow(0)
     queue.cancel_selected()
     qtbot.waitUntil(lambda: not queue.running(), timeout=60_000)

@@ -308,5 +308,18 @@ def test_on_a_terminal_the_running_trials_share_one_redrawn_line():
     # the status line is wiped, the trial's line printed, the status drawn again below it
     assert screen.getvalue().endswith("\r" + " " * len(status) + "\r[g-s0-a] finished: valid.ic 0.0512\n"
                                       "1/2 ended · running g-s1 starting")
+    lines.started -= 60  # a minute in, one trial ended and the other half done: 20 s more at that pace
+    lines.progress({**info, "trial": "g-s1-b", "seed": 1, "epoch": 2, "epochs": 4, "fraction": 0.5})
+    assert screen.getvalue().endswith("\r1/2 ended · ~20s left · running g-s1 2/4 50%")
     lines.close()
-    assert screen.getvalue().endswith("\r" + " " * len("1/2 ended · running g-s1 starting") + "\r")
+    assert screen.getvalue().endswith("\r" + " " * len("1/2 ended · ~20s left · running g-s1 2/4 50%") + "\r")
+
+
+def test_a_sweeps_time_left_is_its_pace_so_far():
+    from studio.train.sweep import sweep_time_left, time_left
+
+    assert sweep_time_left(120.0, 2.0, 8) == 360.0  # 2 trials' worth in 2 minutes: 6 more take 6
+    assert sweep_time_left(30.0, 1.5, 2) == 10.0
+    assert sweep_time_left(3.0, 1.0, 8) is None and sweep_time_left(60.0, 0.0, 8) is None  # no pace yet
+    assert sweep_time_left(60.0, 8.0, 8) == 0.0 and time_left(0.0) == ""
+    assert time_left(365.2) == "~6m 05s left" and time_left(40) == "~40s left" and time_left(None) == ""

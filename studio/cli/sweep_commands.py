@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 
 from studio.cli.errors import CliError
 from studio.cli.output import control
@@ -115,6 +116,7 @@ class SweepLines:
         self.tty = (stream if stream is not None else sys.stderr).isatty()
         self.running: dict[str, dict] = {}
         self.epochs_told: dict[str, int] = {}
+        self.started, self.ended_before = time.monotonic(), self._ended()
         self.status = ""
         self.lock = threading.Lock()
 
@@ -130,20 +132,29 @@ class SweepLines:
             control("\r" + " " * len(self.status) + "\r", self._out())
             self.status = ""
 
+    def _ended(self) -> int:
+        from studio.train.sweep import FINISHED
+
+        return sum(t.status in FINISHED or t.status == "failed" for t in self.sweep.trials)
+
     def _draw(self) -> None:
         from studio.core.text import printable
-        from studio.train.sweep import FINISHED
+        from studio.train.sweep import sweep_time_left, time_left
 
         self._clear()
         if not self.running:
             return
-        ended = sum(t.status in FINISHED or t.status == "failed" for t in self.sweep.trials)
+        ended = self._ended()
+        done = ended - self.ended_before + sum(info["fraction"] for info in self.running.values())
+        left = time_left(sweep_time_left(time.monotonic() - self.started, done,
+                                         len(self.sweep.trials) - self.ended_before))
         parts = []
         for info in sorted(self.running.values(), key=lambda i: i["trial"]):
             name = f"{info['graph']}-s{info['seed']}"
             parts.append(f"{name} {max(1, info['epoch'])}/{info['epochs']} {info['fraction']:.0%}" if info["epochs"]
                          else f"{name} starting")
-        text = printable(f"{ended}/{len(self.sweep.trials)} ended · running " + " | ".join(parts))
+        text = printable(f"{ended}/{len(self.sweep.trials)} ended" + (f" · {left}" if left else "")
+                         + " · running " + " | ".join(parts))
         width = shutil.get_terminal_size((100, 24)).columns - 1
         self.status = text if len(text) <= width else text[: max(0, width - 3)] + "..."
         print(self.status, end="", file=self._out(), flush=True)

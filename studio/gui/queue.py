@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.text import error_line, printable
 from studio.gui.garbage import gui_garbage_collection
-from studio.train.sweep import describe_trial
+from studio.train.sweep import describe_trial, sweep_time_left, time_left
 
 
 @dataclass
@@ -49,6 +49,7 @@ class QueueEntry:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: the running trials' progress by trial id (studio.train.sweep.TrialProgress's dicts)
     progress: dict[str, dict] = field(default_factory=dict)
+    started: float | None = None  # time.monotonic() when it began running
 
     def fraction(self) -> float:
         """How much of the entry is done: its ended trials, and the running ones' share of their steps."""
@@ -64,6 +65,9 @@ class QueueEntry:
                                                                               if self.failed else "")
         if self.state == "running" and self.progress:
             text += f" · {self.fraction():.0%}"
+            if self.started is not None:
+                left = time_left(sweep_time_left(time.monotonic() - self.started, self.fraction() * total, total))
+                text += f" · {left}" if left else ""
         text = f"{text} · {where}" + (f" · {self.message}" if self.message else "")
         lines = [text]
         for info in sorted(self.progress.values(), key=lambda i: (i["graph"], i["seed"])):
@@ -232,7 +236,7 @@ class QueueWidget(QWidget):
         entry = next((e for e in self.entries if e.state == "waiting"), None)
         if entry is None:
             return
-        entry.state = "running"
+        entry.state, entry.started = "running", time.monotonic()
         self.worker = QueueWorker(entry, self)
         self.worker.trial.connect(self._on_trial)
         self.worker.progress.connect(self._on_progress)

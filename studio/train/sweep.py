@@ -324,6 +324,14 @@ def describe_trial(info: dict) -> str:
     return printable(" · ".join(parts))
 
 
+def sweep_time_left(elapsed: float, done: float, todo: int) -> float | None:
+    """The seconds a sweep has left at its pace so far: ``done`` of its ``todo`` trials (the running ones
+    counted by their share of their steps) in ``elapsed`` seconds; None before there is a pace to go by."""
+    if todo <= 0 or done <= 0 or elapsed < 5:
+        return None
+    return max(0.0, elapsed * (todo - done) / done)
+
+
 def time_left(eta) -> str:
     """'~1m 05s left', '~40s left', or '' where there is no estimate."""
     if not isinstance(eta, int | float) or eta != eta or eta <= 0:
