@@ -117,8 +117,10 @@ def _free_port() -> int:
 
 def test_the_same_spec_runs_unchanged_against_a_ray_address(tmp_path):
     """A Ray cluster started apart (``ray start --head``), joined with --address: the spec as it is."""
+    import contextlib
     import os
     import shutil
+    import signal
     import tempfile
 
     ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -130,10 +132,14 @@ def test_the_same_spec_runs_unchanged_against_a_ray_address(tmp_path):
            "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
-    started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
-                              "--include-dashboard=false", "--node-ip-address=127.0.0.1", f"--temp-dir={ray_tmp}"],
-                             capture_output=True, text=True, timeout=120, env=env)
-    assert started.returncode == 0, started.stderr[-2000:]
+    # in a process group of its own: `ray stop` would stop every Ray on the machine, also the local Ray of
+    # a test running beside this one (its driver then exits), so the cluster's group is killed instead
+    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--node-ip-address=127.0.0.1", f"--temp-dir={ray_tmp}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    _, stderr = head.communicate(timeout=120)
+    assert head.returncode == 0, stderr[-2000:]
     try:
         spec = write_spec(tmp_path, seeds=2, resources={"cpu": 1})  # a local spec, not changed
         done = subprocess.run([sys.executable, "-m", "studio", "sweep", str(spec), "--out", str(tmp_path / "out"),
@@ -145,7 +151,8 @@ def test_the_same_spec_runs_unchanged_against_a_ray_address(tmp_path):
         assert len(trials) == 2 and all(t.status == "finished" for t in trials)
         assert all((Path(t.run_dir) / "metrics.json").is_file() for t in trials)
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # every process of this cluster, and no other Ray
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
