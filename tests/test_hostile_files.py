@@ -152,3 +152,15 @@ def test_an_exception_becomes_one_printable_line():
     assert error_line(ValueError("")) == "ValueError" and error_line(KeyError()) == "KeyError"
     assert error_line(OSError("bad \x1b]0;title\x07 name")) == "bad \\x1b]0;title\\x07 name"
     assert error_line(ValueError("x" * 900)) == "x" * 500 and len(error_line(ValueError("y" * 90), limit=10)) == 10
+
+
+def test_wide_names_keep_tables_and_the_status_line_in_their_columns():
+    from studio.cli.table import format_table
+    from studio.core.text import columns, cut_to_columns
+
+    assert columns("gru") == 3 and columns("量价模型") == 8 and columns("e\u0301") == 1
+    table = format_table(["graph", "IC"], [["量价模型", "0.05"], ["gru", "0.04"]], align="lr").splitlines()
+    assert [columns(line) for line in table] == [14, 14, 14, 14]  # the CJK name takes two columns a character
+    assert table[2] == "量价模型  0.05" and table[3] == "gru       0.04"
+    assert cut_to_columns("量价模型 x", 7) == "量价..." and cut_to_columns("short", 7) == "short"
+    assert all(columns(cut_to_columns("量价模型" * 10, w)) <= w for w in range(3, 30))

@@ -12,6 +12,7 @@ import time
 from studio.cli.errors import CliError
 from studio.cli.output import control
 from studio.cli.table import format_table
+from studio.core.text import columns, cut_to_columns
 
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
@@ -129,7 +130,7 @@ class SweepLines:
 
     def _clear(self) -> None:
         if self.status:
-            control("\r" + " " * len(self.status) + "\r", self._out())
+            control("\r" + " " * columns(self.status) + "\r", self._out())
             self.status = ""
 
     def _ended(self) -> int:
@@ -155,8 +156,8 @@ class SweepLines:
                          else f"{name} starting")
         text = printable(f"{ended}/{len(self.sweep.trials)} ended" + (f" · {left}" if left else "")
                          + " · running " + " | ".join(parts))
-        width = shutil.get_terminal_size((100, 24)).columns - 1
-        self.status = text if len(text) <= width else text[: max(0, width - 3)] + "..."
+        # one line that never wraps, or the carriage return could not redraw it
+        self.status = cut_to_columns(text, shutil.get_terminal_size((100, 24)).columns - 1)
         print(self.status, end="", file=self._out(), flush=True)
 
     def progress(self, info: dict) -> None:

@@ -35,3 +35,27 @@ def error_line(exc: BaseException, limit: int = 500) -> str:
     begin with a line break), cut at ``limit``; its type's name where it has no text."""
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return printable(first[:limit]) if first else type(exc).__name__
+
+
+def columns(text: str) -> int:
+    """How many terminal columns ``text`` (printable) takes: CJK and other wide characters take two,
+    combining marks none."""
+    import unicodedata
+
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def cut_to_columns(text: str, width: int, tail: str = "...") -> str:
+    """``text`` cut so that it, with ``tail`` where it was cut, takes at most ``width`` columns."""
+    if columns(text) <= width:
+        return text
+    room, out = width - columns(tail), []
+    for ch in text:
+        room -= columns(ch)
+        if room < 0:
+            break
+        out.append(ch)
+    return "".join(out) + tail
