@@ -4,6 +4,7 @@ runs table, waiting entries reorder and cancel, and the running one stops cleanl
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -127,8 +128,8 @@ def test_entries_that_end_at_once_still_run_one_after_another(window, qtbot, mon
 
 
 @pytest.mark.ray
-def test_the_queue_runs_on_a_local_ray_and_its_runs_land_in_the_table(window, qtbot):  # noqa: F811
-    import ray
+def test_the_queue_runs_on_a_local_ray_in_a_process_of_its_own_and_cancels_it(window, qtbot):  # noqa: F811
+    import sys
 
     queue, runs = window.queue, window.runs
     window.open_file(GRAPHS / "default.json")
@@ -139,14 +140,49 @@ def test_the_queue_runs_on_a_local_ray_and_its_runs_land_in_the_table(window, qt
     assert "Ray (local)" in queue.list.item(0).text()
     qtbot.waitUntil(lambda: entry.state in ("done", "failed"), timeout=240_000)
     assert entry.state == "done" and entry.done == 2 and entry.failed == 0, entry.message
-    assert not ray.is_initialized()  # the Ray it started is shut down again
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # no Ray driver in the studio
+    assert (entry.sweep.path / "sweep.log").is_file()  # the sweep process's own lines
     runs.refresh()
     assert runs.table.rowCount() == 2
     assert sorted(t.seed for t in entry.sweep.trials) == [0, 1]
     assert all(t.status == "finished" and t.objective is not None for t in entry.sweep.trials)
+    # a long one, cancelled once it trains: its sweep process stops every trial after its batch
+    window.training.epochs.setValue(60)
+    queue.seeds.setValue(1)
+    long = queue.add_open_graph()
+    qtbot.waitUntil(lambda: any(i["epochs_done"] >= 1 for i in long.progress.values()), timeout=120_000)
+    queue.list.setCurrentRow(1)
+    queue.cancel_selected()
+    qtbot.waitUntil(lambda: not queue.running(), timeout=90_000)
+    assert long.state == "cancelled" and "studio sweep --resume" in long.message
+    (trial,) = long.sweep.trials
+    assert trial.status == "pending" and trial.run_dir  # stopped cleanly: runs again on resume
+    config = json.loads((Path(trial.run_dir) / "config.json").read_text())
+    assert config["status"] == "cancelled" and (Path(trial.run_dir) / "metrics.json").is_file()
+
+
+def test_a_ray_entry_whose_sweep_process_fails_shows_its_one_line(window, qtbot, monkeypatch):  # noqa: F811
+    from studio.gui.queue import QueueWorker
+
+    real = QueueWorker._run_apart
+
+    def lose_the_spec_first(self):
+        (self.entry.sweep.path / "spec.json").unlink()
+        real(self)
+
+    monkeypatch.setattr(QueueWorker, "_run_apart", lose_the_spec_first)
+    queue = window.queue
+    window.open_file(GRAPHS / "default.json")
+    queue.seeds.setValue(1)
+    queue.executor.setCurrentText("ray")
+    entry = queue.add_open_graph()
+    qtbot.waitUntil(lambda: not queue.running(), timeout=60_000)
+    assert entry.state == "failed"
+    assert entry.message == f"{entry.sweep.path}: not a sweep directory (no spec.json or trials.json)"
 
 
 def test_on_a_ray_address_the_trials_run_as_many_at_once_as_the_cluster_holds(window, qtbot, monkeypatch):  # noqa: F811
+    from studio.gui.queue import QueueWorker
     from studio.train.sweep import Sweep
 
     asked = []
@@ -155,7 +191,11 @@ def test_on_a_ray_address_the_trials_run_as_many_at_once_as_the_cluster_holds(wi
         asked.append((settings["executor"], settings["address"], self.spec.workers, self.spec.resources))
         return self.trials
 
+    def record_run_apart(self):  # a Ray entry runs in a sweep process of its own
+        asked.append(("ray", self.entry.address, self.entry.sweep.spec.workers, self.entry.sweep.spec.resources))
+
     monkeypatch.setattr(Sweep, "run", record_run)
+    monkeypatch.setattr(QueueWorker, "_run_apart", record_run_apart)
     queue = window.queue
     window.open_file(GRAPHS / "default.json")
     queue.seeds.setValue(2)

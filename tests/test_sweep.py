@@ -4,6 +4,8 @@ resume; runs that differ only in their seed are grouped (mean +- std)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from studio.cli import main
 from studio.train.sweep import Sweep, SweepError, load_spec
-from tests.conftest import GRAPHS
+from tests.conftest import GRAPHS, ROOT
 
 TINY = {"training": {"epochs": 1, "patience": 0, "threads": 1},
         "data": {"synthetic": {"stocks": 30, "days": 60}}}
@@ -323,3 +325,32 @@ def test_a_sweeps_time_left_is_its_pace_so_far():
     assert sweep_time_left(3.0, 1.0, 8) is None and sweep_time_left(60.0, 0.0, 8) is None  # no pace yet
     assert sweep_time_left(60.0, 8.0, 8) == 0.0 and time_left(0.0) == ""
     assert time_left(365.2) == "~6m 05s left" and time_left(40) == "~40s left" and time_left(None) == ""
+
+
+def test_events_for_programs_are_json_lines_on_stdout_and_a_closed_pipe_stops_the_sweep(tmp_path, capsys):
+    path = write_spec(tmp_path, training={"epochs": 2, "patience": 0, "threads": 1})
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--events", "-q"]) == 0
+    out = capsys.readouterr()
+    events = [json.loads(line) for line in out.out.splitlines()]  # nothing else on stdout
+    (folder,) = (tmp_path / "out").iterdir()
+    trials = {t["id"]: t for t in json.loads((folder / "trials.json").read_text())}
+    ended = [e["trial"] for e in events if e["event"] == "trial"]
+    assert sorted(t["id"] for t in ended) == sorted(trials) and all(t == trials[t["id"]] for t in ended)
+    for trial_id in trials:
+        seen = [e["info"] for e in events if e["event"] == "progress" and e["info"]["trial"] == trial_id]
+        done = [i["epochs_done"] for i in seen]  # a copy of the board is read 5 times a second
+        assert seen and done == sorted(done) and set(done) <= {0, 1, 2} and seen[0]["epochs"] == 2
+        assert events.index({"event": "progress", "info": seen[-1]}) < events.index(
+            {"event": "trial", "trial": trials[trial_id]})  # progress first, then the end
+    assert "seeds done" in out.err and "sweep directory" in out.err  # the summary, on stderr
+    # the program reading the events goes away: the sweep stops its trials cleanly and exits
+    long = write_spec(tmp_path, name="long.json", seeds=1, training={"epochs": 200, "patience": 0, "threads": 1})
+    child = subprocess.Popen([sys.executable, "-m", "studio", "sweep", str(long), "--out", str(tmp_path / "gone"),
+                              "--events", "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    while json.loads(child.stdout.readline())["info"]["epochs_done"] < 1:
+        pass
+    child.stdout.close()
+    assert child.wait(timeout=120) == 130
+    (gone,) = (tmp_path / "gone").iterdir()
+    (trial,) = json.loads((gone / "trials.json").read_text())
+    assert trial["status"] == "pending"  # stopped after its batch: runs again on resume

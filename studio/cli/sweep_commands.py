@@ -31,6 +31,10 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--address", metavar="RAY_ADDRESS",
                    help="join this Ray cluster (implies --executor ray; default: start a local Ray)")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary table")
+    p.add_argument("--events", action="store_true",
+                   help="for programs (the studio's queue): stdout carries one JSON object a line, each running "
+                        "trial's progress and each trial's end; the summary goes to stderr. The sweep stops its "
+                        "trials cleanly when the program that started it is gone")
     p.set_defaults(run=sweep_command)
 
 
@@ -64,12 +68,16 @@ def sweep_command(args: argparse.Namespace) -> int:
         print("\nstudio: stopping every trial (Ctrl-C again to quit)", file=sys.stderr)
 
     lines = SweepLines(sweep, args.quiet)
+    on_trial, on_progress = lines.trial_ended, None if args.quiet else lines.progress
+    if args.events:
+        events = SweepEvents(cancel)
+        on_trial, on_progress = events.wrap(on_trial, "trial"), events.wrap(on_progress, "progress")
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     try:
-        sweep.run(args.workers or 0, lines.trial_ended, cancel, executor=executor, address=args.address,
-                  on_progress=None if args.quiet else lines.progress)
+        sweep.run(args.workers or 0, on_trial, cancel, executor=executor, address=args.address,
+                  on_progress=on_progress)
     except SweepError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -87,9 +95,10 @@ def sweep_command(args: argparse.Namespace) -> int:
         rows.append([printable(r["graph"]), *(f"{r[c]:.4g}" if isinstance(r[c], float) else printable(r[c])
                                               for c in grid_cols),
                      f"{r['done']}/{r['seeds']}", str(r["failed"]), cell])
+    out = sys.stderr if args.events else sys.stdout  # with --events, stdout is the events' alone
     print(format_table(["graph", *(c[5:] for c in grid_cols), "seeds done", "failed", f"{objective} mean +- std"],
-                       rows, align="l" * (1 + len(grid_cols)) + "rrr"))
-    print(f"sweep directory: {sweep.path}")
+                       rows, align="l" * (1 + len(grid_cols)) + "rrr"), file=out)
+    print(f"sweep directory: {sweep.path}", file=out)
     if cancel.is_set():
         return 130
     return 0 if all(t.status in FINISHED for t in sweep.trials) else 1
@@ -195,3 +204,44 @@ class SweepLines:
         with self.lock:
             self.running.clear()
             self._clear()
+
+
+class SweepEvents:
+    """``studio sweep --events``: each running trial's progress and each trial's end as a JSON line on
+    stdout, ``{"event": "progress", "info": {...}}`` and ``{"event": "trial", "trial": {...}}``, for the
+    program that started the sweep. When that program is gone (its pipe closed, or this process was
+    handed to another parent), the sweep's trials are stopped cleanly, as by Ctrl-C."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        import os
+
+        self.cancel, self.lock, self.parent = cancel, threading.Lock(), os.getppid()
+        threading.Thread(target=self._watch_parent, daemon=True).start()
+
+    def _watch_parent(self) -> None:
+        import os
+
+        while not self.cancel.wait(1.0):
+            if os.getppid() != self.parent:
+                self.cancel.set()
+
+    def emit(self, event: dict) -> None:
+        import json
+
+        with self.lock:
+            try:
+                sys.stdout.write(json.dumps(event) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError, OSError):  # the reader is gone: stop, keep what is done
+                self.cancel.set()
+
+    def wrap(self, then, kind: str):
+        def passed_on(item) -> None:
+            if kind == "trial":
+                self.emit({"event": "trial", "trial": item.to_json()})
+            else:
+                self.emit({"event": "progress", "info": item})
+            if then is not None:
+                then(item)
+
+        return passed_on

@@ -90,6 +90,9 @@ class QueueWorker(QThread):
         from studio.train.sweep import SweepError
 
         try:
+            if self.entry.executor == "ray":
+                self._run_apart()
+                return
             self.entry.sweep.run(on_trial=lambda t: self.trial.emit(t.to_json()), cancel=self.entry.cancel,
                                  executor=self.entry.executor, address=self.entry.address,
                                  on_progress=self.progress.emit)
@@ -97,6 +100,58 @@ class QueueWorker(QThread):
             self.error = str(exc)
         except Exception as exc:  # shown on the entry, in one line; the studio stays up
             self.error = f"{type(exc).__name__}: {error_line(exc)}"
+
+    def _run_apart(self) -> None:
+        """A sweep on Ray runs in a ``studio sweep --events`` process of its own: a Ray driver can end its
+        process when the Ray it is attached to goes away (a ``ray stop`` on the machine did), and that must
+        not be the studio. Its events come back on a pipe; Cancel is its Ctrl-C; what it prints goes to
+        sweep.log."""
+        import json
+        import signal
+        import subprocess
+        import sys
+
+        from studio.train.sweep import Sweep
+
+        sweep = self.entry.sweep
+        command = [sys.executable, "-m", "studio", "sweep", "--resume", str(sweep.path), "--executor", "ray",
+                   "--events", "-q"] + (["--address", self.entry.address] if self.entry.address else [])
+        by_id = {t.id: t for t in sweep.trials}
+        with open(sweep.path / "sweep.log", "ab") as log:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                     start_new_session=True)  # the terminal's Ctrl-C is the studio's
+            stop = threading.Thread(target=self._cancel_when_asked, args=(child,), daemon=True)
+            stop.start()
+            for raw in child.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue  # not an event (a library's print): sweep.log has the rest
+                if not isinstance(event, dict):
+                    continue
+                if event.get("event") == "progress" and isinstance(event.get("info"), dict):
+                    self.progress.emit(event["info"])
+                elif event.get("event") == "trial" and isinstance(event.get("trial"), dict):
+                    record = event["trial"]
+                    if record.get("id") in by_id:
+                        by_id[record["id"]].__dict__.update(record)
+                        self.trial.emit(record)
+            code = child.wait()
+        if code in (0, 1, 130, -signal.SIGINT):  # it ran (1: some trial failed; 130: cancelled)
+            self.entry.sweep = Sweep.open(sweep.path)  # what the sweep process wrote is the record
+        else:
+            tail = (sweep.path / "sweep.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            said = next((line for line in reversed(tail) if line.startswith("studio: ")), "")
+            self.error = said[len("studio: "):] if said else f"the sweep process ended with code {code}; see " \
+                                                              f"{sweep.path / 'sweep.log'}"
+
+    def _cancel_when_asked(self, child) -> None:
+        import signal
+
+        while child.poll() is None:
+            if self.entry.cancel.wait(0.2):
+                child.send_signal(signal.SIGINT)  # every trial stops after its batch, its best epoch kept
+                return
 
 
 class QueueWidget(QWidget):
