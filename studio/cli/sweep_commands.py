@@ -1,4 +1,5 @@
-"""``studio sweep``: many graphs x settings x seeds on a local process pool (studio.train.sweep)."""
+"""``studio sweep``: many graphs x settings x seeds on a local process pool or on Ray (studio.train.sweep),
+with the running trials shown as they go."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from studio.core.text import columns, cut_to_columns
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "sweep", help="run a sweep: graphs x settings x seeds, each trial a run directory",
-        description="Run every trial of a sweep SPEC (JSON or TOML; docs/sweeps.md) on a local process pool. "
+        description="Run every trial of a sweep SPEC (JSON or TOML; docs/sweeps.md) on a local process pool, "
+                    "or on Ray (--executor ray, --address). "
                     "The sweep directory holds spec.json, trials.json / trials.csv and summary.csv (mean and "
                     "std across seeds). Ctrl-C stops every trial; --resume DIR runs the ones that did not "
                     "finish.")
