@@ -36,8 +36,10 @@ class MakesCycles(QThread):
 
 
 def settle_earlier_tests(qtbot) -> None:
-    """Signals an earlier test's workers queued (a training's ``warmed`` makes the panel freeze the
-    collector's generations) are delivered now, not in the middle of this test."""
+    """What earlier tests left queued happens now, not in the middle of this test: deleting their
+    windows frees thousands of objects, and each one freed lowers the collector's allocation count, so
+    the timer would find it under the threshold and never collect; a training's late ``warmed`` signal
+    freezes the collector's generations."""
     from PySide6.QtCore import QCoreApplication, QEvent
 
     qtbot.wait(50)
