@@ -115,7 +115,7 @@ class QueueWorker(QThread):
 
         sweep = self.entry.sweep
         command = [sys.executable, "-m", "studio", "sweep", "--resume", str(sweep.path), "--executor", "ray",
-                   "--events", "-q"] + (["--address", self.entry.address] if self.entry.address else [])
+                   "--events"] + (["--address", self.entry.address] if self.entry.address else [])
         by_id = {t.id: t for t in sweep.trials}
         with open(sweep.path / "sweep.log", "ab") as log:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
