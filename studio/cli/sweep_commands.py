@@ -13,7 +13,7 @@ import time
 from studio.cli.errors import CliError
 from studio.cli.output import control
 from studio.cli.table import format_table
-from studio.core.text import columns, cut_to_columns
+from studio.core.text import columns, cut_to_columns, printable
 
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +41,6 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from studio.core.text import printable
     from studio.train.sweep import FINISHED, Sweep, SweepError, load_spec
 
     if bool(args.spec) == bool(args.resume):
@@ -150,7 +149,6 @@ class SweepLines:
         return sum(t.status in FINISHED or t.status == "failed" for t in self.sweep.trials)
 
     def _draw(self) -> None:
-        from studio.core.text import printable
         from studio.train.sweep import sweep_time_left, time_left
 
         self._clear()
@@ -173,8 +171,6 @@ class SweepLines:
 
     def progress(self, info: dict) -> None:
         """A running trial's progress (TrialProgress's dict)."""
-        from studio.core.text import printable
-
         if self.quiet:
             return
         with self.lock:
@@ -186,8 +182,6 @@ class SweepLines:
                 self._print(printable(f"[{info['trial']}] " + epoch_line(info)))
 
     def trial_ended(self, trial) -> None:
-        from studio.core.text import printable
-
         with self.lock:
             self.running.pop(trial.id, None)
             if self.quiet:
