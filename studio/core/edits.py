@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from studio.core.document import BLOCK, BlockEntry, Edge, Endpoint, Graph, Node, block_reference
+from studio.core.layout import COLUMN_WIDTH, GRID, NODE_SIZE, auto_layout, tangled
 from studio.core.shapes import KIND_NAMES, SEQ, TensorShape
 
 CLIPBOARD_FORMAT = "model-studio.selection"
@@ -227,6 +228,7 @@ def group_to_block(graph: Graph, node_ids: Iterable[str], name: str | None = Non
     for node_id in chosen:
         del graph.nodes[node_id]
     graph.edges = [e for e in graph.edges if e not in inbound and e not in outbound and e not in inside]
+    _place_ports(inner, chosen)
     graph.blocks[name] = BlockEntry(name, inner)
     graph.add_node(BLOCK, 1, {"block": name}, node_id=block_id,
                    pos=(sum(xs) / len(xs), sum(ys) / len(ys)))
@@ -244,6 +246,26 @@ def group_in(graph: Graph, scope: str | None, node_ids: Iterable[str],
         graph.blocks[name] = target.blocks.pop(name)
         return block_id
     return group_to_block(target, node_ids, shapes=shapes)
+
+
+def _place_ports(inner: Graph, chosen: set[str]) -> None:
+    """Lay out a freshly grouped block's inside: its input nodes a column left of the grouped nodes,
+    its outputs a column right (room for the wires' shape labels), each level with the node it
+    feeds or reads and none on another; the grouped nodes keep where the user put them (expanding
+    puts them back there). Where that still draws a wire through a node, the whole inside is laid out."""
+    xs = [inner.nodes[i].pos[0] for i in chosen]
+    left, right = min(xs) - COLUMN_WIDTH, max(xs) + COLUMN_WIDTH
+    taken: list[float] = []
+    for port_type, x in (("block_input", left), ("block_output", right)):
+        taken.clear()
+        for node in sorted((n for n in inner.nodes.values() if n.type == port_type), key=lambda n: n.id):
+            y = node.pos[1]
+            while any(abs(y - other) < NODE_SIZE[1] for other in taken):
+                y += GRID
+            taken.append(y)
+            node.pos = (x, y)
+    if tangled(inner):
+        auto_layout(inner)
 
 
 def _union_table(graph: Graph, other: Graph) -> Graph:

@@ -11,8 +11,11 @@
    order and one row of space, then averaged with the same placement from the other side, so a fan
    is centred on its source and a chain stays straight.
 
-Deterministic: the same graph always gets the same positions. Used by the editor's auto-layout (L)
-and to place the nodes of generated graphs. ``free_spot`` finds room for a new node.
+Deterministic: the same graph always gets the same positions. Used by the editor's auto-layout (L),
+to place the nodes of generated graphs and of a freshly grouped block, and when a file opens whose
+stored positions are tangled (``tangled``: nodes on top of each other, or a wire drawn through a node
+it does not join; ``untangle`` lays out the file and its inline blocks that are). ``free_spot`` finds
+room for a new node.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from collections import defaultdict
 
 from studio.core.document import Graph
 
-COLUMN_WIDTH = 300.0
+#: a column is a node (190 wide) and a gap that holds a wire's shape label ("N×240×16") clear of the ports
+COLUMN_WIDTH = 340.0
 ROW_HEIGHT = 150.0
 #: the room a node takes on the canvas (the editor draws nodes 190 wide, 60-140 high)
 NODE_SIZE = (200.0, 120.0)
+#: the part of a node that nothing else may cover when a file opens: its width and the smallest
+#: height the editor draws (a header and one port row), the first port row's centre below its top
+NODE_BOX = (190.0, 60.0)
+PORT_Y = 48.0
 SWEEPS = 4
 GRID = 20.0
 
@@ -164,6 +172,80 @@ def auto_layout(graph: Graph) -> None:
     """Place every node of ``graph`` (in place)."""
     for node_id, pos in layered_positions(graph).items():
         graph.nodes[node_id].pos = pos
+
+
+def _boxes(graph: Graph) -> dict[str, tuple[float, float, float, float]]:
+    width, height = NODE_BOX
+    return {n.id: (float(n.pos[0]), float(n.pos[1]), float(n.pos[0]) + width, float(n.pos[1]) + height)
+            for n in graph.nodes.values()}
+
+
+def overlapping_nodes(graph: Graph) -> list[tuple[str, str]]:
+    """Pairs of nodes whose drawn bodies overlap at their stored positions."""
+    boxes = sorted(_boxes(graph).items(), key=lambda kv: (kv[1][0], kv[0]))
+    pairs = []
+    for i, (a, (_, ay0, ax1, ay1)) in enumerate(boxes):
+        for b, (bx0, by0, _, by1) in boxes[i + 1:]:
+            if bx0 >= ax1:  # sorted by left edge: nothing further right can reach this one
+                break
+            if ay0 < by1 and by0 < ay1:
+                pairs.append((a, b) if a < b else (b, a))
+    return sorted(pairs)
+
+
+def wire_points(a: tuple[float, float], b: tuple[float, float], steps: int = 24) -> list[tuple[float, float]]:
+    """Points along the curve the editor draws from output point ``a`` to input point ``b`` (a cubic
+    that leaves and enters horizontally), its ends left out."""
+    dx = max(60.0, abs(b[0] - a[0]) * 0.5)
+    c1, c2 = (a[0] + dx, a[1]), (b[0] - dx, b[1])
+    points = []
+    for i in range(1, steps):
+        t = i / steps
+        u = 1 - t
+        points.append((u ** 3 * a[0] + 3 * u * u * t * c1[0] + 3 * u * t * t * c2[0] + t ** 3 * b[0],
+                       u ** 3 * a[1] + 3 * u * u * t * c1[1] + 3 * u * t * t * c2[1] + t ** 3 * b[1]))
+    return points
+
+
+def wires_through_nodes(graph: Graph) -> list[tuple[str, str]]:
+    """(wire, node) for each wire drawn through the body of a node it does not join, at the stored
+    positions (ports taken at the first row: a wire along a row of nodes is found)."""
+    boxes = _boxes(graph)
+    width = NODE_BOX[0]
+    found = []
+    for edge in graph.edges:
+        src, dst = graph.nodes.get(edge.src.node), graph.nodes.get(edge.dst.node)
+        if src is None or dst is None or src.id == dst.id:
+            continue
+        a = (src.pos[0] + width, src.pos[1] + PORT_Y)
+        b = (dst.pos[0], dst.pos[1] + PORT_Y)
+        points = wire_points(a, b)
+        for node_id, (x0, y0, x1, y1) in boxes.items():
+            if node_id in (src.id, dst.id):
+                continue
+            if any(x0 < x < x1 and y0 < y < y1 for x, y in points):
+                found.append((str(edge), node_id))
+    return sorted(found)
+
+
+def tangled(graph: Graph) -> bool:
+    """True when the stored positions cannot be read: nodes on top of each other, or a wire through a
+    node it does not join."""
+    return bool(overlapping_nodes(graph) or wires_through_nodes(graph))
+
+
+def untangle(graph: Graph) -> list[str | None]:
+    """Lay out the file's graph and each of its inline blocks whose stored positions are tangled (in
+    place). Returns the scopes laid out (None: the file's own graph; a name: an inline block)."""
+    done: list[str | None] = []
+    if graph.nodes and tangled(graph):
+        auto_layout(graph)
+        done.append(None)
+    for name, entry in sorted(graph.blocks.items()):
+        if entry.path is None and entry.graph is not None and entry.graph.nodes and tangled(entry.graph):
+            auto_layout(entry.graph)
+            done.append(name)
+    return done
 
 
 def free_spot(graph: Graph, at: tuple[float, float], size: tuple[float, float] = NODE_SIZE,

@@ -30,6 +30,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from studio.core.document import Graph
 from studio.core.edits import scoped
 from studio.core.graph_file import graph_to_json, load_graph, loads_graph, save_graph
+from studio.core.layout import untangle
 from studio.core.registry import Registry
 from studio.core.validation import Validation, validate
 
@@ -175,10 +176,19 @@ class EditorDocument(QObject):
         self._idle.setSingleShot(True)
         self._idle.setInterval(SERIALIZE_AFTER_MS)
         self._idle.timeout.connect(self._serialize)
+        #: the scopes laid out when the file opened, their stored positions being tangled (see open)
+        self.laid_out: list[str | None] = []
 
     @classmethod
     def open(cls, path: str | Path, registry: Registry, parent: QObject | None = None) -> EditorDocument:
-        return cls(load_graph(path), registry, Path(path), parent)
+        """The file as a document. Where its stored positions are tangled (nodes on top of each other,
+        a wire through a node) the file's graph or inline block opens laid out; ``laid_out`` names
+        them. That is no edit: the file on disk changes only when saved."""
+        graph = load_graph(path)
+        laid_out = untangle(graph)
+        document = cls(graph, registry, Path(path), parent)
+        document.laid_out = laid_out
+        return document
 
     # ---- state -------------------------------------------------------------------------------
     @property

@@ -363,7 +363,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{path.name}: {len(document.graph.load_problems)} part(s) of the file "
                                          "could not be read; see the nodes marked in red", 10000)
         self._remember(path)
-        return self.add_document(document)
+        tab = self.add_document(document)
+        if document.laid_out and not document.graph.load_problems:  # after the tab's own status line
+            where = ", ".join("the graph" if s is None else f"block {s}" for s in document.laid_out)
+            self.statusBar().showMessage(f"{path.name}: laid out {where} (its stored positions overlapped); "
+                                         "saving keeps the new positions", 10000)
+        return tab
 
     def save(self) -> bool:
         tab = self.current_tab()
