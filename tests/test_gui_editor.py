@@ -275,27 +275,6 @@ def test_closing_unsaved_work_asks_first(window, monkeypatch):
     assert window.close()
 
 
-def test_autosave_writes_a_recovery_file_that_a_new_session_offers(window, tmp_path, monkeypatch, qtbot):
-    path = tmp_path / "model.json"
-    shutil.copy(GRAPHS / "default.json", path)
-    tab = window.open_file(path)
-    tab.add_node("relu", QPointF(0, 300))
-    window.save_recovery()
-    pending = window.recovery.pending()
-    assert len(pending) == 1 and pending[0][0]["path"] == str(path)
-    # a "crash": the next session finds the file and offers it
-    from studio.gui.app import offer_recovery
-
-    other = MainWindow(default_registry(), GRAPHS, settings=window.settings, recovery=Recovery(tmp_path / "recovery"))
-    qtbot.addWidget(other)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    offer_recovery(other)
-    restored = other.current_tab()
-    assert "relu_1" in restored.graph.nodes and restored.document.modified
-    assert restored.document.path == path
-    assert other.recovery.pending() == []
-
-
 def test_delete_frame_and_layout(window):
     tab = window.open_file(GRAPHS / "default.json")
     select(tab, "dropout_1")

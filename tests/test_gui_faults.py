@@ -371,17 +371,17 @@ def test_recovery_does_not_offer_work_saved_with_save_as(window, tmp_path, monke
     tab = window.new_document()
     tab.add_node("relu", QPointF(300, 0))
     window.save_recovery()
-    assert len(window.recovery.pending()) == 1
+    assert len(window.recovery.entries()) == 1
     target = tmp_path / "saved_as.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     assert window.save_as()
-    assert window.recovery.pending() == [], "the autosave of the unsaved document was left behind"
+    assert window.recovery.entries() == [], "the autosave of the unsaved document was left behind"
     # a file's autosave, then a save: a crash afterwards offers nothing
     tab.add_node("relu", QPointF(600, 0))
     window.save_recovery()
-    assert len(window.recovery.pending()) == 1
+    assert len(window.recovery.entries()) == 1
     window.save()
-    assert window.recovery.pending() == []
+    assert window.recovery.entries() == []
     # an autosave equal to the file on disk (the save happened, its discard did not) is not offered
     tab.add_node("tanh", QPointF(900, 0))
     window.save_recovery()

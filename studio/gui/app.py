@@ -14,11 +14,11 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from studio import __version__
-from studio.gui.document import EditorDocument
 from studio.gui.main_window import MainWindow
+from studio.gui.recovery_dialog import offer_recovery
 
 
 def dark_palette() -> QPalette:
@@ -61,37 +61,6 @@ def make_window(file: str | None, gallery: Path | None) -> MainWindow:
     else:
         window.new_document()
     return window
-
-
-def _same_as_saved(graph, path: str | None) -> bool:
-    """The recovered graph is what the file holds already (it was saved after the autosave)."""
-    from studio.core.graph_file import GraphFileError, dumps_graph, load_graph
-
-    if not path:
-        return False
-    try:
-        saved = load_graph(path)
-    except GraphFileError:
-        return False
-    graph.studio_version = saved.studio_version
-    return dumps_graph(saved) == dumps_graph(graph)
-
-
-def offer_recovery(window: MainWindow) -> None:
-    for meta, graph_file in window.recovery.pending():
-        graph = window.recovery.load(graph_file, meta.get("path"))
-        if graph is None or _same_as_saved(graph, meta.get("path")):
-            window.recovery.remove(graph_file)  # unreadable, or nothing that the file lacks
-            continue
-        answer = QMessageBox.question(
-            window, "Recover unsaved work",
-            f"Model Studio did not close normally. Recover the unsaved changes to {meta.get('title')} "
-            f"(autosaved {meta.get('saved')})?")
-        window.recovery.remove(graph_file)
-        if answer == QMessageBox.StandardButton.Yes:
-            document = EditorDocument(graph, window.registry, Path(meta["path"]) if meta.get("path") else None, window)
-            document.undo_stack.resetClean()  # it holds changes that no file has
-            window.add_document(document)
 
 
 def run(file: str | None = None, screenshot: str | None = None, gallery: Path | None = None) -> int:

@@ -455,8 +455,8 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard(self.documents):
             event.ignore()
             return
-        for document in self.documents:
-            self.recovery.discard(document)
+        self.autosave.stop()  # discarded work must not be autosaved again after the close
+        self.recovery.close()  # this studio's autosaves go with it: nothing is left to offer
         self.save_layout()
         for i in range(self.tabs.count()):  # no more selection signals into a closing window
             widget = self.tabs.widget(i)
