@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
+from PySide6.QtCore import QPointF, QRect, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
@@ -39,6 +39,7 @@ from studio.gui.inspector import Inspector
 from studio.gui.palette import Palette, SearchPopup
 from studio.gui.recovery import Recovery
 from studio.gui.view import EditorTab
+from studio.gui.wheel_guard import install_wheel_guard
 
 MAX_RECENT = 10
 #: the version of the saved dock layout (bump when the docks change, so an old layout is ignored)
@@ -49,6 +50,9 @@ class MainWindow(QMainWindow):
     def __init__(self, registry: Registry, gallery: Path | None = None, settings: QSettings | None = None,
                  recovery: Recovery | None = None) -> None:
         super().__init__()
+        # here, not in app.py alone: every window (the studio's, a test's) gets boxes that ignore the
+        # wheel unless focused; the guard is installed on the application once
+        install_wheel_guard()
         self.registry = registry
         self.gallery = gallery
         self.settings = settings or QSettings("Model Studio", "Model Studio")
@@ -91,7 +95,7 @@ class MainWindow(QMainWindow):
     # ---- layout ------------------------------------------------------------------------------
     def _fit_to_screen(self) -> None:
         """1500 x 920 where the screen has room, else 94 % of it (1280 x 800: 1203 x 752), centred."""
-        screen = QApplication.primaryScreen()
+        screen = self.screen() or QApplication.primaryScreen()
         if screen is None:
             self.resize(1500, 920)
             return
@@ -120,19 +124,43 @@ class MainWindow(QMainWindow):
             self.resizeDocks(right, [int(height * 0.27), int(height * 0.27)], Qt.Orientation.Vertical)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.17), int(self.width() * 0.22)],
                          Qt.Orientation.Horizontal)
-        geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-            screen = self.screen() or QApplication.primaryScreen()
-            room = screen.availableGeometry() if screen is not None else None
-            if room is not None and not room.contains(self.frameGeometry()) and not self.isMaximized():
-                self._fit_to_screen()  # left on a larger screen: it would run off this one
+        self._restore_geometry()
+        state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state, STATE_VERSION)
+
+    def _restore_geometry(self) -> None:
+        """The window as it was left, as the same share of the screen it opens on: a window that filled
+        a 1280 x 800 screen fills a 1600 x 1000 one too, instead of sitting small in its corner."""
+        geometry = self.settings.value("window/geometry")
+        if geometry is None:
+            return
+        self.restoreGeometry(geometry)  # the screen it was on, if there still; maximized stays maximized
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        room = screen.availableGeometry()
+        saved_room = _rect_setting(self.settings.value("window/screen"))
+        saved = _rect_setting(self.settings.value("window/normal"))
+        if saved_room is not None and saved is not None:
+            across, down = room.width() / saved_room.width(), room.height() / saved_room.height()
+            width = min(round(saved.width() * across), room.width())
+            height = min(round(saved.height() * down), room.height())
+            x = room.x() + min(max(round((saved.x() - saved_room.x()) * across), 0), room.width() - width)
+            y = room.y() + min(max(round((saved.y() - saved_room.y()) * down), 0), room.height() - height)
+            self.setGeometry(x, y, width, height)
+        if not room.contains(self.frameGeometry()):
+            self._fit_to_screen()  # it would run off this screen (its frame, or an older setting)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        # where the window was on which room, to restore it in proportion on a screen of another size
+        screen = self.screen()
+        if screen is not None:
+            normal = self.normalGeometry() if self.isMaximized() or self.isFullScreen() else self.geometry()
+            self.settings.setValue("window/normal", _rect_text(normal))
+            self.settings.setValue("window/screen", _rect_text(screen.availableGeometry()))
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -715,3 +743,20 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         QMessageBox.about(self, "Model Studio", f"Model Studio {__version__}\n"
                           "Design, train and compare networks for cross-sectional return prediction.")
+
+def _rect_text(rect: QRect) -> str:
+    return f"{rect.x()} {rect.y()} {rect.width()} {rect.height()}"
+
+
+def _rect_setting(value: object) -> QRect | None:
+    """A rectangle from the settings file ("x y width height"), or None for anything else."""
+    if not isinstance(value, str):
+        return None
+    parts = value.split()
+    if len(parts) != 4 or any(len(p) > 7 for p in parts):
+        return None
+    try:
+        x, y, width, height = (int(p) for p in parts)
+    except ValueError:
+        return None
+    return QRect(x, y, width, height) if width > 0 and height > 0 else None
