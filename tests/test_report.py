@@ -402,7 +402,7 @@ def test_the_figure_is_drawn_without_a_display_or_qt(real_run):
     assert math.isclose(fig.get_size_inches()[0], 15)
 
 
-def test_the_report_button_writes_the_selected_run_s_sheet_and_opens_it(real_run, tmp_path, qtbot, monkeypatch):
+def test_the_report_button_writes_the_selected_run_s_sheet_and_shows_it(real_run, tmp_path, qtbot, monkeypatch):
     from PySide6.QtGui import QDesktopServices
     from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -426,9 +426,14 @@ def test_the_report_button_writes_the_selected_run_s_sheet_and_opens_it(real_run
     opened: list[str] = []
     monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
-    written = widget.report_selected()
+    dialog = widget.report_selected()
+    written = tmp_path / "sheet.html"
     assert asked == [str(folder / real_run.name / "report.html")]
-    assert written == tmp_path / "sheet.html" and opened == [str(written)]
+    # shown in the studio, with where it was written; a browser only when asked (there may be none)
+    assert dialog.written == written and str(written) in dialog.path_label.text() and opened == []
+    dialog.open_file_button.click()
+    assert opened == [str(written)]
+    dialog.close()
     page = written.read_text(encoding="utf-8")
     test = json.loads((real_run / "metrics.json").read_text())["splits"]["test"]
     assert page.startswith("<!DOCTYPE html>") and f"{test['ic']:.4f}" in page

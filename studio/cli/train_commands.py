@@ -17,7 +17,7 @@ from studio.cli.data_commands import add_import_options, import_config
 from studio.cli.errors import CliError
 from studio.cli.output import control
 from studio.cli.table import format_table
-from studio.core.text import printable
+from studio.core.text import printable, status_line
 
 COMPARE_COLUMNS = [  # (metrics.json key, header, format)
     ("ic", "IC", "{:.4f}"),
@@ -238,7 +238,7 @@ class _Progress:
                 control("\r")
             print(line + " " * 10, file=sys.stderr)
         elif kind == "done":
-            print(f"[{self.name}] {record['status']}: {record['message']}", file=sys.stderr)
+            print(f"[{self.name}] {status_line(record['status'], record['message'])}", file=sys.stderr)
 
 
 def _fmt(value: Any, pattern: str) -> str:

@@ -96,6 +96,8 @@ class NodeType:
     category: ClassVar[str]
     title: ClassVar[str]
     doc: ClassVar[str] = ""
+    #: other words people search for the type by (the palette's search ranks them next to the title)
+    keywords: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[tuple[Port, ...]] = ()
     outputs: ClassVar[tuple[Port, ...]] = ()
     params: ClassVar[tuple[Param, ...]] = ()

@@ -59,3 +59,24 @@ def cut_to_columns(text: str, width: int, tail: str = "...") -> str:
             break
         out.append(ch)
     return "".join(out) + tail
+
+
+def natural_key(name: object) -> tuple:
+    """A sort key that orders the numbers inside names by value: convgru_2 before convgru_10 (a plain
+    sort gives convgru_1, convgru_10, convgru_2); case is ignored. Paths sort by their name."""
+    import re
+
+    text = getattr(name, "name", None) or str(name)
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part.casefold())
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def status_line(status: str, message: str) -> str:
+    """A run's end in words: "status: message", but the message alone where it begins with the status
+    ("stopped at epoch 5, step 40", never "stopped: stopped at epoch 5, step 40"); the status alone
+    where there is no message."""
+    if not message:
+        return status
+    if message.lower().startswith(status.lower().replace("_", " ")):
+        return message
+    return f"{status}: {message}"

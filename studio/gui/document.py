@@ -197,7 +197,19 @@ class EditorDocument(QObject):
 
     @property
     def title(self) -> str:
+        """The file's name; a run's graph (every run's is graph.json) is named after its run."""
+        run = self.run_dir
+        if run is not None:
+            return f"{run.name} (run)"
         return self.path.name if self.path else (self.graph.name or "untitled") + ".json"
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run directory when the file is the graph a run recorded (graph.json beside config.json)."""
+        if self.path is None or self.path.name != "graph.json":
+            return None
+        return self.path.parent if (self.path.parent / "config.json").is_file() else None
+
 
     def graph_of(self, scope: str | None) -> Graph | None:
         """The graph a tab shows: the file's own, or one of its inline blocks."""

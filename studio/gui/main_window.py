@@ -33,7 +33,9 @@ from studio.core.edits import (
     paste_into,
 )
 from studio.core.graph_file import GraphFileError
+from studio.core.layout import NODE_SIZE
 from studio.core.registry import Registry
+from studio.core.text import natural_key
 from studio.gui.document import EditorDocument
 from studio.gui.inspector import Inspector
 from studio.gui.palette import Palette, SearchPopup
@@ -44,6 +46,16 @@ from studio.gui.wheel_guard import install_wheel_guard
 MAX_RECENT = 10
 #: the version of the saved dock layout (bump when the docks change, so an old layout is ignored)
 STATE_VERSION = 3
+
+
+def name_save_as() -> None:
+    """Relabel the Save button of the "Unsaved changes" box on screen as Save As… (QMessageBox.question
+    has no such standard button; the box is found as the modal widget while it waits for an answer)."""
+    box = QApplication.activeModalWidget()
+    if isinstance(box, QMessageBox) and box.windowTitle() == "Unsaved changes":
+        button = box.button(QMessageBox.StandardButton.Save)
+        if button is not None:
+            button.setText("Save As…")
 
 
 class MainWindow(QMainWindow):
@@ -246,11 +258,11 @@ class MainWindow(QMainWindow):
             return
 
         def add_folder(menu: QMenu, folder: Path) -> None:
-            for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for sub in sorted((p for p in folder.iterdir() if p.is_dir()), key=natural_key):
                 files = list(sub.rglob("*.json"))
                 if files:
                     add_folder(menu.addMenu(sub.name), sub)
-            for path in sorted(folder.glob("*.json")):
+            for path in sorted(folder.glob("*.json"), key=natural_key):
                 action = menu.addAction(path.stem)
                 action.setToolTip(str(path))
                 action.triggered.connect(lambda _=False, p=path: self.open_file(p))
@@ -402,7 +414,7 @@ class MainWindow(QMainWindow):
         tab = self.current_tab()
         if tab is None:
             return False
-        if tab.document.path is None:
+        if tab.document.path is None or self.keep_apart(tab.document.path):  # never over a gallery example
             return self.save_as()
         return self._save(tab.document, tab.document.path)
 
@@ -411,6 +423,9 @@ class MainWindow(QMainWindow):
         if tab is None:
             return False
         start = str(tab.document.path or (Path.cwd() / tab.document.title))
+        if self.keep_apart(tab.document.path):  # a copy of an example or a run's graph goes among the user's files
+            run = tab.document.run_dir
+            start = str(Path.cwd() / (f"{run.name}.json" if run is not None else tab.document.path.name))
         path, _ = QFileDialog.getSaveFileName(self, "Save graph as", start, "Graph files (*.json)")
         if not path:
             return False
@@ -446,13 +461,37 @@ class MainWindow(QMainWindow):
             self.undo_group.removeStack(document.undo_stack)
             self.recovery.discard(document)
 
+    def keep_apart(self, path: Path | None) -> bool:
+        """Whether a file should be saved under another name rather than over itself: a gallery example
+        (the studio's own, shared by every user), a run's record of its graph, or a file this user cannot
+        write."""
+        if path is None:
+            return False
+        if Path(path).name == "graph.json" and (Path(path).parent / "config.json").is_file():
+            return True
+        if self.gallery is not None:
+            try:
+                if Path(path).resolve().is_relative_to(self.gallery.resolve()):
+                    return True
+            except OSError:
+                pass
+        return Path(path).exists() and not os.access(path, os.W_OK)
+
     def _confirm_discard(self, documents: list[EditorDocument]) -> bool:
-        """Ask about unsaved documents; True when it is fine to go on."""
+        """Ask about unsaved documents; True when it is fine to go on. A gallery example, a run's graph or
+        a read-only file is offered Save As… (the default button), never Save over it."""
         for document in documents:
             if not document.modified:
                 continue
+            apart = self.keep_apart(document.path)
+            text = f"Save the changes to {document.title}?"
+            if apart:
+                text += ("\nIt is a gallery example, a run's record of its graph or a file you cannot write: "
+                         "Save As… keeps your version under another name.")
+                # the standard dialog (which tests replace) with its Save button renamed once it is up
+                QTimer.singleShot(0, name_save_as)
             answer = QMessageBox.question(
-                self, "Unsaved changes", f"Save the changes to {document.title}?",
+                self, "Unsaved changes", text,
                 QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                 | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
             if answer == QMessageBox.StandardButton.Cancel:
@@ -461,7 +500,7 @@ class MainWindow(QMainWindow):
                 tabs = self.tabs_of(document)
                 if tabs:
                     self.tabs.setCurrentWidget(tabs[0])
-                if not self.save():
+                if not (self.save_as() if apart else self.save()):
                     return False
         return True
 
@@ -499,9 +538,20 @@ class MainWindow(QMainWindow):
 
     # ---- editing -----------------------------------------------------------------------------
     def add_at_centre(self, type_id: str) -> None:
+        """A node from the palette (double-click) with its box centred in the view; where that spot is
+        taken the node lands beside it, and the view then follows it, so it is always whole on screen."""
         tab = self.current_tab()
-        if tab is not None:
-            tab.add_node(type_id, tab.view.mapToScene(tab.view.viewport().rect().center()))
+        if tab is None:
+            return
+        centre = tab.view.mapToScene(tab.view.viewport().rect().center())
+        width, height = NODE_SIZE
+        node_id = tab.add_node(type_id, QPointF(centre.x() - width / 2, centre.y() - height / 2))
+        item = tab.scene.nodes.get(node_id) if node_id else None
+        if item is None:
+            return
+        visible = tab.view.mapToScene(tab.view.viewport().rect()).boundingRect()
+        if not visible.contains(item.sceneBoundingRect()):
+            tab.view.centerOn(item)
 
     def open_search(self, tab: EditorTab, pos: QPointF, wire_from: tuple[Endpoint, bool] | None = None) -> None:
         """The search popup at ``pos``; ``wire_from`` (a port and whether it is an output): the node

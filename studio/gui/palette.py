@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QStyle,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -22,7 +23,10 @@ TYPE_ROLE = Qt.ItemDataRole.UserRole
 
 
 def rank(node_type, text: str) -> int:
-    """How well a type matches what was typed: 0 is best (an exact name), 3 a match in the doc only."""
+    """How well a type matches what was typed, 0 best: 0 its title or id exactly, 1 the start of either,
+    2 inside either, 3 one of its keywords ("last" -> Reduce over time, "last step"), 4 a parameter's name
+    or one of its choices, 5 a match in the doc or category only (the bar window's doc says "the last
+    bars": the weakest hit)."""
     text = text.lower().strip()
     title, type_id = node_type.title.lower(), node_type.type_id.lower()
     if text in (title, type_id):
@@ -31,14 +35,23 @@ def rank(node_type, text: str) -> int:
         return 1
     if text in title or text in type_id:
         return 2
-    return 3
+    if any(keyword.lower().startswith(text) for keyword in node_type.keywords):
+        return 3
+    words = text.split()
+    for param in node_type.params:
+        named = {param.name.lower(), *(str(choice).lower() for choice in getattr(param, "choices", ()))}
+        if text in named or any(word in named for word in words):
+            return 4
+    return 5
 
 
 def matches(node_type, text: str) -> bool:
     text = text.lower().strip()
     if not text:
         return True
-    haystack = " ".join([node_type.type_id, node_type.title, node_type.category, node_type.doc]).lower()
+    params = [f"{param.name} {' '.join(str(c) for c in getattr(param, 'choices', ()))}" for param in node_type.params]
+    haystack = " ".join([node_type.type_id, node_type.title, *node_type.keywords, node_type.category, node_type.doc,
+                         *params]).lower()
     return all(word in haystack for word in text.split())
 
 
@@ -69,6 +82,7 @@ class Palette(QWidget):
         self.search.setClearButtonEnabled(True)
         self.tree = _TypeTree(self)
         self.tree.setHeaderHidden(True)
+        self.tree.setIndentation(12)  # two levels at Qt's 20 px cost the long names their last words
         self.tree.setDragEnabled(True)
         self.tree.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
         layout = QVBoxLayout(self)
@@ -87,12 +101,21 @@ class Palette(QWidget):
             for node_type in types:
                 item = QTreeWidgetItem([node_type.title])
                 item.setData(0, TYPE_ROLE, node_type.type_id)
-                item.setToolTip(0, f"{node_type.type_id}\n{node_type.doc}")
+                item.setToolTip(0, f"{node_type.title} ({node_type.type_id})\n{node_type.doc}")
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                               | Qt.ItemFlag.ItemIsDragEnabled)
                 group.addChild(item)
             self.tree.addTopLevelItem(group)
         self.tree.expandAll()
+        self.tree.setMinimumWidth(self.names_width())
+
+    def names_width(self) -> int:
+        """The tree's width that shows every type's name whole: the longest name at its indent, the
+        vertical scroll bar and the frame (a narrow dock at 1280 x 800 cut "PassCell-1 (conv_pa…")."""
+        metrics = self.tree.fontMetrics()
+        longest = max((metrics.horizontalAdvance(t.title) for t in self.registry), default=0)
+        scroll_bar = self.tree.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return longest + 2 * self.tree.indentation() + scroll_bar + 2 * self.tree.frameWidth() + 12
 
     def filter(self, text: str) -> None:
         for i in range(self.tree.topLevelItemCount()):

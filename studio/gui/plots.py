@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +55,38 @@ class EpochAxis(pg.AxisItem):
         return whole
 
 
+def _with_year(level, example: str, formats: dict[str, str]):
+    """A copy of one of pyqtgraph's date zoom levels whose tick formats ``formats`` replaces (old -> new)."""
+    from pyqtgraph.graphicsItems.DateAxisItem import TickSpec, ZoomLevel
+
+    return ZoomLevel([TickSpec(spec.spacing, spec.step, formats.get(spec.format, spec.format), spec.autoSkip)
+                      for spec in level.tickSpecs], example)
+
+
+class YearDateAxis(pg.DateAxisItem):
+    """A date axis (UTC) whose labels carry the year: pyqtgraph's own reads "Feb" and "15" for a chart
+    within one year, and a chart exported alone must say which year it shows."""
+
+    def __init__(self, orientation: str = "bottom", **kwargs) -> None:
+        from pyqtgraph.graphicsItems import DateAxisItem as dates
+
+        super().__init__(orientation, utcOffset=0, **kwargs)
+        # the example texts are as wide as the labels, so the ticks are spaced for them
+        self.zoomLevels = OrderedDict([
+            (np.inf, _with_year(dates.YEAR_MONTH_ZOOM_LEVEL, "MMM YYYY", {"%b": "%b %Y"})),
+            (5 * 3600 * 24, _with_year(dates.MONTH_DAY_ZOOM_LEVEL, "MMM YYYY", {"%b": "%b %Y"})),
+            (6 * 3600, _with_year(dates.DAY_HOUR_ZOOM_LEVEL, "Mon 00 MMM YYYY", {"%a %d": "%a %d %b %Y"})),
+            (15 * 60, _with_year(dates.HOUR_MINUTE_ZOOM_LEVEL, "Mon 00 MMM YYYY", {"%a %d": "%a %d %b %Y"})),
+            (30, dates.HMS_ZOOM_LEVEL),
+            (1, dates.MS_ZOOM_LEVEL),
+        ])
+
+
 def _plot(title: str, x_label: str, y_label: str, y_units: str | None = None, dates: bool = False,
           epochs: bool = False) -> pg.PlotItem:
     axes = {}
     if dates:
-        axes["bottom"] = pg.DateAxisItem(orientation="bottom", utcOffset=0)
+        axes["bottom"] = YearDateAxis(orientation="bottom")
     elif epochs:
         axes["bottom"] = EpochAxis(orientation="bottom")
     plot = pg.PlotItem(axisItems=axes)
@@ -197,10 +225,12 @@ class PlotsWidget(QWidget):
             self.curves[key].setData(x, _nan([e[key] for e in self.epochs]), skipFiniteCheck=True)
         for plot in (self.daily_plot, self.pnl_plot):  # no dates yet: no date labels (they would read 1970)
             plot.getAxis("bottom").setStyle(showValues=self.daily is not None)
-        if self.daily is None:
+        if self.daily is None:  # a new run: no dates yet, and no title naming the last run's dates
             for key in ("long", "short", "long_short"):
                 self.curves[key].setData([], [])
             self.bars.setOpts(x=[], height=[], brushes=[])
+            self.daily_plot.setTitle("IC per date", size="9pt")
+            self.pnl_plot.setTitle("cumulative PnL", size="9pt")
             self.caption.setText("")
             return
         ic = np.nan_to_num(_nan(self.daily["ic"]))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QFontDatabase
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFontDatabase, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -33,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.gui.plots import EpochAxis
+from studio.gui.plots import EpochAxis, YearDateAxis
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.records import seed_group
 
@@ -168,6 +170,81 @@ class CompareDialog(QDialog):
         self.resize(760, 560)
 
 
+class ReportDialog(QDialog):
+    """A run's tear sheet inside the studio: where it was written, its headline figures and the figure
+    (fitted to the width, scrolled down); buttons open the file or its folder where the desktop can."""
+
+    def __init__(self, run_name: str, written: Path, sheet, png: bytes, parent=None) -> None:
+        from studio.core.text import printable
+        from studio.train.report import headline_cells
+
+        super().__init__(parent)
+        self.written = written
+        self.setWindowTitle(f"Tear sheet: {printable(run_name)}")
+        layout = QVBoxLayout(self)
+        self.path_label = QLabel(f"Written to {printable(written)}")
+        self.path_label.setTextFormat(Qt.TextFormat.PlainText)  # a path is text, never markup
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.path_label.setWordWrap(True)
+        layout.addWidget(self.path_label)
+        figures = "   ".join(f"{label} {value}" for label, value in headline_cells(sheet))
+        notes = "".join(f"\n{printable(note)}" for note in sheet.notes)
+        self.headline = QLabel(figures + notes)
+        self.headline.setTextFormat(Qt.TextFormat.PlainText)
+        self.headline.setWordWrap(True)
+        layout.addWidget(self.headline)
+        self.image = QPixmap()
+        self.image.loadFromData(png, "PNG")
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.picture)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # fitted to the width
+        layout.addWidget(self.scroll, 1)
+        buttons = QHBoxLayout()
+        self.open_file_button = QPushButton("Open in browser" if written.suffix.lower() == ".html" else "Open file")
+        self.open_file_button.clicked.connect(lambda: self._open(written))
+        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_button.clicked.connect(lambda: self._open(written.parent))
+        copy = QPushButton("Copy path")
+        copy.clicked.connect(lambda: QApplication.clipboard().setText(str(written)))
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        for widget in (self.open_file_button, self.open_folder_button, copy):
+            buttons.addWidget(widget)
+        buttons.addWidget(self.note, 1)
+        buttons.addWidget(close)
+        layout.addLayout(buttons)
+        window = parent.window() if parent is not None else None
+        room = window.size() if window is not None and window.isVisible() else None
+        self.resize(min(1200, int(room.width() * 0.9)) if room else 1100,
+                    min(900, int(room.height() * 0.9)) if room else 800)
+
+    def _open(self, target: Path) -> bool:
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
+        if not opened:  # no browser or file manager registered (qt.qpa.services: Unable to detect a launcher)
+            self.note.setText("Nothing here can open it: copy the path above.")
+        return opened
+
+    def fit(self) -> None:
+        """The figure at the width of the view (never larger than drawn)."""
+        if self.image.isNull():
+            return
+        width = min(self.image.width(), self.scroll.viewport().width())
+        self.picture.setPixmap(self.image.scaledToWidth(max(width, 1), Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.fit()
+
+
 class RunsWidget(QWidget):
     openGraph = Signal(str)
     #: (graph file, node ids): select these nodes of that graph on the canvas
@@ -177,6 +254,8 @@ class RunsWidget(QWidget):
         super().__init__(parent)
         self.folder = Path(folder)
         self.rows: list[dict] = []
+        #: whether the table's rows are groups of seeds ("Across seeds") or runs
+        self._grouped = False
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([h for _, h in COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -186,7 +265,7 @@ class RunsWidget(QWidget):
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
         self.chart = pg.GraphicsLayoutWidget()
         self.plot = pg.PlotItem(title="test long-short PnL (cumulative)",
-                                axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+                                axisItems={"bottom": YearDateAxis(orientation="bottom")})
         self.plot.setLabel("bottom", "date")
         self.plot.setLabel("left", "cum. long-short return")
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # returns as returns, not "x0.01"
@@ -194,8 +273,12 @@ class RunsWidget(QWidget):
         self.chart.addItem(self.plot, row=0, col=0)
         self.legend = pg.LegendItem(colCount=2)  # under the plot, off the curves
         self.chart.addItem(self.legend, row=1, col=0)
-        self.chart.ci.layout.setRowStretchFactor(0, 8)
-        self.chart.ci.layout.setRowStretchFactor(1, 1)
+        # the legend's row is as tall as its lines, with no margin under it: all the height left over goes
+        # to the plot (an exported chart had an empty band at the bottom)
+        self.legend.layout.setContentsMargins(9, 0, 9, 0)
+        self.chart.ci.layout.setContentsMargins(9, 9, 9, 2)
+        self.chart.ci.layout.setRowStretchFactor(0, 1)
+        self.chart.ci.layout.setRowStretchFactor(1, 0)
         buttons = QHBoxLayout()
         for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
                            ("Compare 2…", self.compare_selected), ("Report…", self.report_selected),
@@ -242,10 +325,33 @@ class RunsWidget(QWidget):
         self.overlay()
 
     def refresh(self) -> None:
+        """Read the runs folder again and refill the table; the runs that were selected stay selected (by
+        their directory, wherever the sort puts their rows) and the chart draws exactly those."""
+        chosen = {str(p) for p in self.selected_paths()}
         self.rows = read_runs(self.folder)
-        if self.by_seed.isChecked():
-            self._fill_groups()
-            return
+        # the refill keeps the selection model's row numbers, which now name other runs: start clean
+        self.table.blockSignals(True)
+        try:
+            self.table.clearSelection()
+            if self.by_seed.isChecked():
+                self._fill_groups()
+            else:
+                self._fill_runs()
+            self._select_paths(chosen)
+        finally:
+            self.table.blockSignals(False)
+        self.overlay()
+
+    def _select_paths(self, chosen: set[str]) -> None:
+        """Select every row that holds one of these run directories (a group row: any of its runs)."""
+        model, selection = self.table.model(), QItemSelection()
+        for r in range(self.table.rowCount()):
+            if chosen.intersection(str(p) for p in self._row_paths(r)):
+                selection.select(model.index(r, 0), model.index(r, self.table.columnCount() - 1))
+        self.table.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def _fill_runs(self) -> None:
+        self._grouped = False
         self.table.setColumnCount(len(COLUMNS))
         self.table.setHorizontalHeaderLabels([h for _, h in COLUMNS])
         self.table.setSortingEnabled(False)
@@ -286,6 +392,7 @@ class RunsWidget(QWidget):
 
     def _fill_groups(self) -> None:
         groups = seed_groups(self.rows)
+        self._grouped = True
         self.table.setSortingEnabled(False)
         self.table.clearContents()
         self.table.setColumnCount(len(SEED_COLUMNS))
@@ -308,12 +415,21 @@ class RunsWidget(QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
 
+    def _row_paths(self, row: int) -> list[Path]:
+        """The run directories of a table row (a group row holds several)."""
+        item = self.table.item(row, 0)
+        stored = item.data(Qt.ItemDataRole.UserRole + 1) if item is not None else None
+        if not stored:
+            return []
+        # the table's own kind of rows: while "Across seeds" toggles, the rows are still the other kind
+        return [Path(p) for p in json.loads(stored)] if self._grouped else [Path(stored)]
+
     def selected_paths(self) -> list[Path]:
-        rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        stored = [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1) for r in rows]
-        if self.by_seed.isChecked():
-            return [Path(p) for text in stored for p in json.loads(text)]
-        return [Path(p) for p in stored]
+        """The selected runs in the order of their run ids (not of the rows, which a sort reorders), so a
+        run keeps its colour on the chart however the table is sorted."""
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        paths = {p for r in rows for p in self._row_paths(r)}
+        return sorted(paths, key=lambda p: (p.name, str(p)))
 
     def _set_chart_kind(self) -> None:
         epochs = self.chart_kind.currentIndex() == 1
@@ -323,7 +439,7 @@ class RunsWidget(QWidget):
             self.plot.setLabel("bottom", "epoch")
             self.plot.setLabel("left", "validation IC")
         else:
-            self.plot.setAxisItems({"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+            self.plot.setAxisItems({"bottom": YearDateAxis(orientation="bottom")})
             self.plot.setTitle("test long-short PnL (cumulative)")
             self.plot.setLabel("bottom", "date")
             self.plot.setLabel("left", "cum. long-short return")
@@ -434,10 +550,11 @@ class RunsWidget(QWidget):
         self.compare_dialog = dialog
         return dialog
 
-    def report_selected(self) -> Path | None:
+    def report_selected(self) -> ReportDialog | None:
         """Write the selected run's tear sheet where the user says (default: report.html in the run) and
-        open it; the path written, or None."""
-        from studio.train.report import ReportError, write_report
+        show it here, in the studio, with the path it was written to (a browser may not be registered on
+        this machine); the dialog, or None."""
+        from studio.train.report import ReportError, write_report_and_figure
 
         paths = self.selected_paths()
         if len(paths) != 1:
@@ -450,14 +567,16 @@ class RunsWidget(QWidget):
             return None
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            write_report(paths[0], out)
+            sheet, png = write_report_and_figure(paths[0], out)
         except ReportError as exc:
             QMessageBox.warning(self, "Cannot make the tear sheet", str(exc))
             return None
         finally:
             QApplication.restoreOverrideCursor()
-        QDesktopServices.openUrl(QUrl.fromLocalFile(out))
-        return Path(out)
+        dialog = ReportDialog(paths[0].name, Path(out), sheet, png, self)
+        dialog.show()
+        self.report_dialog = dialog
+        return dialog
 
     def open_selected(self) -> None:
         for path in self.selected_paths():
@@ -467,32 +586,52 @@ class RunsWidget(QWidget):
 
     def export_png(self, path: str, width: int = 1600, light: bool | None = None) -> None:
         """The chart and its legend as a PNG ``width`` pixels wide; ``light``: black on white (default:
-        the checkbox)."""
+        the checkbox). The exporter scales the chart up from its size on screen: text grows with it, but
+        lines keep their width in pixels and the legend ignores the scale, so for the export the lines
+        are widened and the legend scaled by the same factor."""
         from pyqtgraph.exporters import ImageExporter
 
         light = self.light_export.isChecked() if light is None else light
         axes = [self.plot.getAxis(name) for name in ("left", "bottom")]
+        exporter = ImageExporter(self.chart.scene())
+        scale = width / max(1.0, exporter.getSourceRect().width())
+        curves = [item for item in self.plot.items if isinstance(item, pg.PlotDataItem | pg.InfiniteLine)]
+        pens = [pg.mkPen(item.opts["pen"]) if isinstance(item, pg.PlotDataItem) else pg.mkPen(item.pen)
+                for item in curves]
+        for item, pen in zip(curves, pens, strict=True):
+            wider = pg.mkPen(pen)
+            wider.setWidthF(max(1.0, pen.widthF()) * scale)
+            item.setPen(wider)
+        self.legend.setFlag(self.legend.GraphicsItemFlag.ItemIgnoresTransformations, False)
         if light:
             self.chart.setBackground("w")
             for axis in axes:
                 axis.setPen("k")
                 axis.setTextPen("k")
             self.plot.titleLabel.setText(self.plot.titleLabel.text, color="k")
-            self.legend.setLabelTextColor("k")
+            self._legend_text_color("k")
         try:
-            exporter = ImageExporter(self.chart.scene())
             exporter.parameters()["width"] = width
             if light:
                 exporter.parameters()["background"] = pg.mkColor("w")
             exporter.export(path)
         finally:
+            for item, pen in zip(curves, pens, strict=True):
+                item.setPen(pen)
+            self.legend.setFlag(self.legend.GraphicsItemFlag.ItemIgnoresTransformations, True)
             if light:
                 self.chart.setBackground(pg.getConfigOption("background"))
                 for axis in axes:
                     axis.setPen(pg.getConfigOption("foreground"))
                     axis.setTextPen(pg.getConfigOption("foreground"))
                 self.plot.titleLabel.setText(self.plot.titleLabel.text, color=pg.getConfigOption("foreground"))
-                self.legend.setLabelTextColor(pg.getConfigOption("foreground"))
+                self._legend_text_color(pg.getConfigOption("foreground"))
+
+    def _legend_text_color(self, color) -> None:
+        # LegendItem.setLabelTextColor only takes effect on labels drawn afterwards: redraw each one
+        self.legend.setLabelTextColor(color)
+        for _sample, label in self.legend.items:
+            label.setText(label.text, color=color)
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export chart", "pnl.png", "PNG image (*.png)")

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.text import status_line
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
 from studio.metrics import MIN_DATES, sample_size
 
@@ -357,7 +358,7 @@ class TrainingPanel(QWidget):
             if dates is not None:
                 figures += f" IC t {ic_t:.2f} over {dates} test dates" + (
                     f" (fewer than {MIN_DATES}: the figures mean little)." if few else ".")
-            self.status.setText(f"{record['status']}: {record['message']}.{figures}")
+            self.status.setText(f"{status_line(record['status'], record['message'])}.{figures}")
         self.record.emit(record)
 
     def _finished(self) -> None:

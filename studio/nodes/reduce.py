@@ -15,6 +15,7 @@ class TimeReduce(NodeType):
     title = "Reduce over time"
     doc = ("One vector per stock from a sequence: the last step, or the mean or maximum over all steps "
            "(Attention pooling learns the weighting).")
+    keywords = ("last step", "mean over time", "max over time", "pooling")
     inputs = (Port("x", (SEQ,), "N×L×C"),)
     outputs = (Port("y", (VEC,), "N×C"),)
     params = (ChoiceParam("mode", "last", "last step, mean or max over time",
@@ -70,6 +71,7 @@ class SelectStep(NodeType):
     title = "Select one step (token)"
     doc = ("One step of a sequence as a vector per stock: index 0 is the first step (the CLS token's output "
            "after an encoder with cls_sep_tokens), -1 the last; negative indices count from the end.")
+    keywords = ("last step", "first step", "CLS token")
     inputs = (Port("x", (SEQ,), "N×L×C"),)
     outputs = (Port("y", (VEC,), "N×C: step `index`"),)
     params = (IntParam("index", 0, "the step: 0 the first, 1 the second...; -1 the last, -2 the one before",

@@ -668,6 +668,12 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
 def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], split: str = "test") -> TearSheet:
     """Write the tear sheet of ``split`` to ``out`` (.html or .png), atomically; returns its figures."""
+    return write_report_and_figure(run_dir, out, split)[0]
+
+
+def write_report_and_figure(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+                            split: str = "test") -> tuple[TearSheet, bytes]:
+    """As :func:`write_report`, and the figure as PNG bytes too (the studio shows it; drawn once)."""
     kind = output_format(out)
     if "\x00" in os.fspath(out):
         raise ReportError("--to: the path holds a NUL character")
@@ -681,4 +687,4 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], s
         atomic_write(target, data)
     except OSError as exc:
         raise ReportError(f"{_shown(target)}: cannot write ({exc.strerror or exc})") from None
-    return sheet
+    return sheet, png
