@@ -346,3 +346,69 @@ def test_hostile_files_open_with_a_message_not_a_hang(window, tmp_path, monkeypa
         assert window.open_file(tmp_path / name) is None
         assert name in warnings[-1] and words in warnings[-1]
     assert len(window.documents) == 1 and window.open_file(GRAPHS / "two_branch.json") is not None
+
+
+def test_the_bar_window_is_edited_on_the_input_node_as_one_undo_step(window, qtbot):
+    """Issue 24, item 2: the input node's inspector could not edit days, bars per day or features."""
+    tab = window.open_file(GRAPHS / "default.json")
+    select(tab, "bars")
+    editor = window.inspector.window_editor
+    assert editor is not None and editor.bars_per_day.value() == 24 and editor.days.value() == 10
+    assert editor.features.text() == "close, volume, turnover"
+    steps = tab.document.undo_stack.count()
+    # typing 78 over 24: each key is an edit, together one undo step
+    editor.bars_per_day.selectAll()
+    qtbot.keyClicks(editor.bars_per_day, "78")
+    assert tab.graph.input.bars_per_day == 78
+    assert tab.document.undo_stack.count() == steps + 1
+    shape = tab.document.validation.out_shapes["bars"]["bars"]
+    assert shape.dims == (780, 3), "the shapes are inferred again from the new window"
+    assert tab.document.validation.ok
+    editor.days.setValue(5)
+    assert tab.document.validation.out_shapes["bars"]["bars"].dims == (390, 3)
+    editor.features.setText("close, volume")
+    editor.features.editingFinished.emit()
+    assert tab.graph.input.features == ["close", "volume"]
+    assert tab.document.validation.out_shapes["bars"]["bars"].dims == (390, 2)
+    assert tab.document.undo_stack.count() == steps + 3
+    # a window that cannot be is refused where the user typed it, and nothing changes
+    editor.features.setText("close, close")
+    editor.features.editingFinished.emit()
+    assert tab.graph.input.features == ["close", "volume"]
+    assert "listed twice" in editor.error.text() and editor.error.isVisible()
+    assert tab.document.undo_stack.count() == steps + 3
+    for _ in range(3):
+        tab.document.undo_stack.undo()
+    assert (tab.graph.input.days, tab.graph.input.bars_per_day) == (10, 24)
+    assert tab.graph.input.features == ["close", "volume", "turnover"]
+    assert editor.bars_per_day.value() == 24 and editor.features.text() == "close, volume, turnover"
+    assert tab.document.validation.out_shapes["bars"]["bars"].dims == (240, 3)
+
+
+def test_the_inspector_at_1280x800_shows_parameters_and_four_layers_without_sideways_scrolling(window, qtbot):
+    """Issue 24, item 5: at 1280 x 800 the inspector was 90 px high, showed a node's description and
+    its table one row with a horizontal scrollbar."""
+    window.resize(1203, 752)  # what a 1280 x 800 screen gets
+    window.finish_setup()
+    window._size_docks()
+    qtbot.wait(50)
+    tab = window.open_file(GRAPHS / "cells" / "convgru_10.json")
+    select(tab, "cells")
+    qtbot.wait(50)
+    inspector = window.inspector
+    assert inspector.viewport().height() >= 300, inspector.viewport().height()
+    assert not inspector.horizontalScrollBar().isVisible()
+    # parameters first: the description waits behind a toggle (and on the title's tooltip)
+    assert inspector.doc is not None and not inspector.doc.isVisible()
+    first = inspector.editors["cell"]
+    assert first.mapTo(inspector.viewport(), QPoint(0, 0)).y() < 120
+    table = inspector.editors["layers"].records.table
+    assert table.rowCount() == 4
+    rows_shown = (table.viewport().height()) // table.rowHeight(0)
+    assert rows_shown >= 4 and table.viewport().height() >= sum(table.rowHeight(r) for r in range(4))
+    assert not table.horizontalScrollBar().isVisible()
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    bottom = table.mapTo(inspector.viewport(), QPoint(0, table.height())).y()
+    assert bottom <= inspector.viewport().height(), "the whole table is in view without scrolling"
+    inspector.doc_toggle.click()
+    assert inspector.doc.isVisible() and "Several layers" in inspector.doc.text()

@@ -58,6 +58,10 @@ def id_problem(node_id: str) -> str | None:
     return None
 
 
+#: the largest days and bars per day an input spec may ask for (graph files and the editor check them)
+INPUT_LIMITS = {"days": 1000, "bars_per_day": 10_000}
+
+
 @dataclass
 class InputSpec:
     """The bar window every sample of the model sees: ``days`` x ``bars_per_day`` bars of ``features``."""

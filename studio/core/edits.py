@@ -12,7 +12,18 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from studio.core.document import BLOCK, BlockEntry, Edge, Endpoint, Graph, Node, block_reference
+from studio.core.document import (
+    BLOCK,
+    INPUT_LIMITS,
+    MODEL,
+    BlockEntry,
+    Edge,
+    Endpoint,
+    Graph,
+    InputSpec,
+    Node,
+    block_reference,
+)
 from studio.core.layout import COLUMN_WIDTH, GRID, NODE_SIZE, auto_layout, tangled
 from studio.core.shapes import KIND_NAMES, SEQ, TensorShape
 
@@ -397,3 +408,38 @@ def graph_state(graph: Graph) -> dict[str, Any]:
     from studio.core.graph_file import graph_to_json
 
     return graph_to_json(graph)
+
+
+# ---- the model's bar window ------------------------------------------------------------------------
+
+def input_window_problem(days: Any, bars_per_day: Any, features: Any) -> str | None:
+    """Why a bar window of ``days`` x ``bars_per_day`` bars of ``features`` cannot be a graph's input
+    spec, or None (the limits a graph file is read with)."""
+    for name, value in (("days", days), ("bars_per_day", bars_per_day)):
+        limit = INPUT_LIMITS[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            return f"{name} must be a whole number from 1 to {limit:,}, not {value!r}"
+    if not isinstance(features, list) or not features:
+        return "the window needs at least one feature"
+    for name in features:
+        if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+            return f"a feature is a name of letters, digits and _, not {name!r}"
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        return f"feature {repeated[0]!r} is listed twice"
+    return None
+
+
+def set_input_window(graph: Graph, *, days: int | None = None, bars_per_day: int | None = None,
+                     features: list[str] | None = None) -> None:
+    """Change the model's bar window (the fields given); an EditError says why it cannot be."""
+    if graph.kind != MODEL:
+        raise EditError("a block has no bar window: its inputs come from its block_input nodes")
+    spec = graph.input or InputSpec(["close", "volume", "turnover"], 10, 24)
+    new_days = spec.days if days is None else days
+    new_bars = spec.bars_per_day if bars_per_day is None else bars_per_day
+    new_features = list(spec.features if features is None else features)
+    reason = input_window_problem(new_days, new_bars, new_features)
+    if reason is not None:
+        raise EditError(reason)
+    graph.input = InputSpec(new_features, new_days, new_bars)

@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from studio import __version__
-from studio.core.document import BLOCK, MODEL, BlockEntry, Edge, Endpoint, Graph, InputSpec, Node, Problem
+from studio.core.document import (
+    BLOCK,
+    INPUT_LIMITS,
+    MODEL,
+    BlockEntry,
+    Edge,
+    Endpoint,
+    Graph,
+    InputSpec,
+    Node,
+    Problem,
+)
 from studio.core.files import FileReadError, atomic_write, read_regular_file
 from studio.core.migrations import CURRENT_VERSION, FORMAT_TAG, migrate
 from studio.core.params import show
@@ -260,7 +271,7 @@ def _read_input(value: Any, problem) -> InputSpec | None:
     elif len(set(features)) != len(features):
         problem("graph.input.features", "feature names must be unique")
         ok = False
-    for key, limit in (("days", 1000), ("bars_per_day", 10_000)):
+    for key, limit in INPUT_LIMITS.items():
         n = value.get(key)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limit:
             problem(f"graph.input.{key}", f"expects an integer in [1, {limit}], gets {show(n)}")

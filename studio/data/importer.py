@@ -361,6 +361,34 @@ def resolve_columns(path: Path, header: list[str], config: ImportConfig) -> dict
     return found
 
 
+#: the fields a column mapping lists, in the order shown
+MAPPED_FIELDS = ("symbol", "datetime", "date", "time", *_VALUE_FIELDS)
+
+
+def column_mapping(paths: str | os.PathLike | Sequence[str | os.PathLike],
+                   config: ImportConfig) -> list[tuple[str, str, int]]:
+    """Where each field comes from, over the files of a source (their headers only): rows of
+    (field, source, files), ``source`` being ``column 'NAME'``, ``the file name``, ``derived: close x
+    volume`` or ``not in the files``; fields read differently by some files get a row per source."""
+    tally: dict[tuple[str, str], int] = {}
+    for path in find_files(paths, config):
+        found = resolve_columns(path, read_header(path), config)
+        for fld in MAPPED_FIELDS:
+            if fld in found:
+                source = f"column {found[fld]!r}"
+            elif fld == "symbol":
+                source = "the file name"
+            elif fld == "turnover":
+                source = "derived: close x volume"
+            elif fld in ("open", "high", "low"):
+                source = "not in the files"
+            else:
+                continue  # the time stamp is read from datetime, or from date + time
+            tally[(fld, source)] = tally.get((fld, source), 0) + 1
+    return sorted(((fld, source, n) for (fld, source), n in tally.items()),
+                  key=lambda row: (MAPPED_FIELDS.index(row[0]), -row[2], row[1]))
+
+
 def _symbol_from_name(path: Path, config: ImportConfig) -> str:
     m = re.search(config.symbol_regex, path.name)
     if m is None:

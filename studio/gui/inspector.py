@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -22,11 +23,13 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QTableWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.document import id_problem
+from studio.core.document import INPUT_LIMITS, MODEL, id_problem
+from studio.core.edits import EditError, set_input_window
 from studio.core.params import (
     BoolParam,
     ChoiceParam,
@@ -39,10 +42,19 @@ from studio.core.params import (
     RecordParam,
     StrParam,
 )
-from studio.core.validation import format_count
+from studio.core.validation import INPUT_TYPE, format_count
 
 INT_LIMIT = 2_000_000_000
 NO_MODE = "—"
+#: a record table's row height, and how many rows it shows at least / at most before it scrolls
+ROW_HEIGHT = 26
+MIN_ROWS_SHOWN = 4
+MAX_ROWS_SHOWN = 8
+
+
+def short_header(name: str) -> str:
+    """A table column's header: the field's first word (hidden_size: hidden); its tooltip has it all."""
+    return name.split("_")[0] or name
 
 
 class RecordTable(QWidget):
@@ -62,23 +74,41 @@ class RecordTable(QWidget):
         for f in self.fields:
             if isinstance(f, ListParam) and isinstance(f.item, ChoiceParam) and f.max_items and f.max_items <= 4:
                 for i in range(f.max_items):
-                    self.columns.append((f, i, f"{f.name} {i + 1}"))
+                    self.columns.append((f, i, f"{short_header(f.name).rstrip('s')} {i + 1}"))
             else:
-                self.columns.append((f, None, f.name))
+                self.columns.append((f, None, short_header(f.name)))
         self.table = QTableWidget(0, len(self.columns))
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setHorizontalHeaderLabels([header for _, _, header in self.columns])
         for c, (f, _, _) in enumerate(self.columns):
             self.table.horizontalHeaderItem(c).setToolTip(f"{f.name}: {f.doc}\naccepts {f.describe()}")
-        self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setMinimumHeight(120)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # the columns share the inspector's width (no sideways scrolling; a cut choice shows whole in
+        # its list and tooltip), and the table is tall enough for four layers at least
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(30)
+        for c, (f, _, _) in enumerate(self.columns):  # numbers as wide as they need, choices share the rest
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents if isinstance(f, IntParam)
+                                        else QHeaderView.ResizeMode.Stretch)
+        # a choice's arrow would take a third of a narrow column: the text shows instead (a click opens
+        # the list all the same)
+        self.table.setStyleSheet("QComboBox { padding-left: 3px; padding-right: 0px; }"
+                                 " QComboBox::drop-down { width: 0px; border: none; }")
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setWordWrap(False)
+        self._fit_height(MIN_ROWS_SHOWN)
         buttons = QHBoxLayout()
-        self.add_button = QPushButton("+ layer")
-        self.remove_button = QPushButton("− layer")
-        self.up_button, self.down_button = QPushButton("↑"), QPushButton("↓")
-        for button, slot in ((self.add_button, self.add_row), (self.remove_button, self.remove_row),
-                             (self.up_button, lambda: self.move_row(-1)), (self.down_button, lambda: self.move_row(1))):
+        # tool buttons: narrow enough that the row never widens the inspector
+        self.add_button, self.remove_button = QToolButton(), QToolButton()
+        self.up_button, self.down_button = QToolButton(), QToolButton()
+        for button, text, tip, slot in (
+                (self.add_button, "+ layer", "add a layer after the last (a copy of it)", self.add_row),
+                (self.remove_button, "− layer", "remove the selected layer", self.remove_row),
+                (self.up_button, "↑", "move the selected layer up", lambda: self.move_row(-1)),
+                (self.down_button, "↓", "move the selected layer down", lambda: self.move_row(1))):
+            button.setText(text)
+            button.setToolTip(tip)
             button.clicked.connect(lambda _=False, s=slot: s())
             buttons.addWidget(button)
         buttons.addStretch(1)
@@ -106,8 +136,26 @@ class RecordTable(QWidget):
             self._loading = False
         self.remove_button.setEnabled(len(self.rows) > self.param.min_items)
         self.add_button.setEnabled(self.param.max_items is None or len(self.rows) < self.param.max_items)
+        self._fit_height(max(MIN_ROWS_SHOWN, min(len(self.rows), MAX_ROWS_SHOWN)))
+
+    def _fit_height(self, rows: int) -> None:
+        """Room for ``rows`` rows below the header, so that short stacks never scroll."""
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(header + rows * ROW_HEIGHT + 2 * self.table.frameWidth() + 2)
 
     def _cell(self, f: Param, index: int | None, value: Any, row: int) -> QWidget:
+        cell = self._make_cell(f, index, value, row)
+        cell.setMinimumWidth(0)
+        if isinstance(cell, QComboBox):
+            cell.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            cell.setMinimumContentsLength(3)
+            cell.setToolTip(f"{f.name}: {cell.currentText()}")
+            cell.currentTextChanged.connect(lambda text, c=cell, name=f.name: c.setToolTip(f"{name}: {text}"))
+        elif isinstance(cell, QSpinBox):
+            cell.setButtonSymbols(QSpinBox.ButtonSymbols.NoButtons)  # arrows, wheel and typing still work
+        return cell
+
+    def _make_cell(self, f: Param, index: int | None, value: Any, row: int) -> QWidget:
         if index is not None:  # one entry of a short list of choices
             combo = QComboBox()
             optional = index >= max(f.min_items, 1)
@@ -395,6 +443,59 @@ class ParamEditor(QWidget):
             w.blockSignals(False)
 
 
+class InputWindowEditor(QGroupBox):
+    """The model's bar window (the graph's input spec, not a node parameter): days, bars per day and
+    features, each edit handed to ``commit(days=...)`` / ``bars_per_day=`` / ``features=``."""
+
+    def __init__(self, commit) -> None:
+        super().__init__("Bar window (the graph's input)")
+        self.commit = commit
+        form = QFormLayout(self)
+        self.days, self.bars_per_day = QSpinBox(), QSpinBox()
+        self.days.setRange(1, INPUT_LIMITS["days"])
+        self.bars_per_day.setRange(1, INPUT_LIMITS["bars_per_day"])
+        self.days.setToolTip("days of bars every sample sees, oldest first")
+        self.bars_per_day.setToolTip("bars in one trading day: the data is resampled to it when it divides "
+                                     "the data's bars per day")
+        self.features = QLineEdit()
+        self.features.setToolTip("feature names in channel order, separated by commas: open, high, low, "
+                                 "close, volume, turnover")
+        self.days.valueChanged.connect(lambda v: self.commit(days=int(v)))
+        self.bars_per_day.valueChanged.connect(lambda v: self.commit(bars_per_day=int(v)))
+        self.features.editingFinished.connect(self._features_typed)
+        form.addRow("days", self.days)
+        form.addRow("bars per day", self.bars_per_day)
+        form.addRow("features", self.features)
+        self.length = QLabel()
+        self.length.setStyleSheet("color: #9aa3ad")
+        form.addRow(self.length)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #e05252")
+        self.error.hide()
+        form.addRow(self.error)
+
+    def _features_typed(self) -> None:
+        names = [t.strip() for t in self.features.text().replace(";", ",").split(",") if t.strip()]
+        self.commit(features=names)
+
+    def set_spec(self, spec) -> None:
+        """Show ``spec`` without committing it back (a field being typed in keeps its text)."""
+        for spin, value in ((self.days, spec.days), (self.bars_per_day, spec.bars_per_day)):
+            if spin.value() != value:
+                spin.blockSignals(True)
+                spin.setValue(value)
+                spin.blockSignals(False)
+        if not self.features.hasFocus():
+            self.features.setText(", ".join(spec.features))
+        self.length.setText(f"{spec.days} x {spec.bars_per_day} = {spec.length:,} bars of "
+                            f"{len(spec.features)} feature{'s' if len(spec.features) != 1 else ''}")
+
+    def show_error(self, text: str | None) -> None:
+        self.error.setText(text or "")
+        self.error.setVisible(bool(text))
+
+
 class Inspector(QScrollArea):
     """Shows the selected node of the current tab; edits go to the tab's document as undo steps."""
 
@@ -404,11 +505,14 @@ class Inspector(QScrollArea):
         self.tab = None
         self.node_id: str | None = None
         self.editors: dict[str, ParamEditor] = {}
+        self.window_editor: InputWindowEditor | None = None
         self._shown_key = None
+        self._doc_open = False
         self._empty()
 
     def _empty(self, text: str = "Select a node to see its parameters.") -> None:
         self.editors = {}
+        self.window_editor = None
         self._shown_key = None
         label = QLabel(text)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -434,6 +538,8 @@ class Inspector(QScrollArea):
         for name, editor in self.editors.items():
             if name in node.params:
                 editor.set_value(node.params[name])
+        if self.window_editor is not None and graph.input is not None:
+            self.window_editor.set_spec(graph.input)
         self._update_facts(tab, node_id)
 
     def _build(self, tab, node_id: str, node_type) -> None:
@@ -443,12 +549,9 @@ class Inspector(QScrollArea):
         title = QLabel(f"<b>{node_type.title if node_type else node.type}</b> "
                        f"<span style='color:#9aa3ad'>{node.type} v{node.version}</span>")
         column.addWidget(title)
-        if node_type is not None and node_type.doc:
-            doc = QLabel(node_type.doc)
-            doc.setWordWrap(True)
-            doc.setStyleSheet("color: #9aa3ad")
-            column.addWidget(doc)
         form = QFormLayout()
+        # a narrow dock puts a label above its editor rather than scroll sideways
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.id_edit = QLineEdit(node_id)
         self.id_edit.setToolTip("the node id: a Python identifier, also the name of its submodule")
         self.id_edit.editingFinished.connect(self._rename)
@@ -464,16 +567,63 @@ class Inspector(QScrollArea):
                 editor = ParamEditor(param, lambda value, detail="", name=param.name: self._commit(name, value, detail))
                 label = QLabel(param.name)
                 label.setToolTip(editor.toolTip())
-                form.addRow(label, editor)
+                if hasattr(editor, "records"):  # a table takes the whole width, its name above it
+                    form.addRow(label)
+                    form.addRow(editor)
+                else:
+                    form.addRow(label, editor)
                 form.addRow("", editor.error)
                 self.editors[param.name] = editor
         column.addLayout(form)
+        self.window_editor = None
+        if node.type == INPUT_TYPE and tab.scope is None and tab.graph.kind == MODEL:
+            self.window_editor = InputWindowEditor(self._set_window)
+            column.addWidget(self.window_editor)
         self.facts = QLabel()
         self.facts.setWordWrap(True)
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         column.addWidget(self.facts)
+        # parameters first; what the node does is one click away (and the title's tooltip)
+        self.doc_toggle = self.doc = None
+        if node_type is not None and node_type.doc:
+            title.setToolTip(node_type.doc)
+            self.doc_toggle = QToolButton()
+            self.doc_toggle.setCheckable(True)
+            self.doc_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            self.doc_toggle.setArrowType(Qt.ArrowType.RightArrow)
+            self.doc_toggle.setText("What it does")
+            self.doc_toggle.setAutoRaise(True)
+            self.doc = QLabel(node_type.doc)
+            self.doc.setWordWrap(True)
+            self.doc.setStyleSheet("color: #9aa3ad")
+            self.doc.setVisible(self._doc_open)
+            self.doc_toggle.setChecked(self._doc_open)
+            self.doc_toggle.setArrowType(Qt.ArrowType.DownArrow if self._doc_open else Qt.ArrowType.RightArrow)
+            self.doc_toggle.toggled.connect(self._toggle_doc)
+            column.addWidget(self.doc_toggle)
+            column.addWidget(self.doc)
         column.addStretch(1)
         self.setWidget(root)
+
+    def _toggle_doc(self, shown: bool) -> None:
+        self._doc_open = shown  # stays open for the next node, as the user left it
+        self.doc.setVisible(shown)
+        self.doc_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _set_window(self, **fields) -> None:
+        """Change the graph's bar window as one undo step (typing digits into one field merges);
+        validation re-infers every shape from it."""
+        tab = self.tab
+        if tab is None:
+            return
+        name = next(iter(fields))
+        try:
+            tab.document.edit(f"Set input {name}", lambda g: set_input_window(g, **fields), None,
+                              merge_key=f"input:{name}")
+        except EditError as exc:
+            self.window_editor.show_error(str(exc))
+            return
+        self.window_editor.show_error(None)
 
     def _update_facts(self, tab, node_id: str) -> None:
         v = tab.document.validation_of(tab.scope)

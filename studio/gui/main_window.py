@@ -45,7 +45,7 @@ from studio.gui.wheel_guard import install_wheel_guard
 
 MAX_RECENT = 10
 #: the version of the saved dock layout (bump when the docks change, so an old layout is ignored)
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 def name_save_as() -> None:
@@ -74,8 +74,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Model Studio")
         self._fit_to_screen()
 
-        # plots and runs take the full width under everything (four time series side by side)
-        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # plots and runs take the width under the palette and the canvas (four time series side by
+        # side); the inspector and the training panel take the right side's full height, so that a
+        # node's parameters and the run's settings both have room at 1280 x 800
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabs = QTabWidget(self)
         self.tabs.setTabsClosable(True)
@@ -132,9 +134,9 @@ class MainWindow(QMainWindow):
         if bottom is not None:
             self.resizeDocks([bottom], [int(height * 0.38)], Qt.Orientation.Vertical)
         right = [d for d in (self.inspector_dock, getattr(self, "training_dock", None)) if d is not None]
-        if len(right) == 2:
-            self.resizeDocks(right, [int(height * 0.27), int(height * 0.27)], Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.17), int(self.width() * 0.22)],
+        if len(right) == 2:  # the user moves the split between them; saveState keeps it
+            self.resizeDocks(right, [int(height * 0.52), int(height * 0.42)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.15), int(self.width() * 0.27)],
                          Qt.Orientation.Horizontal)
         self._restore_geometry()
         state = self.settings.value("window/state")
@@ -453,7 +455,11 @@ class MainWindow(QMainWindow):
         document = tab.document
         if len(self.tabs_of(document)) == 1 and not self._confirm_discard([document]):
             return
+        # a block's tab goes back to the tab it was opened from (Qt would show a neighbour)
+        parent = tab.opened_from
         self.tabs.removeTab(index)
+        if parent is not None and shiboken6.isValid(parent) and self.tabs.indexOf(parent) >= 0:
+            self.tabs.setCurrentWidget(parent)
         tab.detach()
         tab.deleteLater()
         if not self.tabs_of(document):
@@ -504,13 +510,23 @@ class MainWindow(QMainWindow):
                     return False
         return True
 
+    #: a quit answered "Yes" while a run trains: the window closes once the worker thread has ended
+    _quitting_after_run = False
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.training is not None and self.training.is_running():
-            answer = QMessageBox.question(self, "Training", "A run is in progress. Stop it and quit?")
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
-            self.training.stop(wait=True)
+            if not self._quitting_after_run:
+                answer = QMessageBox.question(self, "Training", "A run is in progress. Stop it and quit?")
+                if answer != QMessageBox.StandardButton.Yes:
+                    event.ignore()
+                    return
+                self._quitting_after_run = True
+                self.statusBar().showMessage("Stopping the run, then quitting…")
+                self.training.stop(then=self._close_after_run)
+            # never closed under a running QThread (its destruction aborts the process); the window
+            # stays live meanwhile, and the engine ends the run within about a second
+            event.ignore()
+            return
         queue = getattr(self, "queue", None)
         if queue is not None and queue.running():
             answer = QMessageBox.question(self, "Queue", "Queued runs are in progress. Stop them and quit? "
@@ -530,6 +546,10 @@ class MainWindow(QMainWindow):
             if isinstance(widget, EditorTab):
                 widget.scene.blockSignals(True)
         event.accept()
+
+    def _close_after_run(self) -> None:
+        self._quitting_after_run = False  # a close cancelled later (unsaved changes) asks again next time
+        self.close()
 
     def save_recovery(self) -> None:
         for document in self.documents:
@@ -722,14 +742,17 @@ class MainWindow(QMainWindow):
             return
         if entry.path is not None:  # a block file: open it as a document of its own
             base = tab.document.path.parent if tab.document.path else Path.cwd()
-            self.open_file(base / entry.path)
+            opened = self.open_file(base / entry.path)
+            if opened is not None:
+                opened.opened_from = tab
             return
         for i in range(self.tabs.count()):
             other = self.tabs.widget(i)
             if isinstance(other, EditorTab) and other.document is tab.document and other.scope == name:
                 self.tabs.setCurrentIndex(i)
+                other.opened_from = tab
                 return
-        self.add_document(tab.document, name)
+        self.add_document(tab.document, name).opened_from = tab
 
     def finish_setup(self) -> None:
         """Docks that need pyqtgraph (and, later, torch): built once the window is on screen."""
@@ -793,6 +816,7 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         QMessageBox.about(self, "Model Studio", f"Model Studio {__version__}\n"
                           "Design, train and compare networks for cross-sectional return prediction.")
+
 
 def _rect_text(rect: QRect) -> str:
     return f"{rect.x()} {rect.y()} {rect.width()} {rect.height()}"

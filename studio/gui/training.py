@@ -12,14 +12,17 @@ garbage is collected on the GUI thread only (studio.gui.garbage says why).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QThread, QTimer, Signal
+import shiboken6
+from PySide6.QtCore import Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -27,23 +30,36 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.text import status_line
+from studio.core.edits import set_input_window
+from studio.core.text import printable, status_line
+from studio.core.validation import validate
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
 from studio.metrics import MIN_DATES, sample_size
 
 _warmed = threading.Event()
+
+
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n``, largest first: the bars per day ``n`` bars a day can be resampled to."""
+    return [d for d in range(n, 0, -1) if n % d == 0]
 
 
 def warm_up() -> bool:
@@ -85,11 +101,14 @@ class TrainingWorker(QThread):
                               "metrics": None, "run_dir": None})
 
     def stop(self) -> None:
-        self.cancel.set()  # read by the training loop after each batch
+        # read by the engine between batches and, in a long step or scoring pass, between its operations
+        self.cancel.set()
 
 
 class ImportDialog(QDialog):
-    """A file or folder of bars, and how to read it (columns, session)."""
+    """A file or folder of bars, and how to read it (columns, session). Inspect reads it and shows
+    which column feeds each field, what is derived, and the importer's notes and counts in full; OK
+    reads it first when that has not been done, and stays open when the bars cannot be read."""
 
     FIELDS = ("symbol", "datetime", "date", "time", "close", "volume", "turnover")
 
@@ -97,7 +116,12 @@ class ImportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Import bars")
         settings = settings or {}
-        form = QFormLayout(self)
+        #: panel.describe() of the bars as last inspected, and the settings it was read with
+        self.described: dict | None = None
+        self._described_for: tuple | None = None
+        outer = QVBoxLayout(self)
+        form = QFormLayout()
+        outer.addLayout(form)
         row = QHBoxLayout()
         self.path = QLineEdit(path)
         browse_file, browse_dir = QPushButton("File…"), QPushButton("Folder…")
@@ -120,15 +144,33 @@ class ImportDialog(QDialog):
         self.stamp.addItems(["auto", "start", "end"])
         self.stamp.setCurrentText(settings.get("bar_stamp", "auto"))
         form.addRow("bar time stamps", self.stamp)
-        self.report = QLabel("")
-        self.report.setWordWrap(True)
         inspect = QPushButton("Inspect")
         inspect.clicked.connect(self.inspect)
-        form.addRow(inspect, self.report)
+        self.summary = QLabel("Inspect reads the bars and shows what was found.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)  # names from files are text, never markup
+        form.addRow(inspect, self.summary)
+        # field <- column, one row per source; derived fields say how
+        self.mapping = QTableWidget(0, 3)
+        self.mapping.setHorizontalHeaderLabels(["field", "read from", "files"])
+        self.mapping.verticalHeader().hide()
+        self.mapping.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.mapping.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.mapping.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.mapping.setMinimumHeight(150)
+        outer.addWidget(self.mapping, 2)
+        # the notes and counts in full: every policy the importer applied and what it did
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.report.setPlaceholderText("the importer's notes and counts")
+        self.report.setMinimumHeight(160)
+        outer.addWidget(self.report, 3)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        outer.addWidget(buttons)
+        self.resize(760, 720)
 
     def _pick_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Bars file", "", "Bars (*.csv *.csv.gz *.parquet *.pq)")
@@ -148,19 +190,48 @@ class ImportDialog(QDialog):
             out["bar_stamp"] = self.stamp.currentText()
         return out
 
-    def inspect(self) -> None:
-        from studio.data.importer import ImportConfig, load_bars
+    def _key(self) -> tuple:
+        return self.path.text().strip(), tuple(sorted(self.settings().items()))
+
+    def inspect(self) -> bool:
+        """Read the bars; show the mapping, sizes, notes and counts (or why they cannot be read)."""
+        from studio.core.text import error_line
+        from studio.data.importer import ImportConfig, column_mapping, load_bars
         from studio.data.panel import DataError
 
+        self.described, self._described_for = None, None
+        self.mapping.setRowCount(0)
         try:
-            panel = load_bars(self.path.text(), ImportConfig(**self.settings()))
-        except (DataError, TypeError, ValueError) as exc:
-            self.report.setText(f"<span style='color:#e05252'>{exc}</span>")
-            return
+            config = ImportConfig(**self.settings())
+            mapping = column_mapping(self.path.text().strip(), config)
+            panel = load_bars(self.path.text().strip(), config)
+        except (DataError, TypeError, ValueError, OSError) as exc:
+            self.summary.setText(f"Cannot read these bars: {error_line(exc)}")
+            self.summary.setStyleSheet("color: #e05252")
+            self.report.setPlainText("")
+            return False
         d = panel.describe()
-        self.report.setText(f"{d['symbols']} symbols, {d['dates']} dates ({d['first_date']} .. {d['last_date']}), "
-                            f"{d['bars_per_day']} bars per day, {d['stocks_per_day_min']}-{d['stocks_per_day_max']} "
-                            "stocks a day")
+        self.described, self._described_for = d, self._key()
+        self.summary.setStyleSheet("")
+        self.summary.setText(f"{d['symbols']} symbols, {d['dates']} dates ({d['first_date']} .. {d['last_date']}), "
+                             f"{d['bars_per_day']} bars per day, {d['stocks_per_day_min']}-"
+                             f"{d['stocks_per_day_max']} stocks a day; features {', '.join(d['features'])}")
+        self.mapping.setRowCount(len(mapping))
+        for r, (field_name, source, files) in enumerate(mapping):
+            for c, text in enumerate((field_name, printable(source), str(files))):
+                self.mapping.setItem(r, c, QTableWidgetItem(text))
+        width = max((len(name) for name in d["counts"]), default=0)
+        lines = [f"source: {printable(str(d['source']))}", "", "notes:"]
+        lines += [f"  - {printable(note)}" for note in d["notes"]]
+        lines += ["", "counts:"] + [f"  {name:<{width}}  {value:>12,}" for name, value in d["counts"].items()]
+        self.report.setPlainText("\n".join(lines))
+        return True
+
+    def accept(self) -> None:
+        stale = self.described is None or self._described_for != self._key()
+        if stale and not self.inspect():
+            return  # the reason shows above; nothing unreadable reaches the panel
+        super().accept()
 
 
 class TrainingPanel(QWidget):
@@ -172,19 +243,36 @@ class TrainingPanel(QWidget):
         super().__init__(window)
         self.window = window
         self.worker: TrainingWorker | None = None
+        #: called once the worker thread has ended (a quit that waits for the run to stop)
+        self._after_stop: list = []
         self.import_path, self.import_settings = "", {}
         self.runs_dir = Path(os.environ.get("STUDIO_RUNS_DIR", "runs"))
-        layout = QVBoxLayout(self)
-        # the run's controls first: Start, Stop, progress and the last word stay in view above the settings
-        run_controls = QVBoxLayout()
-        layout.addLayout(run_controls)
+        #: panel.describe() of the imported bars (from the import dialog), for the fit check
+        self.import_described: dict | None = None
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        # a fixed header: Start, Stop, progress, the last word and whether the data fits stay in view
+        # however far the settings below are scrolled
+        self.header = QWidget()
+        self.header.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        run_controls = QVBoxLayout(self.header)
+        outer.addWidget(self.header)
+        self.scroll = QScrollArea()  # a short dock scrolls the settings instead of clipping them
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.scroll.setWidget(body)
+        outer.addWidget(self.scroll, 1)
         buttons = QHBoxLayout()
         self.start_button, self.stop_button = QPushButton("Start"), QPushButton("Stop")
         # a colour when they can be pressed, the palette's faded grey when not
         self.start_button.setStyleSheet("QPushButton:enabled { background: #2f6b3a; color: white; }")
         self.stop_button.setStyleSheet("QPushButton:enabled { background: #8a3232; color: white; }")
         self.start_button.setToolTip("Train the current tab's graph (Ctrl+R)")
-        self.stop_button.setToolTip("Stop after the current batch; the best epoch is kept (Ctrl+.)")
+        self.stop_button.setToolTip("Stop within about a second; the run keeps its best epoch and "
+                                    "studio train --resume continues it (Ctrl+.)")
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(lambda: self.stop())
         self.stop_button.setEnabled(False)
@@ -198,6 +286,26 @@ class TrainingPanel(QWidget):
         self.status = QLabel("Ready to train the graph in the current tab.")
         self.status.setWordWrap(True)
         run_controls.addWidget(self.status)
+        # does the chosen data fit the graph's bar window? said before Start, with a fix a click away
+        self.fit_box = QWidget()
+        fit_column = QVBoxLayout(self.fit_box)
+        fit_column.setContentsMargins(0, 0, 0, 0)
+        self.fit_message = QLabel()
+        self.fit_message.setWordWrap(True)
+        self.fit_message.setTextFormat(Qt.TextFormat.PlainText)
+        self.fit_message.setStyleSheet("color: #e0a030")
+        fit_column.addWidget(self.fit_message)
+        self.resample_button, self.set_window_button = QPushButton(), QPushButton()
+        self.resample_button.setToolTip("Train on the data resampled to this many bars a day; the run's "
+                                        "graph reads as many (the graph file stays as it is)")
+        self.set_window_button.setToolTip("Change the graph's bar window to the data's bars per day "
+                                          "(an edit of the graph: Ctrl+Z takes it back)")
+        self.resample_button.clicked.connect(self._resample_to_fit)
+        self.set_window_button.clicked.connect(self._set_window_to_data)
+        for button in (self.resample_button, self.set_window_button):
+            fit_column.addWidget(button)
+        self.fit_box.hide()
+        run_controls.addWidget(self.fit_box)
 
         data = QGroupBox("Data")
         data_form = QFormLayout(data)
@@ -216,7 +324,14 @@ class TrainingPanel(QWidget):
         data_form.addRow("market seed", self.data_seed)
         self.import_label = QLabel("")
         self.import_label.setWordWrap(True)
+        self.import_label.setTextFormat(Qt.TextFormat.PlainText)
         data_form.addRow(self.import_label)
+        # the window's control for `studio train --bars-per-day`: imported bars resampled for the run
+        self.bars_per_day = QComboBox()
+        self.bars_per_day.setToolTip("bars per day the run trains on: the graph's own, or a divisor of the "
+                                     "data's (the data is resampled to it and the run's graph reads as many)")
+        self.bars_per_day.currentIndexChanged.connect(lambda _: self.check_fit())
+        data_form.addRow("bars per day", self.bars_per_day)
         layout.addWidget(data)
 
         train = QGroupBox("Training")
@@ -254,19 +369,150 @@ class TrainingPanel(QWidget):
 
         layout.addStretch(1)
         self._steps_done = 0
+        self._watched = None  # the document whose edits re-check the fit
+        self._fill_bars_per_day()
+        window.tabs.currentChanged.connect(lambda _: self._watch_current())
+        self._watch_current()
 
     # ---- settings ----------------------------------------------------------------------------
     def _source_chosen(self, index: int) -> None:
         if index == 1:
             dialog = ImportDialog(self, self.import_settings, self.import_path)
             if dialog.exec():
-                self.import_path, self.import_settings = dialog.path.text(), dialog.settings()
+                self.use_import(dialog.path.text().strip(), dialog.settings(), dialog.described)
             if not self.import_path:
                 self.source.setCurrentIndex(0)
+        self._source_changed()
+
+    def use_import(self, path: str, settings: dict, described: dict | None) -> None:
+        """Train on the bars at ``path`` (read with ``settings``; ``described`` is what the dialog found)."""
+        self.import_path, self.import_settings, self.import_described = path, dict(settings), described
+        self.source.setCurrentIndex(1)
+        self._source_changed()
+
+    def _source_changed(self) -> None:
         imported = self.source.currentIndex() == 1
         for widget in (self.stocks, self.days, self.data_seed):
             widget.setEnabled(not imported)
-        self.import_label.setText(f"{self.import_path}" if imported else "")
+        text = ""
+        if imported:
+            name = Path(self.import_path).name or self.import_path
+            text = f"Imported: {name}"
+            d = self.import_described
+            if d:
+                text += (f" ({d['symbols']} symbols, {d['dates']} dates, {d['bars_per_day']} bars a day; "
+                         f"{', '.join(d['features'])})")
+            text = printable(text)
+            self.import_label.setToolTip(printable(self.import_path))
+        self.import_label.setText(text)
+        self._fill_bars_per_day()
+        self.check_fit()
+
+    # ---- does the data fit the graph? --------------------------------------------------------
+    def _data_bars_per_day(self) -> int | None:
+        if self.source.currentIndex() == 1 and self.import_described:
+            return int(self.import_described["bars_per_day"])
+        return None  # the synthetic market is made with the graph's bars per day
+
+    def _fill_bars_per_day(self) -> None:
+        """The graph's own, then every divisor of the data's bars per day (imported bars only)."""
+        have = self._data_bars_per_day()
+        chosen = self.bars_per_day.currentData()
+        self.bars_per_day.blockSignals(True)
+        self.bars_per_day.clear()
+        self.bars_per_day.addItem("the graph's window", None)
+        for n in divisors(have) if have else []:
+            self.bars_per_day.addItem(f"{n}" + (" (the data's)" if n == have else f" ({have // n} bars each)"), n)
+        index = self.bars_per_day.findData(chosen) if chosen is not None else 0
+        self.bars_per_day.setCurrentIndex(max(index, 0))
+        self.bars_per_day.setEnabled(have is not None)
+        self.bars_per_day.blockSignals(False)
+
+    def _watch_current(self) -> None:
+        """Re-check the fit whenever the current tab's document changes (its window may have)."""
+        tab = self.window.current_tab()
+        document = tab.document if tab is not None else None
+        if document is self._watched:
+            self.check_fit()
+            return
+        if self._watched is not None and shiboken6.isValid(self._watched):
+            with contextlib.suppress(RuntimeError, TypeError):  # already gone with its tab
+                self._watched.changed.disconnect(self._document_changed)
+        self._watched = document
+        if document is not None:
+            document.changed.connect(self._document_changed)
+        self.check_fit()
+
+    def _document_changed(self, _change) -> None:
+        self.check_fit()
+
+    def training_graph(self):
+        """The current tab's graph as the run will read it: a copy at the bars per day chosen here."""
+        tab = self.window.current_tab()
+        if tab is None:
+            return None
+        graph = tab.document.graph
+        chosen = self.bars_per_day.currentData()
+        if chosen is None or graph.input is None or graph.input.bars_per_day == chosen:
+            return graph
+        graph = graph.copy()
+        graph.input.bars_per_day = chosen
+        return graph
+
+    def fit_problem(self) -> str | None:
+        """Why the chosen data cannot feed the current graph (and sets the fixes' buttons), or None."""
+        self.resample_button.hide()
+        self.set_window_button.hide()
+        tab = self.window.current_tab()
+        have = self._data_bars_per_day()
+        if tab is None or have is None or tab.document.graph.input is None:
+            return None
+        spec = tab.document.graph.input
+        want = self.bars_per_day.currentData() or spec.bars_per_day
+        missing = [f for f in spec.features if f not in self.import_described["features"]]
+        if missing:
+            return (f"The graph reads feature {missing[0]!r}; the data has "
+                    f"{', '.join(self.import_described['features'])}. Set the features of the graph's bar "
+                    "window (select its input node) to ones the data has.")
+        if want == have or (want < have and have % want == 0):
+            if want != spec.bars_per_day:
+                graph = self.training_graph()
+                v = validate(graph, tab.document.registry)
+                if not v.ok:
+                    return f"At {want} bars a day the graph does not fit: {v.errors[0]}"
+            return None
+        nearest = min(divisors(have), key=lambda n: (abs(n - spec.bars_per_day), -n))
+        self.resample_button.setText(f"Resample data to {nearest} bars/day")
+        self.resample_button.setProperty("bars_per_day", nearest)
+        self.set_window_button.setText(f"Set graph window to {have} bars/day")
+        self.resample_button.show()
+        self.set_window_button.show()
+        return (f"The graph reads {spec.bars_per_day} bars a day, the data has {have}: "
+                f"resample the data to a divisor of {have}, or set the graph's window to {have}.")
+
+    def check_fit(self) -> str | None:
+        """Say before Start whether the data fits the graph; returns the reason it does not."""
+        if not shiboken6.isValid(self.fit_message):
+            return None
+        reason = self.fit_problem()
+        self.fit_message.setText(reason or "")
+        self.fit_box.setVisible(reason is not None)
+        return reason
+
+    def _resample_to_fit(self) -> None:
+        n = self.resample_button.property("bars_per_day")
+        index = self.bars_per_day.findData(n)
+        if index >= 0:
+            self.bars_per_day.setCurrentIndex(index)  # re-checks the fit
+            self.status.setText(f"The run trains on the data resampled to {n} bars a day.")
+
+    def _set_window_to_data(self) -> None:
+        tab, have = self.window.current_tab(), self._data_bars_per_day()
+        if tab is None or have is None:
+            return
+        self.bars_per_day.setCurrentIndex(0)  # the graph's own window, which now is the data's
+        tab.document.edit(f"Set input bars_per_day to {have}", lambda g: set_input_window(g, bars_per_day=have))
+        self.status.setText(f"The graph's window now reads {have} bars a day (Ctrl+Z takes it back).")
 
     def source_spec(self):
         from studio.train.config import SourceSpec
@@ -298,6 +544,8 @@ class TrainingPanel(QWidget):
             reason = f"Cannot train: {document.validation.errors[0]}"
         elif document.graph.kind != "model":
             reason = "Cannot train a block on its own: open a model."
+        elif self.check_fit() is not None:
+            reason = f"Cannot train: {self.fit_message.text()}"
         if reason is not None:
             self.status.setText(reason)
             # where the user looks: the status bar, and the training panel brought to the front
@@ -307,7 +555,8 @@ class TrainingPanel(QWidget):
                 dock.show()
                 dock.raise_()
             return False
-        self.worker = TrainingWorker(document.graph, self.source_spec(), self.train_config(), self.runs_dir, self)
+        self.worker = TrainingWorker(self.training_graph(), self.source_spec(), self.train_config(), self.runs_dir,
+                                     self)
         self.worker.record.connect(self._on_record)
         self.worker.finished.connect(self._finished)
         self.worker.warmed.connect(self._freeze_after_warm_up)  # a method: queued to the GUI thread
@@ -325,12 +574,22 @@ class TrainingPanel(QWidget):
     def _freeze_after_warm_up(self) -> None:
         freeze_long_lived_objects()
 
-    def stop(self, wait: bool = False) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.status.setText("Stopping after the current batch…")
-            if wait:
-                self.worker.wait(30_000)
+    def stop(self, wait: bool = False, then=None) -> None:
+        """Stop the run: the engine ends it within about a second and closes it as stopped, its best
+        epoch kept. ``then``: called on the GUI thread once the worker thread has ended (at once when
+        none runs). ``wait``: block until it has ended, with no time limit: a QThread destroyed while it
+        runs aborts the whole process."""
+        worker = self.worker
+        if worker is None or not worker.isRunning():
+            if then is not None:
+                QTimer.singleShot(0, then)
+            return
+        if then is not None:
+            self._after_stop.append(then)
+        worker.stop()
+        self.status.setText("Stopping…")
+        if wait:
+            worker.wait()
 
     def _on_record(self, record: dict) -> None:
         kind = record["kind"]
@@ -362,8 +621,14 @@ class TrainingPanel(QWidget):
         self.record.emit(record)
 
     def _finished(self) -> None:
+        worker = self.sender()
+        if isinstance(worker, QThread):
+            worker.wait()  # finished() is emitted just before the thread has ended: let it end
         self.start_button.setEnabled(True)
         self.stop_button.setEnabled(False)
+        waiting, self._after_stop = self._after_stop, []
+        for then in waiting:
+            then()
 
 
 def install_training(window) -> None:
@@ -392,10 +657,7 @@ def install_training(window) -> None:
     runs.highlightNodes.connect(highlight)
     window.training, window.plots, window.runs, window.queue = panel, plots, runs, queue
     docks = []
-    scroll = QScrollArea()  # a short window scrolls the panel instead of clipping it
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(panel)
-    for title, widget, area in (("Training", scroll, Qt.DockWidgetArea.RightDockWidgetArea),
+    for title, widget, area in (("Training", panel, Qt.DockWidgetArea.RightDockWidgetArea),
                                 ("Plots", plots, Qt.DockWidgetArea.BottomDockWidgetArea),
                                 ("Runs", runs, Qt.DockWidgetArea.BottomDockWidgetArea),
                                 ("Queue", queue, Qt.DockWidgetArea.BottomDockWidgetArea)):
