@@ -189,6 +189,45 @@ def validate(graph: Graph, registry: Registry) -> Validation:
     return result
 
 
+#: the bar window a block's inputs are given where nothing else does (a block file opened alone):
+#: the studio's new-graph window, 10 days of 24 bars; channels as the first of EXAMPLE_CHANNELS the
+#: block accepts (3 features, one value, or a layer's width)
+EXAMPLE_DAYS, EXAMPLE_BARS_PER_DAY = 10, 24
+EXAMPLE_CHANNELS = (3, 1, 16, 32, 64, 128)
+
+
+def example_inputs(graph: Graph, channels: int = EXAMPLE_CHANNELS[0]) -> dict[str, TensorShape]:
+    """A shape for each input a block declares (its block_input nodes' name and kind), cut from the
+    example bar window: a sequence N×240×C, a map N×10×24×C (days × bars), a vector N×C."""
+    examples = {"seq": TensorShape.seq(EXAMPLE_DAYS * EXAMPLE_BARS_PER_DAY, channels),
+                "map": TensorShape.map(EXAMPLE_DAYS, EXAMPLE_BARS_PER_DAY, channels),
+                "vec": TensorShape.vec(channels)}
+    found = {}
+    for node in graph.nodes_of_type(BLOCK_INPUT_TYPE):
+        name, kind = node.params.get("name", "x"), node.params.get("kind", "seq")
+        if isinstance(name, str) and kind in examples:
+            found[name] = examples[kind]
+    return found
+
+
+def validate_alone(graph: Graph, registry: Registry) -> tuple[Validation, dict[str, TensorShape] | None]:
+    """A document validated as it is shown on its own: a model as ``validate`` does; a block with
+    its declared inputs bound to ``example_inputs`` (the first channel count it accepts), so that
+    its wires have shapes and its nodes parameter counts. Returns the validation and the example
+    inputs used (None where none were: a model, a block with problems, or one no example suits)."""
+    plain = validate(graph, registry)
+    if graph.kind != BLOCK or plain.errors or not graph.nodes_of_type(BLOCK_INPUT_TYPE):
+        return plain, None
+    for channels in EXAMPLE_CHANNELS:
+        bound = example_inputs(graph, channels)
+        scope = BlockScope(graph.blocks, registry)
+        result = _check(graph, registry, scope, bound)
+        if not result.errors:
+            result.problems.extend(scope.problems())
+            return result, bound
+    return plain, None
+
+
 def _check(graph: Graph, registry: Registry, scope: BlockScope,
            bound: dict[str, TensorShape] | None) -> Validation:
     return _Checker(graph, registry, scope, bound).run()

@@ -31,8 +31,10 @@ from studio.core.document import Graph
 from studio.core.edits import scoped
 from studio.core.graph_file import graph_to_json, load_graph, loads_graph, save_graph
 from studio.core.layout import untangle
+from studio.core.node_type import ShapeError
 from studio.core.registry import Registry
-from studio.core.validation import Validation, validate
+from studio.core.shapes import TensorShape
+from studio.core.validation import EXAMPLE_CHANNELS, Validation, example_inputs, validate, validate_alone
 
 UNDO_LIMIT = 200
 #: the text after an edit is made this long after it (the redraw first; a burst of edits, one text)
@@ -166,7 +168,10 @@ class EditorDocument(QObject):
         #: names this document's autosave (studio.gui.recovery) for as long as it is open
         self.recovery_id = uuid.uuid4().hex
         self.undo_stack.cleanChanged.connect(self.titleChanged)  # signal to signal: safe while Qt tears down
-        self.validation: Validation = validate(graph, registry)
+        #: the shapes a block file's inputs are given while it is open alone (None: a model, or a block
+        #: no example suits); its wires show shapes and its nodes parameter counts for them
+        self.example_inputs: dict[str, TensorShape] | None = None
+        self.validation: Validation = self._validate()
         #: graph_to_json of the current state, and its text (None until serialized)
         self._state: dict = graph_to_json(graph)
         self._text: str | None = json.dumps(self._state)
@@ -210,7 +215,6 @@ class EditorDocument(QObject):
             return None
         return self.path.parent if (self.path.parent / "config.json").is_file() else None
 
-
     def graph_of(self, scope: str | None) -> Graph | None:
         """The graph a tab shows: the file's own, or one of its inline blocks."""
         if scope is None:
@@ -228,12 +232,25 @@ class EditorDocument(QObject):
             if graph is None:
                 return self.validation
             uses = self.validation.scope.instances(scope) if self.validation.scope is not None else []
-            return uses[0] if uses else self.validation.scope.check(scope)
+            if uses:
+                return uses[0]
+            for channels in EXAMPLE_CHANNELS:  # a block the file does not use: its declared inputs
+                try:
+                    inferred = self.validation.scope.infer(scope, example_inputs(graph, channels))
+                except ShapeError:  # the block has problems of its own
+                    break
+                if not inferred.errors:
+                    return inferred
+            return self.validation.scope.check(scope)
         except Exception:  # a broken block: show what can be shown
             return validate(graph, self.registry) if graph is not None else self.validation
 
+    def _validate(self) -> Validation:
+        validation, self.example_inputs = validate_alone(self.graph, self.registry)
+        return validation
+
     def revalidate(self) -> None:
-        self.validation = validate(self.graph, self.registry)
+        self.validation = self._validate()
         self.validated.emit(self.validation)
 
     # ---- editing -----------------------------------------------------------------------------

@@ -408,8 +408,8 @@ class MainWindow(QMainWindow):
         tab = self.add_document(document)
         if document.laid_out and not document.graph.load_problems:  # after the tab's own status line
             where = ", ".join("the graph" if s is None else f"block {s}" for s in document.laid_out)
-            self.statusBar().showMessage(f"{path.name}: laid out {where} (its stored positions overlapped); "
-                                         "saving keeps the new positions", 10000)
+            self.statusBar().showMessage(f"{path.name}: laid out {where} (at the stored positions nodes or wires "
+                                         "lay over nodes); saving keeps the new positions", 10000)
         return tab
 
     def save(self) -> bool:

@@ -255,17 +255,31 @@ class NodeItem(QGraphicsItem):
         painter.setPen(QPen(severity_colour, 3.0 / lod) if severity_colour else Qt.PenStyle.NoPen)
         painter.setBrush(self.colour)
         painter.drawRoundedRect(rect, 6, 6)
+        lines, font = self.overview_label(lod)
+        painter.setFont(font)
+        painter.setPen(theme.NODE_TEXT)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "\n".join(lines))
+
+    def overview_label(self, lod: float) -> tuple[list[str], QFont]:
+        """The node's id as the overview draws it at zoom ``lod``: one line at 9 points on screen down
+        to 6.5; a long id then breaks in two at an underscore (or its middle) where the node is tall
+        enough; else it is cut in the middle, so that "encoder_3" and "encoder_4" stay apart."""
+        width = theme.NODE_WIDTH - 4
         font = QFont(TITLE_FONT)
-        # 9 points on screen, down to 6.5 before the name is cut short
         for points in (9.0, 8.0, 7.0, 6.5):
             font.setPointSizeF(min(60.0, points / max(lod, 0.05)))
             metrics = QFontMetricsF(font)
-            if metrics.horizontalAdvance(self.title) <= rect.width() - 4:
-                break
-        painter.setFont(font)
-        painter.setPen(theme.NODE_TEXT)
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter,
-                         metrics.elidedText(self.title, Qt.TextElideMode.ElideRight, rect.width() - 4))
+            if metrics.horizontalAdvance(self.title) <= width:
+                return [self.title], font
+        if metrics.lineSpacing() * 2 <= self.height - 4 and len(self.title) > 1:
+            middle = len(self.title) / 2
+            cuts = [i + 1 for i, c in enumerate(self.title[:-1]) if c in "_-."] or [round(middle)]
+            cut = min(cuts, key=lambda i: (abs(i - middle), i))
+            lines = [self.title[:cut], self.title[cut:]]
+            if all(metrics.horizontalAdvance(line) <= width for line in lines):
+                return lines, font
+            return [metrics.elidedText(line, Qt.TextElideMode.ElideMiddle, width) for line in lines], font
+        return [metrics.elidedText(self.title, Qt.TextElideMode.ElideMiddle, width)], font
 
     # ---- interaction -------------------------------------------------------------------------
     def itemChange(self, change, value):
@@ -311,14 +325,41 @@ class EdgeItem(QGraphicsPathItem):
         painter.drawPath(self.path())
         if self.label and option.levelOfDetailFromTransform(painter.worldTransform()) >= DETAIL_ZOOM:
             painter.setFont(SMALL_FONT)
-            metrics = QFontMetricsF(SMALL_FONT)
-            w = metrics.horizontalAdvance(self.label) + 10
-            box = QRectF(self.mid.x() - w / 2, self.mid.y() - 9, w, 18)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(theme.LABEL_BACKGROUND)
-            painter.drawRoundedRect(box, 4, 4)
-            painter.setPen(colour.lighter(130))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.label)
+            text, box = self.label_box()
+            if text:
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(theme.LABEL_BACKGROUND)
+                painter.drawRoundedRect(box, 4, 4)
+                painter.setPen(colour.lighter(130))
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    def label_box(self) -> tuple[str, QRectF]:
+        """The shape label and where it is drawn: at the wire's middle, cut short (the full shape is
+        in the tooltip) where the whole of it would cover a port at either end; none where not even
+        a few characters fit."""
+        metrics = QFontMetricsF(SMALL_FONT)
+        path = self.path()
+        ends = [path.pointAtPercent(0.0), path.pointAtPercent(1.0)]
+        room = theme.PORT_RADIUS + 4
+
+        def box_for(text: str) -> QRectF:
+            w = metrics.horizontalAdvance(text) + 10
+            return QRectF(self.mid.x() - w / 2, self.mid.y() - 9, w, 18)
+
+        def clear(box: QRectF) -> bool:
+            return not any(box.intersects(QRectF(e.x() - room, e.y() - room, 2 * room, 2 * room)) for e in ends)
+
+        box = box_for(self.label)
+        if clear(box):
+            return self.label, box
+        width = box.width() - 10
+        while width > 24:
+            width -= 8
+            text = metrics.elidedText(self.label, Qt.TextElideMode.ElideMiddle, width)
+            box = box_for(text)
+            if clear(box):
+                return text, box
+        return "", QRectF()
 
     def boundingRect(self) -> QRectF:
         return super().boundingRect().adjusted(-60, -12, 60, 12)
@@ -336,6 +377,23 @@ class EdgeItem(QGraphicsPathItem):
         for point in (self.path().pointAtPercent(0.0), self.path().pointAtPercent(1.0)):
             ends.addEllipse(point, r, r)
         return stroke.subtracted(ends)
+
+
+class RefusalText(QGraphicsSimpleTextItem):
+    """Why a wire was refused, on a dark plate so it reads over wires and the grid."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setBrush(theme.ERROR.lighter(140))
+
+    def boundingRect(self) -> QRectF:
+        return super().boundingRect().adjusted(-4, -2, 4, 2)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(theme.LABEL_BACKGROUND)
+        painter.drawRoundedRect(self.boundingRect(), 4, 4)
+        super().paint(painter, option, widget)
 
 
 def wire_path(a: QPointF, b: QPointF) -> QPainterPath:
@@ -606,9 +664,8 @@ class GraphScene(QGraphicsScene):
             return
         if self.refusal is not None and self.refusal.scene() is self:
             self.removeItem(self.refusal)
-        self.refusal = QGraphicsSimpleTextItem(reason)
-        self.refusal.setBrush(theme.ERROR.lighter(140))
-        self.refusal.setPos(at + QPointF(12, -24))
+        self.refusal = RefusalText(reason)
+        self.refusal.setPos(self._clear_spot(at, self.refusal.boundingRect()))
         self.refusal.setZValue(10)
         self.addItem(self.refusal)
         item = self.refusal
@@ -618,6 +675,18 @@ class GraphScene(QGraphicsScene):
                 self.removeItem(item)
 
         QTimer.singleShot(3500, fade)
+
+    def _clear_spot(self, at: QPointF, size: QRectF) -> QPointF:
+        """Where a note of ``size`` next to ``at`` covers no node: just above the pointer, else the
+        nearest clear spot above or below it (a refused wire ends on a port, inside a crowd)."""
+        bodies = [item.sceneBoundingRect() for item in self.nodes.values()]
+        x = at.x() + 12
+        for step in range(0, 200):
+            for y in (at.y() - size.height() - 6 - step * theme.GRID / 2, at.y() + 16 + step * theme.GRID / 2):
+                spot = QRectF(x, y, size.width(), size.height())
+                if not any(spot.intersects(body) for body in bodies):
+                    return QPointF(x, y) - size.topLeft()
+        return QPointF(x, at.y() - size.height() - 6) - size.topLeft()
 
     # ---- selection ---------------------------------------------------------------------------
     def selected_nodes(self) -> list[str]:

@@ -7,17 +7,127 @@ import contextlib
 import html
 
 import shiboken6
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPainter, QWheelEvent
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QLabel, QVBoxLayout, QWidget
 
 from studio.core.layout import auto_layout, free_spot
+from studio.gui import theme
 from studio.gui.document import EditorDocument
-from studio.gui.scene import GraphScene, snap
+from studio.gui.scene import HALO, GraphScene, snap
 
 NODE_MIME = "application/x-model-studio-node-type"
 #: how far out the view may zoom (a 500-node chain, 110,000 units long, fits a 1280-wide window)
 MIN_ZOOM = 0.004
+#: frame-all goes no further out than this: the nodes' overviews show ids like "encoder_3"
+#: and "relu_down_3" whole (7 points on screen in a node 190 units wide; longer ids on two lines);
+#: the minimap shows the rest of a larger graph
+READABLE_ZOOM = 0.35
+#: the minimap's largest size on screen and its distance from the view's corner
+MINIMAP_SIZE = (240, 150)
+MINIMAP_MARGIN = 10
+
+
+class Minimap(QWidget):
+    """The whole graph in the view's bottom-right corner while it does not fit the view: a dot per
+    node in its category's colour and a frame round the part in view; a click or a drag centres the
+    view there. Hidden while every node is in view."""
+
+    def __init__(self, view: GraphView) -> None:
+        super().__init__(view)  # on the view, not its viewport: scrolling the viewport would move it
+        self.view = view
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("The whole graph: click or drag to look there")
+        self._pending = False
+        self.hide()
+
+    def refresh(self) -> None:
+        """Show or hide, and redraw, once the event loop turns (a scroll or a drag of many nodes
+        asks many times)."""
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(0, self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._pending = False
+        if not shiboken6.isValid(self) or not shiboken6.isValid(self.view):
+            return
+        wanted = bool(self.view.scene().nodes) and not self.view.all_in_view()
+        if wanted:
+            self.place()
+        self.setVisible(wanted)
+        if wanted:
+            self.raise_()
+            self.update()
+
+    def graph_rect(self) -> QRectF:
+        return self.view.scene().items_rect()
+
+    def place(self) -> None:
+        """Bottom-right of the viewport, shaped like the graph (within MINIMAP_SIZE)."""
+        rect = self.graph_rect()
+        most_w, most_h = MINIMAP_SIZE
+        port = self.view.viewport()
+        most_w, most_h = min(most_w, max(60, port.width() // 3)), min(most_h, max(40, port.height() // 3))
+        scale = min(most_w / max(rect.width(), 1.0), most_h / max(rect.height(), 1.0))
+        w, h = max(60, int(rect.width() * scale) + 8), max(30, int(rect.height() * scale) + 8)
+        corner = port.geometry().bottomRight()
+        self.setGeometry(corner.x() - w - MINIMAP_MARGIN + 1, corner.y() - h - MINIMAP_MARGIN + 1, w, h)
+
+    def _transform(self) -> tuple[QRectF, float, QPointF]:
+        """The graph's rect, the scale from scene to minimap, and the minimap point of its top-left."""
+        rect = self.graph_rect()
+        inner = QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        scale = min(inner.width() / max(rect.width(), 1.0), inner.height() / max(rect.height(), 1.0))
+        offset = QPointF(inner.center().x() - rect.width() * scale / 2, inner.center().y() - rect.height() * scale / 2)
+        return rect, scale, offset
+
+    def to_scene(self, point: QPointF) -> QPointF:
+        rect, scale, offset = self._transform()
+        return QPointF(rect.left() + (point.x() - offset.x()) / scale, rect.top() + (point.y() - offset.y()) / scale)
+
+    def to_map(self, point: QPointF) -> QPointF:
+        rect, scale, offset = self._transform()
+        return QPointF(offset.x() + (point.x() - rect.left()) * scale, offset.y() + (point.y() - rect.top()) * scale)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(QColor("#4a5058"), 1))
+        painter.setBrush(QColor(20, 22, 26, 225))
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 5, 5)
+        _, scale, _ = self._transform()
+        painter.setPen(Qt.PenStyle.NoPen)
+        for item in self.view.scene().nodes.values():
+            body = item.sceneBoundingRect().adjusted(HALO, HALO, -HALO, -HALO)
+            top_left = self.to_map(body.topLeft())
+            painter.setBrush(item.colour)
+            painter.drawRect(QRectF(top_left.x(), top_left.y(), max(2.0, body.width() * scale),
+                                    max(2.0, body.height() * scale)))
+        seen = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
+        frame = QRectF(self.to_map(seen.topLeft()), self.to_map(seen.bottomRight()))
+        painter.setPen(QPen(theme.SELECTED, 1.5))
+        painter.setBrush(QColor(255, 255, 255, 28))
+        painter.drawRect(frame.intersected(QRectF(self.rect()).adjusted(1, 1, -1, -1)))
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._look_at(event.position())
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._look_at(event.position())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def _look_at(self, point: QPointF) -> None:
+        self.view.keep_framed = False
+        self.view.centerOn(self.to_scene(point))
+        self.refresh()
 
 
 class GraphView(QGraphicsView):
@@ -42,6 +152,8 @@ class GraphView(QGraphicsView):
         #: the view keeps the whole graph framed (as the window and its docks settle) until the user
         #: zooms or pans
         self.keep_framed = True
+        self.minimap = Minimap(self)
+        scene.changed.connect(lambda _rects: self.minimap.refresh())
 
     # ---- zoom and pan ------------------------------------------------------------------------
     def zoom(self, factor: float) -> None:
@@ -50,6 +162,7 @@ class GraphView(QGraphicsView):
         factor = max(MIN_ZOOM / scale, min(4.0 / scale, factor))
         self.scale(factor, factor)
         self.scene().set_detail(self.transform().m11())
+        self.minimap.refresh()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.zoom(1.0015 ** event.angleDelta().y())
@@ -58,6 +171,7 @@ class GraphView(QGraphicsView):
         super().resizeEvent(event)
         if self.keep_framed:
             self.frame_all()
+        self.minimap.place()
 
     def mousePressEvent(self, event) -> None:
         if event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
@@ -97,19 +211,33 @@ class GraphView(QGraphicsView):
         super().mouseReleaseEvent(event)
 
     def frame_all(self) -> None:
-        """Fit every node in view. A large graph may get small: nodes then draw their names at a
-        readable size and leave the details out (level of detail, see NodeItem.paint)."""
+        """Fit every node in view, but never smaller than READABLE_ZOOM, where the nodes' overviews
+        still show their names whole: a graph too large for that shows its start (the inputs, on
+        the left; its top where it is also too tall) and the minimap in the corner shows the rest."""
         rect = self.scene().items_rect()
         self.resetTransform()
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         scale = self.transform().m11()
-        if scale > 1.2 or scale < MIN_ZOOM:  # not closer than 1.2, never out past MIN_ZOOM
+        if scale > 1.2 or scale < READABLE_ZOOM:
             self.resetTransform()
-            factor = min(1.2, max(MIN_ZOOM, scale))
+            factor = min(1.2, max(READABLE_ZOOM, scale))
             self.scale(factor, factor)
-            self.centerOn(rect.center())
+            seen = self.viewport().rect()
+            half_w, half_h = seen.width() / factor / 2, seen.height() / factor / 2
+            x = rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w
+            y = rect.center().y() if rect.height() <= 2 * half_h else rect.top() + half_h
+            self.centerOn(QPointF(x, y))
         self.keep_framed = True
         self.scene().set_detail(self.transform().m11())
+        self.minimap.refresh()
+
+    def all_in_view(self) -> bool:
+        seen = self.mapToScene(self.viewport().rect()).boundingRect()
+        return all(seen.contains(item.sceneBoundingRect()) for item in self.scene().nodes.values())
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.minimap.refresh()
 
     def cursor_scene_pos(self) -> QPointF:
         local = self.mapFromGlobal(self.cursor().pos())
@@ -150,6 +278,37 @@ class GraphView(QGraphicsView):
             super().dropEvent(event)
 
 
+class ElidedLabel(QLabel):
+    """One line of text cut short with "…" to the label's width (any width), the whole text in its
+    tooltip when cut: a long description above the canvas reads the same in a narrow window."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.full_text = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+
+    def set_full_text(self, text: str) -> None:
+        self.full_text = " ".join(text.split())  # one line: the file's line breaks become spaces
+        self._elide()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(16, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(16, super().sizeHint().height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(0, self.contentsRect().width())
+        shown = self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, width)
+        if shown != self.text():
+            self.setText(shown)
+        self.setToolTip(self.full_text if shown != self.full_text else "")
+
+
 class EditorTab(QWidget):
     """One tab of the editor: a document (or one inline block of it), its scene and view."""
 
@@ -161,6 +320,8 @@ class EditorTab(QWidget):
     def __init__(self, document: EditorDocument, scope: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document, self.scope = document, scope
+        #: the tab whose block node opened this one (closing this one goes back there)
+        self.opened_from: EditorTab | None = None
         document.changed.connect(self.documentChanged)
         self.scene = GraphScene(document, scope, self)
         self.view = GraphView(self.scene, self)
@@ -169,10 +330,8 @@ class EditorTab(QWidget):
         self.breadcrumb = QLabel()
         self.breadcrumb.setTextFormat(Qt.TextFormat.RichText)
         self.breadcrumb.linkActivated.connect(lambda _link: self.leaveBlock.emit())
-        self.description = QLabel()
-        self.description.setWordWrap(True)
+        self.description = ElidedLabel()
         self.description.setStyleSheet("color: #9aa3ad")
-        self.description.setMaximumHeight(34)
         header = QVBoxLayout()
         header.setContentsMargins(8, 4, 8, 2)
         header.setSpacing(0)
@@ -198,14 +357,15 @@ class EditorTab(QWidget):
         graph = self.graph
         file_name = html.escape(self.document.title)
         if self.scope is None:
-            self.breadcrumb.setText(f"<b>{file_name}</b>")
+            example = self.document.example_inputs
+            note = ("" if not example else " <span style='color:#9aa3ad'>· shapes and parameters for an example "
+                    "input: " + html.escape(", ".join(f"{k} {v}" for k, v in sorted(example.items()))) + "</span>")
+            self.breadcrumb.setText(f"<b>{file_name}</b>{note}")
         else:
             self.breadcrumb.setText(f"<a href='file' style='color:#7fb8ec'>{file_name}</a> › "
                                     f"<b>block {html.escape(self.scope)}</b>")
         text = (graph.description if graph is not None else "") or ""
-        short = text if len(text) <= 240 else text[:237] + "…"
-        self.description.setText(short)
-        self.description.setToolTip(text if len(text) > 240 else "")
+        self.description.set_full_text(text)
         self.description.setVisible(bool(text))
 
     def detach(self) -> None:
