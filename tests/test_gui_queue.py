@@ -159,7 +159,7 @@ def test_the_queue_runs_on_a_local_ray_in_a_process_of_its_own_and_cancels_it(wi
     (trial,) = long.sweep.trials
     assert trial.status == "pending" and trial.run_dir  # stopped cleanly: runs again on resume
     config = json.loads((Path(trial.run_dir) / "config.json").read_text())
-    assert config["status"] == "cancelled" and (Path(trial.run_dir) / "metrics.json").is_file()
+    assert config["status"] == "stopped" and (Path(trial.run_dir) / "metrics.json").is_file()
 
 
 def test_a_ray_entry_whose_sweep_process_fails_shows_its_one_line(window, qtbot, monkeypatch):  # noqa: F811

@@ -131,7 +131,7 @@ def test_a_stopped_walk_forward_resumes_to_the_same_records(run, tmp_path):
         last = record
         if record.get("fold") == 3 and record["kind"] == "start":
             cancel.set()  # stopped in the last fold
-    assert last["kind"] == "done" and last["status"] == "cancelled" and "fold 3 of 3" in last["message"]
+    assert last["kind"] == "done" and last["status"] == "stopped" and "fold 3 of 3" in last["message"]
     stopped = json.loads((job.run_dir / "metrics.json").read_text())
     assert stopped["folds_done"] == 2 and stopped["splits"]["test"]["dates"] < json.loads(
         (run / "metrics.json").read_text())["splits"]["test"]["dates"]

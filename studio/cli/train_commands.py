@@ -116,9 +116,10 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
                             description="Re-run RUN_DIR from its recorded graph, settings, seed and data "
                                         "(with its thread count) and compare every figure of every split, "
                                         "exactly on the CPU. Refused, with the reason, when the data, the "
-                                        "studio's or torch's version differ, or the run was cancelled or "
-                                        "stopped by its time limit. Exit 0 when all match, 1 when any "
-                                        "differs, 2 when it cannot be reproduced here.")
+                                        "studio's or torch's version differ, the run was stopped (by hand or "
+                                        "by its time limit) or interrupted, or it is still running. Exit 0 "
+                                        "when all match, 1 when any differs, 2 when it cannot be reproduced "
+                                        "here.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="DIR", help="where the re-run's directory goes (default: a temporary folder)")
     p.set_defaults(run=reproduce_command)
@@ -441,7 +442,7 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
         figures = ((run["metrics"] or {}).get("splits") or {}).get(split, {})
         dates, t, few = sample_size(figures)
         rows.append({"run": path.name, "graph": run["config"].get("graph", {}).get("name", ""),
-                     "status": run["config"].get("status", "?"),
+                     "status": run["status"],
                      **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS},
                      "ic_t": t, "dates": dates, "few_dates": few,
                      "seed": run["config"].get("seed"), "group": seed_group(run["config"]),

@@ -96,6 +96,9 @@ def _exec_then_tear_down(app: QApplication, window: MainWindow) -> int:
     import shiboken6
 
     code = app.exec()
+    training = getattr(window, "training", None) if shiboken6.isValid(window) else None
+    if training is not None and training.is_running():  # the loop ended another way than by closing
+        training.stop(wait=True)  # a QThread deleted while it runs aborts the process
     if shiboken6.isValid(window):
         shiboken6.delete(window)  # its children, docks, plots and timers with it
     app.processEvents()

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +39,7 @@ from PySide6.QtWidgets import (
 from studio.gui.plots import EpochAxis, YearDateAxis
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.records import seed_group
+from studio.train.run_lock import run_status
 
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
            ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
@@ -68,7 +70,9 @@ def read_runs(folder: Path) -> list[dict]:
             run_name += f" (walk-forward, {(config.get('walk_forward') or {}).get('folds', '?')} folds)"
         rows.append({"path": path, "run": run_name, "graph": config.get("graph", {}).get("name", ""),
                      "folds": _fold_lines(metrics),
-                     "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]},
+                     # running while a live process owns the run, interrupted when that process died
+                     "status": run_status(path, config.get("status")),
+                     **{k: test.get(k) for k, _ in COLUMNS[3:]},
                      "ic_t": t, "dates": dates, "few_dates": few, "seed": config.get("seed"),
                      "group": seed_group(config)})
     return rows
@@ -200,7 +204,10 @@ class ReportDialog(QDialog):
         self.scroll = QScrollArea()
         self.scroll.setWidget(self.picture)
         self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # fitted to the width
+        # fitted to the width; the vertical bar is always there, so showing it cannot narrow the view under the
+        # fitted picture (which then lost its right edge)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         layout.addWidget(self.scroll, 1)
         buttons = QHBoxLayout()
         self.open_file_button = QPushButton("Open in browser" if written.suffix.lower() == ".html" else "Open file")
@@ -279,7 +286,10 @@ class RunsWidget(QWidget):
         self.chart.ci.layout.setContentsMargins(9, 9, 9, 2)
         self.chart.ci.layout.setRowStretchFactor(0, 1)
         self.chart.ci.layout.setRowStretchFactor(1, 0)
-        buttons = QHBoxLayout()
+        # a tool bar, not a row of buttons: where the dock is narrower than its controls (1280 x 800) the
+        # last ones go behind its » button instead of widening the dock over its neighbours
+        buttons = QToolBar()
+        buttons.setMovable(False)
         for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
                            ("Compare 2…", self.compare_selected), ("Report…", self.report_selected),
                            ("Export chart…", self.export_dialog)):
@@ -312,7 +322,6 @@ class RunsWidget(QWidget):
         self.light_export = QCheckBox("light background")
         self.light_export.setToolTip("Export the chart black on white (for papers and slides)")
         buttons.addWidget(self.light_export)
-        buttons.addStretch(1)
         # the buttons span the dock: beside the table they would push the chart off a 1280-pixel window
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.table)
@@ -320,7 +329,7 @@ class RunsWidget(QWidget):
         splitter.setSizes([700, 500])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(buttons)
+        layout.addWidget(buttons)
         layout.addWidget(splitter)
         self.overlay()
 

@@ -7,11 +7,14 @@ the command line prints them, the GUI receives them on a worker thread. Records:
 - ``step``: epoch, step, steps per epoch, training loss, elapsed seconds, seconds left (estimate);
 - ``epoch``: training and validation loss, validation figures (IC, RankIC, long-short...), the
   per-date IC and legs of the validation dates, learning rate, whether it is the best epoch so far;
-- ``done``: status (finished, early_stopped, time_limit, cancelled, failed), a one-line message, the
+- ``done``: status (finished, early_stopped, time_limit, stopped, failed), a one-line message, the
   best epoch and the final figures per split.
 
-Cancel: set the ``cancel`` event; the loop checks it after every batch and stops within a second on
-any reasonable batch. A loss that is not finite stops the run with a clear message; the checkpoint of
+Stop: set the ``cancel`` event. The loop checks it between batches and, in a step or a scoring pass
+that takes longer than a fifth of a second, before every torch operation and between the operations of
+the backward pass (``_StopChecks``), so a run ends within about a second whatever the model; the run is
+closed as ``stopped``, its best epoch kept. A run owns its directory through ``studio.train.run_lock``
+for as long as it runs. A loss that is not finite stops the run with a clear message; the checkpoint of
 the last good epoch stays. ``resume(run_dir)`` continues a run from its checkpoint and ends with the
 same figures as an uninterrupted run (each epoch's shuffling and dropout are seeded from the run seed
 and the epoch number). The same seed on the CPU gives identical figures.
@@ -19,12 +22,13 @@ and the epoch number). The same seed on the CPU gives identical figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +52,48 @@ from studio.train.feed import Feed
 from studio.train.losses import LOSS_FUNCTIONS
 from studio.train.process_state import run_settings
 from studio.train.records import RunWriter
+from studio.train.run_lock import RunInUse, RunLock, held_by
 from studio.train.sources import LoadedData, graph_fingerprint, load_source
 
 CHECKPOINT = "checkpoint.pt"
+#: a step or scoring batch slower than this is checked for a stop between its torch operations
+FINE_CHECKS_ABOVE_S = 0.2
+#: after a stop, the best epoch's figures are scored only if that takes at most this long
+SCORING_AFTER_STOP_S = 2.0
+#: what a run's directory holds once its best epoch has been scored
+RESULT_FILES = ("metrics.json", "daily.csv", "predictions.parquet", "pnl.png")
 
 
 class TrainingError(Exception):
     """The run cannot start; one line naming what is wrong."""
+
+
+class RunStopped(Exception):
+    """A stop was asked for in the middle of a step or a scoring pass (the run catches it)."""
+
+
+class _StopChecks(torch.overrides.TorchFunctionMode):
+    """Checks for a stop before every torch operation and, by a gradient hook on each result, between
+    the operations of the backward pass. One step of a large model takes tens of seconds on a CPU (a
+    36-layer transformer); with these checks it ends within one operation of Stop. The hooks return
+    nothing, so the figures are the same bits as without them."""
+
+    def __init__(self, stopping: Callable[[], bool]) -> None:
+        super().__init__()
+        self.stopping = stopping
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.stopping():
+            raise RunStopped
+        result = func(*args, **(kwargs or {}))
+        # results made by this step only: a hook on a parameter (a no-op .to() returns it) would stay
+        if isinstance(result, torch.Tensor) and result.grad_fn is not None:
+            result.register_hook(self._check_gradient)
+        return result
+
+    def _check_gradient(self, grad: torch.Tensor) -> None:
+        if self.stopping():
+            raise RunStopped
 
 
 def pick_device(name: str) -> torch.device:
@@ -108,6 +147,7 @@ class Trainer:
         self.cost, self.quantile = cost, quantile
         self.given_splits, self.run_name = splits, run_name
         self.run_dir: Path | None = None
+        self._cancel, self._grace_until = threading.Event(), 0.0
         #: after a run: each split's (dates, scores, labels) as written to predictions.parquet
         self.results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
@@ -144,6 +184,25 @@ class Trainer:
         self.n_params = sum(p.numel() for p in params)
         self.feed = Feed(self.data, self.device, c.feed, max_dates=c.dates_per_batch)
         self.sync_every = c.sync_every or (16 if self.device.type == "cuda" else 1)
+        # checks inside a training step and a scoring batch until each turns out quick (never around
+        # compiled cell steps: a torch function mode there would be traced into them)
+        self._fine_checks = dict.fromkeys(("train", "score"), not self.compiled_cell_steps)
+        #: seconds a scoring pass took per date (the last one), to judge whether scoring after a stop fits
+        self._seconds_per_date = math.inf
+
+    # ---- stopping ----------------------------------------------------------------------------
+    def _stopping(self) -> bool:
+        """A stop was asked for and the grace given to scoring after it (if any) is over."""
+        return self._cancel.is_set() and time.monotonic() > self._grace_until
+
+    def _checks(self, kind: str):
+        """The stop checks for the next training step or scoring batch (``kind``): between its operations
+        when the last one took long, else none (a quick one ends soon enough, without their overhead)."""
+        return _StopChecks(self._stopping) if self._fine_checks[kind] else contextlib.nullcontext()
+
+    def _timed(self, kind: str, started: float) -> None:
+        self._fine_checks[kind] = (time.perf_counter() - started > FINE_CHECKS_ABOVE_S
+                                   and not self.compiled_cell_steps)
 
     def _tensors(self, batch):
         to = dict(device=self.device, non_blocking=True)
@@ -171,12 +230,23 @@ class Trainer:
         out = np.full((len(dates), self.data.panel.n_symbols), np.nan)
         step = max(self.config.dates_per_batch, 1)
         parts = []
-        for x, mask, _, _ in self.feed.batches(dates, step):
-            with self._autocast():
-                scores = self.model(x, mask).float()
-            parts.append(torch.where(mask, scores, torch.full_like(scores, math.nan)))
+        started = time.perf_counter()
+        batches = self.feed.batches(dates, step)
+        try:
+            for x, mask, _, _ in batches:
+                if self._stopping():
+                    raise RunStopped
+                batch_started = time.perf_counter()
+                with self._checks("score"), self._autocast():
+                    scores = self.model(x, mask).float()
+                self._timed("score", batch_started)
+                parts.append(torch.where(mask, scores, torch.full_like(scores, math.nan)))
+        finally:
+            batches.close()
         if parts:  # one read back from the device, not one per batch
             out[:] = torch.cat(parts).double().cpu().numpy()
+        if len(dates):
+            self._seconds_per_date = (time.perf_counter() - started) / len(dates)
         return out
 
     def evaluate(self, dates: np.ndarray) -> tuple[dict, dict, float]:
@@ -201,12 +271,35 @@ class Trainer:
             yield from self._run(cancel, resume)
 
     def _run(self, cancel: threading.Event | None, resume: bool) -> Iterator[dict[str, Any]]:
-        cancel = cancel or threading.Event()
-        self._prepare()
-        c = self.config
-        writer = (RunWriter(self.run_dir) if resume
-                  else RunWriter.create(self.out_dir, self.graph.name, name=self.run_name))
-        self.run_dir = writer.path
+        self._cancel, self._grace_until = cancel or threading.Event(), 0.0
+        lock = None
+        try:
+            if resume:  # refused before any data loads when another process owns the run
+                lock = _take_lock(self.run_dir)
+            self._prepare()
+            if self._cancel.is_set() and not resume:  # stopped while preparing: no run directory yet
+                yield {"kind": "done", "status": "stopped", "message": "stopped before the run started",
+                       "best_epoch": 0, "metrics": None, "run_dir": None}
+                return
+            if resume:
+                writer = RunWriter(self.run_dir)
+            else:
+                writer = RunWriter.create(self.out_dir, self.graph.name, name=self.run_name)
+                lock = _take_lock(writer.path)
+            self.run_dir = writer.path
+            try:
+                yield from self._train(writer, resume)
+            except Exception as exc:  # the run is closed as failed, not left "running"
+                if (writer.path / "config.json").is_file():
+                    writer.update_json("config.json", {"status": "failed", "message": _first_line(exc),
+                                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _train(self, writer: RunWriter, resume: bool) -> Iterator[dict[str, Any]]:
+        c, cancel = self.config, self._cancel
         splits = self.data.splits
         oracle = {name: self.loaded.oracle_ic(idx, self.data_config.lag, self.data_config.horizon)
                   for name, idx in splits.items()}
@@ -218,6 +311,10 @@ class Trainer:
             # the records end where the checkpoint does: an epoch line written after it (by an older
             # version, or in a kill between the two) is dropped, so the resumed run appends exactly once
             writer.write_jsonl("metrics.jsonl", state["history"])
+            config = json.loads((writer.path / "config.json").read_text(encoding="utf-8"))
+            config.pop("finished", None)
+            writer.write_json("config.json", {**config, "status": "running", "message": "",
+                                              "resumed": time.strftime("%Y-%m-%dT%H:%M:%S")})
         else:
             # graph.json first, config.json last: a run directory with a config.json can be resumed
             save_graph(self.graph, writer.path / "graph.json", stamp_version=False)
@@ -251,53 +348,68 @@ class Trainer:
             rng.shuffle(order)
             pending: list[torch.Tensor] = []  # losses of steps not read back from the device yet
             batches = self.feed.batches(order, c.dates_per_batch)
-            for step, (x, mask, label, has_label) in enumerate(batches, start=1):
-                with self._autocast():
-                    scores = self.model(x, mask).float()
-                if c.loss == "rank":
-                    loss = self.loss_fn(scores, label, has_label, generator=generator)
-                else:
-                    loss = self.loss_fn(scores, label, has_label)
-                pending.append(loss.detach())
-                last = step == steps_per_epoch or cancel.is_set() or (
-                    c.max_minutes and time.perf_counter() - started > c.max_minutes * 60)
-                if len(pending) < self.sync_every and not last:
-                    # the loss stays on the device; a step with a non-finite one is found at the next read
-                    self._optimize(loss)
-                    continue
-                values = torch.stack(pending).float().tolist() if len(pending) > 1 else [pending[0].item()]
-                first = step - len(values) + 1
-                bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-                if bad is None:
-                    self._optimize(loss)
-                for i, value in enumerate(values[:bad]):
-                    losses.append(value)
-                    done_steps += 1
+            step = 0
+            try:
+                for step, (x, mask, label, has_label) in enumerate(batches, start=1):
+                    if cancel.is_set():  # asked between two batches
+                        raise RunStopped
+                    step_started = time.perf_counter()
+                    with self._checks("train"):
+                        with self._autocast():
+                            scores = self.model(x, mask).float()
+                        if c.loss == "rank":
+                            loss = self.loss_fn(scores, label, has_label, generator=generator)
+                        else:
+                            loss = self.loss_fn(scores, label, has_label)
+                    pending.append(loss.detach())
+                    last = step == steps_per_epoch or cancel.is_set() or (
+                        c.max_minutes and time.perf_counter() - started > c.max_minutes * 60)
+                    if len(pending) < self.sync_every and not last:
+                        # the loss stays on the device; a step with a non-finite one is found at the next read
+                        self._optimize(loss, step_started)
+                        continue
+                    values = torch.stack(pending).float().tolist() if len(pending) > 1 else [pending[0].item()]
+                    first = step - len(values) + 1
+                    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+                    if bad is None:
+                        self._optimize(loss, step_started)
+                    for i, value in enumerate(values[:bad]):
+                        losses.append(value)
+                        done_steps += 1
+                        elapsed = time.perf_counter() - started
+                        yield {"kind": "step", "epoch": epoch, "step": first + i, "steps": steps_per_epoch,
+                               "loss": value, "elapsed": elapsed,
+                               "eta": elapsed / done_steps * (total_steps - done_steps)}
+                    pending = []
+                    if bad is not None:
+                        kept = (f"kept the checkpoint of epoch {state['epoch']}" if state["epoch"]
+                                else "no epoch finished, so there is no checkpoint")
+                        stop = ("failed", f"the loss became {values[bad]} at epoch {epoch}, step {first + bad} "
+                                          f"(try a lower learning rate or gradient clipping); {kept}")
+                        break
                     elapsed = time.perf_counter() - started
-                    yield {"kind": "step", "epoch": epoch, "step": first + i, "steps": steps_per_epoch,
-                           "loss": value, "elapsed": elapsed,
-                           "eta": elapsed / done_steps * (total_steps - done_steps)}
-                pending = []
-                if bad is not None:
-                    kept = (f"kept the checkpoint of epoch {state['epoch']}" if state["epoch"]
-                            else "no epoch finished, so there is no checkpoint")
-                    stop = ("failed", f"the loss became {values[bad]} at epoch {epoch}, step {first + bad} "
-                                      f"(try a lower learning rate or gradient clipping); {kept}")
-                    break
-                elapsed = time.perf_counter() - started
-                if cancel.is_set():
-                    stop = ("cancelled", f"cancelled at epoch {epoch}, step {step}")
-                    break
-                if c.max_minutes and elapsed > c.max_minutes * 60:
-                    stop = ("time_limit", f"stopped after {c.max_minutes:g} minutes at epoch {epoch}, "
-                                          f"step {step}")
-                    break
-            batches.close()
+                    if cancel.is_set():
+                        raise RunStopped
+                    if c.max_minutes and elapsed > c.max_minutes * 60:
+                        stop = ("time_limit", f"stopped after {c.max_minutes:g} minutes at epoch {epoch}, "
+                                              f"step {step}")
+                        break
+            except RunStopped:  # the step under way is dropped: the weights stay as the last whole step left them
+                stop = ("stopped", f"stopped at epoch {epoch}, step {step}")
+            finally:
+                batches.close()
+            if stop is None:
+                self.scheduler.step()
+                try:
+                    valid, daily, valid_loss = self.evaluate(splits.valid)
+                except RunStopped:  # the epoch is not recorded: resume trains it again
+                    stop = ("stopped", f"stopped at epoch {epoch} while scoring its validation dates")
             if stop is not None:
                 status, message = stop
+                if status == "stopped":
+                    message += (f"; best epoch {state['best_epoch']} kept" if state["best_epoch"]
+                                else "; no epoch finished")
                 break
-            self.scheduler.step()
-            valid, daily, valid_loss = self.evaluate(splits.valid)
             valid_ic = valid["ic"] if math.isfinite(valid["ic"]) else -math.inf
             improved = valid_ic > state["best_ic"]
             if improved:
@@ -330,15 +442,44 @@ class Trainer:
         metrics = None
         if state["best_state"] is not None:
             self.model.load_state_dict(state["best_state"])
-            metrics = self._write_results(writer, status, message, state, oracle)
+            metrics = self._score_best_epoch(writer, status, message, state, oracle)
+            if metrics is None:
+                status = "stopped"
+                if not message.startswith("stopped"):
+                    message = f"stopped while scoring the best epoch ({message})"
+                message += (f"; its figures were not scored: studio train --resume {writer.path} "
+                            "scores them (and trains any epochs left)")
         writer.update_json("config.json", {"status": status, "message": message,
                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         yield {"kind": "done", "status": status, "message": message, "best_epoch": state["best_epoch"],
                "metrics": metrics, "run_dir": str(writer.path)}
 
-    def _optimize(self, loss: torch.Tensor) -> None:
+    def _score_best_epoch(self, writer: RunWriter, status: str, message: str, state: dict,
+                          oracle: dict) -> dict | None:
+        """The best epoch's figures and predictions, written; None when a stop leaves no time for them
+        (a stop gives them SCORING_AFTER_STOP_S; the best weights are written as model.pt either way)."""
+        dates = sum(len(idx) for _, idx in self.data.splits.items())
+        if self._cancel.is_set():
+            if self._seconds_per_date * dates > SCORING_AFTER_STOP_S:
+                return self._not_scored(writer, state)
+            self._grace_until = time.monotonic() + SCORING_AFTER_STOP_S
+        try:
+            return self._write_results(writer, status, message, state, oracle)
+        except RunStopped:
+            return self._not_scored(writer, state)
+
+    def _not_scored(self, writer: RunWriter, state: dict) -> None:
+        for name in RESULT_FILES:  # figures of an earlier end of this run are not this best epoch's
+            (writer.path / name).unlink(missing_ok=True)
+        torch.save(state["best_state"], writer.path / "model.pt")
+        return None
+
+    def _optimize(self, loss: torch.Tensor, step_started: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._checks("train"):
+            loss.backward()
+        self._timed("train", step_started)
+        # the update itself is never cut short: the weights are those of a whole number of steps
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
@@ -365,6 +506,9 @@ class Trainer:
         """A trainer that continues the run in ``run_dir`` from its last checkpoint; call
         ``run(resume=True)`` on it."""
         run_dir = Path(run_dir)
+        owner = held_by(run_dir)
+        if owner is not None:  # said before any data loads; run() takes the lock itself
+            raise TrainingError(str(RunInUse(run_dir, owner)))
         if not (run_dir / "config.json").is_file() or not (run_dir / "graph.json").is_file():
             what = "no such run directory" if not run_dir.is_dir() else (
                 "not a run directory, or one killed before its run started (no config.json); train it afresh")
@@ -438,6 +582,18 @@ class Trainer:
         torch.save(state["best_state"], writer.path / "model.pt")
         writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
         return metrics
+
+
+def _take_lock(run_dir: Path) -> RunLock:
+    try:
+        return RunLock.acquire(run_dir)
+    except RunInUse as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def features_file_for(panel, data_config: DataConfig, splits: Splits | None = None) -> Path | None:

@@ -10,6 +10,7 @@
       model.pt             the best epoch's state dict (torch.load(..., weights_only=True))
       pnl.png              cumulative long, short and long-short of the test dates, and IC per date
       checkpoint.pt        the last epoch's full state, for resuming
+      run.lock             locked by the process that runs it (studio.train.run_lock), while it runs
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.files import atomic_write
+from studio.train.run_lock import run_status
 
 
 def _clean(value: Any) -> Any:
@@ -129,7 +131,9 @@ class RunWriter:
 
 
 def read_run(path: str | os.PathLike[str]) -> dict:
-    """config.json and metrics.json of a run directory (metrics may be missing for a failed run)."""
+    """config.json and metrics.json of a run directory (metrics may be missing for a failed run), and its
+    status as it is now: ``running`` while a live process owns it, ``interrupted`` when the process that
+    ran it died (docs/training.md)."""
     path = Path(path)
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -137,4 +141,5 @@ def read_run(path: str | os.PathLike[str]) -> dict:
     config = json.loads(config_file.read_text(encoding="utf-8"))
     metrics_file = path / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
-    return {"path": str(path), "config": config, "metrics": metrics}
+    return {"path": str(path), "config": config, "metrics": metrics,
+            "status": run_status(path, config.get("status") if isinstance(config, dict) else None)}

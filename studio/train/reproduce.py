@@ -1,7 +1,8 @@
 """Reproduce a run: train it again from its recorded graph, settings, seed and data, and say whether every
 figure comes out the same (exactly, on the CPU). A re-run that could not match is refused up front with
 one line saying why: other data (the fingerprint differs), another studio or torch version, a run that
-stopped at a moment no re-run can hit (cancelled, out of time), or a device this machine lacks.
+stopped at a moment no re-run can hit (stopped, out of time), one still running in another process (its
+lock, studio.train.run_lock) or interrupted, or a device this machine lacks.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def _read_json(path: Path, run_dir: Path) -> Any:
 def _refusal(config: dict, torch_version: str) -> str | None:
     """Why a re-run here could not give the recorded figures, or None."""
     status = config.get("status")
+    if status == "running":  # no live process owns it (reproduce checked): the one that ran it died
+        status = "interrupted"
     if status not in REPRODUCIBLE:
         return (f"the run ended {status!r}: only a finished or early-stopped run ends where a re-run does"
                 if status else "the run has no status: it did not finish")
@@ -82,9 +85,13 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     from studio.data.panel import DataError
     from studio.train.config import ConfigError, SourceSpec, TrainConfig
     from studio.train.engine import Trainer, TrainingError, _data_config, given_splits
+    from studio.train.run_lock import RunInUse, held_by
     from studio.train.sources import load_source
 
     run_dir = Path(run_dir)
+    owner = held_by(run_dir)
+    if owner is not None:  # its figures are not final while it runs
+        raise ReproduceError(str(RunInUse(run_dir, owner)))
     config = _read_json(run_dir / "config.json", run_dir)
     recorded = _read_json(run_dir / "metrics.json", run_dir)
     if not isinstance(config, dict) or not isinstance(recorded, dict):

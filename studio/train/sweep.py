@@ -581,7 +581,7 @@ class Sweep:
                                       "message": f"the worker process died ({type(exc).__name__})"}
                         by_id[trial.id].__dict__.update(result)
                         relay.finished(trial.id, board)
-                        if cancel is not None and cancel.is_set() and trial.status == "cancelled":
+                        if cancel is not None and cancel.is_set() and trial.status == "stopped":
                             trial.status = "pending"  # runs again on resume
                         self.save()
                         self.write_tables()

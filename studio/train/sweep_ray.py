@@ -39,7 +39,7 @@ def _take_record(sweep: Sweep, by_id: dict, on_trial, relay: ProgressRelay, boar
         ours = by_id[record["id"]] = Trial(**record)
         sweep.trials.append(ours)
     ours.__dict__.update(record)
-    if ours.status == "cancelled":
+    if ours.status == "stopped":
         ours.status = "pending"  # runs again on resume
     sweep.save()
     sweep.write_tables()

@@ -61,7 +61,7 @@ def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag, bo
             values.append(record["objective"])
         mean = sum(values) / len(values) if values else math.nan
         tune.report({"objective": mean, "record": json.dumps(record)})
-        if record["status"] == "cancelled":
+        if record["status"] == "stopped":
             return
 
 

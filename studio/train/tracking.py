@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from studio.train.run_lock import LOCK_FILE
+
 EXPERIMENT = "studio"
 #: the default tracking store: a local database, its artifacts beside it
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -134,7 +136,7 @@ class RunTracker:
                 mlflow.set_tag("studio.walk_forward", run_dir.name)
             mlflow.set_tag("studio.status", record.get("status", ""))
             for path in sorted(run_dir.iterdir()):
-                if path.is_file() and path.name != "checkpoint.pt":
+                if path.is_file() and path.name not in ("checkpoint.pt", LOCK_FILE):
                     mlflow.log_artifact(str(path))
             mlflow.end_run("FINISHED" if record.get("status") != "failed" else "FAILED")
             self.run = None

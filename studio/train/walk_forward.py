@@ -42,6 +42,7 @@ from studio.data.splits import Splits, walk_forward
 from studio.metrics import summarize
 from studio.train.config import SourceSpec, TrainConfig
 from studio.train.records import RunWriter, read_run
+from studio.train.run_lock import RunInUse, RunLock, held_by
 from studio.train.sources import LoadedData, graph_fingerprint, load_source
 
 KIND = "walk_forward"
@@ -148,6 +149,9 @@ class WalkForward:
         from studio.train.engine import _data_config
 
         run_dir = Path(run_dir)
+        owner = held_by(run_dir)
+        if owner is not None:
+            raise WalkForwardError(str(RunInUse(run_dir, owner)))
         try:
             config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
             settings = config["walk_forward"]
@@ -165,9 +169,21 @@ class WalkForward:
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self, cancel: threading.Event | None = None, resume: bool = False) -> Iterator[dict[str, Any]]:
+        """The folds in turn. The walk-forward's directory is owned by this process while it runs
+        (studio.train.run_lock), each fold's by its own run."""
+        locks: list[RunLock] = []
+        try:
+            yield from self._run(cancel, resume, locks)
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def _run(self, cancel: threading.Event | None, resume: bool, locks: list[RunLock]) -> Iterator[dict[str, Any]]:
         from studio.train.engine import Trainer
 
         cancel = cancel or threading.Event()
+        if resume:
+            locks.append(_own(self.run_dir))
         self._prepare()
         if resume:
             writer = RunWriter(self.run_dir)
@@ -175,6 +191,7 @@ class WalkForward:
                 raise WalkForwardError(f"{writer.path}: cannot resume: the data differ from the run's")
         else:
             writer = RunWriter.create(self.out_dir, f"{self.graph.name}-wf{self.folds}")
+            locks.append(_own(writer.path))
             save_graph(self.graph, writer.path / "graph.json", stamp_version=False)
             writer.write_json("config.json", self._config())  # last: a directory with config.json resumes
         self.run_dir = writer.path
@@ -186,7 +203,7 @@ class WalkForward:
             if done in COMPLETE:
                 continue  # a resumed walk-forward keeps the folds that ran to their end
             if cancel.is_set():
-                status, message = "cancelled", f"stopped before fold {k} of {self.folds}"
+                status, message = "stopped", f"stopped before fold {k} of {self.folds}"
                 break
             if done is not None or (fold_dir / "config.json").is_file():  # killed or stopped in this fold
                 trainer = Trainer.resume(fold_dir, self.registry)
@@ -209,7 +226,7 @@ class WalkForward:
                 if last.get("status") == "failed":
                     status, message = "failed", f"fold {k} of {self.folds} failed: {last.get('message', '')}"
                 else:
-                    status = last.get("status") or "cancelled"
+                    status = last.get("status") or "stopped"
                     message = f"stopped in fold {k} of {self.folds}"
                 break
         metrics = self._write_results(writer, status, message)
@@ -278,6 +295,13 @@ def _fold_status(fold_dir: Path) -> str | None:
         return None
 
 
+def _own(run_dir: Path) -> RunLock:
+    try:
+        return RunLock.acquire(run_dir)
+    except RunInUse as exc:
+        raise WalkForwardError(str(exc)) from None
+
+
 def fold_rows(run_dir: Path, split: str = "test") -> list[dict]:
     """Each fold of a walk-forward run as a row: its directory, status and figures of ``split``."""
     rows = []
@@ -288,7 +312,7 @@ def fold_rows(run_dir: Path, split: str = "test") -> list[dict]:
         except (OSError, ValueError):
             continue
         metrics = run["metrics"] or {}
-        rows.append({"path": fold_dir, "status": metrics.get("status") or run["config"].get("status", "?"),
+        rows.append({"path": fold_dir, "status": metrics.get("status") or run["status"],
                      "best_epoch": metrics.get("best_epoch"),
                      "figures": (metrics.get("splits") or {}).get(split, {})})
     return rows
