@@ -203,7 +203,8 @@ def test_a_refused_cycle_says_why_clear_of_the_nodes(window, qtbot):  # noqa: F8
     assert {str(e) for e in tab.graph.edges} == before
     refusal = tab.scene.refusal
     assert refusal is not None and refusal.scene() is tab.scene and "cycle" in refusal.text()
-    note = refusal.sceneBoundingRect()
+    note = tab.scene.refusal_rect()
+    assert note.height() * tab.view.transform().m11() >= refusal.font().pointSizeF(), "as large as text on screen"
     assert [n for n, item in tab.scene.nodes.items() if item.sceneBoundingRect().intersects(note)] == []
     near = tab.scene.nodes["conv_1"].port(False, "x").scenePos()
     assert abs(note.center().y() - near.y()) < 200, "next to where the wire was let go"

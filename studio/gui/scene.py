@@ -380,11 +380,13 @@ class EdgeItem(QGraphicsPathItem):
 
 
 class RefusalText(QGraphicsSimpleTextItem):
-    """Why a wire was refused, on a dark plate so it reads over wires and the grid."""
+    """Why a wire was refused, at screen size on a dark plate so it reads over wires and the grid."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.setBrush(theme.ERROR.lighter(140))
+        # readable at any zoom: the canvas may be framed far out when a wire is refused
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
 
     def boundingRect(self) -> QRectF:
         return super().boundingRect().adjusted(-4, -2, 4, 2)
@@ -665,7 +667,7 @@ class GraphScene(QGraphicsScene):
         if self.refusal is not None and self.refusal.scene() is self:
             self.removeItem(self.refusal)
         self.refusal = RefusalText(reason)
-        self.refusal.setPos(self._clear_spot(at, self.refusal.boundingRect()))
+        self.refusal.setPos(self._clear_spot(at, self.refusal.boundingRect(), self._zoom()))
         self.refusal.setZValue(10)
         self.addItem(self.refusal)
         item = self.refusal
@@ -676,17 +678,31 @@ class GraphScene(QGraphicsScene):
 
         QTimer.singleShot(3500, fade)
 
-    def _clear_spot(self, at: QPointF, size: QRectF) -> QPointF:
-        """Where a note of ``size`` next to ``at`` covers no node: just above the pointer, else the
-        nearest clear spot above or below it (a refused wire ends on a port, inside a crowd)."""
+    def _zoom(self) -> float:
+        views = self.views()
+        return abs(views[0].transform().m11()) or 1.0 if views else 1.0
+
+    def refusal_rect(self) -> QRectF:
+        """The part of the scene the refusal note covers (it is drawn at screen size, at any zoom)."""
+        if self.refusal is None:
+            return QRectF()
+        zoom = self._zoom()
+        box = self.refusal.boundingRect()
+        return QRectF(self.refusal.pos() + box.topLeft() / zoom, box.size() / zoom)
+
+    def _clear_spot(self, at: QPointF, box: QRectF, zoom: float) -> QPointF:
+        """Where a note drawn at screen size (``box``, in pixels) next to ``at`` covers no node: just
+        above the pointer, else the nearest clear spot above or below it (a refused wire ends on a
+        port, inside a crowd). Returns the note's position."""
         bodies = [item.sceneBoundingRect() for item in self.nodes.values()]
-        x = at.x() + 12
+        width, height, pixel = box.width() / zoom, box.height() / zoom, 1.0 / zoom
+        x = at.x() + 12 * pixel
+        above, below = at.y() - height - 6 * pixel, at.y() + 16 * pixel
         for step in range(0, 200):
-            for y in (at.y() - size.height() - 6 - step * theme.GRID / 2, at.y() + 16 + step * theme.GRID / 2):
-                spot = QRectF(x, y, size.width(), size.height())
-                if not any(spot.intersects(body) for body in bodies):
-                    return QPointF(x, y) - size.topLeft()
-        return QPointF(x, at.y() - size.height() - 6) - size.topLeft()
+            for y in (above - step * 10 * pixel, below + step * 10 * pixel):
+                if not any(QRectF(x, y, width, height).intersects(body) for body in bodies):
+                    return QPointF(x, y) - box.topLeft() / zoom
+        return QPointF(x, above) - box.topLeft() / zoom
 
     # ---- selection ---------------------------------------------------------------------------
     def selected_nodes(self) -> list[str]:
