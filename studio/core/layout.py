@@ -20,6 +20,7 @@ room for a new node.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from studio.core.document import Graph
@@ -210,7 +211,8 @@ def wire_points(a: tuple[float, float], b: tuple[float, float], steps: int = 24)
 def wires_through_nodes(graph: Graph) -> list[tuple[str, str]]:
     """(wire, node) for each wire drawn through the body of a node it does not join, at the stored
     positions (ports taken at the first row: a wire along a row of nodes is found)."""
-    boxes = _boxes(graph)
+    boxes = sorted(_boxes(graph).items(), key=lambda kv: (kv[1][0], kv[0]))
+    lefts = [box[0] for _, box in boxes]
     width = NODE_BOX[0]
     found = []
     for edge in graph.edges:
@@ -220,8 +222,11 @@ def wires_through_nodes(graph: Graph) -> list[tuple[str, str]]:
         a = (src.pos[0] + width, src.pos[1] + PORT_Y)
         b = (dst.pos[0], dst.pos[1] + PORT_Y)
         points = wire_points(a, b)
-        for node_id, (x0, y0, x1, y1) in boxes.items():
-            if node_id in (src.id, dst.id):
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        low_x, high_x, low_y, high_y = min(xs), max(xs), min(ys), max(ys)
+        # only the nodes whose left edge lies within a node's width of the wire's span (all are as wide)
+        for node_id, (x0, y0, x1, y1) in boxes[bisect_left(lefts, low_x - width):bisect_right(lefts, high_x)]:
+            if node_id in (src.id, dst.id) or y1 <= low_y or y0 >= high_y:
                 continue
             if any(x0 < x < x1 and y0 < y < y1 for x, y in points):
                 found.append((str(edge), node_id))

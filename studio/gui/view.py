@@ -86,8 +86,8 @@ class Minimap(QWidget):
         rect, scale, offset = self._transform()
         return QPointF(rect.left() + (point.x() - offset.x()) / scale, rect.top() + (point.y() - offset.y()) / scale)
 
-    def to_map(self, point: QPointF) -> QPointF:
-        rect, scale, offset = self._transform()
+    def to_map(self, point: QPointF, transform: tuple[QRectF, float, QPointF] | None = None) -> QPointF:
+        rect, scale, offset = transform or self._transform()
         return QPointF(offset.x() + (point.x() - rect.left()) * scale, offset.y() + (point.y() - rect.top()) * scale)
 
     def paintEvent(self, event) -> None:
@@ -96,16 +96,22 @@ class Minimap(QWidget):
         painter.setPen(QPen(QColor("#4a5058"), 1))
         painter.setBrush(QColor(20, 22, 26, 225))
         painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 5, 5)
-        _, scale, _ = self._transform()
+        transform = self._transform()  # once: it walks every node
+        scale = transform[1]
         painter.setPen(Qt.PenStyle.NoPen)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        by_colour: dict[int, tuple[QColor, list[QRectF]]] = {}
         for item in self.view.scene().nodes.values():
             body = item.sceneBoundingRect().adjusted(HALO, HALO, -HALO, -HALO)
-            top_left = self.to_map(body.topLeft())
-            painter.setBrush(item.colour)
-            painter.drawRect(QRectF(top_left.x(), top_left.y(), max(2.0, body.width() * scale),
-                                    max(2.0, body.height() * scale)))
+            top_left = self.to_map(body.topLeft(), transform)
+            box = QRectF(top_left.x(), top_left.y(), max(2.0, body.width() * scale), max(2.0, body.height() * scale))
+            by_colour.setdefault(item.colour.rgba(), (item.colour, []))[1].append(box)
+        for colour, boxes in by_colour.values():  # one call per colour
+            painter.setBrush(colour)
+            painter.drawRects(boxes)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         seen = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
-        frame = QRectF(self.to_map(seen.topLeft()), self.to_map(seen.bottomRight()))
+        frame = QRectF(self.to_map(seen.topLeft(), transform), self.to_map(seen.bottomRight(), transform))
         painter.setPen(QPen(theme.SELECTED, 1.5))
         painter.setBrush(QColor(255, 255, 255, 28))
         painter.drawRect(frame.intersected(QRectF(self.rect()).adjusted(1, 1, -1, -1)))
