@@ -154,6 +154,18 @@ def test_a_block_file_opened_alone_shows_shapes_and_parameters(window):  # noqa:
     assert all(item.label for item in conv.scene.edges.values())
 
 
+def test_an_inline_block_no_node_uses_shows_shapes_for_its_declared_inputs(window, tmp_path):  # noqa: F811
+    data = json.loads((GRAPHS / "two_branch.json").read_text())
+    block = json.loads((GRAPHS / "blocks" / "bert_encoder.json").read_text())
+    data["blocks"] = {"spare": {k: block[k] for k in ("kind", "name", "description", "nodes", "edges")}}
+    path = tmp_path / "spare_block.json"
+    path.write_text(json.dumps(data))
+    tab = window.open_file(path)
+    inner = window.add_document(tab.document, "spare")
+    labels = {str(e): item.label for e, item in inner.scene.edges.items()}
+    assert labels["x.y -> embed.x"] == "N×240×3" and all(labels.values()), labels
+
+
 # ---- grouping ---------------------------------------------------------------------------------------
 
 def test_a_freshly_grouped_block_is_laid_out_inside(window, qtbot):  # noqa: F811

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFontDatabase, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
 from studio.gui.plots import EpochAxis, YearDateAxis
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.records import seed_group
-from studio.train.run_lock import run_status
 
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
            ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
@@ -48,6 +47,8 @@ COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"
 FIGURE_KEYS = {k for k, _ in COLUMNS[3:]}
 FEW_DATES_TIP = ("fewer than {n} test dates: Sharpe, ICIR and the rest mean little here (IC t = mean IC / "
                  "(std / sqrt(dates)); |t| < 2 is no evidence of skill)")
+#: an exported chart is laid out at least this wide (in screen pixels) before it is scaled to the image
+EXPORT_LAYOUT_WIDTH = 800.0
 PALETTE = ["#5ea8e8", "#e8a85e", "#7ed38a", "#b88ee8", "#e05252", "#d8d860", "#60d8d8", "#d88ec8"]
 
 
@@ -70,9 +71,7 @@ def read_runs(folder: Path) -> list[dict]:
             run_name += f" (walk-forward, {(config.get('walk_forward') or {}).get('folds', '?')} folds)"
         rows.append({"path": path, "run": run_name, "graph": config.get("graph", {}).get("name", ""),
                      "folds": _fold_lines(metrics),
-                     # running while a live process owns the run, interrupted when that process died
-                     "status": run_status(path, config.get("status")),
-                     **{k: test.get(k) for k, _ in COLUMNS[3:]},
+                     "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]},
                      "ic_t": t, "dates": dates, "few_dates": few, "seed": config.get("seed"),
                      "group": seed_group(config)})
     return rows
@@ -327,6 +326,7 @@ class RunsWidget(QWidget):
         splitter.addWidget(self.table)
         splitter.addWidget(self.chart)
         splitter.setSizes([700, 500])
+        splitter.splitterMoved.connect(lambda _pos, _index: self._fit_legend())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(buttons)
@@ -525,6 +525,7 @@ class RunsWidget(QWidget):
             self.legend.addItem(line, f"{names.get(group, group)}: mean ± std of {len(same)} seeds")
             self.bands.append({"group": group, "dates": dates, "mean": mean, "std": std, "seeds": len(same)})
         drawn = bool(self.legend.items)
+        self._fit_legend()
         # an empty chart has no dates: its axis would count milliseconds of 1970
         self.plot.getAxis("bottom").setStyle(showValues=drawn)
         if drawn:
@@ -537,6 +538,19 @@ class RunsWidget(QWidget):
             self.plot.addItem(hint)
             hint.setPos(0.5, 0.5)
             self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+
+    def _fit_legend(self) -> None:
+        """Two columns of run names where the chart has room for them, else one: a legend wider than the
+        chart made the whole chart wider than its view, and its right side was cut off."""
+        widths = [sample.width() + label.width() + 12 for sample, label in self.legend.items]
+        room = self.chart.viewport().width() - 24
+        columns = 2 if len(widths) > 1 and 2 * max(widths) <= room else 1
+        if columns != self.legend.columnCount:
+            self.legend.setColumnCount(columns)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_legend()
 
     def compare_selected(self) -> CompareDialog | None:
         """The compare dialog of the two selected runs (A: the older one)."""
@@ -595,15 +609,20 @@ class RunsWidget(QWidget):
 
     def export_png(self, path: str, width: int = 1600, light: bool | None = None) -> None:
         """The chart and its legend as a PNG ``width`` pixels wide; ``light``: black on white (default:
-        the checkbox). The exporter scales the chart up from its size on screen: text grows with it, but
-        lines keep their width in pixels and the legend ignores the scale, so for the export the lines
-        are widened and the legend scaled by the same factor."""
+        the checkbox). The chart is laid out at least EXPORT_LAYOUT_WIDTH wide (a narrow dock's chart,
+        scaled up, had huge text) and scaled to ``width``: text grows with the scale, but lines keep
+        their width in pixels and the legend ignores it, so for the export the lines are widened and
+        the legend scaled by the same factor."""
         from pyqtgraph.exporters import ImageExporter
 
         light = self.light_export.isChecked() if light is None else light
         axes = [self.plot.getAxis(name) for name in ("left", "bottom")]
-        exporter = ImageExporter(self.chart.scene())
-        scale = width / max(1.0, exporter.getSourceRect().width())
+        layout, shown = self.chart.ci, self.chart.ci.geometry()
+        view = self.chart.viewport()
+        laid_out = max(float(view.width()), EXPORT_LAYOUT_WIDTH)
+        layout.setGeometry(QRectF(0, 0, laid_out, laid_out * view.height() / max(1, view.width())))
+        exporter = ImageExporter(layout)
+        scale = width / laid_out
         curves = [item for item in self.plot.items if isinstance(item, pg.PlotDataItem | pg.InfiniteLine)]
         pens = [pg.mkPen(item.opts["pen"]) if isinstance(item, pg.PlotDataItem) else pg.mkPen(item.pen)
                 for item in curves]
@@ -623,8 +642,19 @@ class RunsWidget(QWidget):
             exporter.parameters()["width"] = width
             if light:
                 exporter.parameters()["background"] = pg.mkColor("w")
+            # the axes size themselves to their labels while they paint: one drawing first, then the
+            # layout settles (the legend's new lines and the axes' room), then the image
+            for _ in range(2):  # the outer layout, then the plot's own (its axes)
+                layout.layout.activate()
+                self.plot.layout.activate()
+            exporter.export(toBytes=True)
+            for _ in range(2):
+                layout.layout.activate()
+                self.plot.layout.activate()
             exporter.export(path)
         finally:
+            layout.setGeometry(shown)
+            layout.layout.activate()
             for item, pen in zip(curves, pens, strict=True):
                 item.setPen(pen)
             self.legend.setFlag(self.legend.GraphicsItemFlag.ItemIgnoresTransformations, True)
