@@ -174,6 +174,7 @@ def test_real_minute_bars_that_do_not_fit_are_said_before_start_and_each_fix_is_
     assert panel.resample_button.text() == "Resample data to 26 bars/day"
     assert panel.set_window_button.text() == "Set graph window to 78 bars/day"
     assert panel.start() is False and "the data has 78" in panel.status.text()
+    assert window.queue.add_open_graph() is None and "the data has 78" in window.queue.status.text()
     # the graph's window to the data's: an undoable edit of the graph
     qtbot.mouseClick(panel.set_window_button, Qt.MouseButton.LeftButton)
     assert tab.graph.input.bars_per_day == 78 and not panel.fit_box.isVisible()

@@ -22,6 +22,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QTableWidget,
     QToolButton,
     QVBoxLayout,
@@ -50,6 +53,23 @@ NO_MODE = "—"
 ROW_HEIGHT = 26
 MIN_ROWS_SHOWN = 4
 MAX_ROWS_SHOWN = 8
+
+
+class ElidedComboBox(QComboBox):
+    """A list of choices that shows its current choice cut with an ellipsis when the cell is narrow
+    ("cross_s…", not "cr"); the list opens with every choice whole."""
+
+    def paintEvent(self, event) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        whole, option.currentText = option.currentText, ""
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self).adjusted(1, 0, -2, 0)
+        text = self.fontMetrics().elidedText(whole, Qt.TextElideMode.ElideRight, field.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(field, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
 
 
 def short_header(name: str) -> str:
@@ -88,9 +108,14 @@ class RecordTable(QWidget):
         # its list and tooltip), and the table is tall enough for four layers at least
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(30)
-        for c, (f, _, _) in enumerate(self.columns):  # numbers as wide as they need, choices share the rest
-            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents if isinstance(f, IntParam)
-                                        else QHeaderView.ResizeMode.Stretch)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        number_width = self.fontMetrics().horizontalAdvance("0000") + 12
+        for c, (f, _, _) in enumerate(self.columns):  # numbers get room for 4 digits, choices share the rest
+            if isinstance(f, IntParam):
+                header.setSectionResizeMode(c, QHeaderView.ResizeMode.Fixed)
+                header.resizeSection(c, number_width)
+            else:
+                header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch)
         # a choice's arrow would take a third of a narrow column: the text shows instead (a click opens
         # the list all the same)
         self.table.setStyleSheet("QComboBox { padding-left: 3px; padding-right: 0px; }"
@@ -157,7 +182,7 @@ class RecordTable(QWidget):
 
     def _make_cell(self, f: Param, index: int | None, value: Any, row: int) -> QWidget:
         if index is not None:  # one entry of a short list of choices
-            combo = QComboBox()
+            combo = ElidedComboBox()
             optional = index >= max(f.min_items, 1)
             combo.addItems(([NO_MODE] if optional else []) + list(f.item.choices))
             entries = value if isinstance(value, list) else []
@@ -166,7 +191,7 @@ class RecordTable(QWidget):
                 lambda text, r=row, name=f.name, i=index: self._set_entry(r, name, i, text))
             return combo
         if isinstance(f, ChoiceParam):
-            combo = QComboBox()
+            combo = ElidedComboBox()
             combo.addItems(list(f.choices))
             combo.setCurrentText(str(value))
             combo.currentTextChanged.connect(lambda text, r=row, name=f.name: self._set(r, name, text))

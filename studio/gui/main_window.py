@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         right = [d for d in (self.inspector_dock, getattr(self, "training_dock", None)) if d is not None]
         if len(right) == 2:  # the user moves the split between them; saveState keeps it
             self.resizeDocks(right, [int(height * 0.52), int(height * 0.42)], Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.15), int(self.width() * 0.27)],
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.15), int(self.width() * 0.25)],
                          Qt.Orientation.Horizontal)
         self._restore_geometry()
         state = self.settings.value("window/state")

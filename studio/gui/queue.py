@@ -221,13 +221,18 @@ class QueueWidget(QWidget):
             self.status.setText("Cannot queue: " + (str(document.validation.errors[0])
                                                     if not document.validation.ok else "open a model, not a block"))
             return None
+        misfit = self.panel.check_fit()
+        if misfit is not None:
+            self.status.setText(f"Cannot queue: {misfit}")
+            return None
         runs_dir = Path(self.panel.runs_dir)
         sweeps = runs_dir.parent / "sweeps" if runs_dir.name else Path("sweeps")
         name = document.graph.name or document.title or "graph"
         stamp = time.strftime("%Y%m%d-%H%M%S")
         graph_file = sweeps / "graphs" / f"{stamp}-{len(self.entries)}-{Path(name).stem}.json"
         graph_file.parent.mkdir(parents=True, exist_ok=True)
-        save_graph(document.graph.copy(), graph_file, stamp_version=False)  # frozen: edits go on
+        # frozen (edits go on), at the bars per day the training panel trains on
+        save_graph(self.panel.training_graph().copy(), graph_file, stamp_version=False)
         training = self.panel.train_config().to_json()
         training.pop("seed")
         source = self.panel.source_spec()

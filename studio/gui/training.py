@@ -157,7 +157,10 @@ class ImportDialog(QDialog):
         self.mapping.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.mapping.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.mapping.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.mapping.setMinimumHeight(150)
+        row_height = self.fontMetrics().height() + 6
+        self.mapping.verticalHeader().setDefaultSectionSize(row_height)
+        # room for every field of a usual mapping (symbol, time stamp, OHLC, volume, turnover)
+        self.mapping.setMinimumHeight(self.mapping.horizontalHeader().sizeHint().height() + 8 * row_height + 4)
         outer.addWidget(self.mapping, 2)
         # the notes and counts in full: every policy the importer applied and what it did
         self.report = QPlainTextEdit()
