@@ -99,3 +99,27 @@ def test_copy_and_paste_within_and_across_files(registry):
     assert "downsample" in target.blocks and target.nodes["down"].type == "block"
     with pytest.raises(EditError, match="no Model Studio nodes"):
         paste(target, "hello")
+
+
+def test_the_bar_window_is_set_within_the_limits_a_file_is_read_with(registry):
+    from studio.core.edits import set_input_window
+
+    graph = load_graph(GRAPHS / "default.json")
+    set_input_window(graph, bars_per_day=78)
+    spec = graph.input
+    assert (spec.days, spec.bars_per_day, spec.features) == (10, 78, ["close", "volume", "turnover"])
+    assert validate(graph, registry).out_shapes["bars"]["bars"].dims == (780, 3)
+    set_input_window(graph, days=3, features=["open", "close"])
+    assert loads_graph(dumps_graph(graph)).input == graph.input
+    for change, reason in (({"days": 0}, "days must be a whole number from 1 to 1,000"),
+                           ({"bars_per_day": 10_001}, "bars_per_day must be a whole number"),
+                           ({"days": True}, "days must be"),
+                           ({"features": []}, "at least one feature"),
+                           ({"features": ["close", "close"]}, "'close' is listed twice"),
+                           ({"features": ["close\nx"]}, "letters, digits and _")):
+        with pytest.raises(EditError, match=reason):
+            set_input_window(graph, **change)
+    assert (graph.input.days, graph.input.bars_per_day, graph.input.features) == (3, 78, ["open", "close"])
+    block = load_graph(GRAPHS / "blocks" / "bottleneck1.json")
+    with pytest.raises(EditError, match="a block has no bar window"):
+        set_input_window(block, days=2)

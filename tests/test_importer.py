@@ -823,3 +823,30 @@ def test_train_on_minute_files_with_no_options_names_the_fix(tmp_path, capsys):
     code, _, err = run(capsys, "train", graph, "--data", str(folder))
     assert code == 2 and err.count("\n") == 1
     assert "expects 24 bars per day, the data has 390 (train with --bars-per-day N, N one of 390, 195, 130, 78" in err
+
+
+def test_column_mapping_says_where_each_field_comes_from_file_by_file(tmp_path):
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    write_csv(folder / "AAA_5min.csv", [["2024-01-02 09:30", 1, 1, 1, 1, 10]])
+    write_csv(folder / "BBB_5min.csv", [["2024-01-02 09:30", 1, 1, 10, 100]],
+              header=("Timestamp", "High", "Low", "Last", "Vol"))
+    rows = importer.column_mapping(folder, ImportConfig())
+    assert rows == [
+        ("symbol", "the file name", 2),
+        ("datetime", "column 'Timestamp'", 1),
+        ("datetime", "column 'datetime'", 1),
+        ("open", "column 'open'", 1),
+        ("open", "not in the files", 1),
+        ("high", "column 'High'", 1),
+        ("high", "column 'high'", 1),
+        ("low", "column 'Low'", 1),
+        ("low", "column 'low'", 1),
+        ("close", "column 'Last'", 1),
+        ("close", "column 'close'", 1),
+        ("volume", "column 'Vol'", 1),
+        ("volume", "column 'volume'", 1),
+        ("turnover", "derived: close x volume", 2),
+    ]
+    with pytest.raises(DataError, match="no column 'px'"):
+        importer.column_mapping(folder, ImportConfig(close="px"))
