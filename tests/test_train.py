@@ -220,6 +220,119 @@ def test_a_resumed_run_ends_with_the_same_figures(tmp_path):
     assert len((interrupted / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def stop_in_the_middle(trainer: Trainer, cancel: threading.Event, when) -> None:
+    """Set ``cancel`` from inside the model's forward pass (a stop pressed mid-step) once ``when(model)``."""
+    def hook(model, args):
+        if when(model):
+            cancel.set()
+
+    original = trainer._prepare
+
+    def prepare():
+        original()
+        trainer.model.register_forward_pre_hook(hook)
+
+    trainer._prepare = prepare
+
+
+def test_a_stop_inside_a_step_ends_it_there_and_the_run_resumes_to_the_same_figures(tmp_path, monkeypatch):
+    """Issue 24, item 1: Stop waited for the step under way (tens of seconds for transformer_6x6). With the
+    checks inside every step, a stop pressed in a forward pass ends the run before that step's update."""
+    straight = finish(small_run(tmp_path / "a", epochs=3))[-1]
+    monkeypatch.setattr(engine, "FINE_CHECKS_ABOVE_S", 0.0)  # checks in every step, however quick
+    cancel = threading.Event()
+    trainer = small_run(tmp_path / "b", epochs=3)
+    calls = {"n": 0}
+
+    def fifth_step_of_epoch_two(model):
+        calls["n"] += model.training
+        return model.training and calls["n"] == trainer.steps + 5
+
+    original = trainer._prepare
+
+    def prepare():
+        original()
+        trainer.steps = math.ceil(len(trainer.data.splits.train) / trainer.config.dates_per_batch)
+
+    trainer._prepare = prepare
+    stop_in_the_middle(trainer, cancel, fifth_step_of_epoch_two)
+    records = finish(trainer, cancel)
+    done = records[-1]
+    assert done["status"] == "stopped" and done["message"] == "stopped at epoch 2, step 5; best epoch 1 kept"
+    assert [r["step"] for r in records if r["kind"] == "step" and r["epoch"] == 2] == [1, 2, 3, 4]
+    run_dir = Path(done["run_dir"])
+    assert json.loads((run_dir / "config.json").read_text())["status"] == "stopped"
+    assert done["metrics"]["best_epoch"] == 1 and (run_dir / "metrics.json").is_file()  # scored: quick here
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run_dir), "-q"]) == 0
+    assert json.loads((run_dir / "metrics.json").read_text()) == json.loads(
+        (Path(straight["run_dir"]) / "metrics.json").read_text())
+    assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_the_checks_inside_a_step_leave_every_figure_the_same(tmp_path, monkeypatch):
+    quick = finish(small_run(tmp_path / "a"))
+    monkeypatch.setattr(engine, "FINE_CHECKS_ABOVE_S", 0.0)
+    checked = finish(small_run(tmp_path / "b"))
+    assert [r["loss"] for r in quick if r["kind"] == "step"] == [r["loss"] for r in checked if r["kind"] == "step"]
+    assert quick[-1]["metrics"] == checked[-1]["metrics"]
+
+
+def test_a_stop_while_the_validation_dates_are_scored_drops_that_epoch(tmp_path, monkeypatch):
+    """The validation pass of a large model is long too: a stop there ends it, and the epoch, whose
+    figures were not finished, is trained again on resume."""
+    cancel = threading.Event()
+    trainer = small_run(tmp_path, epochs=2)
+    stop_in_the_middle(trainer, cancel, lambda model: not model.training)  # the first scoring batch
+    records = finish(trainer, cancel)
+    done = records[-1]
+    assert done["status"] == "stopped"
+    assert done["message"] == "stopped at epoch 1 while scoring its validation dates; no epoch finished"
+    assert not any(r["kind"] == "epoch" for r in records)
+    run_dir = Path(done["run_dir"])
+    assert not (run_dir / "checkpoint.pt").exists() and not (run_dir / "metrics.json").exists()
+    resumed = finish(Trainer.resume(run_dir), resume=True)
+    assert resumed[0]["resumed_from"] == 0 and resumed[-1]["status"] == "finished"
+
+
+def test_after_a_stop_figures_that_take_too_long_are_left_to_resume(tmp_path, monkeypatch):
+    """Scoring every split of a large model takes minutes: after a stop it is skipped when it would
+    not fit in SCORING_AFTER_STOP_S; the best weights are kept and --resume scores them."""
+    monkeypatch.setattr(engine, "SCORING_AFTER_STOP_S", 0.0)
+    cancel = threading.Event()
+    trainer = small_run(tmp_path, epochs=2)
+    for record in trainer.run(cancel):
+        if record["kind"] == "epoch":
+            cancel.set()
+    run_dir = Path(record["run_dir"])
+    assert record["status"] == "stopped" and record["metrics"] is None
+    assert "its figures were not scored: studio train --resume" in record["message"]
+    assert (run_dir / "model.pt").is_file() and not (run_dir / "metrics.json").exists()
+    assert main(["train", "--resume", str(run_dir), "-q"]) == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["best_epoch"] in (1, 2)
+
+
+def test_a_run_has_one_owner_at_a_time(tmp_path):
+    """Issue 25, item 2: two processes resumed the same run and metrics.jsonl held epochs [1,2,3,4,5,5]."""
+    import os
+
+    cancel = threading.Event()
+    for record in small_run(tmp_path, epochs=3).run(cancel):
+        if record["kind"] == "epoch":
+            cancel.set()
+    run_dir = Path(record["run_dir"])
+    first, second = Trainer.resume(run_dir), Trainer.resume(run_dir)  # both made while nobody owns it
+    running = first.run(resume=True)
+    assert next(running)["kind"] == "start"
+    with pytest.raises(TrainingError, match=f"^run {run_dir} is in use by process {os.getpid()}$"):
+        next(second.run(resume=True))
+    with pytest.raises(TrainingError, match="is in use by process"):
+        Trainer.resume(run_dir)
+    *_, done = running
+    assert done["status"] == "finished"
+    assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
 def test_an_invalid_graph_or_a_block_cannot_be_trained():
     graph = load_graph(DEFAULT)
     graph.nodes["head"].params["out_features"] = 3

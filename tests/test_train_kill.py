@@ -137,3 +137,49 @@ def test_two_runs_starting_in_the_same_second_get_two_directories(tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and len(set(made)) == 8
+
+
+def test_a_killed_run_reads_interrupted_and_a_live_one_is_not_resumed_twice(tmp_path, capsys):
+    """Issue 24, item 1 and issue 25, item 2: a run whose process died showed "running" for ever in the
+    Runs table and in compare, and a second --resume of a live run wrote its epochs a second time."""
+    from studio.cli.train_commands import compare_table
+    from studio.train.records import read_run
+    from studio.train.run_lock import held_by
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "studio", "train", str(GRAPHS / "default.json"), "--synthetic",
+                             "stocks=40", "--synthetic", "days=100", "--epochs", "300", "--patience", "0",
+                             "--threads", "1", "--out", str(tmp_path), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        lines = []
+        while len(lines) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not reach its second epoch"
+            time.sleep(0.2)
+            runs = [p for p in tmp_path.iterdir() if (p / "metrics.jsonl").is_file()]
+            lines = runs[0].joinpath("metrics.jsonl").read_text().splitlines() if runs else []
+        (run_dir,) = runs
+        assert held_by(run_dir) == proc.pid
+        assert read_run(run_dir)["status"] == "running" and compare_table([str(run_dir)])["status"].tolist() == [
+            "running"]
+        for argv in (["train", "--resume", str(run_dir), "-q"], ["reproduce", str(run_dir)]):
+            assert main(argv) == 2
+            assert capsys.readouterr().err == f"studio: run {run_dir} is in use by process {proc.pid}\n"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads((run_dir / "config.json").read_text())["status"] == "running"  # as the kill left it
+    assert held_by(run_dir) is None and read_run(run_dir)["status"] == "interrupted"
+    assert main(["compare", str(run_dir)]) == 0
+    assert "interrupted" in capsys.readouterr().out
+    epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, len(epochs) + 1))
+    # nothing owns it now: it resumes from its checkpoint
+    running = Trainer.resume(run_dir).run(resume=True)
+    assert next(running)["resumed_from"] >= 2
+    assert read_run(run_dir)["status"] == "running"
+    running.close()
