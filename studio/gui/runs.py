@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from studio.gui.plots import EpochAxis, YearDateAxis
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.records import seed_group
+from studio.train.run_lock import run_status
 
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
            ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
@@ -71,7 +72,9 @@ def read_runs(folder: Path) -> list[dict]:
             run_name += f" (walk-forward, {(config.get('walk_forward') or {}).get('folds', '?')} folds)"
         rows.append({"path": path, "run": run_name, "graph": config.get("graph", {}).get("name", ""),
                      "folds": _fold_lines(metrics),
-                     "status": config.get("status", "?"), **{k: test.get(k) for k, _ in COLUMNS[3:]},
+                     # running while a live process owns the run, interrupted when that process died
+                     "status": run_status(path, config.get("status")),
+                     **{k: test.get(k) for k, _ in COLUMNS[3:]},
                      "ic_t": t, "dates": dates, "few_dates": few, "seed": config.get("seed"),
                      "group": seed_group(config)})
     return rows
