@@ -306,7 +306,9 @@ def test_after_a_stop_figures_that_take_too_long_are_left_to_resume(tmp_path, mo
             cancel.set()
     run_dir = Path(record["run_dir"])
     assert record["status"] == "stopped" and record["metrics"] is None
-    assert "its figures were not scored: studio train --resume" in record["message"]
+    assert record["message"] == ("stopped at epoch 2, step 1; best epoch 1 kept; not scored, which takes too "
+                                 f"long after a stop: studio train --resume {run_dir} trains the epochs left, then "
+                                 "scores it")
     assert (run_dir / "model.pt").is_file() and not (run_dir / "metrics.json").exists()
     assert main(["train", "--resume", str(run_dir), "-q"]) == 0
     assert json.loads((run_dir / "metrics.json").read_text())["best_epoch"] in (1, 2)

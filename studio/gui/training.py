@@ -90,6 +90,10 @@ class TrainingWorker(QThread):
         try:
             if warm_up():
                 self.warmed.emit()
+            if self.cancel.is_set():  # stopped (or the studio quit) while torch loaded
+                self.record.emit({"kind": "done", "status": "stopped", "message": "stopped before the run started",
+                                  "best_epoch": 0, "metrics": None, "run_dir": None})
+                return
             from studio.train.engine import Trainer
 
             trainer = Trainer(self.graph, self.source, self.config, out_dir=self.out_dir)

@@ -153,12 +153,17 @@ class Trainer:
 
     # ---- preparation -------------------------------------------------------------------------
     def _prepare(self) -> None:
+        """Data, model, optimiser. A stop asked meanwhile is seen between the long parts (RunStopped)."""
         self.device = pick_device(self.config.device)
         if self.loaded is None:
             self.loaded = load_source(self.source, self.graph.input)
+        if self._cancel.is_set():
+            raise RunStopped
         panel = self.loaded.panel
         self.data = CrossSectionData(panel, self.data_config, splits=self.given_splits,
                                      features_file=features_file_for(panel, self.data_config, self.given_splits))
+        if self._cancel.is_set():
+            raise RunStopped
         torch.manual_seed(self.config.seed)
         try:
             self.model = build_model(self.graph, self.registry).to(self.device)
@@ -276,11 +281,14 @@ class Trainer:
         try:
             if resume:  # refused before any data loads when another process owns the run
                 lock = _take_lock(self.run_dir)
-            self._prepare()
-            if self._cancel.is_set() and not resume:  # stopped while preparing: no run directory yet
+            try:
+                self._prepare()
+                if self._cancel.is_set() and not resume:
+                    raise RunStopped
+            except RunStopped:  # stopped while preparing: a new run has no directory yet, a resumed one
                 yield {"kind": "done", "status": "stopped", "message": "stopped before the run started",
-                       "best_epoch": 0, "metrics": None, "run_dir": None}
-                return
+                       "best_epoch": 0, "metrics": None, "run_dir": str(self.run_dir) if resume else None}
+                return  # is as it was
             if resume:
                 writer = RunWriter(self.run_dir)
             else:
@@ -447,8 +455,8 @@ class Trainer:
                 status = "stopped"
                 if not message.startswith("stopped"):
                     message = f"stopped while scoring the best epoch ({message})"
-                message += (f"; its figures were not scored: studio train --resume {writer.path} "
-                            "scores them (and trains any epochs left)")
+                message += (f"; not scored, which takes too long after a stop: studio train --resume "
+                            f"{writer.path} trains the epochs left, then scores it")
         writer.update_json("config.json", {"status": status, "message": message,
                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         yield {"kind": "done", "status": status, "message": message, "best_epoch": state["best_epoch"],
