@@ -126,6 +126,21 @@ def test_a_cancelled_or_killed_sweep_resumes_with_the_trials_left(tmp_path, caps
     assert "3/3" in capsys.readouterr().out
 
 
+def test_a_sweep_that_runs_is_not_resumed_by_a_second_process(tmp_path, capsys):
+    """Issue 25, item 2: a second --resume of a live sweep would train its pending trials twice."""
+    import os
+
+    from studio.train.run_lock import RunLock
+
+    sweep = Sweep.create(load_spec(write_spec(tmp_path)), tmp_path / "out")
+    with RunLock.acquire(sweep.path, what="sweep"):  # as the process that runs it holds it
+        assert main(["sweep", "--resume", str(sweep.path), "-q"]) == 2
+        assert capsys.readouterr().err == f"studio: sweep {sweep.path} is in use by process {os.getpid()}\n"
+        with pytest.raises(SweepError, match=f"^sweep {sweep.path} is in use by process {os.getpid()}$"):
+            Sweep.open(sweep.path).run(workers=1)
+    assert [t.status for t in Sweep.open(sweep.path).trials] == ["pending", "pending"]  # nothing ran
+
+
 def test_compare_groups_runs_that_differ_only_in_their_seed(tmp_path, capsys):
     from studio.cli.train_commands import compare_table, seed_table
 

@@ -53,6 +53,12 @@ def sweep_command(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"{args.out}: cannot make the sweep directory ({exc.strerror or exc})") from None
+    if args.resume:  # said before anything else (Sweep.run refuses it too, holding the lock while it runs)
+        from studio.train.run_lock import RunInUse, held_by
+
+        owner = held_by(sweep.path)
+        if owner is not None:
+            raise CliError(str(RunInUse(sweep.path, owner, "sweep")))
     executor = args.executor or ("ray" if args.address else sweep.spec.executor)
     if executor == "local" and args.address:
         raise CliError("--address is for the ray executor; leave out --executor local")

@@ -10,9 +10,10 @@ whether a run is alive is read from the lock, never from a file a dead process c
 - ``run_status(run_dir, recorded)`` is the status a reader shows: a run recorded ``running`` is
   ``running`` while its lock is held and ``interrupted`` once its process is gone.
 
-The lock file stays in the directory after the run (removing it would race with a process opening it);
-it holds the owner's process id as text, for the message. flock is POSIX; the studio runs on Linux and
-macOS.
+A sweep holds the same lock on its directory while it runs, so two ``studio sweep --resume`` of one
+sweep do not run its trials twice. The lock file stays in the directory after the run (removing it
+would race with a process opening it); it holds the owner's process id as text, for the message. flock
+is POSIX; the studio runs on Linux and macOS.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ _CONTENDED_S = 0.5
 class RunInUse(Exception):
     """Another live process owns the run (one line: the directory and the process id)."""
 
-    def __init__(self, run_dir: Path, pid: int | None) -> None:
-        super().__init__(f"run {run_dir} is in use by process {pid if pid else '(unknown)'}")
+    def __init__(self, run_dir: Path, pid: int | None, what: str = "run") -> None:
+        super().__init__(f"{what} {run_dir} is in use by process {pid if pid else '(unknown)'}")
         self.run_dir, self.pid = run_dir, pid
 
 
@@ -43,7 +44,8 @@ class RunLock:
         self.run_dir, self._fd = run_dir, fd
 
     @classmethod
-    def acquire(cls, run_dir: str | os.PathLike[str]) -> RunLock:
+    def acquire(cls, run_dir: str | os.PathLike[str], what: str = "run") -> RunLock:
+        """``what``: the word for the directory in the refusal (a sweep's directory is locked the same way)."""
         run_dir = Path(run_dir)
         # not inherited by child processes (Python's default): a child must not keep a dead run "alive"
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -57,7 +59,7 @@ class RunLock:
                 if time.monotonic() > deadline:
                     pid = _read_pid(fd)
                     os.close(fd)
-                    raise RunInUse(run_dir, pid) from None
+                    raise RunInUse(run_dir, pid, what) from None
                 time.sleep(0.02)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

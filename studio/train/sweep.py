@@ -523,15 +523,25 @@ class Sweep:
         means Ray); ``on_trial(trial)`` after each. ``cancel`` (a threading.Event): stop every trial; the
         unfinished ones stay pending. ``on_progress(info)``: a running trial's progress (TrialProgress's
         dict: trial, graph, seed, epoch, epochs, step, steps, fraction, eta, valid_ic), about once a second
-        a trial, called from a thread of the sweep (on Ray, not the one that called ``run``)."""
-        if (executor or ("ray" if address else self.spec.executor)) == "ray":
-            try:
-                from studio.train.sweep_ray import run_on_ray
-            except ImportError:
-                raise SweepError("the ray executor needs Ray: pip install -e '.[scale]'") from None
+        a trial, called from a thread of the sweep (on Ray, not the one that called ``run``). One process
+        runs a sweep at a time (the lock of studio.train.run_lock on its directory): a second is refused."""
+        from studio.train.run_lock import RunInUse, RunLock
 
-            return run_on_ray(self, address, workers, on_trial, cancel, on_progress=on_progress)
-        return self._run_local(workers, on_trial, cancel, on_progress)
+        try:
+            lock = RunLock.acquire(self.path, what="sweep")
+        except RunInUse as exc:
+            raise SweepError(str(exc)) from None
+        try:
+            if (executor or ("ray" if address else self.spec.executor)) == "ray":
+                try:
+                    from studio.train.sweep_ray import run_on_ray
+                except ImportError:
+                    raise SweepError("the ray executor needs Ray: pip install -e '.[scale]'") from None
+
+                return run_on_ray(self, address, workers, on_trial, cancel, on_progress=on_progress)
+            return self._run_local(workers, on_trial, cancel, on_progress)
+        finally:
+            lock.release()
 
     def _run_local(self, workers: int, on_trial, cancel, on_progress=None) -> list[Trial]:
         import concurrent.futures as cf
