@@ -278,3 +278,27 @@ def test_the_runs_table_shows_a_run_whose_process_died_as_interrupted(window, qt
     lock.release()  # as the kernel does when that process dies
     runs.refresh()
     assert runs.table.item(0, 2).text() == "interrupted"
+
+
+def test_stop_inside_the_first_step_of_a_large_model_leaves_a_stopped_run(window, qtbot):
+    """Issue 24, item 1: Stop waited for the step under way (about 25 s here, minutes at the studio's
+    defaults). It now ends the run within about a second, before its first epoch, as a stopped run that
+    the Runs table shows as such."""
+    import time
+
+    window.open_file(GRAPHS / "transformer" / "transformer_6x6.json")
+    panel = window.training
+    panel.stocks.setValue(60)
+    seen = records_of(panel)
+    assert panel.start()
+    qtbot.waitUntil(lambda: any(r["kind"] == "start" for r in seen), timeout=120_000)
+    qtbot.wait(300)
+    pressed = time.monotonic()
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=10_000)
+    print(f"stop inside transformer_6x6's first step: ended {time.monotonic() - pressed:.2f} s after Stop")
+    assert not panel.is_running() and not any(r["kind"] == "step" for r in seen)
+    assert seen[-1]["status"] == "stopped" and panel.status.text().startswith("stopped")
+    runs = window.runs
+    qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5_000)
+    assert runs.table.item(0, 2).text() == "stopped"
