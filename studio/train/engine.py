@@ -78,16 +78,23 @@ class _StopChecks(torch.overrides.TorchFunctionMode):
     36-layer transformer); with these checks it ends within one operation of Stop. The hooks return
     nothing, so the figures are the same bits as without them."""
 
+    #: a gradient hook on every this-many-th result: one on each cost a quarter more time on the cell
+    #: graphs (bench/stop_checks.py); one in 32 keeps the backward's checks a few time steps apart
+    HOOK_EVERY = 32
+
     def __init__(self, stopping: Callable[[], bool]) -> None:
         super().__init__()
         self.stopping = stopping
+        self._results = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if self.stopping():
             raise RunStopped
         result = func(*args, **(kwargs or {}))
+        self._results += 1
         # results made by this step only: a hook on a parameter (a no-op .to() returns it) would stay
-        if isinstance(result, torch.Tensor) and result.grad_fn is not None:
+        if (self._results % self.HOOK_EVERY == 0 and isinstance(result, torch.Tensor)
+                and result.grad_fn is not None):
             result.register_hook(self._check_gradient)
         return result
 
