@@ -10,11 +10,11 @@ in-memory import is the same code with one bucket: both give the same panel, bit
 
 Pass 1 (here): each file (or each batch of 4 MB of a file over ``STREAM_ABOVE_BYTES``) is read by the
 importer's own reader, its rows get global symbol codes in order of first appearance, and they are
-appended to the bucket of their symbol (``code % buckets``) as fixed 64-byte records, in file order
+appended to the bucket of their symbol (``code % buckets``) as fixed 65-byte records, in file order
 (the duplicate policy keeps the last row in file order). A batch whose column turns out to hold text
 further down is read again as text: the file's records are cut back to where they started.
 
-Disk: the buckets hold the rows once (64 bytes a row) and are removed at the end; the panel is
+Disk: the buckets hold the rows once (65 bytes a row) and are removed at the end; the panel is
 ``S x D x P x F`` float32. Memory: one file or batch, the write buffers (``BUFFER_BYTES``), and one
 bucket (``BUCKET_BYTES`` of records, a few times that while it is sorted and laid out).
 """
@@ -62,12 +62,13 @@ STREAM_ABOVE_BYTES = 256 << 20
 CSV_BLOCK_BYTES = 1 << 22
 PARQUET_BATCH_ROWS = 1 << 20
 
-RECORD = np.dtype([("sym", "<i8"), ("secs", "<i8"), *((f, "<f8") for f in _VALUE_FIELDS)])
+#: a row: its symbol code, stamp, values, and whether the stamp is a UTC instant (FileBars.utc)
+RECORD = np.dtype([("sym", "<i8"), ("secs", "<i8"), *((f, "<f8") for f in _VALUE_FIELDS), ("utc", "u1")])
 
 
 def estimated_rows_bytes(files: list[Path]) -> int:
     """About how many bytes the files' rows take as arrays: text rows grow a little (45 characters
-    become 64 bytes), compressed text and Parquet a lot more."""
+    become 65 bytes), compressed text and Parquet a lot more."""
     total = 0
     for f in files:
         size = f.stat().st_size
@@ -149,9 +150,9 @@ class BucketWriter:
     def path(self, bucket: int) -> Path:
         return self.folder / f"bucket-{bucket:05d}.rows"
 
-    def append(self, sym: np.ndarray, secs: np.ndarray, vals: dict[str, np.ndarray]) -> None:
+    def append(self, sym: np.ndarray, secs: np.ndarray, vals: dict[str, np.ndarray], utc: bool = False) -> None:
         records = np.empty(len(sym), RECORD)
-        records["sym"], records["secs"] = sym, secs
+        records["sym"], records["secs"], records["utc"] = sym, secs, utc
         for f in _VALUE_FIELDS:
             records[f] = vals[f]
         which = sym % self.buckets
@@ -199,7 +200,8 @@ class DiskBucket:
     def load(self) -> Rows:
         if self.names is None:
             data = (np.fromfile(self.records, RECORD) if self.records.exists() else np.zeros(0, RECORD))
-            return Rows({"sym": data["sym"].copy(), "secs": data["secs"].copy(), "ok": np.ones(len(data), bool)},
+            return Rows({"sym": data["sym"].copy(), "secs": data["secs"].copy(), "ok": np.ones(len(data), bool),
+                         "utc": data["utc"].astype(bool)},
                         {f: data[f].copy() for f in self.features})
         arrays = {n: np.load(self.folder / f"{n}.npy") for n in self.names}
         return Rows({k[2:]: v for k, v in arrays.items() if k.startswith("a-")},
@@ -243,7 +245,7 @@ def build_on_disk(files: list[Path], config: ImportConfig, source: str, values_f
                     tally[1] += part.rows_without_symbol
                     tally[2] += int((~ok).sum())
                     if ok.any():
-                        writer.append(sym[ok], part.seconds[ok], {f: v[ok] for f, v in vals.items()})
+                        writer.append(sym[ok], part.seconds[ok], {f: v[ok] for f, v in vals.items()}, part.utc)
                 break
             except _TextFurtherDown:
                 writer.cut_back(mark)

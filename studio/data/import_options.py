@@ -36,7 +36,9 @@ IMPORT_OPTIONS: tuple[ImportOption, ...] = (
     ImportOption("bar-stamp", "bar_stamp", str, "{auto,start,end}",
                  "bars are stamped when they start (US 09:30 .. 15:55) or end (A-shares 10:30 .. 15:00); "
                  "default auto", ("auto", "start", "end")),
-    ImportOption("timezone", "timezone", str, "TZ", "time zone for files with time-zone-aware stamps"),
+    ImportOption("timezone", "timezone", str, "TZ",
+                 "the exchange's time zone (IANA name, e.g. America/New_York) for stamps that carry a zone "
+                 "(default: inferred from the sessions)"),
     ImportOption("force-bars-per-day", "bars_per_day", int, "N", "force the bars per day (default: detected)"),
     ImportOption("min-day-share", "min_day_share", float, "X",
                  "a symbol-day with fewer than this share of the bars is not traded (default 0.5)"),

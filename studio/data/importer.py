@@ -7,6 +7,9 @@ are found by their usual names (see ``CANDIDATES``) or named in :class:`ImportCo
 Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
 
 - Timestamps that cannot be read: the row is dropped.
+- Time zones: stamps that carry one are instants, read as the exchange's wall-clock time: in the zone
+  given (``timezone``), else the one exchange zone (``EXCHANGE_SESSIONS``) in which the sessions keep
+  their clock times year-round and span its regular hours; none or several: an error asking for it.
 - Duplicate timestamps of a symbol: the last row (in file order) is kept.
 - Session: bars outside the regular session are extended-hours bars and are dropped. The session is
   given (``session="09:30-16:00"``, with bar-start or bar-end stamps) or inferred from the bar times.
@@ -115,7 +118,8 @@ class ImportConfig:
     #: "start" (a bar is stamped when it opens: 09:30 .. 15:55 in 09:30-16:00), "end" (stamped when it
     #: closes: 10:30 .. 15:00 in 09:30-15:00) or "auto" (from the bars at the session's ends)
     bar_stamp: str = "auto"
-    #: time zone the bars' wall-clock times are read in, for files with time-zone-aware stamps
+    #: the exchange's zone, in whose wall-clock time stamps that carry a zone are read (None: inferred
+    #: from the sessions, see exchange_zone); stamps without a zone are read as they are
     timezone: str | None = None
     #: force the number of bars per day (None: the most common number)
     bars_per_day: int | None = None
@@ -140,6 +144,8 @@ class ImportConfig:
             raise DataError(f"bars_per_day must be at least 1, gets {self.bars_per_day}")
         if self.session is not None:
             parse_session(self.session)
+        if self.timezone is not None:
+            _check_zone(self.timezone)
         try:
             re.compile(self.symbol_regex)
         except re.error as exc:
@@ -264,7 +270,8 @@ class FileBars:
     #: symbol per row as codes into ``symbol_names``
     symbol_codes: np.ndarray
     symbol_names: list[str]
-    #: seconds since 1970-01-01 of the bars' wall-clock time; ``time_ok`` False where unreadable
+    #: seconds since 1970-01-01 of the bars' wall-clock time (UTC instants where ``utc``); ``time_ok``
+    #: False where unreadable
     seconds: np.ndarray
     time_ok: np.ndarray
     values: dict[str, np.ndarray]
@@ -272,6 +279,9 @@ class FileBars:
     columns_used: dict[str, str] = field(default_factory=dict)
     #: every column of the file (for diagnostics: which unmapped column may hold the time)
     header: list[str] = field(default_factory=list)
+    #: ``seconds`` are UTC instants (stamps with a time zone), not wall-clock time: the build converts
+    #: them to the exchange's zone (``ImportConfig.timezone``, else inferred from the sessions)
+    utc: bool = False
 
     @property
     def date_only(self) -> bool:
@@ -422,43 +432,44 @@ def _to_float(column, path: Path, name: str) -> np.ndarray:
     raise DataError(f"{path}: column {name!r} holds {column.type}, not numbers")
 
 
-def _timestamp_seconds(column, timezone: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds since the epoch of the wall-clock time, and a validity mask, from an arrow timestamp."""
+def _timestamp_seconds(column) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Seconds since the epoch, a validity mask, and whether the seconds are UTC instants (a column
+    with a time zone) rather than wall-clock time, from an arrow timestamp."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     ts_type = column.type
-    if ts_type.tz is not None:
-        import pandas as pd
-
-        series = pd.Series(column.to_pandas())
-        series = series.dt.tz_convert(timezone or ts_type.tz).dt.tz_localize(None)
-        ok = series.notna().to_numpy()
-        secs = series.to_numpy(dtype="datetime64[s]").astype(np.int64)
-        return np.where(ok, secs, 0), ok
     ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    # an arrow timestamp with a zone holds the UTC instant: the same integers as without one
     raw = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
     raw = np.where(ok, np.nan_to_num(raw, nan=0), 0).astype(np.int64)
     per_second = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[ts_type.unit]
-    return raw // per_second, ok
+    return raw // per_second, ok, ts_type.tz is not None
 
 
-def _parse_text_datetimes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _parse_text_datetimes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     import pandas as pd
 
     series = pd.Series(text, dtype=object)
-    parsed = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    try:
+        parsed = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    except ValueError:  # offsets that differ through the year (-04:00 in summer, -05:00 in winter)
+        parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
     if parsed.isna().mean() > 0.5:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            other = pd.to_datetime(series, errors="coerce", format="mixed")
+            try:
+                other = pd.to_datetime(series, errors="coerce", format="mixed")
+            except ValueError:
+                other = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
         if other.isna().sum() < parsed.isna().sum():
             parsed = other
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
+    utc = getattr(parsed.dt, "tz", None) is not None
+    if utc:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     ok = parsed.notna().to_numpy()
     secs = parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
-    return np.where(ok, secs, 0), ok
+    return np.where(ok, secs, 0), ok, utc
 
 
 def _parse_int_datetimes(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -480,8 +491,9 @@ def _parse_int_datetimes(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray
     return np.where(ok, secs, 0), ok
 
 
-def _column_seconds(column, timezone: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """A timestamp column of any usual type -> (seconds since the epoch, valid)."""
+def _column_seconds(column) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A timestamp column of any usual type -> (seconds since the epoch, valid, whether they are UTC
+    instants of stamps with a time zone rather than wall-clock time)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -490,14 +502,14 @@ def _column_seconds(column, timezone: str | None) -> tuple[np.ndarray, np.ndarra
         column = pc.cast(column, t.value_type)
         t = column.type
     if pa.types.is_timestamp(t):
-        return _timestamp_seconds(column, timezone)
+        return _timestamp_seconds(column)
     if pa.types.is_date(t):
-        return _timestamp_seconds(pc.cast(column, pa.timestamp("s")), None)
+        return _timestamp_seconds(pc.cast(column, pa.timestamp("s")))
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         ok &= np.isfinite(values)
-        return _parse_int_datetimes(np.where(ok, values, 0), ok)
+        return (*_parse_int_datetimes(np.where(ok, values, 0), ok), False)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _parse_text_datetimes(column.to_numpy(zero_copy_only=False))
     raise TypeError(f"holds {t}, not timestamps")
@@ -627,14 +639,15 @@ def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], 
 
     # timestamps
     try:
+        utc = False
         if "datetime" in cols:
-            seconds, ok = _column_seconds(col("datetime"), config.timezone)
+            seconds, ok, utc = _column_seconds(col("datetime"))
         else:
             tod = _time_of_day_seconds(col("time"))
             if tod is None:  # the time column holds whole timestamps
-                seconds, ok = _column_seconds(col("time"), config.timezone)
-            else:
-                day_secs, day_ok = _column_seconds(col("date"), config.timezone)
+                seconds, ok, utc = _column_seconds(col("time"))
+            else:  # a date and a wall-clock time of day
+                day_secs, day_ok, _ = _column_seconds(col("date"))
                 seconds = day_secs - day_secs % _DAY + tod[0]
                 ok = day_ok & tod[1]
     except DataError:
@@ -655,7 +668,7 @@ def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], 
                 raise DataError(f"{path}: column {cols[fld]!r} cannot be read as numbers "
                                 f"({_one_line(exc)})") from None
     return FileBars(path, codes, names, seconds.astype(np.int64), ok.astype(bool), values,
-                    rows_without_symbol, cols, list(header))
+                    rows_without_symbol, cols, list(header), utc)
 
 
 def _read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
@@ -685,6 +698,9 @@ class FileInfo:
     stamps: int
     intraday_stamps: int
     value_fields: frozenset[str]
+    #: the histogram (distinct UTC seconds, rows) of the stamps that carry a time zone: the exchange's
+    #: zone is inferred from it
+    utc_times: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def date_only(self) -> bool:
@@ -706,6 +722,9 @@ class FileInfo:
         self.rows += len(part.seconds)
         self.stamps += len(stamps)
         self.intraday_stamps += int(np.count_nonzero(stamps % _DAY))
+        if part.utc:
+            seen = _histogram(stamps)
+            self.utc_times = seen if self.utc_times is None else _merge_histograms([self.utc_times, seen])
 
 
 _HEAD_ROWS = 20_000
@@ -843,6 +862,86 @@ def _merge_edge_prints(sym: np.ndarray, secs: np.ndarray, vals: dict[str, np.nda
     return sym, secs, vals, int(found.sum()), len(moved)
 
 
+#: (exchange, IANA zone, regular session): the zones tried for stamps with a time zone, each with the
+#: session its exchange keeps in local time (the first of those that read the same clock is named)
+EXCHANGE_SESSIONS: tuple[tuple[str, str, str], ...] = (
+    ("NYSE / Nasdaq", "America/New_York", "09:30-16:00"),
+    ("London", "Europe/London", "08:00-16:30"),
+    ("Xetra / Euronext", "Europe/Berlin", "09:00-17:30"),
+    ("Shanghai / Shenzhen", "Asia/Shanghai", "09:30-15:00"),
+    ("Hong Kong", "Asia/Hong_Kong", "09:30-16:00"),
+    ("Tokyo", "Asia/Tokyo", "09:00-15:30"),
+    ("Tokyo (before November 2024)", "Asia/Tokyo", "09:00-15:00"),
+    ("Korea", "Asia/Seoul", "09:00-15:30"),
+    ("India (NSE)", "Asia/Kolkata", "09:15-15:30"),
+    ("Australia (ASX)", "Australia/Sydney", "10:00-16:00"),
+)
+
+
+def _check_zone(name: str) -> None:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        from studio.core.text import printable
+
+        raise DataError(f"timezone {printable(name[:80])!r} is not a time zone (an IANA name such as "
+                        "America/New_York)") from None
+
+
+def to_local(utc_seconds: np.ndarray, zone: str) -> np.ndarray:
+    """UTC instants (seconds since the epoch) as seconds of the wall-clock time in ``zone``."""
+    import pandas as pd
+
+    stamps = pd.DatetimeIndex(utc_seconds.astype("datetime64[s]")).tz_localize("UTC").tz_convert(zone)
+    return stamps.tz_localize(None).to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def _session_in(zone: str, times: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, int]:
+    """The frequent bar times of day (those on at least half as many rows as the most common one) of
+    the UTC instants ``times`` read in ``zone``, and the most common step between them."""
+    tod = to_local(times, zone) % _DAY
+    uniq, inverse = np.unique(tod, return_inverse=True)
+    frequent = _frequent_times(uniq, np.bincount(inverse, weights=counts))
+    steps, step_counts = np.unique(np.diff(frequent), return_counts=True)
+    return frequent, int(steps[np.argmax(step_counts)]) if len(steps) else 0
+
+
+def exchange_zone(times: np.ndarray, counts: np.ndarray, source: str = "") -> tuple[str, str]:
+    """The zone of stamps with a time zone (``times``: distinct UTC instants, ``counts``: rows at each),
+    and why: the one exchange zone (``EXCHANGE_SESSIONS``) in which the frequent bar times stay at the
+    same clock times year-round (daylight saving included) and span its regular session, bar-start or
+    bar-end stamped. None or several that read different clocks: a one-line DataError asking for
+    --timezone."""
+    fits: list[tuple[str, str, str, np.ndarray]] = []
+    for exchange, zone, session in EXCHANGE_SESSIONS:
+        frequent, step = _session_in(zone, times, counts)
+        if not step:
+            continue
+        open_s, close_s = parse_session(session)
+        if frequent[0] in (open_s, open_s + step) and frequent[-1] in (close_s - step, close_s):
+            fits.append((exchange, zone, session, to_local(times, zone)))
+    clocks = {zone for _, zone, _, _ in fits}
+    if len(fits) > 1:
+        distinct = [f for i, f in enumerate(fits)
+                    if not any(np.array_equal(f[3], g[3]) for g in fits[:i])]
+        if len(distinct) > 1:
+            raise DataError(f"{source or 'the source'}: the stamps carry a time zone, and the bar times fit the "
+                            f"sessions of {' and of '.join(f'{z} ({e} {s})' for e, z, s, _ in distinct[:3])}; "
+                            "name the exchange's zone with --timezone ZONE")
+    if not fits:
+        tried = ", ".join(sorted({z for _, z, _ in EXCHANGE_SESSIONS}))
+        raise DataError(f"{source or 'the source'}: the stamps carry a time zone, and the exchange's cannot be "
+                        f"told from the bar times (in none of {tried} do they span its session year-round); "
+                        "name it with --timezone ZONE, e.g. --timezone America/New_York")
+    exchange, zone, session, _ = fits[0]
+    also = sorted(clocks - {zone})
+    same = f"; {', '.join(also)} read the same clock here" if also else ""
+    return zone, (f"inferred: the one exchange zone tried in which the bars keep their clock times year-round "
+                  f"and span its regular session, {exchange} {session}{same}")
+
+
 def _duplicates_message(files: list[FileInfo], duplicates: int, readable: int, config: ImportConfig) -> str:
     """One line: how many rows repeat a timestamp, where the timestamps come from, the column that
     probably holds the time and the option that maps it."""
@@ -955,18 +1054,20 @@ def build_panel(parts: list[FileBars], config: ImportConfig, source: str = "") -
     files = [FileInfo.of(p) for p in parts]
     symbol_index: dict[str, int] = {}
     features = import_features(files)
-    sym_list, sec_list, ok_list = [], [], []
+    sym_list, sec_list, ok_list, utc_list = [], [], [], []
     value_lists: dict[str, list[np.ndarray]] = {f: [] for f in features}
     for p in parts:
         sym, ok, vals = file_rows(p, symbol_index, features)
         sym_list.append(sym)
         sec_list.append(p.seconds)
         ok_list.append(ok)
+        utc_list.append(np.full(len(sym), p.utc))
         for f in features:
             value_lists[f].append(vals[f])
     sym = np.concatenate(sym_list) if parts else np.zeros(0, np.int64)
     rows = Rows({"sym": sym, "secs": np.concatenate(sec_list) if parts else np.zeros(0, np.int64),
-                 "ok": np.concatenate(ok_list) if parts else np.zeros(0, bool)},
+                 "ok": np.concatenate(ok_list) if parts else np.zeros(0, bool),
+                 "utc": np.concatenate(utc_list) if parts else np.zeros(0, bool)},
                 {f: np.concatenate(v) if v else np.zeros(0) for f, v in value_lists.items()})
     no_symbol = sum(p.rows_without_symbol for p in parts)
     read = {"rows read": len(sym), "rows without a symbol dropped": no_symbol,
@@ -1022,9 +1123,37 @@ def assemble(buckets: Sequence, files: list[FileInfo], names: list[str], feature
     counts["files read"] = n_files
     counts.update(read)
 
+    # --- time zones: stamps with one are UTC instants, read as the exchange's wall-clock time (the zone
+    # given, else the one in which the sessions keep their clock times year-round)
+    zone = None
+    utc_files = [f for f in files if f.utc_times is not None]
+    counts["stamps with a time zone read in the exchange's"] = 0
+    if utc_files:
+        utc_times, utc_counts = _merge_histograms([f.utc_times for f in utc_files])
+        which = ("the files'" if len(utc_files) == n_files
+                 else f"{len(utc_files)} of {n_files} files' (the others' are read as they are)")
+        if config.timezone is not None:
+            zone, how = config.timezone, "as set with --timezone"
+        elif len(utc_times) and not np.any(utc_times % _DAY):
+            how = None  # stamped at midnight UTC: dates, not instants of a session
+            notes.append(f"time zone: {which} stamps are midnights UTC and are read as dates")
+        else:
+            zone, how = exchange_zone(utc_times, utc_counts, source)
+        if zone is not None:
+            counts["stamps with a time zone read in the exchange's"] = int(utc_counts.sum())
+            notes.append(f"time zone: {which} stamps carry a UTC offset and are read as {zone} wall-clock time "
+                         f"({how}; {_plural(int(utc_counts.sum()), 'stamp')})")
+    elif config.timezone is not None:
+        notes.append(f"time zone {config.timezone} not used: the stamps carry no zone and are read as they are")
+
     # --- duplicates: sort by (symbol, time), stable, and keep the last of equal keys ---
     def deduplicate(rows: Rows):
         rows.keep(rows.arrays.pop("ok"))
+        utc = rows.arrays.pop("utc", None)
+        if zone is not None and utc is not None and utc.any():
+            secs = rows.secs.copy()
+            secs[utc] = to_local(secs[utc], zone)
+            rows.arrays["secs"] = secs
         dropped = 0
         if len(rows):
             t0 = int(rows.secs.min())
