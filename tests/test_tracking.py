@@ -154,3 +154,56 @@ def test_a_walk_forward_is_tracked_as_its_folds_and_its_whole(tmp_path, capsys):
     assert fold.data.tags["studio.walk_forward"] == run_dir.name
     fold_metrics = json.loads((run_dir / "folds" / "fold-2" / "metrics.json").read_text())
     assert fold.data.metrics["test.ic"] == fold_metrics["splits"]["test"]["ic"]
+
+
+def test_a_store_that_fails_every_call_mid_run_is_one_line_and_the_run_finishes(tmp_path, capsys, monkeypatch):
+    # the attack: the store accepts the run's start, then every call fails (the database replaced, the
+    # server gone), ending the MLflow run included; the training used to die of it (exit 3, run 'running')
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    calls = {"log_metrics": 0, "end_run": 0}
+
+    def failing(name):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            raise MlflowException("(sqlite3.DatabaseError) file is not a database")
+        return call
+
+    monkeypatch.setattr(mlflow, "log_metrics", failing("log_metrics"))
+    monkeypatch.setattr(mlflow, "end_run", failing("end_run"))
+    code = main(["train", str(GRAPHS / "default.json"), "--mlflow", f"sqlite:///{tmp_path / 'store' / 'x.db'}",
+                 "--out", str(tmp_path / "runs"), *TINY_TRAIN, "--epochs", "3"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "file is not a database (not logged; the run goes on)" in lines[0]
+    assert calls["log_metrics"] == 1  # tracking is off after the first failure: no call per epoch after it
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["status"] == "finished"
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def test_an_unreachable_http_store_is_refused_in_seconds_before_training(tmp_path, capsys, monkeypatch):
+    # MLflow's own defaults retry a refused connection for about two minutes before the error
+    import socket
+    import time
+
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    code = main(["train", str(GRAPHS / "default.json"), "--mlflow", f"http://127.0.0.1:{port}",
+                 "--out", str(tmp_path / "runs"), *TINY_TRAIN])
+    seconds = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 2 and seconds < 15, (code, seconds)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"studio: mlflow http://127.0.0.1:{port}: "), err
+    assert not (tmp_path / "runs").exists()  # refused before anything trained
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in __import__("os").environ  # the probe's settings given back

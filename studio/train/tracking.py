@@ -12,9 +12,11 @@ URI still works where asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,13 @@ DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 _PARAMS = ("kind", "walk_forward", "graph", "training", "data", "metrics", "versions", "seed", "device",
            "threads")
 _LEFT_OUT = ("data.panel", "data.splits", "graph.file", "walk_forward.plan", "data.given_splits")
+#: MLflow's HTTP settings while the store is probed before training: a server that is down or a host that
+#: does not answer is one line within seconds (MLflow's own defaults retry for about two minutes)
+PROBE_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+#: ... and during the run, unless the environment sets them: a store that goes away costs the run
+#: seconds, once (tracking is then off), not minutes per call
+RUN_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 class TrackingError(Exception):
@@ -40,6 +49,8 @@ def _mlflow(uri: str):
         raise TrackingError("--mlflow needs MLflow: pip install -e '.[track]'") from None
     for name in ("mlflow", "alembic"):  # their INFO lines (tables created, migrations) are not the user's news
         logging.getLogger(name).setLevel(logging.WARNING)
+    # a retried request logs a warning per try: the failure, if it comes, is said once, by the studio
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     if uri.startswith("file:") or "://" not in uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # asked for by name: MLflow would refuse it
     if uri.startswith("sqlite:///"):
@@ -48,6 +59,25 @@ def _mlflow(uri: str):
         except OSError as exc:
             raise TrackingError(f"mlflow {uri}: cannot make the store's folder ({exc.strerror})") from None
     return mlflow
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in os.environ (where MLflow reads them at each request), the old ones back after."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _one_line(uri: str, exc: Exception) -> TrackingError:
@@ -70,22 +100,38 @@ def _finite(values: dict[str, Any]) -> dict[str, float]:
 
 
 class RunTracker:
-    """Follows one run's records and logs them to MLflow as they come."""
+    """Follows one run's records and logs them to MLflow as they come.
+
+    The store is probed when the tracker is made (before anything trains; an HTTP store with a short
+    timeout and no retries): a store that cannot be used raises TrackingError there. A call that fails
+    later raises TrackingError once, ends the MLflow run if it can and turns tracking off: every later
+    record is ignored, so the training never waits on, or stops for, a store that went away."""
 
     def __init__(self, uri: str | None = None, experiment: str = EXPERIMENT) -> None:
         self.uri = uri or DEFAULT_URI
         self.mlflow = _mlflow(self.uri)
         self.experiment = experiment
         self.run = None
+        #: the one line of the failure that turned tracking off (None while it works)
+        self.failure: str | None = None
+        probe = _environment(PROBE_HTTP) if _is_http(self.uri) else contextlib.nullcontext()
         try:  # the store opened now, before anything trains: a bad URI is one line, not a lost run
-            self.mlflow.set_tracking_uri(self.uri)
-            if self.mlflow.get_experiment_by_name(self.experiment) is None:
-                artifacts = None
-                if self.uri.startswith("sqlite:///"):  # artifacts beside the database, not in the working folder
-                    artifacts = (Path(self.uri[len("sqlite:///"):]).parent.resolve() / "artifacts").as_uri()
-                self.mlflow.create_experiment(self.experiment, artifact_location=artifacts)
+            with probe:
+                self._open()
         except Exception as exc:
             raise _one_line(self.uri, exc) from None
+        if _is_http(self.uri):
+            for name, value in RUN_HTTP.items():
+                os.environ.setdefault(name, value)
+
+    def _open(self) -> None:
+        """The experiment, made if the store has none yet (the first request to the store)."""
+        self.mlflow.set_tracking_uri(self.uri)
+        if self.mlflow.get_experiment_by_name(self.experiment) is None:
+            artifacts = None
+            if self.uri.startswith("sqlite:///"):  # artifacts beside the database, not in the working folder
+                artifacts = (Path(self.uri[len("sqlite:///"):]).parent.resolve() / "artifacts").as_uri()
+            self.mlflow.create_experiment(self.experiment, artifact_location=artifacts)
 
     def _start(self, run_dir: Path) -> None:
         import json
@@ -109,12 +155,15 @@ class RunTracker:
             raise _one_line(self.uri, exc) from None
 
     def __call__(self, record: dict) -> None:
+        if self.failure is not None:
+            return
         try:
             self._record(record)
-        except TrackingError:
-            raise
         except Exception as exc:  # the store went away mid-run: one line, the run itself goes on
-            raise _one_line(self.uri, exc) from None
+            error = exc if isinstance(exc, TrackingError) else _one_line(self.uri, exc)
+            self.failure = str(error)
+            self.close()
+            raise error from None
 
     def _record(self, record: dict) -> None:
         mlflow = self.mlflow
@@ -142,10 +191,13 @@ class RunTracker:
             self.run = None
 
     def close(self) -> None:
-        """End a run left open (the command stopped by an error)."""
+        """End a run left open (the command stopped by an error, or the store failed); never raises: a
+        store that cannot take this either has been reported already."""
         if self.run is not None:
-            self.mlflow.end_run("KILLED")
             self.run = None
+            status = "FAILED" if self.failure is not None else "KILLED"
+            with contextlib.suppress(Exception):
+                self.mlflow.end_run(status)
 
 
 def read_runs(uri: str, experiment: str = EXPERIMENT, split: str = "test") -> list[dict]:
