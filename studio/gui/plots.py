@@ -82,6 +82,21 @@ class YearDateAxis(pg.DateAxisItem):
         ])
 
 
+def _let_shrink(label: pg.LabelItem) -> None:
+    """pyqtgraph makes a label's text width its minimum width, each time the text changes: a long title
+    pushed the last plot out of its dock at 1280 x 800. The title may be cut instead (the plots'
+    caption says the dates shown whatever the width)."""
+    measure = label.updateMin
+
+    def update_min() -> None:
+        measure()
+        label.setMinimumWidth(0)
+        hints = label._sizeHint  # what LabelItem.sizeHint answers; only the minimum width changes
+        hints[Qt.SizeHint.MinimumSize] = (0, hints[Qt.SizeHint.MinimumSize][1])
+
+    label.updateMin = update_min
+
+
 def _plot(title: str, x_label: str, y_label: str, y_units: str | None = None, dates: bool = False,
           epochs: bool = False) -> pg.PlotItem:
     axes = {}
@@ -90,6 +105,7 @@ def _plot(title: str, x_label: str, y_label: str, y_units: str | None = None, da
     elif epochs:
         axes["bottom"] = EpochAxis(orientation="bottom")
     plot = pg.PlotItem(axisItems=axes)
+    _let_shrink(plot.titleLabel)
     plot.setTitle(title, size="9pt")
     small = {"font-size": "8pt"}
     plot.setLabel("bottom", x_label, **small)
@@ -99,6 +115,10 @@ def _plot(title: str, x_label: str, y_label: str, y_units: str | None = None, da
     plot.showGrid(x=True, y=True, alpha=0.15)
     plot.addLine(y=0, pen=pg.mkPen("#888", width=1))
     return plot
+
+
+#: a plot at least this wide shows its title's detail and its legend in one row
+WIDE_PLOT_PX = 280
 
 
 class PlotsWidget(QWidget):
@@ -141,6 +161,9 @@ class PlotsWidget(QWidget):
             self.legends.append(legend)
         lw.ci.layout.setRowStretchFactor(0, 10)
         lw.ci.layout.setRowStretchFactor(1, 1)
+        #: each plot's title: its name and a detail (which dates) shown when the plot is wide enough
+        self._titles = {plot: (plot.titleLabel.text, "") for plot in plots}
+        self._wide = True  # until the widget has a width
 
         self.curves = {
             "train_loss": self.loss_plot.plot(pen=pg.mkPen("#e8a85e", width=2), symbol="o", symbolSize=5,
@@ -229,8 +252,8 @@ class PlotsWidget(QWidget):
             for key in ("long", "short", "long_short"):
                 self.curves[key].setData([], [])
             self.bars.setOpts(x=[], height=[], brushes=[])
-            self.daily_plot.setTitle("IC per date", size="9pt")
-            self.pnl_plot.setTitle("cumulative PnL", size="9pt")
+            self._set_title(self.daily_plot, "IC per date")
+            self._set_title(self.pnl_plot, "cumulative PnL")
             self.caption.setText("")
             return
         ic = np.nan_to_num(_nan(self.daily["ic"]))
@@ -238,11 +261,38 @@ class PlotsWidget(QWidget):
         width = float(np.median(np.diff(days))) * 0.8 if len(days) > 1 else 0.8
         self.bars.setOpts(x=days, height=ic, width=width,
                           brushes=[pg.mkBrush(LONG if v >= 0 else SHORT) for v in ic])
-        self.daily_plot.setTitle(f"IC per date ({self.daily_label})", size="9pt")
+        self._set_title(self.daily_plot, "IC per date", self.daily_label)
         for key in ("long", "short", "long_short"):
             self.curves[key].setData(days, np.cumsum(np.nan_to_num(_nan(self.daily[key]))))
-        self.pnl_plot.setTitle(f"cumulative PnL ({self.daily_label})", size="9pt")
+        self._set_title(self.pnl_plot, "cumulative PnL", self.daily_label)
         self.caption.setText(f"{len(self.epochs)} epoch(s); daily figures of the {self.daily_label}")
+
+    # ---- fitting the width -------------------------------------------------------------------------
+    def _set_title(self, plot: pg.PlotItem, name: str, detail: str = "") -> None:
+        self._titles[plot] = (name, detail)
+        self._show_title(plot)
+
+    def _show_title(self, plot: pg.PlotItem) -> None:
+        name, detail = self._titles[plot]
+        plot.setTitle(f"{name} ({detail})" if detail and self._wide else name, size="9pt")
+
+    def fit_width(self) -> None:
+        """Titles with their detail and legends in one row where each plot has the room (about 280 px),
+        else the plain titles and legends of one or two columns, so all four plots fit the dock."""
+        per_plot = self.layout_widget.width() / 4
+        wide = per_plot >= WIDE_PLOT_PX
+        columns = 3 if wide else (2 if per_plot >= 190 else 1)
+        if wide == self._wide and all(legend.columnCount == columns for legend in self.legends):
+            return
+        self._wide = wide
+        for legend in self.legends:
+            legend.setColumnCount(columns)
+        for plot in self._titles:
+            self._show_title(plot)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_width()
 
     # ---- export ----------------------------------------------------------------------------------
     def export_png(self, path: str, width: int = 1800) -> None:
