@@ -355,8 +355,10 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _read_config(run_dir: Path) -> dict | None:
-    try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    from studio.core.owned_dir import read_json
+
+    try:  # inside the run folder only: config.json -> /dev/zero is refused, not read until memory runs out
+        config = read_json(run_dir / "config.json")
     except (OSError, ValueError):
         return None  # Trainer.resume says what is wrong with it
     return config if isinstance(config, dict) else None

@@ -36,6 +36,37 @@ class FileReadError(Exception):
     """A file cannot be read; the message is one line and names the file."""
 
 
+#: errno values of a write that found no room: the disk is full, or the user's quota is used up
+NO_ROOM = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+class DiskFullError(OSError):
+    """A write found no room; ``str()`` is the one line "disk full: PATH" naming the file it was for."""
+
+    def __init__(self, path: str | os.PathLike[str], errno_value: int = errno.ENOSPC) -> None:
+        super().__init__(errno_value, os.strerror(errno_value), os.fspath(path))
+
+    def __str__(self) -> str:
+        from studio.core.text import printable
+
+        return f"disk full: {printable(self.filename)}"
+
+
+def no_room(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a write that found no room. Libraries wrap it: torch's
+    writer raises "enforce fail at inline_container.cc ... file write failed", protobuf its own."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+            return True
+        text = str(exc)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _reason(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "a loop of symbolic links"
@@ -143,19 +174,24 @@ def remove_stale_temp_files(target: Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str], *, binary: bool = False) -> Iterator[IO]:
+def atomic_writer(path: str | os.PathLike[str], *, binary: bool = False,
+                  follow_symlinks: bool = True) -> Iterator[IO]:
     """``with atomic_writer(p) as fh: fh.write(...)``: ``p`` is replaced when the block ends without
-    an exception (and left as it was otherwise)."""
-    target = _target_of(Path(path))
+    an exception (and left as it was otherwise). ``follow_symlinks=False`` (files of a folder the studio
+    owns, studio.core.owned_dir): a link at ``p`` is replaced itself, never what it points to."""
+    target = _target_of(Path(path)) if follow_symlinks else Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(target)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        info = os.stat(target) if follow_symlinks else os.lstat(target)
+        mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
     except FileNotFoundError:
         mode = None
     tmp = target.parent / f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp"
     # 0o666 through open(): the kernel applies the umask, as for any new file of this user
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    # O_EXCL (and O_NOFOLLOW): a name planted there, a link included, is never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         if mode is not None:
             os.fchmod(fd, mode)
@@ -165,11 +201,14 @@ def atomic_writer(path: str | os.PathLike[str], *, binary: bool = False) -> Iter
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, DiskFullError) and exc.errno in NO_ROOM:
+            # named after the file being saved, not its temporary file (which is gone again)
+            raise DiskFullError(path, exc.errno) from None
         raise
     _sync_folder(target.parent)
 
@@ -195,6 +234,44 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
 
 
 def atomic_save(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
-    """Replace ``path`` atomically with what ``write(fh)`` writes to a binary file (e.g. torch.save)."""
+    """Replace ``path`` atomically with what ``write(fh)`` writes to a binary file (e.g. torch.save).
+    ``write`` fills a buffer in memory first: a full disk is then met by our own write, and said as
+    "disk full: PATH", not as a library's error from the middle of its writer."""
+    import io
+
+    buffer = io.BytesIO()
+    write(buffer)
     with atomic_writer(path, binary=True) as fh:
-        write(fh)
+        fh.write(buffer.getbuffer())
+
+
+def atomic_write_all(contents: dict[str | os.PathLike[str], str | bytes]) -> None:
+    """Write several files that belong together (an exported ``.py`` and its ``.pt`` weights) whole or
+    not at all: each goes to a temporary file beside its target, written and flushed to disk; only when
+    every one is whole are they renamed over their targets (a rename needs no room). A failure before
+    that leaves every target as it was."""
+    temps: list[tuple[Path, Path]] = []
+    target = Path()
+    try:
+        for path, data in contents.items():
+            target = _target_of(Path(path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(target)
+            tmp = target.parent / f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            temps.append((tmp, target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException as exc:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+            raise DiskFullError(target, exc.errno) from None
+        raise
+    for tmp, target in temps:
+        os.replace(tmp, target)
+    for folder in {target.parent for _, target in temps}:
+        _sync_folder(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from studio.metrics import MIN_DATES, sample_size
 LONG, SHORT, LONG_SHORT = "#2e7d32", "#c62828", "#1565c0"
 
 
-def pnl_chart(rows: list[dict], out: Path, title: str, summary: dict) -> None:
+def pnl_chart(rows: list[dict], out: Path | BinaryIO, title: str, summary: dict) -> None:
     """Cumulative (summed) long, short and long-short returns of the dates in ``rows``, and the IC of
     each date: a reversed signal shows the short leg above the long leg and negative ICs."""
     import matplotlib
@@ -55,5 +56,5 @@ def pnl_chart(rows: list[dict], out: Path, title: str, summary: dict) -> None:
     bottom.legend(loc="upper left", frameon=False, fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, format="png")  # out: a path or an open binary file
     plt.close(fig)

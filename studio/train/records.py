@@ -11,6 +11,9 @@
       pnl.png              cumulative long, short and long-short of the test dates, and IC per date
       checkpoint.pt        the last epoch's full state, for resuming
       run.lock             locked by the process that runs it (studio.train.run_lock), while it runs
+
+Every file of a run is opened inside its directory only (studio.core.owned_dir): a symbolic link or a
+special file planted there is refused, never followed.
 """
 
 from __future__ import annotations
@@ -25,8 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from studio.core.files import atomic_write
+from studio.core.owned_dir import append_owned, check_folder, owned_writer, read_json, write_owned
 from studio.train.run_lock import run_status
+
+#: the files of a run directory (regular files; ``folds`` is a walk-forward's folder of fold runs)
+RUN_FILES = ("graph.json", "config.json", "metrics.jsonl", "metrics.json", "daily.csv", "predictions.parquet",
+             "model.pt", "pnl.png", "checkpoint.pt", "run.lock")
+RUN_FOLDERS = ("folds",)
+
+
+def check_run_folder(path: str | os.PathLike[str]) -> None:
+    """Refuse (ForeignEntry, one line) a run directory holding a symbolic link or a special file."""
+    check_folder(path, "run", files=RUN_FILES, folders=RUN_FOLDERS)
 
 
 def _clean(value: Any) -> Any:
@@ -85,20 +98,33 @@ class RunWriter:
         raise FileExistsError(f"{root}: no free run directory name for {stem}")
 
     def write_json(self, name: str, data: dict) -> None:
-        atomic_write(self.path / name, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
+        write_owned(self.path / name, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
 
     def update_json(self, name: str, changes: dict) -> None:
-        data = json.loads((self.path / name).read_text(encoding="utf-8"))
+        data = read_json(self.path / name)
         data.update(changes)
         self.write_json(name, data)
 
     def write_jsonl(self, name: str, records: list[dict]) -> None:
         """Replace ``name`` with these records, one line each (atomically)."""
-        atomic_write(self.path / name, "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in records))
+        write_owned(self.path / name, "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in records))
 
     def append_jsonl(self, name: str, record: dict) -> None:
-        with open(self.path / name, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+        append_owned(self.path / name, json.dumps(_clean(record), allow_nan=False) + "\n")
+
+    def write_text(self, name: str, text: str) -> None:
+        write_owned(self.path / name, text)
+
+    def save_torch(self, name: str, value: Any) -> None:
+        """``torch.save(value)`` to a file of the run, atomically and never through a link (made in memory
+        first, so that a full disk is met by the save's own write: studio.core.files.DiskFullError)."""
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        write_owned(self.path / name, buffer.getvalue())
 
     def write_predictions(self, frames, panel) -> None:
         import pandas as pd
@@ -115,19 +141,22 @@ class RunWriter:
             }))
         frame = pd.concat(parts, ignore_index=True)
         frame["split"] = frame["split"].astype("category")
-        frame.to_parquet(self.path / "predictions.parquet", index=False)
+        with owned_writer(self.path / "predictions.parquet", binary=True) as fh:
+            frame.to_parquet(fh, index=False)
 
     def write_daily(self, rows: list[dict]) -> None:
         import pandas as pd
 
-        pd.DataFrame(rows).to_csv(self.path / "daily.csv", index=False, float_format="%.10g")
+        with owned_writer(self.path / "daily.csv") as fh:
+            pd.DataFrame(rows).to_csv(fh, index=False, float_format="%.10g")
 
     def write_pnl_chart(self, rows: list[dict], title: str, test: dict) -> None:
         from studio.train.charts import pnl_chart
 
         test_rows = [r for r in rows if r["split"] == "test"]
         if test_rows:
-            pnl_chart(test_rows, self.path / "pnl.png", title, test)
+            with owned_writer(self.path / "pnl.png", binary=True) as fh:
+                pnl_chart(test_rows, fh, title, test)
 
 
 def read_run(path: str | os.PathLike[str]) -> dict:
@@ -135,11 +164,13 @@ def read_run(path: str | os.PathLike[str]) -> dict:
     status as it is now: ``running`` while a live process owns it, ``interrupted`` when the process that
     ran it died (docs/training.md)."""
     path = Path(path)
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    metrics_file = path / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
+    try:
+        config = read_json(path / "config.json")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not a run directory (no config.json)") from None
+    try:
+        metrics = read_json(path / "metrics.json")
+    except FileNotFoundError:
+        metrics = None
     return {"path": str(path), "config": config, "metrics": metrics,
             "status": run_status(path, config.get("status") if isinstance(config, dict) else None)}

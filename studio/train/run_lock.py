@@ -13,7 +13,8 @@ whether a run is alive is read from the lock, never from a file a dead process c
 A sweep holds the same lock on its directory while it runs, so two ``studio sweep --resume`` of one
 sweep do not run its trials twice. The lock file stays in the directory after the run (removing it
 would race with a process opening it); it holds the owner's process id as text, for the message. flock
-is POSIX; the studio runs on Linux and macOS.
+is POSIX; the studio runs on Linux and macOS. The lock file is opened inside the directory only
+(studio.core.owned_dir): a symbolic link or a FIFO planted as ``run.lock`` is refused, never followed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import fcntl
 import os
 import time
 from pathlib import Path
+
+from studio.core.owned_dir import open_owned
 
 LOCK_FILE = "run.lock"
 
@@ -47,8 +50,9 @@ class RunLock:
     def acquire(cls, run_dir: str | os.PathLike[str], what: str = "run") -> RunLock:
         """``what``: the word for the directory in the refusal (a sweep's directory is locked the same way)."""
         run_dir = Path(run_dir)
-        # not inherited by child processes (Python's default): a child must not keep a dead run "alive"
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        # not inherited by child processes (O_CLOEXEC): a child must not keep a dead run "alive"; a link
+        # planted as run.lock is refused (ForeignEntry), not followed to create or lock a file elsewhere
+        fd = open_owned(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644, what=what)
         deadline = time.monotonic() + _CONTENDED_S
         while True:
             try:
@@ -90,9 +94,9 @@ def held_by(run_dir: str | os.PathLike[str]) -> int | None:
     """The id of the live process that owns the run; None when none does (0 when one does but its id
     cannot be read yet)."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
-    except OSError:  # no lock file: a run from before the lock, or one that never started
-        return None
+        fd = open_owned(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:  # no lock file (a run from before the lock, or one that never started), or a link or
+        return None  # a FIFO planted as one (ForeignEntry): no live run's lock
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
