@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the input was read but is not valid (the problems are listed); 2 the input
 could not be used at all (missing or unreadable file, not a graph, bad option) with a one-line
-error; 3 an internal error (one line; set STUDIO_DEBUG=1 for the traceback).
+error; a full disk is "disk full: PATH", also exit 2; 3 an internal error (one line; set STUDIO_DEBUG=1
+for the traceback).
 
 Commands that only need the graph (validate, summary, nodes, schema) import neither torch nor Qt.
 """
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from studio import __version__
 from studio.cli.data_commands import add_data_commands
-from studio.cli.errors import CliError
+from studio.cli.errors import CliError, disk_full_line
 from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.gui_command import add_gui_command, gui_available, gui_command
 from studio.cli.output import safe_streams
@@ -25,6 +26,7 @@ from studio.cli.paths import default_graph_path
 from studio.cli.report_commands import add_report_commands
 from studio.cli.sweep_commands import add_sweep_commands
 from studio.cli.train_commands import add_train_commands
+from studio.core.text import error_line
 
 EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -84,7 +86,11 @@ def _main(args_list: list[str]) -> int:
     except Exception as exc:
         if os.environ.get("STUDIO_DEBUG"):
             traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        full = disk_full_line(exc)
+        if full is not None:  # the machine's fault, not ours: one line naming the file, like bad input
+            print(f"studio: {full}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        first = error_line(exc) if str(exc).strip() else ""
         print(f"studio: internal error: {type(exc).__name__}: {first} (STUDIO_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return EXIT_INTERNAL

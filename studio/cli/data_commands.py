@@ -104,8 +104,11 @@ def inspect_command(args: argparse.Namespace) -> int:
         info["loaded"] = how
         sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         return 0
-    first = ", ".join(panel.symbols[:8]) + (", ..." if panel.n_symbols > 8 else "")
-    print(f"source: {info['source']}")
+    from studio.core.text import one_line, shown
+
+    # symbols come from file names and columns: a newline in one must not break the list
+    first = ", ".join(shown(s) for s in panel.symbols[:8]) + (", ..." if panel.n_symbols > 8 else "")
+    print(f"source: {one_line(info['source'])}")
     print(f"loaded: {how}")
     print(f"symbols: {info['symbols']} ({first})")
     print(f"dates: {info['dates']} ({info['first_date']} .. {info['last_date']})")
@@ -118,7 +121,7 @@ def inspect_command(args: argparse.Namespace) -> int:
     if info["notes"]:
         print("notes:")
         for line in info["notes"]:
-            print(f"  - {line}")
+            print(f"  - {one_line(line)}")
     if info["counts"]:
         print("counts:")
         width = max(len(k) for k in info["counts"])

@@ -30,9 +30,39 @@ def printable(text: object, keep: str = "") -> str:
     return "".join(out)
 
 
+#: a name from a file that a message echoes is cut to about this many characters
+NAME_LIMIT = 80
+#: in a one-line message, a run of more characters than this without a space (a name or a path from a
+#: file, or a list of them) is cut in its middle: a path stays whole, a 100,000-character name does not
+WORD_LIMIT = 300
+
+
+def shown(name: object, limit: int = NAME_LIMIT) -> str:
+    """A name from a file as a message shows it: printable (line breaks escaped like other controls)
+    and, when longer than ``limit``, its head and tail with the number of characters of the whole."""
+    text = printable(name)
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 2 // 3], text[len(text) - limit // 3:]
+    return f"{head}...{tail} ({len(text):,} characters)"
+
+
+def one_line(text: object, word_limit: int = WORD_LIMIT) -> str:
+    """``text`` as one printable line: line breaks and other controls escaped (a newline in a file name
+    cannot break it), and each run of more than ``word_limit`` characters without a space cut in its
+    middle (a 100,000-character name is shown by its ends)."""
+    import re
+
+    text = printable(text)
+    if len(text) <= word_limit:
+        return text
+    return re.sub(rf"\S{{{word_limit + 1},}}", lambda m: shown(m.group(0), word_limit), text)
+
+
 def error_line(exc: BaseException, limit: int = 500) -> str:
     """An exception as one printable line: the first non-empty line of its text (a library's message may
-    begin with a line break), cut at ``limit``; its type's name where it has no text."""
+    begin with a line break; the project's own messages escape theirs, see one_line), cut at ``limit``;
+    its type's name where it has no text."""
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return printable(first[:limit]) if first else type(exc).__name__
 

@@ -28,6 +28,13 @@ FLOW_FEATURES = ("volume", "turnover")
 class DataError(Exception):
     """Data that cannot be used as asked; the message is one line and names the file or field."""
 
+    def __init__(self, message: object = "") -> None:
+        from studio.core.text import one_line
+
+        # file names, symbols and features come from files: a newline in one must not break the line,
+        # nor a 100,000-character name fill the screen
+        super().__init__(one_line(message))
+
 
 @dataclass
 class BarPanel:
