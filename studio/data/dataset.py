@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.owned_dir import owned_writer, read_json, write_owned
 from studio.data import store
 from studio.data.labels import cross_section_normalize, forward_returns
 from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
@@ -177,9 +178,10 @@ class CrossSectionData:
         self.usable = np.flatnonzero(counts >= max(config.min_stocks, 2))
         if splits is None:
             if len(self.usable) < 3 + 2 * (config.lag + config.horizon):
-                raise DataError(f"{panel.source or 'the data'}: only {len(self.usable)} dates have at least "
-                                f"{config.min_stocks} stocks with a full {config.days}-day window and "
-                                "a label")
+                from studio.data.sample_reasons import too_few_dates_message
+
+                # the message names the policy that removed the samples and how often it applied
+                raise DataError(too_few_dates_message(panel, config, len(self.usable), self.has_label, self.mask))
             splits = split_dates(self.usable, config.split, gap=config.lag + config.horizon)
         self.splits = splits
         self.stats: dict[str, list[float]] = {}
@@ -188,9 +190,11 @@ class CrossSectionData:
             if features_file is not None:
                 path = store.finish(features)
                 store.release(features)
-                np.save(_known_file(path), known, allow_pickle=False)
+                # never through a link planted in the cache (studio.core.owned_dir)
+                with owned_writer(_known_file(path), binary=True, what="cache") as fh:
+                    np.save(fh, known, allow_pickle=False)
                 # the key last: a file is reused only once its statistics and known flags are written
-                _stats_file(path).write_text(json.dumps({"key": key, "stats": self.stats}), encoding="utf-8")
+                write_owned(_stats_file(path), json.dumps({"key": key, "stats": self.stats}), "cache")
                 features = store.open_array(path, shape, np.float32)
         else:
             self.stats = saved_stats
@@ -218,8 +222,8 @@ class CrossSectionData:
         absent or stale, and then removed); a file of the right key that is not whole is refused."""
         path = Path(path)
         try:
-            saved = json.loads(_stats_file(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            saved = read_json(_stats_file(path), 1 << 20, "cache")
+        except (OSError, ValueError):  # absent, damaged, or a link or a special file planted there
             saved = None
         if not isinstance(saved, dict) or saved.get("key") != key or not path.exists():
             for stale in (path, _stats_file(path), _known_file(path)):

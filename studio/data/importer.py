@@ -19,7 +19,9 @@ Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
   last one (and the day still has at least ``min_day_share`` of the bars) ends there for every symbol;
   bars after it are after-hours trading and are dropped.
 - Values: a NaN, zero or negative close makes the bar missing; NaN or negative volume / turnover is 0;
-  a NaN, zero or negative open / high / low is the bar's close. Zero volume is a real value, kept.
+  a NaN, zero or negative open / high / low is the bar's close. Infinite values and numbers no market
+  has (a price over ``MAX_PRICE``, a volume or turnover over ``MAX_FLOW``) are bad values too, each
+  counted under its own name. Zero volume is a real value, kept.
 - Partial days: a symbol-day with fewer than ``min_day_share`` (default 50%) of the ``P`` bars counts
   as not traded (its bars are dropped); a day with at least that many is traded and its missing bars
   are filled: close carried forward from the previous bar of the day (the previous day's close for the
@@ -85,6 +87,21 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "turnover": ("turnover", "amount", "amt", "dollar_volume", "traded_value", "turnover_value"),
 }
 _VALUE_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
+#: a finite price above this, or a volume / turnover above MAX_FLOW, is no market's: a bad value (a
+#: close of 1e308 would become inf in the float32 panel)
+MAX_PRICE = 1e9
+MAX_FLOW = 1e15
+_PRICE_TEXT, _FLOW_TEXT = "1e9", "1e15"
+#: the counts of infinite and absurd values, each under its own name (panel.counts)
+ABSURD_VALUE_COUNTS = (
+    "bars with an infinite close treated as missing",
+    f"bars with a close over {_PRICE_TEXT} treated as missing",
+    "infinite volume set to 0",
+    f"volume over {_FLOW_TEXT} set to 0",
+    "infinite turnover set to 0",
+    f"turnover over {_FLOW_TEXT} set to 0",
+    f"infinite open, high or low, or over {_PRICE_TEXT}, set to the close",
+)
 _DAY = 86_400
 
 
@@ -1093,7 +1110,8 @@ def file_rows(part: FileBars, symbol_index: dict[str, int], features: Sequence[s
         if f in part.values:
             vals[f] = part.values[f]
         elif f == "turnover":
-            vals[f] = part.values["close"] * part.values["volume"]
+            with np.errstate(over="ignore", invalid="ignore"):  # from a bad close or volume: counted there
+                vals[f] = part.values["close"] * part.values["volume"]
         else:
             vals[f] = np.full(len(sym), np.nan)
     return sym, part.time_ok & has_sym, vals
@@ -1286,7 +1304,7 @@ def assemble(buckets: Sequence, files: list[FileInfo], names: list[str], feature
     need = max(1, math.ceil(config.min_day_share * p - 1e-9))
     value_counts = ("bars with NaN/zero/negative close treated as missing", "NaN/negative volume set to 0",
                     "NaN/negative turnover set to 0", "NaN/zero open, high or low set to the close",
-                    "zero-volume bars kept")
+                    "zero-volume bars kept", *ABSURD_VALUE_COUNTS)
 
     def on_grid_and_values(rows: Rows):
         tod = rows.secs - rows.secs // _DAY * _DAY
@@ -1298,24 +1316,38 @@ def assemble(buckets: Sequence, files: list[FileInfo], names: list[str], feature
         rows.keep(on_grid)
         vals = rows.vals
         close = vals["close"]
-        bad_close = ~np.isfinite(close) | (close <= 0)
-        vol = vals["volume"]
-        bad_vol = ~np.isfinite(vol) | (vol < 0)
-        vals["volume"] = np.where(bad_vol, 0.0, vol)
-        turn = vals["turnover"]
-        bad_turn = ~np.isfinite(turn) | (turn < 0)
-        # derived from a NaN volume: 0 like the volume, not counted twice
-        turn_counted = int((bad_turn & ~bad_vol & ~bad_close).sum()) if derived_files else int(
-            (bad_turn & ~bad_close).sum())
-        vals["turnover"] = np.where(bad_turn, 0.0, turn)
-        bad_ohl = 0
+        # NaN, zero or negative (-inf too); infinite; a finite number no price is (1e308 would become
+        # inf in the float32 panel): each counted under its own name
+        close_nan = np.isnan(close) | (close <= 0)
+        close_inf, close_absurd = np.isposinf(close), np.isfinite(close) & (close > MAX_PRICE)
+        bad_close = close_nan | close_inf | close_absurd
+
+        def flow(f: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            value = vals[f]
+            nan = np.isnan(value) | (value < 0)
+            inf, absurd = np.isposinf(value), np.isfinite(value) & (value > MAX_FLOW)
+            bad = nan | inf | absurd
+            vals[f] = np.where(bad, 0.0, value)
+            return bad, nan, inf, absurd
+
+        bad_vol, vol_nan, vol_inf, vol_absurd = flow("volume")
+        _, turn_nan, turn_inf, turn_absurd = flow("turnover")
+        # turnover derived from a bad volume is 0 like the volume, not counted twice
+        turn_counted = ~bad_close & (~bad_vol if derived_files else True)
+        bad_ohl = ohl_absurd = 0
         for f in ("open", "high", "low"):
             if f in vals:
-                bad = ~np.isfinite(vals[f]) | (vals[f] <= 0)
-                bad_ohl += int((bad & ~bad_close).sum())
-                vals[f] = np.where(bad, close, vals[f])
-        tally = (int(bad_close.sum()), int((bad_vol & ~bad_close).sum()), turn_counted, bad_ohl,
-                 int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum()))
+                value = vals[f]
+                nan = np.isnan(value) | (value <= 0)
+                absurd = np.isposinf(value) | (np.isfinite(value) & (value > MAX_PRICE))
+                bad_ohl += int((nan & ~bad_close).sum())
+                ohl_absurd += int((absurd & ~bad_close).sum())
+                vals[f] = np.where(nan | absurd, close, value)
+        tally = (int(close_nan.sum()), int((vol_nan & ~bad_close).sum()), int((turn_nan & turn_counted).sum()),
+                 bad_ohl, int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum()),
+                 int(close_inf.sum()), int(close_absurd.sum()), int((vol_inf & ~bad_close).sum()),
+                 int((vol_absurd & ~bad_close).sum()), int((turn_inf & turn_counted).sum()),
+                 int((turn_absurd & turn_counted).sum()), ohl_absurd)
         rows.keep(~bad_close)
         # early closes: the last bar of each symbol-day (rows are sorted by symbol and time, so each
         # symbol-day is one run of rows), counted per date
@@ -1339,6 +1371,13 @@ def assemble(buckets: Sequence, files: list[FileInfo], names: list[str], feature
         counts[name] = sum(d[1][i] for d in done)
     bad_ohl = counts["NaN/zero open, high or low set to the close"]
     counts["zero-volume bars kept"] = sum(d[1][4] for d in done)
+    for i, name in enumerate(ABSURD_VALUE_COUNTS, start=5):
+        counts[name] = sum(d[1][i] for d in done)
+    absurd = [ABSURD_VALUE_COUNTS[i] for i in range(len(ABSURD_VALUE_COUNTS)) if counts[ABSURD_VALUE_COUNTS[i]]]
+    notes.append(f"infinite values, and numbers no price (over {_PRICE_TEXT}) or volume / turnover (over "
+                 f"{_FLOW_TEXT}) is, are bad values: such a close makes the bar missing, such a volume or "
+                 "turnover is set to 0, such an open / high / low is set to the close ("
+                 + ("; ".join(f"{name}: {counts[name]:,}" for name in absurd) if absurd else "none") + ")")
     notes.append(f"a NaN, zero or negative close makes the bar missing ("
                  f"{_plural(counts['bars with NaN/zero/negative close treated as missing'], 'bar')}); NaN or "
                  f"negative volume / turnover set to 0 ({counts['NaN/negative volume set to 0']:,} / "
