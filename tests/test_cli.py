@@ -34,7 +34,8 @@ def broken_graph(tmp_path: Path) -> Path:
 def test_validate_exit_0_for_valid_files(capsys):
     code, out, err = run(capsys, "validate", DEFAULT, str(GRAPHS / "two_branch.json"))
     assert code == 0 and err == ""
-    assert f"{DEFAULT}: valid (9 nodes, 8,705 parameters)" in out.splitlines()
+    assert (f"{DEFAULT}: valid (9 nodes, 8,705 parameters; 34.8 kB of weights, ~190.6 kB of activations per "
+            "stock and date in training (estimate))") in out.splitlines()
 
 
 def test_validate_exit_1_lists_every_problem(capsys, tmp_path):
@@ -43,7 +44,8 @@ def test_validate_exit_1_lists_every_problem(capsys, tmp_path):
     assert code == 1
     assert out.splitlines() == [
         f"{path}: conv_1.kernel_size: expects an integer in [1, 4096], gets 0",
-        f"{DEFAULT}: valid (9 nodes, 8,705 parameters)",
+        f"{DEFAULT}: valid (9 nodes, 8,705 parameters; 34.8 kB of weights, ~190.6 kB of activations per stock "
+        "and date in training (estimate))",
     ]
 
 

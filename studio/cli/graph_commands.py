@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from studio.cli.errors import CliError
+from studio.cli.errors import CliError, disk_full_line
 from studio.cli.table import format_table
 from studio.core.document import Graph, block_reference
 from studio.core.graph_file import GraphFileError, load_graph
 from studio.core.registry import Registry
 from studio.core.text import printable
-from studio.core.validation import Validation, format_count, validate
+from studio.core.validation import DEFAULT_MAX_PARAMS, Validation, format_bytes, format_count, over_budget, validate
 from studio.nodes import default_registry
 
 
@@ -43,6 +43,8 @@ def add_graph_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     p.add_argument("--weights", metavar="STATE_DICT",
                    help="a state dict (.pt, e.g. a run's model.pt) to export instead of fresh weights")
+    p.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS, metavar="N",
+                   help=f"refuse a model with more parameters than N (default {DEFAULT_MAX_PARAMS:,})")
     p.set_defaults(run=export_command)
 
     p = commands.add_parser("diff", help="what changed between two graph files; exit 0 when the same model",
@@ -109,10 +111,17 @@ def validate_command(args: argparse.Namespace) -> int:
         _print_problems(name, v)
         if v.ok:
             if not args.quiet:
-                print(f"{name}: valid ({len(graph.nodes)} nodes, {v.total_params:,} parameters)")
+                print(f"{name}: valid ({len(graph.nodes)} nodes, {v.total_params:,} parameters; "
+                      f"{memory_text(v)})")
         else:
             worst = max(worst, 1)
     return worst
+
+
+def memory_text(v: Validation) -> str:
+    """The parameters' bytes and the estimate of a training step's activations per stock."""
+    return (f"{format_bytes(v.param_bytes)} of weights, ~{format_bytes(v.activation_bytes_per_stock)} of "
+            "activations per stock and date in training (estimate)")
 
 
 def _shape_text(v: Validation, node_id: str) -> str:
@@ -163,6 +172,8 @@ def summary_command(args: argparse.Namespace) -> int:
         rows.append([node_id + note, type_text, _shape_text(v, node_id),
                      f"{count:,}" if count is not None else "?"])
     print(format_table(["node", "type", "output shape", "params"], rows, align="lllr"))
+    if v.ok:
+        print(f"memory: {memory_text(v)}")
     print(f"total: {len(graph.nodes)} nodes, {v.total_params:,} parameters ({format_count(v.total_params)})")
     if not v.ok or v.warnings:
         _print_problems(args.file, v)
@@ -176,6 +187,9 @@ def export_command(args: argparse.Namespace) -> int:
     if not v.ok:
         _print_problems(args.file, v)
         return 1
+    refusal = over_budget(v, args.max_params)
+    if refusal is not None:  # before torch allocates the weights
+        raise CliError(f"{printable(args.file)}: {refusal}")
     from studio.build.export import ExportError, export  # torch is needed from here on
 
     try:
@@ -183,7 +197,7 @@ def export_command(args: argparse.Namespace) -> int:
     except ExportError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
-        raise CliError(f"{args.to}: cannot write ({exc.strerror or exc})") from None
+        raise CliError(disk_full_line(exc) or f"{args.to}: cannot write ({exc.strerror or exc})") from None
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -108,6 +108,8 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
                    help="also log each run to MLflow (default store: sqlite:///mlruns/mlflow.db; "
                         "pip install -e '.[track]')")
+    p.add_argument("--max-params", type=int, default=None, metavar="N",
+                   help="refuse a model with more parameters than N (default 50,000,000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, only the final table")
     add_import_options(p, cache_flag=False)
     p.set_defaults(run=train_command)
@@ -167,7 +169,7 @@ def _train_config(args: argparse.Namespace):
         if not isinstance(settings, dict):
             raise CliError(f"{args.config}: expects a JSON object of training settings")
     for key in ("epochs", "lr", "loss", "optimizer", "dates_per_batch", "patience", "device", "threads",
-                "max_minutes", "seed", "feed", "sync_every"):
+                "max_minutes", "seed", "feed", "sync_every", "max_params"):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value

@@ -160,6 +160,13 @@ class NodeType:
         """Trainable parameters of the module; must equal the built module's count (tests check)."""
         return 0
 
+    def activation_count(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
+                         outputs: Mapping[str, TensorShape], ctx: InferContext) -> int:
+        """Numbers per stock and date this node's forward makes, as an estimate of what training keeps
+        for the backward: its outputs, plus what it computes inside where that dominates (a recurrent
+        layer's gates at every step, attention's step-by-step weights; types override it)."""
+        return sum(shape.numel() for shape in outputs.values())
+
     def build(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
               ctx: InferContext) -> Recipe:
         raise NotImplementedError

@@ -46,6 +46,17 @@ BLOCK_TYPE = "block"
 #: refuse models that could not be built on any sane machine (fuzzed or mistyped huge numbers)
 MAX_PARAMETERS = 2_000_000_000
 MAX_ELEMENTS_PER_STOCK = 200_000_000
+#: the parameter budget of the commands that build a model (train, export, reproduce, sweep, the studio's
+#: Start; ``--max-params``): far above every gallery graph (the largest has under 100 thousand), far below
+#: what exhausts a desktop (a GRU of hidden_size 25000 has 1.9 billion, 7.5 GB before its gradients)
+DEFAULT_MAX_PARAMS = 50_000_000
+#: bytes of a float32 number, as the models train
+BYTES_PER_NUMBER = 4
+#: the activation estimate (elements per stock and date, summed over nodes: their outputs and what the
+#: node types say they compute inside) x this, for the inputs and intermediates autograd saves as well.
+#: Measured against torch's saved tensors on the gallery, the estimate is within about 0.5x-3x; the
+#: training engine measures a probe step itself (docs/training.md)
+AUTOGRAD_FACTOR = 2
 
 
 @dataclass
@@ -59,6 +70,8 @@ class Validation:
     #: node -> checked (and, for older type versions, migrated) params
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_counts: dict[str, int] = field(default_factory=dict)
+    #: node -> numbers per stock and date its forward makes (NodeType.activation_count, an estimate)
+    activation_counts: dict[str, int] = field(default_factory=dict)
     #: node ids in the order the model computes them (nodes that could be inferred)
     order: list[str] = field(default_factory=list)
     #: node -> its input / output ports (nodes whose type and params are valid)
@@ -87,6 +100,23 @@ class Validation:
     def total_params(self) -> int:
         """Parameters of the model as built (nodes that reach no output are left out)."""
         return sum(c for n, c in self.param_counts.items() if self.useful is None or n in self.useful)
+
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of the model's parameters (float32), before gradients and optimiser state."""
+        return self.total_params * BYTES_PER_NUMBER
+
+    @property
+    def activation_count(self) -> int:
+        """Numbers per stock and date the model's forward makes (nodes that reach an output)."""
+        return sum(c for n, c in self.activation_counts.items() if self.useful is None or n in self.useful)
+
+    @property
+    def activation_bytes_per_stock(self) -> int:
+        """An estimate of the bytes a training step keeps per stock of each date for the backward:
+        activation_count x 4 bytes x AUTOGRAD_FACTOR. A step of D dates of N stocks keeps about D x N
+        times this."""
+        return self.activation_count * BYTES_PER_NUMBER * AUTOGRAD_FACTOR
 
     def shape(self, endpoint: Endpoint | str) -> TensorShape | None:
         ep = endpoint if isinstance(endpoint, Endpoint) else Endpoint.parse(endpoint)
@@ -510,9 +540,14 @@ class _Checker:
                 self.error(f"{node_id}.{port_name}", f"{shape} would need {shape.numel():.3g} numbers per "
                            f"stock (limit {MAX_ELEMENTS_PER_STOCK:.0e})", node_id)
                 return
+        try:
+            activations = int(node_type.activation_count(params, inputs, outputs, self.ctx))
+        except Exception:  # a faulty node pack's estimate: its outputs count, validation goes on
+            activations = sum(shape.numel() for shape in outputs.values())
         self.v.out_shapes[node_id] = outputs
         self.v.in_shapes[node_id] = inputs
         self.v.param_counts[node_id] = count
+        self.v.activation_counts[node_id] = activations
         self.v.order.append(node_id)
 
     def check_size(self) -> None:
@@ -598,6 +633,30 @@ class _Checker:
 #: checks only the nodes whose params changed (the editor validates after every edit)
 _NODE_CHECKS: dict[tuple, tuple] = {}
 NODE_CHECK_CACHE = 50_000
+
+
+def over_budget(validation: Validation, max_params: int = DEFAULT_MAX_PARAMS,
+                remedy: str = "--max-params N raises it") -> str | None:
+    """One line refusing a model with more than ``max_params`` parameters, naming its largest node
+    (None: within the budget). Commands that build the model call it before anything is allocated."""
+    total = validation.total_params
+    if total <= max_params:
+        return None
+    useful = validation.useful
+    counts = {n: c for n, c in validation.param_counts.items() if useful is None or n in useful}
+    biggest = max(counts, key=counts.__getitem__)
+    weights = format_bytes(counts[biggest] * BYTES_PER_NUMBER)
+    return (f"{biggest} has {format_count(counts[biggest])} parameters ({weights} of weights); the model's "
+            f"{format_count(total)} are over the budget of {format_count(max_params)} ({remedy})")
+
+
+def format_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as free memory is shown)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def _check_key(node_type: NodeType | None, node) -> tuple | None:

@@ -37,6 +37,20 @@ CELLS: dict[str, tuple[str, list[tuple[int, int, str]]]] = {
 }
 
 
+def cells_activation_count(cell: str, x: TensorShape, layers: list[dict], bidirectional: bool) -> int:
+    """Numbers per stock a cell's steps keep for the backward (an estimate): a cell runs step by step in
+    Python, and each step keeps every gate layer's input and output and the pointwise products of the
+    update, over the whole window."""
+    per_step, size_in = 0, x.channels
+    for layer in layers:
+        hidden = layer["hidden_size"]
+        for gates, seen, _ in CELLS[cell][1]:
+            per_step += size_in + seen * hidden + 2 * gates * hidden
+        per_step += 2 * hidden
+        size_in = hidden * (2 if bidirectional else 1)
+    return x.length * per_step * (2 if bidirectional else 1)
+
+
 def layer_param_count(cell: str, size_in: int, hidden: int, kernels: list[int], bias: bool) -> int:
     """Parameters of one direction of one layer."""
     total = 0
@@ -142,6 +156,10 @@ class _Cell(NodeType):
     def param_count(self, params, inputs, ctx):
         return cells_param_count(self.cell, inputs["x"].channels, self.layers(params), params["bias"],
                                  params["bidirectional"])
+
+    def activation_count(self, params, inputs, outputs, ctx):
+        return cells_activation_count(self.cell, inputs["x"], self.layers(params),
+                                      params["bidirectional"]) + super().activation_count(params, inputs, outputs, ctx)
 
     def build(self, params, inputs, ctx):
         kwargs = {"cell": self.cell, "input_size": inputs["x"].channels, "layers": self.layers(params),
@@ -268,6 +286,10 @@ class CellStack(NodeType):
     def param_count(self, params, inputs, ctx):
         return cells_param_count(params["cell"], inputs["x"].channels, self.layers(params), params["bias"],
                                  params["bidirectional"])
+
+    def activation_count(self, params, inputs, outputs, ctx):
+        return cells_activation_count(params["cell"], inputs["x"], self.layers(params),
+                                      params["bidirectional"]) + super().activation_count(params, inputs, outputs, ctx)
 
     def build(self, params, inputs, ctx):
         return Recipe("studio.modules.cells.Cell", {

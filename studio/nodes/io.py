@@ -150,6 +150,9 @@ class Block(NodeType):
     def param_count(self, params, inputs, ctx):
         return self._inner(params, inputs, ctx).total_params
 
+    def activation_count(self, params, inputs, outputs, ctx):
+        return self._inner(params, inputs, ctx).activation_count
+
     def build(self, params, inputs, ctx):
         # the builder builds the block's own graph module (see studio.build.builder)
         return Recipe(BLOCK_TYPE, {"block": params["block"]})
@@ -221,6 +224,11 @@ class PerDay(NodeType):
 
     def param_count(self, params, inputs, ctx):
         return self._inner(params, inputs, ctx).total_params
+
+    def activation_count(self, params, inputs, outputs, ctx):
+        days = whole_days(inputs["x"], bars_per_day(params, ctx))  # the block runs once per day
+        return days * self._inner(params, inputs, ctx).activation_count + super().activation_count(
+            params, inputs, outputs, ctx)
 
     def build(self, params, inputs, ctx):
         port, day = self._bound(params, inputs, ctx)

@@ -73,6 +73,12 @@ class _TorchRecurrent(NodeType):
             size_in = out * directions
         return total
 
+    def activation_count(self, params, inputs, outputs, ctx):
+        # every layer keeps its gates and states at every step for the backward
+        steps, directions = inputs["x"].length, 2 if params["bidirectional"] else 1
+        per_step = (self.gates + 2) * params["hidden_size"] * directions
+        return steps * per_step * params["num_layers"] + super().activation_count(params, inputs, outputs, ctx)
+
     def build_kwargs(self, params) -> dict:
         return {k: params[k] for k in ("hidden_size", "num_layers", "bias", "dropout", "bidirectional")}
 

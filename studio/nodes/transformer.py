@@ -73,6 +73,13 @@ class TransformerEncoder(NodeType):
         final = (d + (d if bias else 0)) if params["final_norm"] else 0
         return params["num_layers"] * layer + final
 
+    def activation_count(self, params, inputs, outputs, ctx):
+        # each layer: attention weights of every head over every pair of steps (scores, softmax and its
+        # dropout), the projections and norms of the steps, the feed-forward's hidden steps
+        steps, d, ff = inputs["x"].length, inputs["x"].channels, params["dim_feedforward"]
+        layer = 3 * params["nhead"] * steps * steps + steps * (12 * d + 3 * ff)
+        return params["num_layers"] * layer + super().activation_count(params, inputs, outputs, ctx)
+
     def build(self, params, inputs, ctx):
         names = ("nhead", "dim_feedforward", "dropout", "activation", "layer_norm_eps", "norm_first", "bias",
                  "num_layers", "final_norm")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from studio.core.validation import DEFAULT_MAX_PARAMS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
@@ -15,6 +18,29 @@ FEEDS = ("auto", "host", "prefetch", "device")
 
 class ConfigError(Exception):
     """A training setting that cannot be used; one line naming the field."""
+
+
+#: the float settings: (name, lowest, highest, what the message says is expected). A rate above 10 or a
+#: weight decay above 1 is a typo, not an experiment: each step would throw the weights far off
+FLOAT_RANGES = (
+    ("lr", 0.0, 10.0, "a finite number > 0 and <= 10"),
+    ("step_gamma", 0.0, 1.0, "a number in (0, 1]"),
+    ("weight_decay", None, 1.0, "a finite number >= 0 and <= 1"),
+    ("grad_clip", None, 1e6, "a finite number >= 0 (0: no clipping)"),
+    ("max_minutes", None, 1e7, "a finite number >= 0 (0: no limit)"),
+)
+
+
+def _number_in(value: Any, low: float | None, high: float) -> bool:
+    """``value`` is a finite real number (not a bool) within ``(low, high]``, or ``[0, high]`` for None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return (value > low if low is not None else value >= 0) and value <= high
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass
@@ -50,28 +76,32 @@ class TrainConfig:
     #: run each recurrent cell's per-step pointwise update compiled by torch.compile (its gate math
     #: fused into one kernel; seconds of compile per cell type, once a process; docs/training.md)
     compile_steps: bool = False
+    #: refuse a model with more parameters than this before anything is allocated (--max-params)
+    max_params: int = DEFAULT_MAX_PARAMS
 
     def __post_init__(self) -> None:
+        # the float settings first: each a finite number in its range (inf passes "> 0", and a learning
+        # rate of inf trains to NaN, then is recorded as null, which no resume can read back)
+        for name, low, high, expected in FLOAT_RANGES:
+            value = getattr(self, name)
+            if not _number_in(value, low, high):
+                raise ConfigError(f"{name}: expects {expected}, gets {_shown(value)}")
         checks = [
             ("epochs", self.epochs >= 1, "an integer >= 1"),
             ("dates_per_batch", self.dates_per_batch >= 1, "an integer >= 1"),
             ("optimizer", self.optimizer in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
-            ("lr", self.lr > 0, "a number > 0"),
             ("schedule", self.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
             ("step_epochs", self.step_epochs >= 1, "an integer >= 1"),
-            ("step_gamma", 0 < self.step_gamma <= 1, "a number in (0, 1]"),
-            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
-            ("grad_clip", self.grad_clip >= 0, "a number >= 0"),
             ("loss", self.loss in LOSSES, "one of " + ", ".join(LOSSES)),
             ("patience", self.patience >= 0, "an integer >= 0"),
             ("device", self.device in DEVICES or self.device.startswith("cuda:"),
              "auto, cpu, cuda or cuda:N"),
             ("threads", self.threads >= 0, "an integer >= 0"),
-            ("max_minutes", self.max_minutes >= 0, "a number >= 0"),
             ("feed", self.feed in FEEDS, "one of " + ", ".join(FEEDS)),
             ("sync_every", self.sync_every >= 0, "an integer >= 0"),
             ("amp", isinstance(self.amp, bool), "true or false"),
             ("compile_steps", isinstance(self.compile_steps, bool), "true or false"),
+            ("max_params", isinstance(self.max_params, int) and self.max_params >= 1, "an integer >= 1"),
         ]
         for name, ok, expected in checks:
             if not ok:

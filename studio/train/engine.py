@@ -38,20 +38,22 @@ import torch
 from studio import __version__
 from studio.build.builder import BuildError, build_model
 from studio.core.document import Graph
-from studio.core.files import atomic_save
-from studio.core.graph_file import load_graph, save_graph
+from studio.core.graph_file import dumps_graph, load_graph
+from studio.core.owned_dir import ForeignEntry, read_json
 from studio.core.registry import Registry
-from studio.core.validation import validate
+from studio.core.text import error_line, printable
+from studio.core.validation import over_budget, validate
 from studio.data import store
 from studio.data.dataset import CrossSectionData, DataConfig, features_cache_file
 from studio.data.splits import SPLIT_NAMES, Splits
 from studio.metrics import summarize
 from studio.modules.cells import compile_cell_steps
+from studio.train.checkpoints import CheckpointError, checkpoint_present, read_checkpoint
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
 from studio.train.feed import Feed
 from studio.train.losses import LOSS_FUNCTIONS
 from studio.train.process_state import run_settings
-from studio.train.records import RunWriter
+from studio.train.records import RunWriter, check_run_folder
 from studio.train.run_lock import RunInUse, RunLock, held_by
 from studio.train.sources import LoadedData, graph_fingerprint, load_source
 
@@ -144,6 +146,9 @@ class Trainer:
         if not v.ok:
             raise TrainingError(f"{self.source_name}: cannot train an invalid graph: {v.errors[0]}"
                                 + (f" (and {len(v.errors) - 1} more)" if len(v.errors) > 1 else ""))
+        refusal = over_budget(v, (config or TrainConfig()).max_params)
+        if refusal is not None:  # before any data loads or any weight is allocated
+            raise TrainingError(f"{self.source_name}: {refusal}")
         self.graph = graph.copy()  # frozen: edits to the open document do not reach the run
         self.registry = registry
         self.source = source or SourceSpec()
@@ -154,6 +159,8 @@ class Trainer:
         self.cost, self.quantile = cost, quantile
         self.given_splits, self.run_name = splits, run_name
         self.run_dir: Path | None = None
+        #: a resumed run's state from its checkpoint (None: a new run, or one with no epoch finished)
+        self._resumed: dict | None = None
         self._cancel, self._grace_until = threading.Event(), 0.0
         #: after a run: each split's (dates, scores, labels) as written to predictions.parquet
         self.results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -288,10 +295,13 @@ class Trainer:
         try:
             if resume:  # refused before any data loads when another process owns the run
                 lock = _take_lock(self.run_dir)
+                _check_run_folder(self.run_dir)  # again, now that it is ours: nothing planted meanwhile
             try:
                 self._prepare()
                 if self._cancel.is_set() and not resume:
                     raise RunStopped
+                if resume:  # weights that fit the model, before anything of the run is written
+                    self._resumed = self._restore_checkpoint()
             except RunStopped:  # stopped while preparing: a new run has no directory yet, a resumed one
                 yield {"kind": "done", "status": "stopped", "message": "stopped before the run started",
                        "best_epoch": 0, "metrics": None, "run_dir": str(self.run_dir) if resume else None}
@@ -304,10 +314,14 @@ class Trainer:
             self.run_dir = writer.path
             try:
                 yield from self._train(writer, resume)
+            except ForeignEntry as exc:  # a link or a special file planted in the run: refused, one line
+                raise TrainingError(str(exc)) from None
             except Exception as exc:  # the run is closed as failed, not left "running"
                 if (writer.path / "config.json").is_file():
-                    writer.update_json("config.json", {"status": "failed", "message": _first_line(exc),
-                                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                    # a full disk may refuse this write too: the fault to report stays the first one
+                    with contextlib.suppress(OSError):
+                        writer.update_json("config.json", {"status": "failed", "message": _first_line(exc),
+                                                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
                 raise
         finally:
             if lock is not None:
@@ -321,18 +335,19 @@ class Trainer:
         state = {"epoch": 0, "best_ic": -math.inf, "best_epoch": 0, "best_state": None, "stale": 0,
                  "history": []}
         if resume:
-            if (writer.path / CHECKPOINT).is_file():
-                state = self._load_checkpoint()
+            if self._resumed is not None:
+                state = self._resumed
             # the records end where the checkpoint does: an epoch line written after it (by an older
             # version, or in a kill between the two) is dropped, so the resumed run appends exactly once
             writer.write_jsonl("metrics.jsonl", state["history"])
-            config = json.loads((writer.path / "config.json").read_text(encoding="utf-8"))
+            config = read_json(writer.path / "config.json")
             config.pop("finished", None)
             writer.write_json("config.json", {**config, "status": "running", "message": "",
                                               "resumed": time.strftime("%Y-%m-%dT%H:%M:%S")})
         else:
             # graph.json first, config.json last: a run directory with a config.json can be resumed
-            save_graph(self.graph, writer.path / "graph.json", stamp_version=False)
+            writer.write_text("graph.json", dumps_graph(self.graph))
+            self.graph.path = writer.path / "graph.json"
             writer.write_json("config.json", self._run_config())
         steps_per_epoch = math.ceil(len(splits.train) / c.dates_per_batch)
         yield {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
@@ -445,7 +460,9 @@ class Trainer:
             # the checkpoint (atomic) before the record: a kill between them loses the line, which
             # resume writes again from the checkpoint's history, never a line without its checkpoint
             self._save_checkpoint(state)
-            writer.append_jsonl("metrics.jsonl", state["history"][-1])
+            # the whole history, rewritten atomically: a full disk leaves the last whole file, never
+            # a half line (a few hundred bytes an epoch; an append could stop in the middle of one)
+            writer.write_jsonl("metrics.jsonl", state["history"])
             yield record
             if c.patience and state["stale"] >= c.patience:
                 status, message = "early_stopped", (f"no better validation IC for {c.patience} epochs; "
@@ -486,7 +503,7 @@ class Trainer:
     def _not_scored(self, writer: RunWriter, state: dict) -> None:
         for name in RESULT_FILES:  # figures of an earlier end of this run are not this best epoch's
             (writer.path / name).unlink(missing_ok=True)
-        torch.save(state["best_state"], writer.path / "model.pt")
+        writer.save_torch("model.pt", state["best_state"])
         return None
 
     def _optimize(self, loss: torch.Tensor, step_started: float) -> None:
@@ -504,23 +521,47 @@ class Trainer:
         assert self.run_dir is not None
         payload = {**state, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                    "scheduler": self.scheduler.state_dict(), "history": json.dumps(state["history"])}
-        atomic_save(self.run_dir / CHECKPOINT, lambda fh: torch.save(payload, fh))
+        RunWriter(self.run_dir).save_torch(CHECKPOINT, payload)
 
-    def _load_checkpoint(self) -> dict:
+    def _read_checkpoint(self, model=None) -> dict | None:
+        """The run's checkpoint, checked (studio.train.checkpoints); None when it has none yet (killed
+        before its first epoch ended). Anything at its path, a folder or a link included, is checked,
+        never taken for "no checkpoint"."""
         assert self.run_dir is not None
-        payload = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=True)
+        path = self.run_dir / CHECKPOINT
+        if not checkpoint_present(path):
+            return None
+        try:
+            return read_checkpoint(path, self.config.epochs, model)
+        except CheckpointError as exc:
+            raise TrainingError(str(exc)) from None
+
+    def _restore_checkpoint(self) -> dict | None:
+        """The model, optimiser and scheduler as the checkpoint left them, and the run's state to go on
+        from; a checkpoint that does not fit them is a TrainingError (nothing of the run written yet)."""
+        payload = self._read_checkpoint(self.model)
+        if payload is None:
+            return None
+        source = printable(str(self.run_dir / CHECKPOINT))
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+            problem = _optimizer_misfit(self.optimizer)
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            problem = f"its optimiser or schedule state does not fit this run ({error_line(exc, 120)})"
+        if problem:
+            raise TrainingError(f"{source}: {problem}; this run cannot be resumed from it")
         return {"epoch": payload["epoch"], "best_ic": payload["best_ic"], "best_epoch": payload["best_epoch"],
-                "best_state": payload["best_state"], "stale": payload["stale"],
-                "history": json.loads(payload["history"])}
+                "best_state": payload.get("best_state"), "stale": payload["stale"],
+                "history": payload["history"]}
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike[str], registry: Registry | None = None) -> Trainer:
         """A trainer that continues the run in ``run_dir`` from its last checkpoint; call
         ``run(resume=True)`` on it."""
         run_dir = Path(run_dir)
+        _check_run_folder(run_dir)  # a run folder from someone else: nothing in it followed out of it
         owner = held_by(run_dir)
         if owner is not None:  # said before any data loads; run() takes the lock itself
             raise TrainingError(str(RunInUse(run_dir, owner)))
@@ -529,14 +570,24 @@ class Trainer:
                 "not a run directory, or one killed before its run started (no config.json); train it afresh")
             raise TrainingError(f"{run_dir}: {what}")
         try:
-            config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            config = read_json(run_dir / "config.json")
         except (OSError, ValueError) as exc:
             raise TrainingError(f"{run_dir}: cannot read config.json ({exc})") from None
-        trainer = cls(load_graph(run_dir / "graph.json"), SourceSpec.from_json(config["data"]["source"]),
-                      TrainConfig.from_json(config["training"]), _data_config(config["data"]["config"]),
-                      registry=registry, cost=config["metrics"]["cost"],
-                      quantile=config["metrics"]["quantile"], splits=given_splits(config))
+        try:
+            training = TrainConfig.from_json(config["training"])
+            settings = (SourceSpec.from_json(config["data"]["source"]), training,
+                        _data_config(config["data"]["config"]))
+            metrics, splits = config["metrics"], given_splits(config)
+            cost, quantile = float(metrics["cost"]), float(metrics["quantile"])
+        except ConfigError as exc:  # e.g. a learning rate recorded as null (an older run with --lr inf)
+            raise TrainingError(f"{printable(str(run_dir / 'config.json'))}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TrainingError(f"{printable(str(run_dir / 'config.json'))}: not the settings of a run "
+                                f"({error_line(exc, 120)})") from None
+        trainer = cls(load_graph(run_dir / "graph.json"), *settings, registry=registry, cost=cost,
+                      quantile=quantile, splits=splits)
         trainer.run_dir = run_dir
+        trainer._read_checkpoint()  # a damaged checkpoint is said now, before any data loads
         return trainer
 
     # ---- records -----------------------------------------------------------------------------
@@ -594,15 +645,34 @@ class Trainer:
                    "min_stocks": self.data_config.min_stocks, "lag": self.data_config.lag,
                    "horizon": self.data_config.horizon, "splits": per_split}
         writer.write_json("metrics.json", metrics)
-        torch.save(state["best_state"], writer.path / "model.pt")
+        writer.save_torch("model.pt", state["best_state"])
         writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
         return metrics
+
+
+def _optimizer_misfit(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why the optimiser's restored state cannot go on (a moment tensor of another shape than its
+    parameter: the next step would fail in the middle of the run), or None."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    return (f"its optimiser's {name} has shape {tuple(value.shape)} for a parameter of "
+                            f"shape {tuple(param.shape)}")
+    return None
+
+
+def _check_run_folder(run_dir: Path) -> None:
+    try:
+        check_run_folder(run_dir)
+    except ForeignEntry as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def _take_lock(run_dir: Path) -> RunLock:
     try:
         return RunLock.acquire(run_dir)
-    except RunInUse as exc:
+    except (RunInUse, ForeignEntry) as exc:
         raise TrainingError(str(exc)) from None
 
 

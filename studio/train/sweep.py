@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from studio.core.files import atomic_write
+from studio.core.owned_dir import ForeignEntry, check_folder, owned_writer, read_json, write_owned
 
 SPEC_KEYS = {"name", "graphs", "seeds", "grid", "training", "data", "objective", "executor", "workers", "resources",
              "search", "samples"}
@@ -45,6 +45,20 @@ OBJECTIVES = ("ic", "rank_ic", "icir", "rank_icir", "annual_return", "sharpe")
 
 class SweepError(Exception):
     """A spec or sweep directory that cannot be used; one line naming the file and field."""
+
+
+#: the files and folders of a sweep directory (sweep.log: the studio's queue; ray: Ray Tune's storage)
+SWEEP_FILES = ("spec.json", "trials.json", "runs_dir.json", "trials.csv", "summary.csv", "run.lock", "sweep.log")
+SWEEP_FOLDERS = ("runs", "ray")
+
+
+def check_sweep_folder(path: str | os.PathLike[str]) -> None:
+    """Refuse (SweepError, one line) a sweep directory holding a symbolic link or a special file: a sweep
+    folder from someone else is written inside itself only (studio.core.owned_dir)."""
+    try:
+        check_folder(path, "sweep", files=SWEEP_FILES, folders=SWEEP_FOLDERS)
+    except ForeignEntry as exc:
+        raise SweepError(str(exc)) from None
 
 
 @dataclass
@@ -256,6 +270,13 @@ def prepare_trial(spec: SweepSpec, trial: Trial):
         raise SweepError(f"training or data settings: {exc}") from None
     except TypeError as exc:
         raise SweepError(f"data: {str(exc).split('(', 1)[-1].rstrip(')')}") from None
+    from studio.core.validation import over_budget, validate
+    from studio.nodes import default_registry
+
+    checked = validate(graph, default_registry())  # an invalid graph is the trial's own failure, told there
+    refusal = over_budget(checked, config.max_params, "training.max_params raises it") if checked.ok else None
+    if refusal is not None:  # said when the spec is read, before any trial allocates the model
+        raise SweepError(f"{Path(trial.graph).name}: {refusal}")
     return graph, source, config, data
 
 
@@ -488,23 +509,24 @@ class Sweep:
             except FileExistsError:
                 continue
         sweep = cls(path, spec, spec.trials(), Path(runs_dir).resolve() if runs_dir is not None else None)
-        atomic_write(path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n")
+        write_owned(path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n", "sweep")
         if runs_dir is not None:
-            atomic_write(path / "runs_dir.json", json.dumps({"runs_dir": str(sweep.runs_dir)}) + "\n")
+            write_owned(path / "runs_dir.json", json.dumps({"runs_dir": str(sweep.runs_dir)}) + "\n", "sweep")
         sweep.save()
         return sweep
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Sweep:
         path = Path(path)
+        check_sweep_folder(path)
         try:
-            spec = SweepSpec(**json.loads((path / "spec.json").read_text(encoding="utf-8")))
-            records = json.loads((path / "trials.json").read_text(encoding="utf-8"))
+            spec = SweepSpec(**read_json(path / "spec.json", what="sweep"))
+            records = read_json(path / "trials.json", what="sweep")
             trials = [Trial(**r) for r in records]
             elsewhere = path / "runs_dir.json"
             runs_dir = None
             if elsewhere.is_file():
-                runs_dir = Path(json.loads(elsewhere.read_text(encoding="utf-8"))["runs_dir"])
+                runs_dir = Path(read_json(elsewhere, what="sweep")["runs_dir"])
         except FileNotFoundError:
             raise SweepError(f"{path}: not a sweep directory (no spec.json or trials.json)") from None
         except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -512,7 +534,8 @@ class Sweep:
         return cls(path, spec, trials, runs_dir)
 
     def save(self) -> None:
-        atomic_write(self.path / "trials.json", json.dumps([t.to_json() for t in self.trials], indent=1) + "\n")
+        write_owned(self.path / "trials.json", json.dumps([t.to_json() for t in self.trials], indent=1) + "\n",
+                    "sweep")
 
     def pending(self) -> list[Trial]:
         return [t for t in self.trials if t.status not in FINISHED]
@@ -529,9 +552,10 @@ class Sweep:
 
         try:
             lock = RunLock.acquire(self.path, what="sweep")
-        except RunInUse as exc:
+        except (RunInUse, ForeignEntry) as exc:
             raise SweepError(str(exc)) from None
         try:
+            check_sweep_folder(self.path)  # again, now that it is ours: nothing planted since it was opened
             if (executor or ("ray" if address else self.spec.executor)) == "ray":
                 try:
                     from studio.train.sweep_ray import run_on_ray
@@ -616,8 +640,10 @@ class Sweep:
                  "seed": t.seed, "status": t.status, "objective": t.objective, "seconds": t.seconds,
                  "run_dir": t.run_dir, "message": t.message} for t in self.trials]
         frame = pd.DataFrame(rows)
-        frame.to_csv(self.path / "trials.csv", index=False)
-        self.summary().to_csv(self.path / "summary.csv", index=False)
+        with owned_writer(self.path / "trials.csv", what="sweep") as fh:
+            frame.to_csv(fh, index=False)
+        with owned_writer(self.path / "summary.csv", what="sweep") as fh:
+            self.summary().to_csv(fh, index=False)
 
     def summary(self):
         """Per graph and grid point: seeds done, mean and std of the objective across seeds."""
