@@ -17,6 +17,8 @@ import logging
 import math
 import os
 import re
+import secrets
+import shutil
 import textwrap
 import unicodedata
 import warnings
@@ -28,7 +30,9 @@ from torch import nn
 
 from studio import __version__
 from studio.build.builder import BuiltGraph, WrappedBlock, build, resolve_target
+from studio.build.torch_files import TorchFileError, load_weights, misfit
 from studio.core.document import Graph
+from studio.core.files import DiskFullError, atomic_save, atomic_write_all, no_room
 from studio.core.node_type import Recipe
 from studio.core.registry import Registry
 from studio.core.text import printable
@@ -51,39 +55,18 @@ def example_inputs(graph: Graph, batch: int = 2, stocks: int = 7, seed: int = 0)
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state dict saved with torch.save; loaded with weights_only=True (never unpickles code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such file")
+    """A state dict saved with torch.save, through the checked loader (studio.build.torch_files: never
+    unpickles code); a bad file is an ExportError of one line."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a bad file
-        # some have no message at all (an empty file: EOFError())
-        detail = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        if detail.startswith("Weights only load failed"):
-            # torch's own text here is a paragraph about its pickle settings; the point is simpler
-            detail = "not written by torch.save, or it holds more than tensors"
-        raise ExportError(f"{path}: not a torch state dict ({detail[:120]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ExportError(f"{path}: not a state dict (a dict of tensors)")
-    return state
+        return load_weights(path)
+    except TorchFileError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def apply_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
-        raise ExportError(f"{source}: weights do not fit this graph ({'; '.join(parts)})")
-    for key, tensor in state.items():
-        if tensor.shape != own[key].shape:
-            raise ExportError(f"{source}: {key} has shape {tuple(tensor.shape)}, the graph needs "
-                              f"{tuple(own[key].shape)}")
+    problem = misfit(state, module)
+    if problem:
+        raise ExportError(f"{printable(source)}: {problem}")
     module.load_state_dict(state)
 
 
@@ -100,12 +83,17 @@ def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights:
     if weights is not None:
         apply_weights(built.module, load_state_dict_file(weights), weights)
     built.module.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".py":
-        return export_python(built, graph, out)
-    if out.suffix == ".pt2":
-        return [export_pt2(built.module, graph, out)]
-    return [export_onnx(built.module, graph, out)]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".py":
+            return export_python(built, graph, out)
+        if out.suffix == ".pt2":
+            return [export_pt2(built.module, graph, out)]
+        return [export_onnx(built.module, graph, out)]
+    except OSError as exc:  # every output is written whole or not at all; a full disk says so in one line
+        if no_room(exc) and not isinstance(exc, DiskFullError):
+            raise DiskFullError(out, exc.errno if exc.errno else 28) from None
+        raise
 
 
 # ---- .py ------------------------------------------------------------------------------------------
@@ -305,10 +293,13 @@ def python_source(built: BuiltGraph, graph: Graph) -> str:
 
 
 def export_python(built: BuiltGraph, graph: Graph, out: Path) -> list[Path]:
+    """The source and its weights, written as a pair: both whole or neither (a full disk leaves the
+    files that were there, never a .py beside a truncated .pt)."""
     weights = out.with_suffix(".pt")
     source = python_source(built, graph)
-    out.write_text(source, encoding="utf-8")
-    torch.save(built.module.state_dict(), weights)
+    buffer = io.BytesIO()
+    torch.save(built.module.state_dict(), buffer)
+    atomic_write_all({weights: buffer.getvalue(), out: source})
     return [out, weights]
 
 
@@ -338,7 +329,8 @@ def export_pt2(module: nn.Module, graph: Graph, out: Path) -> Path:
     x, mask = example_inputs(graph)
     with _quiet():
         program = torch.export.export(module, (x, mask), dynamic_shapes=_dynamic_shapes())
-        torch.export.save(program, str(out))
+    # saved in memory, then written whole or not at all
+    atomic_save(out, lambda fh: torch.export.save(program, fh))
     return out
 
 
@@ -349,18 +341,41 @@ def export_onnx(module: nn.Module, graph: Graph, out: Path) -> Path:
             raise ExportError(f"{out}: ONNX has no LSTM with proj_size ({name}: proj_size {part.proj_size}); "
                               "export .py or .pt2 instead")
     x, mask = example_inputs(graph)
+    # torch writes NAME.onnx and its weights NAME.onnx.data (which the .onnx names): both go to a
+    # temporary folder beside the output first and are moved in only when torch has written them whole
+    staging = out.parent / f".{out.name}.studio-export-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
     try:
         with _quiet():
-            torch.onnx.export(module, (x, mask), str(out), dynamo=True, input_names=["x", "mask"],
-                              output_names=["score"], dynamic_shapes=_dynamic_shapes(), verbose=False)
+            torch.onnx.export(module, (x, mask), str(staging / out.name), dynamo=True,
+                              input_names=["x", "mask"], output_names=["score"],
+                              dynamic_shapes=_dynamic_shapes(), verbose=False)
+        written = sorted(staging.iterdir(), key=lambda p: p.name != out.name)  # the .onnx first
+        if not written or written[0].name != out.name:
+            raise ExportError(f"{out}: torch wrote no ONNX file")
+        for part in written[1:]:  # its data first: an .onnx never names a missing or older .data
+            os.replace(part, out.parent / part.name)
+        os.replace(written[0], out)
+        return out
+    except OSError as exc:
+        if no_room(exc):
+            raise DiskFullError(out) from None
+        raise
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the onnx and onnxscript packages ({exc})") from None
     except torch.onnx.OnnxExporterError as exc:
         # e.g. an adaptive max pool whose output size does not divide its input: no ONNX operator
         detail = _onnx_failure(exc)
+        if no_room(exc):
+            raise DiskFullError(out) from None
         raise ExportError(f"{out}: torch cannot convert this graph to ONNX ({detail}); export .py or .pt2 "
                           "instead") from None
-    return out
+    except Exception as exc:
+        if no_room(exc):  # onnx's writer wraps the OSError of a full disk in its own errors
+            raise DiskFullError(out) from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _onnx_failure(exc: BaseException) -> str:

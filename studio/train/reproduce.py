@@ -7,7 +7,6 @@ lock, studio.train.run_lock) or interrupted, or a device this machine lacks.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -53,8 +52,10 @@ def _equal(a: Any, b: Any, exact: bool) -> bool:
 
 
 def _read_json(path: Path, run_dir: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
+    from studio.core.owned_dir import read_json
+
+    try:  # inside the run folder only: a link or a special file there is refused (ForeignEntry)
+        return read_json(path)
     except FileNotFoundError:
         raise ReproduceError(f"{run_dir}: not a finished run directory (no {path.name})") from None
     except (OSError, ValueError) as exc:
@@ -119,6 +120,7 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
         raise ReproduceError(f"{run_dir}: config.json lacks what a re-run needs ({exc})") from None
     if graph.input is None:
         raise ReproduceError(f"{run_dir}: graph.json is not a model")
+    recorded_weights = _checked_weights(run_dir, graph, training.epochs, registry)
     try:
         loaded = load_source(source, graph.input)
     except (DataError, OSError) as exc:
@@ -145,9 +147,42 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     again = _read_json(rerun_dir / "metrics.json", rerun_dir)  # as the run wrote its own (NaN as null)
     result = Reproduction(run_dir, rerun_dir, exact=device == "cpu")
     result.course = [(key, recorded.get(key), again.get(key)) for key in ("status", "best_epoch", "epochs_run")]
+    if result.exact:  # on the CPU the best epoch's weights come out the same bits too
+        from studio.train.checkpoints import CheckpointError, read_weights
+
+        try:
+            same = _same_weights(recorded_weights, read_weights(rerun_dir / "model.pt"))
+        except CheckpointError:
+            same = False
+        result.course.append(("weights (model.pt)", "as recorded", "as recorded" if same else "different"))
     splits = sorted(set(recorded.get("splits") or {}) | set(again.get("splits") or {}))
     for split in splits:
         mine, theirs = (recorded.get("splits") or {}).get(split) or {}, (again.get("splits") or {}).get(split) or {}
         for key in sorted(set(mine) | set(theirs)):
             result.figures.append((f"{split}.{key}", mine.get(key), theirs.get(key)))
     return result
+
+
+def _checked_weights(run_dir: Path, graph, epochs: int, registry) -> dict:
+    """The run's model.pt, checked to be this graph's weights, and its checkpoint (when it has one)
+    checked as --resume checks it: a damaged or tampered run is refused before anything trains."""
+    from studio.build.builder import BuildError, build_model
+    from studio.train.checkpoints import CheckpointError, checkpoint_present, read_checkpoint, read_weights
+
+    try:
+        model = build_model(graph, registry)
+    except BuildError as exc:
+        raise ReproduceError(f"{run_dir}: graph.json cannot be built ({exc})") from None
+    try:
+        weights = read_weights(run_dir / "model.pt", model)
+        if checkpoint_present(run_dir / "checkpoint.pt"):
+            read_checkpoint(run_dir / "checkpoint.pt", epochs, model)
+    except CheckpointError as exc:
+        raise ReproduceError(f"{run_dir}: cannot reproduce: {exc}") from None
+    return weights
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
