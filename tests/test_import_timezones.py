@@ -144,6 +144,7 @@ def test_two_zones_with_different_clocks_that_both_fit_ask_for_timezone(tmp_path
     monkeypatch.setattr(importer, "EXCHANGE_SESSIONS",
                         (*importer.EXCHANGE_SESSIONS, ("Chicago stocks", "America/Chicago", "08:30-15:00")))
     folder = rewrite(tmp_path / "zoned", "Z", symbols=SYMBOLS[:1])
-    with pytest.raises(DataError, match=r"America/New_York .* and of America/Chicago .*--timezone ZONE"):
+    with pytest.raises(DataError, match=r"more than one exchange's: name it with --timezone ZONE .* fit "
+                                        r"America/New_York \(NYSE / Nasdaq 09:30-16:00\) and America/Chicago"):
         load_bars(folder)
     assert load_bars(folder, ImportConfig(timezone="America/Chicago")).counts[TZ_COUNT] > 0

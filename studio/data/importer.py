@@ -944,14 +944,15 @@ def exchange_zone(times: np.ndarray, counts: np.ndarray, source: str = "") -> tu
         distinct = [f for i, f in enumerate(fits)
                     if not any(np.array_equal(f[3], g[3]) for g in fits[:i])]
         if len(distinct) > 1:
-            raise DataError(f"{source or 'the source'}: the stamps carry a time zone, and the bar times fit the "
-                            f"sessions of {' and of '.join(f'{z} ({e} {s})' for e, z, s, _ in distinct[:3])}; "
-                            "name the exchange's zone with --timezone ZONE")
+            raise DataError(f"{source or 'the source'}: the stamps carry a time zone, and the bar times fit more "
+                            "than one exchange's: name it with --timezone ZONE (in the studio: Import bars, time "
+                            f"zone); they fit {' and '.join(f'{z} ({e} {s})' for e, z, s, _ in distinct[:3])}")
     if not fits:
         tried = ", ".join(sorted({z for _, z, _ in EXCHANGE_SESSIONS}))
-        raise DataError(f"{source or 'the source'}: the stamps carry a time zone, and the exchange's cannot be "
-                        f"told from the bar times (in none of {tried} do they span its session year-round); "
-                        "name it with --timezone ZONE, e.g. --timezone America/New_York")
+        raise DataError(f"{source or 'the source'}: the stamps carry a time zone, and the bar times do not tell "
+                        "the exchange's: name it with --timezone ZONE, e.g. America/New_York (in the studio: Import "
+                        f"bars, time zone); in none of the zones tried ({tried}) do they span the exchange's "
+                        "session year-round")
     exchange, zone, session, _ = fits[0]
     also = sorted(clocks - {zone})
     same = f"; {', '.join(also)} read the same clock here" if also else ""

@@ -148,6 +148,10 @@ class ImportDialog(QDialog):
         self.stamp.addItems(["auto", "start", "end"])
         self.stamp.setCurrentText(settings.get("bar_stamp", "auto"))
         form.addRow("bar time stamps", self.stamp)
+        # stamps that carry a zone (…Z, -04:00) are read in the exchange's: named here, or inferred
+        self.timezone = QLineEdit(settings.get("timezone") or "")
+        self.timezone.setPlaceholderText("e.g. America/New_York (empty: inferred for stamps with a zone)")
+        form.addRow("time zone", self.timezone)
         inspect = QPushButton("Inspect")
         inspect.clicked.connect(self.inspect)
         self.summary = QLabel("Inspect reads the bars and shows what was found.")
@@ -195,6 +199,8 @@ class ImportDialog(QDialog):
             out["session"] = self.session.text().strip()
         if self.stamp.currentText() != "auto":
             out["bar_stamp"] = self.stamp.currentText()
+        if self.timezone.text().strip():
+            out["timezone"] = self.timezone.text().strip()
         return out
 
     def _key(self) -> tuple:
@@ -215,7 +221,7 @@ class ImportDialog(QDialog):
         except (DataError, TypeError, ValueError, OSError) as exc:
             self.summary.setText(f"Cannot read these bars: {error_line(exc)}")
             self.summary.setStyleSheet("color: #e05252")
-            self.report.setPlainText("")
+            self.report.setPlainText(error_line(exc, limit=5000))  # in full where the label cuts it
             return False
         d = panel.describe()
         self.described, self._described_for = d, self._key()
