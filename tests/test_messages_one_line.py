@@ -78,3 +78,15 @@ def test_one_line_keeps_paths_and_cuts_huge_names():
     assert shown("z" * 1000) == "z" * 53 + "..." + "z" * 26 + " (1,000 characters)"
     assert str(DataError(f"{path}\nx: bad")) == f"{path}\\nx: bad"
     assert error_line(ValueError("\nfirst\x1b " + "q" * 5000 + "\nsecond")) == "first\\x1b " + "q" * 493
+
+
+def test_summary_shows_feature_names_escaped_and_cut(tmp_path, capsys):
+    graph = json.loads((ROOT / "graphs" / "default.json").read_text(encoding="utf-8"))
+    graph["input"]["features"] = ["close", "bad\nname", "v" * 100_000]
+    path = tmp_path / "features.json"
+    path.write_text(json.dumps(graph), encoding="utf-8")
+    assert main(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("input:"))
+    assert line.startswith("input: 3 features (close, bad\\nname, vvv") and "(100,000 characters)" in line
+    assert len(out) < 5000 and not any(line.startswith("name") for line in out.splitlines())

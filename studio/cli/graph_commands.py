@@ -12,7 +12,7 @@ from studio.cli.table import format_table
 from studio.core.document import Graph, block_reference
 from studio.core.graph_file import GraphFileError, load_graph
 from studio.core.registry import Registry
-from studio.core.text import printable
+from studio.core.text import printable, shown
 from studio.core.validation import DEFAULT_MAX_PARAMS, Validation, format_bytes, format_count, over_budget, validate
 from studio.nodes import default_registry
 
@@ -159,7 +159,8 @@ def summary_command(args: argparse.Namespace) -> int:
     if graph.description:
         print(graph.description)
     if spec is not None:
-        print(f"input: {len(spec.features)} features ({', '.join(spec.features)}) x {spec.days} days x "
+        names = ", ".join(shown(f) for f in spec.features)  # names from the file: escaped, cut
+        print(f"input: {len(spec.features)} features ({names}) x {spec.days} days x "
               f"{spec.bars_per_day} bars = N×{spec.length}×{len(spec.features)}")
     rows = []
     order = v.order + sorted(set(graph.nodes) - set(v.order))
