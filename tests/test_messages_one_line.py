@@ -75,7 +75,8 @@ def test_one_line_keeps_paths_and_cuts_huge_names():
     line = one_line("feature 'a\nb' and " + "y" * 100_000 + " end")
     assert line.startswith("feature 'a\\nb' and yyy") and line.endswith("(100,000 characters) end")
     assert len(line) < 400
-    assert shown("z" * 1000) == "z" * 53 + "..." + "z" * 26 + " (1,000 characters)"
+    assert shown("z" * 1000) == "z" * 51 + "..." + "z" * 25 + " (1,000 characters)"
+    assert one_line(line) == line  # cut once, it stays as it is (a message pickled and made again)
     assert str(DataError(f"{path}\nx: bad")) == f"{path}\\nx: bad"
     assert error_line(ValueError("\nfirst\x1b " + "q" * 5000 + "\nsecond")) == "first\\x1b " + "q" * 493
 

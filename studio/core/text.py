@@ -43,7 +43,8 @@ def shown(name: object, limit: int = NAME_LIMIT) -> str:
     text = printable(name)
     if len(text) <= limit:
         return text
-    head, tail = text[: limit * 2 // 3], text[len(text) - limit // 3:]
+    room = limit - 3  # head ... tail within limit: shown again, it stays as it is
+    head, tail = text[: room * 2 // 3], text[len(text) - room // 3:]
     return f"{head}...{tail} ({len(text):,} characters)"
 
 
