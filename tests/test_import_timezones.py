@@ -148,3 +148,23 @@ def test_two_zones_with_different_clocks_that_both_fit_ask_for_timezone(tmp_path
                                         r"America/New_York \(NYSE / Nasdaq 09:30-16:00\) and America/Chicago"):
         load_bars(folder)
     assert load_bars(folder, ImportConfig(timezone="America/Chicago")).counts[TZ_COUNT] > 0
+
+
+@pytest.mark.usefixtures("shared_data")
+@pytest.mark.parametrize("column_zone", ["America/New_York", "UTC"])
+def test_parquet_stamps_with_a_zone(tmp_path, import_path, column_zone):
+    """A Parquet timestamp column with a place zone (America/New_York) is read in that zone; one in UTC
+    is inferred like the text stamps."""
+    local = load_bars(local_files(tmp_path / "local"))
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    for symbol in SYMBOLS:
+        frame = pd.read_csv(US / f"{symbol}_5min.csv.gz")
+        frame["datetime"] = pd.to_datetime(frame["datetime"]).dt.tz_localize("America/New_York").dt.tz_convert(
+            column_zone)
+        frame.to_parquet(folder / f"{symbol}_5min.parquet")
+    zoned = load_bars(folder)
+    assert_same_panel(local, zoned)
+    note = next(n for n in zoned.notes if n.startswith("time zone"))
+    assert ("the zone the files' timestamp column names" in note) == (column_zone != "UTC")
+    assert "America/New_York wall-clock time" in note

@@ -8,8 +8,9 @@ Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
 
 - Timestamps that cannot be read: the row is dropped.
 - Time zones: stamps that carry one are instants, read as the exchange's wall-clock time: in the zone
-  given (``timezone``), else the one exchange zone (``EXCHANGE_SESSIONS``) in which the sessions keep
-  their clock times year-round and span its regular hours; none or several: an error asking for it.
+  given (``timezone``), else the place zone their column names (Parquet), else the one exchange zone
+  (``EXCHANGE_SESSIONS``) in which the sessions keep their clock times year-round and span its regular
+  hours; none or several: an error asking for it.
 - Duplicate timestamps of a symbol: the last row (in file order) is kept.
 - Session: bars outside the regular session are extended-hours bars and are dropped. The session is
   given (``session="09:30-16:00"``, with bar-start or bar-end stamps) or inferred from the bar times.
@@ -299,6 +300,9 @@ class FileBars:
     #: ``seconds`` are UTC instants (stamps with a time zone), not wall-clock time: the build converts
     #: them to the exchange's zone (``ImportConfig.timezone``, else inferred from the sessions)
     utc: bool = False
+    #: the place zone a column of such stamps names (a Parquet column's America/New_York; not UTC or an
+    #: offset): the exchange's zone when no other is given
+    named_zone: str | None = None
 
     @property
     def date_only(self) -> bool:
@@ -449,9 +453,9 @@ def _to_float(column, path: Path, name: str) -> np.ndarray:
     raise DataError(f"{path}: column {name!r} holds {column.type}, not numbers")
 
 
-def _timestamp_seconds(column) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Seconds since the epoch, a validity mask, and whether the seconds are UTC instants (a column
-    with a time zone) rather than wall-clock time, from an arrow timestamp."""
+def _timestamp_seconds(column) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Seconds since the epoch, a validity mask, and the column's time zone (None: none, the seconds
+    are wall-clock time; else they are UTC instants), from an arrow timestamp."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -461,10 +465,10 @@ def _timestamp_seconds(column) -> tuple[np.ndarray, np.ndarray, bool]:
     raw = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
     raw = np.where(ok, np.nan_to_num(raw, nan=0), 0).astype(np.int64)
     per_second = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[ts_type.unit]
-    return raw // per_second, ok, ts_type.tz is not None
+    return raw // per_second, ok, ts_type.tz or None
 
 
-def _parse_text_datetimes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _parse_text_datetimes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
     import pandas as pd
 
     series = pd.Series(text, dtype=object)
@@ -481,12 +485,12 @@ def _parse_text_datetimes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray, boo
                 other = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
         if other.isna().sum() < parsed.isna().sum():
             parsed = other
-    utc = getattr(parsed.dt, "tz", None) is not None
-    if utc:
+    zone = "UTC" if getattr(parsed.dt, "tz", None) is not None else None  # offsets in the text
+    if zone:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     ok = parsed.notna().to_numpy()
     secs = parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
-    return np.where(ok, secs, 0), ok, utc
+    return np.where(ok, secs, 0), ok, zone
 
 
 def _parse_int_datetimes(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -508,9 +512,9 @@ def _parse_int_datetimes(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray
     return np.where(ok, secs, 0), ok
 
 
-def _column_seconds(column) -> tuple[np.ndarray, np.ndarray, bool]:
-    """A timestamp column of any usual type -> (seconds since the epoch, valid, whether they are UTC
-    instants of stamps with a time zone rather than wall-clock time)."""
+def _column_seconds(column) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """A timestamp column of any usual type -> (seconds since the epoch, valid, the stamps' time zone:
+    None where they have none and are wall-clock time, else they are UTC instants)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -526,7 +530,7 @@ def _column_seconds(column) -> tuple[np.ndarray, np.ndarray, bool]:
         ok = pc.is_valid(column).to_numpy(zero_copy_only=False)
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         ok &= np.isfinite(values)
-        return (*_parse_int_datetimes(np.where(ok, values, 0), ok), False)
+        return (*_parse_int_datetimes(np.where(ok, values, 0), ok), None)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _parse_text_datetimes(column.to_numpy(zero_copy_only=False))
     raise TypeError(f"holds {t}, not timestamps")
@@ -656,13 +660,13 @@ def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], 
 
     # timestamps
     try:
-        utc = False
+        zone = None
         if "datetime" in cols:
-            seconds, ok, utc = _column_seconds(col("datetime"))
+            seconds, ok, zone = _column_seconds(col("datetime"))
         else:
             tod = _time_of_day_seconds(col("time"))
             if tod is None:  # the time column holds whole timestamps
-                seconds, ok, utc = _column_seconds(col("time"))
+                seconds, ok, zone = _column_seconds(col("time"))
             else:  # a date and a wall-clock time of day
                 day_secs, day_ok, _ = _column_seconds(col("date"))
                 seconds = day_secs - day_secs % _DAY + tod[0]
@@ -685,7 +689,8 @@ def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], 
                 raise DataError(f"{path}: column {cols[fld]!r} cannot be read as numbers "
                                 f"({_one_line(exc)})") from None
     return FileBars(path, codes, names, seconds.astype(np.int64), ok.astype(bool), values,
-                    rows_without_symbol, cols, list(header), utc)
+                    rows_without_symbol, cols, list(header), zone is not None,
+                    zone if zone and "/" in zone and not zone.startswith("Etc/") else None)
 
 
 def _read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
@@ -718,6 +723,8 @@ class FileInfo:
     #: the histogram (distinct UTC seconds, rows) of the stamps that carry a time zone: the exchange's
     #: zone is inferred from it
     utc_times: tuple[np.ndarray, np.ndarray] | None = None
+    #: the place zones its timestamp column names (FileBars.named_zone)
+    named_zones: frozenset[str] = frozenset()
 
     @property
     def date_only(self) -> bool:
@@ -739,6 +746,8 @@ class FileInfo:
         self.rows += len(part.seconds)
         self.stamps += len(stamps)
         self.intraday_stamps += int(np.count_nonzero(stamps % _DAY))
+        if part.named_zone:
+            self.named_zones |= {part.named_zone}
         if part.utc:
             seen = _histogram(stamps)
             self.utc_times = seen if self.utc_times is None else _merge_histograms([self.utc_times, seen])
@@ -895,16 +904,21 @@ EXCHANGE_SESSIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _check_zone(name: str) -> None:
+def _is_zone(name: str) -> bool:
     import zoneinfo
 
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError, OSError):
-        from studio.core.text import printable
+        return False
+    return True
 
-        raise DataError(f"timezone {printable(name[:80])!r} is not a time zone (an IANA name such as "
-                        "America/New_York)") from None
+
+def _check_zone(name: str) -> None:
+    if not _is_zone(name):
+        from studio.core.text import shown
+
+        raise DataError(f"timezone {shown(name)!r} is not a time zone (an IANA name such as America/New_York)")
 
 
 def to_local(utc_seconds: np.ndarray, zone: str) -> np.ndarray:
@@ -1151,8 +1165,12 @@ def assemble(buckets: Sequence, files: list[FileInfo], names: list[str], feature
         utc_times, utc_counts = _merge_histograms([f.utc_times for f in utc_files])
         which = ("the files'" if len(utc_files) == n_files
                  else f"{len(utc_files)} of {n_files} files' (the others' are read as they are)")
+        named = {z for f in utc_files for z in f.named_zones}  # a name no zone has (a file's text): inferred
+        named = named if all(_is_zone(z) for z in named) else set()
         if config.timezone is not None:
             zone, how = config.timezone, "as set with --timezone"
+        elif len(named) == 1 and all(f.named_zones for f in utc_files):
+            zone, how = next(iter(named)), "the zone the files' timestamp column names"
         elif len(utc_times) and not np.any(utc_times % _DAY):
             how = None  # stamped at midnight UTC: dates, not instants of a session
             notes.append(f"time zone: {which} stamps are midnights UTC and are read as dates")
