@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cells.py
 	$(BIN)/python bench/gui.py
 	$(BIN)/python bench/hostile_files.py
+	$(BIN)/python bench/hostile_runs.py
 	$(BIN)/python bench/stop_checks.py
 
 screenshots: $(STAMP)

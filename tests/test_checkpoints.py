@@ -83,6 +83,23 @@ def _wrong_shape(payload: dict) -> None:
     payload["model"][first] = torch.zeros(3, 3)
 
 
+def _bit_flipped(data: bytes) -> bytes:
+    """One bit of the first tensor's bytes flipped (torch itself would load the file)."""
+    import io
+    import struct
+    import zipfile
+
+    member = next(i for i in zipfile.ZipFile(io.BytesIO(data)).infolist() if "/data/" in i.filename)
+    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26:member.header_offset + 30])
+    at = member.header_offset + 30 + name_length + extra_length
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
+def _moment_reshaped(payload: dict) -> None:
+    moments = payload["optimizer"]["state"][0]
+    moments["exp_avg"] = torch.zeros(5, 5)
+
+
 def _tamper(kind: str, path: Path, tmp_path: Path) -> None:
     if kind == "truncated":
         data = path.read_bytes()
@@ -109,12 +126,17 @@ def _tamper(kind: str, path: Path, tmp_path: Path) -> None:
         _edited(path, _wrong_shape)
     elif kind == "a tensor, not a dict":
         torch.save(torch.zeros(3), path)
+    elif kind == "a bit flipped in a tensor":
+        path.write_bytes(_bit_flipped(path.read_bytes()))
+    elif kind == "an optimiser moment of another shape":
+        _edited(path, _moment_reshaped)
     else:
         raise AssertionError(kind)
 
 
 KINDS = ["truncated", "zero bytes", "a folder", "random bytes", "a pickle of a custom class", "epoch 10^9",
-         "history too short", "epoch a string", "no model", "weights of another shape", "a tensor, not a dict"]
+         "history too short", "epoch a string", "no model", "weights of another shape", "a tensor, not a dict",
+         "a bit flipped in a tensor", "an optimiser moment of another shape"]
 
 
 def _digest(run: Path) -> dict[str, str]:
@@ -172,7 +194,8 @@ def test_an_untouched_checkpoint_still_resumes(stopped_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["truncated", "zero bytes", "a folder", "a pickle of a custom class",
-                                  "epoch 10^9", "history too short", "weights of another shape"])
+                                  "epoch 10^9", "history too short", "weights of another shape",
+                                  "a bit flipped in a tensor", "an optimiser moment of another shape"])
 def test_reproduce_refuses_a_damaged_checkpoint_in_one_line(finished_run, tmp_path, capsys, kind):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
@@ -185,7 +208,7 @@ def test_reproduce_refuses_a_damaged_checkpoint_in_one_line(finished_run, tmp_pa
 
 
 @pytest.mark.parametrize("kind", ["truncated", "zero bytes", "random bytes", "a pickle of a custom class",
-                                  "a tensor, not a dict"])
+                                  "a tensor, not a dict", "a bit flipped in a tensor"])
 def test_reproduce_refuses_damaged_weights_in_one_line(finished_run, tmp_path, capsys, kind):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)

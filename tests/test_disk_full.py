@@ -21,11 +21,12 @@ import torch
 
 from studio.cli import main
 from studio.core.files import TEMP_MARK
+from studio.train.run_lock import held_by
 from tests.conftest import GRAPHS
 
 TRAIN = ["--synthetic", "stocks=30", "--synthetic", "days=80", "--epochs", "2", "--patience", "0",
          "--threads", "1", "-q"]
-RUN_OUTPUTS = ["graph.json", "config.json", "checkpoint.pt", "metrics.jsonl", "metrics.json", "model.pt",
+RUN_OUTPUTS = ["run.lock", "graph.json", "config.json", "checkpoint.pt", "metrics.jsonl", "metrics.json", "model.pt",
                "predictions.parquet", "daily.csv", "pnl.png"]
 
 
@@ -33,7 +34,7 @@ def fill_the_disk_at(monkeypatch, name: str) -> list[str]:
     """The disk is full when a file called ``name`` (or the temporary file of its save) is flushed: its
     fsync, or a direct write to it, fails with ENOSPC. Returns the list of entries that hit it."""
     hits: list[str] = []
-    real_fsync, real_write = os.fsync, os.write
+    real_fsync, real_write, real_pwrite = os.fsync, os.write, os.pwrite
 
     def is_target(fd: int) -> bool:
         try:
@@ -55,8 +56,14 @@ def fill_the_disk_at(monkeypatch, name: str) -> list[str]:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
+    def pwrite(fd: int, data, offset: int) -> int:
+        if is_target(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_pwrite(fd, data, offset)
+
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "pwrite", pwrite)
     return hits
 
 
@@ -96,7 +103,11 @@ def test_train_on_a_full_disk_says_so_in_one_line_and_leaves_whole_files(tmp_pat
     assert err.startswith("studio: disk full: ") and err.endswith(name), err
     (run,) = (tmp_path / "runs").iterdir()
     assert_whole(run)
-    assert not (run / name).exists() or name == "metrics.jsonl", f"{name} was written despite the full disk"
+    if name == "run.lock":  # made empty before its process id is written, and let go
+        assert (run / name).read_bytes() == b""
+        assert held_by(run) is None
+    else:
+        assert not (run / name).exists(), f"{name} was written despite the full disk"
     if (run / "config.json").is_file():  # the run is closed as failed, with the reason, when that fits
         config = json.loads((run / "config.json").read_text())
         assert config["status"] == "failed" and config["message"].startswith("disk full: ")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -50,6 +51,11 @@ def load_torch_bytes(data: bytes, shown: str, what: str = "torch file") -> objec
         raise TorchFileError(f"{shown}: empty (0 bytes), so not a {what}")
     if not (data.startswith(_ZIP_MAGIC) or data.startswith(_LEGACY_MAGIC)):
         raise TorchFileError(f"{shown}: not a {what} (it is not what torch.save writes)")
+    if data.startswith(_ZIP_MAGIC):
+        # torch reads an archive without checking its checksums: a flipped bit in a tensor would load
+        damaged = _failed_checksum(data)
+        if damaged:
+            raise TorchFileError(f"{shown}: damaged, truncated or altered ({damaged})")
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -62,6 +68,18 @@ def load_torch_bytes(data: bytes, shown: str, what: str = "torch file") -> objec
         raise TorchFileError(f"{shown}: damaged, truncated (it ends too early)") from None
     except Exception as exc:  # torch raises many kinds for a damaged archive
         raise TorchFileError(f"{shown}: damaged, truncated or altered ({_first_sentence(exc)})") from None
+
+
+def _failed_checksum(data: bytes) -> str | None:
+    """What is wrong with a zip archive's structure or the CRC-32 of a member (torch.save writes them),
+    or None when every member is whole."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            NotImplementedError) as exc:
+        return f"not a whole archive: {printable(str(exc))[:80]}"
+    return f"{printable(bad)[:80]} fails its checksum" if bad else None
 
 
 def _first_sentence(exc: BaseException) -> str:

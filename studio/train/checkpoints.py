@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from studio.build.torch_files import TORCH_FILE_LIMIT, TorchFileError, load_torch_bytes, misfit, state_dict_of
 from studio.core.owned_dir import ForeignEntry, read_owned
 from studio.core.text import error_line, printable
@@ -98,7 +100,32 @@ def read_checkpoint(path: str | os.PathLike[str], epochs: int, model=None) -> di
             problem = misfit(payload[key], model) if payload.get(key) is not None else None
             if problem:
                 raise fault(f"its {'best epoch' if key == 'best_state' else 'model'} {problem}")
+        problem = _optimizer_problem(payload["optimizer"], model)
+        if problem:
+            raise fault(problem)
     return payload
+
+
+def _optimizer_problem(optimizer: dict, model) -> str | None:
+    """Why an optimiser's state dict cannot be this model's (its parameters counted otherwise, or a
+    moment of another shape than its parameter: the next step would fail in the middle of the run)."""
+    params = list(model.parameters())
+    groups, state = optimizer.get("param_groups"), optimizer.get("state")
+    if not isinstance(groups, list) or not isinstance(state, dict) or not all(isinstance(g, dict) for g in groups):
+        return "its optimiser state is not an optimiser's"
+    # torch numbers the parameters 0, 1, ... across the groups, in the order the optimiser got them
+    indices = [i for g in groups for i in (g.get("params") if isinstance(g.get("params"), list) else [None])]
+    if indices != list(range(len(params))):
+        return f"its optimiser state holds {len(indices)} parameters, the model has {len(params)}"
+    for index, param in enumerate(params):
+        moments = state.get(index, {})
+        if not isinstance(moments, dict):
+            return f"its optimiser state of parameter {index} is not a dict"
+        for name, value in moments.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                return (f"its optimiser's {printable(str(name))[:40]} has shape {tuple(value.shape)} for a "
+                        f"parameter of shape {tuple(param.shape)}")
+    return None
 
 
 def read_weights(path: str | os.PathLike[str], model=None) -> dict:

@@ -24,6 +24,7 @@ import os
 import time
 from pathlib import Path
 
+from studio.core.files import NO_ROOM, DiskFullError
 from studio.core.owned_dir import open_owned
 
 LOCK_FILE = "run.lock"
@@ -65,8 +66,15 @@ class RunLock:
                     os.close(fd)
                     raise RunInUse(run_dir, pid, what) from None
                 time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk: the lock is not kept (nor its descriptor), and it says so
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            if exc.errno in NO_ROOM:
+                raise DiskFullError(run_dir / LOCK_FILE, exc.errno) from None
+            raise
         return cls(run_dir, fd)
 
     def release(self) -> None:
