@@ -252,7 +252,7 @@ def test_a_stop_inside_a_step_ends_it_there_and_the_run_resumes_to_the_same_figu
 
     def prepare():
         original()
-        trainer.steps = math.ceil(len(trainer.data.splits.train) / trainer.config.dates_per_batch)
+        trainer.steps = math.ceil(len(trainer.data.splits.train) / trainer.dates_per_batch)
 
     trainer._prepare = prepare
     stop_in_the_middle(trainer, cancel, fifth_step_of_epoch_two)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli.data_commands import add_import_options, import_config
-from studio.cli.errors import CliError
+from studio.cli.errors import CliError, disk_full_line
 from studio.cli.output import control
 from studio.cli.table import format_table
 from studio.core.text import printable, status_line
@@ -73,7 +73,9 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--loss", choices=("mse", "ic", "rank"), default=None)
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=None)
-    p.add_argument("--dates-per-batch", type=int, default=None)
+    p.add_argument("--dates-per-batch", type=_dates_per_batch, default=None, metavar="auto|N",
+                   help="whole cross-sections of N dates per step (default auto: the most, up to 4, whose step "
+                        "fits half the free memory of the device; a number that cannot fit is refused)")
     p.add_argument("--patience", type=int, default=None, help="early stopping on validation IC (0: off)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 autocast (CUDA)")
@@ -141,6 +143,18 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
 
 
 # ---- train ----------------------------------------------------------------------------------------
+
+def _dates_per_batch(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects auto or an integer >= 1, gets {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expects auto or an integer >= 1, gets {value}")
+    return value
+
 
 def _key_values(items: list[str], what: str) -> dict[str, Any]:
     out = {}
@@ -221,7 +235,7 @@ class _Progress:
             extra = f", oracle test IC {oracle:.3f}" if oracle is not None else ""
             print(f"[{self.name}] {record['parameters']:,} parameters on {record['device']} "
                   f"({record['threads']} threads), {record['steps_per_epoch']} steps per epoch{extra}; "
-                  f"run {record['run_dir']}", file=sys.stderr)
+                  f"{record['batch']}; run {record['run_dir']}", file=sys.stderr)
         elif kind == "step" and self.tty and time.monotonic() - self.last_draw > 0.1:
             self.last_draw = time.monotonic()
             done = record["step"] / record["steps"]
@@ -546,15 +560,17 @@ def compare_command(args: argparse.Namespace) -> int:
                                                      for k, _ in SEED_COLUMNS)] for r in seed_records]
         print(format_table(["graph", "seeds", *(h for _, h in SEED_COLUMNS)], seed_rows,
                            align="lr" + "r" * len(SEED_COLUMNS)))
-    try:
+    from studio.core.files import atomic_write
+
+    try:  # each written whole or not at all
         if args.csv:
-            frame.drop(columns="path").to_csv(args.csv, index=False)  # the run column names it
+            atomic_write(args.csv, frame.drop(columns="path").to_csv(index=False))  # the run column names it
             print(f"wrote {args.csv}")
         if args.markdown:
             lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
             lines += ["| " + " | ".join(row) + " |" for row in rows]
-            Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
+            atomic_write(args.markdown, "\n".join(lines) + "\n")
             print(f"wrote {args.markdown}")
     except OSError as exc:
-        raise CliError(f"cannot write the table ({exc.strerror or exc})") from None
+        raise CliError(disk_full_line(exc) or f"cannot write the table ({exc.strerror or exc})") from None
     return 0

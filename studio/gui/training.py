@@ -352,8 +352,10 @@ class TrainingPanel(QWidget):
         self.epochs, self.batch, self.patience, self.seed = QSpinBox(), QSpinBox(), QSpinBox(), QSpinBox()
         self.epochs.setRange(1, 10_000)
         self.epochs.setValue(20)
-        self.batch.setRange(1, 256)
-        self.batch.setValue(4)
+        # 0 reads "auto": the engine picks the most dates (up to 4) whose step fits the free memory
+        self.batch.setRange(0, 256)
+        self.batch.setSpecialValueText("auto")
+        self.batch.setValue(0)
         self.patience.setRange(0, 1000)
         self.patience.setValue(5)
         self.seed.setRange(0, 10**6)
@@ -368,7 +370,8 @@ class TrainingPanel(QWidget):
         self.device.addItems(["auto", "cpu", "cuda"])
         for label, widget, tip in (
             ("epochs", self.epochs, "passes over the training dates"),
-            ("dates per batch", self.batch, "whole cross-sections of this many dates per step"),
+            ("dates per batch", self.batch, "whole cross-sections of this many dates per step; auto: the "
+             "most, up to 4, whose step fits half the free memory (a number that cannot fit is refused)"),
             ("learning rate", self.lr, ""),
             ("loss", self.loss, "ic: minus the per-date correlation; mse; rank: pairwise ranking"),
             ("optimiser", self.optimizer, ""),
@@ -538,7 +541,7 @@ class TrainingPanel(QWidget):
     def train_config(self):
         from studio.train.config import TrainConfig
 
-        return TrainConfig(epochs=self.epochs.value(), dates_per_batch=self.batch.value(), lr=self.lr.value(),
+        return TrainConfig(epochs=self.epochs.value(), dates_per_batch=self.batch.value() or "auto", lr=self.lr.value(),
                            loss=self.loss.currentText(), optimizer=self.optimizer.currentText(),
                            patience=self.patience.value(), seed=self.seed.value(), device=self.device.currentText(),
                            threads=1)  # one thread: the window keeps the other core
@@ -610,7 +613,8 @@ class TrainingPanel(QWidget):
             self.total_steps = record["steps_per_epoch"] * record["epochs"]
             oracle = record["oracle_ic"].get("test")
             self.status.setText(f"Training {self.graph_name}: {record['parameters']:,} parameters on "
-                                f"{record['device']}" + (f"; oracle test IC {oracle:.3f}" if oracle else ""))
+                                f"{record['device']}" + (f"; oracle test IC {oracle:.3f}" if oracle else "")
+                                + f"; {record['batch']}")
         elif kind == "step":
             self._steps_done += 1
             self.progress.setValue(int(1000 * min(1.0, self._steps_done / max(self.total_steps, 1))))

@@ -46,8 +46,9 @@ def _shown(value: Any) -> str:
 @dataclass
 class TrainConfig:
     epochs: int = 20
-    #: dates per batch: each batch holds whole cross-sections of this many dates
-    dates_per_batch: int = 4
+    #: dates per batch: each batch holds whole cross-sections of this many dates; "auto": the most, up to
+    #: 4, whose step fits half the device's free memory (studio.train.memory; the run records its choice)
+    dates_per_batch: int | str = "auto"
     optimizer: str = "adam"
     lr: float = 2e-3
     schedule: str = "cosine"
@@ -88,7 +89,9 @@ class TrainConfig:
                 raise ConfigError(f"{name}: expects {expected}, gets {_shown(value)}")
         checks = [
             ("epochs", self.epochs >= 1, "an integer >= 1"),
-            ("dates_per_batch", self.dates_per_batch >= 1, "an integer >= 1"),
+            ("dates_per_batch", self.dates_per_batch == "auto" or (
+                isinstance(self.dates_per_batch, int) and not isinstance(self.dates_per_batch, bool)
+                and self.dates_per_batch >= 1), "auto or an integer >= 1"),
             ("optimizer", self.optimizer in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
             ("schedule", self.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
             ("step_epochs", self.step_epochs >= 1, "an integer >= 1"),

@@ -50,8 +50,10 @@ from studio.metrics import summarize
 from studio.modules.cells import compile_cell_steps
 from studio.train.checkpoints import CheckpointError, checkpoint_present, read_checkpoint
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
-from studio.train.feed import Feed
+from studio.train.feed import Feed, choose_feed, device_bytes_needed
 from studio.train.losses import LOSS_FUNCTIONS
+from studio.train.memory import BatchChoice, BatchTooLarge, free_memory, probe_date_bytes
+from studio.train.memory import choose as choose_batch
 from studio.train.process_state import run_settings
 from studio.train.records import RunWriter, check_run_folder
 from studio.train.run_lock import RunInUse, RunLock, held_by
@@ -183,6 +185,9 @@ class Trainer:
             self.model = build_model(self.graph, self.registry).to(self.device)
         except BuildError as exc:
             raise TrainingError(str(exc)) from None
+        # what a step keeps per date, probed before the cell steps are compiled (leaves no trace)
+        date_bytes = probe_date_bytes(self.model, self.data.window_length, len(self.data_config.features),
+                                      panel.n_symbols, self.device, self._autocast())
         #: cell directions whose step updates run compiled (--compile-steps; 0 when the graph has none)
         self.compiled_cell_steps = compile_cell_steps(self.model) if self.config.compile_steps else 0
         params = list(self.model.parameters())
@@ -201,13 +206,29 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
         self.loss_fn = LOSS_FUNCTIONS[c.loss]
         self.n_params = sum(p.numel() for p in params)
-        self.feed = Feed(self.data, self.device, c.feed, max_dates=c.dates_per_batch)
+        feed_kind = choose_feed(self.data, self.device, c.feed)
+        #: the dates each batch holds (the setting, or auto's choice) and why: recorded, and said at the start
+        self.batch_choice = self._choose_batch(date_bytes, feed_kind)
+        self.dates_per_batch = self.batch_choice.dates
+        self.feed = Feed(self.data, self.device, feed_kind, max_dates=self.dates_per_batch)
         self.sync_every = c.sync_every or (16 if self.device.type == "cuda" else 1)
         # checks inside a training step and a scoring batch until each turns out quick (never around
         # compiled cell steps: a torch function mode there would be traced into them)
         self._fine_checks = dict.fromkeys(("train", "score"), not self.compiled_cell_steps)
         #: seconds a scoring pass took per date (the last one), to judge whether scoring after a stop fits
         self._seconds_per_date = math.inf
+
+    def _choose_batch(self, date_bytes: int, feed_kind: str) -> BatchChoice:
+        """dates_per_batch for this device's free memory: auto's choice, or the setting if it fits."""
+        free = free_memory(self.device)
+        if free is not None and feed_kind == "device":  # the features are put there at the first batch
+            free -= device_bytes_needed(self.data)
+        fixed = self.n_params * 4 * 3  # the gradients and two moments of the optimiser, made at the first step
+        try:
+            return choose_batch(self.config.dates_per_batch, date_bytes, fixed, free,
+                                "GPU memory" if self.device.type == "cuda" else "RAM", len(self.data.splits.train))
+        except BatchTooLarge as exc:
+            raise TrainingError(f"{self.source_name}: {exc}") from None
 
     # ---- stopping ----------------------------------------------------------------------------
     def _stopping(self) -> bool:
@@ -247,7 +268,7 @@ class Trainer:
         """(len(dates), S) scores; NaN where a stock is not a sample that date."""
         self.model.eval()
         out = np.full((len(dates), self.data.panel.n_symbols), np.nan)
-        step = max(self.config.dates_per_batch, 1)
+        step = self.dates_per_batch
         parts = []
         started = time.perf_counter()
         batches = self.feed.batches(dates, step)
@@ -349,12 +370,13 @@ class Trainer:
             writer.write_text("graph.json", dumps_graph(self.graph))
             self.graph.path = writer.path / "graph.json"
             writer.write_json("config.json", self._run_config())
-        steps_per_epoch = math.ceil(len(splits.train) / c.dates_per_batch)
+        steps_per_epoch = math.ceil(len(splits.train) / self.dates_per_batch)
         yield {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
                "threads": torch.get_num_threads(), "feed": self.feed.kind, "sync_every": self.sync_every,
                "compiled_cell_steps": self.compiled_cell_steps, "backend": self._device_settings(),
                "parameters": self.n_params, "graph": self.graph.name,
                "data": self.data.describe(), "oracle_ic": oracle, "steps_per_epoch": steps_per_epoch,
+               "dates_per_batch": self.dates_per_batch, "batch": self.batch_choice.line(),
                "epochs": c.epochs, "resumed_from": state["epoch"] if resume else None}
 
         started = time.perf_counter()
@@ -377,7 +399,7 @@ class Trainer:
             order = np.array(splits.train)
             rng.shuffle(order)
             pending: list[torch.Tensor] = []  # losses of steps not read back from the device yet
-            batches = self.feed.batches(order, c.dates_per_batch)
+            batches = self.feed.batches(order, self.dates_per_batch)
             step = 0
             try:
                 for step, (x, mask, label, has_label) in enumerate(batches, start=1):
@@ -544,14 +566,12 @@ class Trainer:
             return None
         source = printable(str(self.run_dir / CHECKPOINT))
         self.model.load_state_dict(payload["model"])
-        try:
+        try:  # the moments' shapes were checked against the model; what else torch finds is said here
             self.optimizer.load_state_dict(payload["optimizer"])
             self.scheduler.load_state_dict(payload["scheduler"])
-            problem = _optimizer_misfit(self.optimizer)
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
-            problem = f"its optimiser or schedule state does not fit this run ({error_line(exc, 120)})"
-        if problem:
-            raise TrainingError(f"{source}: {problem}; this run cannot be resumed from it")
+            raise TrainingError(f"{source}: its optimiser or schedule state does not fit this run "
+                                f"({error_line(exc, 120)}); this run cannot be resumed from it") from None
         return {"epoch": payload["epoch"], "best_ic": payload["best_ic"], "best_epoch": payload["best_epoch"],
                 "best_state": payload.get("best_state"), "stale": payload["stale"],
                 "history": payload["history"]}
@@ -606,7 +626,9 @@ class Trainer:
                      **({"given_splits": {**{name: [int(i) for i in idx] for name, idx in self.given_splits.items()},
                                           "gap": int(self.given_splits.gap)}}
                         if self.given_splits is not None else {})},
-            "training": self.config.to_json(),
+            # the dates per batch as chosen: resume and reproduce train with that number again
+            "training": {**self.config.to_json(), "dates_per_batch": self.dates_per_batch},
+            "batch": self.batch_choice.to_json(),
             "seed": self.config.seed,
             "metrics": {"cost": self.cost, "quantile": self.quantile,
                         "min_stocks": self.data_config.min_stocks, "lag": self.data_config.lag,
@@ -648,18 +670,6 @@ class Trainer:
         writer.save_torch("model.pt", state["best_state"])
         writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
         return metrics
-
-
-def _optimizer_misfit(optimizer: torch.optim.Optimizer) -> str | None:
-    """Why the optimiser's restored state cannot go on (a moment tensor of another shape than its
-    parameter: the next step would fail in the middle of the run), or None."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            for name, value in optimizer.state.get(param, {}).items():
-                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                    return (f"its optimiser's {name} has shape {tuple(value.shape)} for a parameter of "
-                            f"shape {tuple(param.shape)}")
-    return None
 
 
 def _check_run_folder(run_dir: Path) -> None:
