@@ -14,10 +14,11 @@ Three families of attacks, each through the command line (``studio.cli.main``, i
   history too short, weights of another shape, keys missing, wrong types, ...).
 - **disk full**: a real tmpfs (``mount -t tmpfs``, when this process may mount: root) filled by a filler
   file so that only N bytes are free, for a range of N; then ``studio train --out`` and ``studio export``
-  to .py, .pt2 and .onnx there (the .py also over an earlier export). Counted: outputs that are partial
-  (a file that does not read back whole, a temporary file or staging folder left, a .py without its
-  .pt), and whether the message is the one line "disk full: PATH" with exit 2. Where mount is not
-  permitted the bench says so and leaves this family out.
+  to .py, .pt2 and .onnx there (the .py also over an earlier export), ``studio train --data`` of 12 real
+  symbols with the import and feature caches there, and a mapped array bigger than the room left.
+  Counted: outputs that are partial (a file that does not read back whole, a temporary file or staging
+  folder left, a .py without its .pt), and whether the message is the one line "disk full: PATH" with
+  exit 2. Where mount is not permitted the bench says so and leaves this family out.
 
 Every attack should end refused with one line (exit 2) or, for a disk with room enough, succeed with
 whole outputs. The counts: attacks, refused with one line, accepted, tracebacks (an internal error,
@@ -436,7 +437,7 @@ def whole_export(folder: Path, stem: str, suffix: str) -> list[str]:
 def disk_full_attacks(tally: Tally, work: Path) -> str | None:
     disk = work / "disk"
     disk.mkdir()
-    why = mount_tmpfs(disk, "4m")
+    why = mount_tmpfs(disk, "96m")
     if why is not None:
         return why
     try:
@@ -470,10 +471,57 @@ def disk_full_attacks(tally: Tally, work: Path) -> str | None:
             code, err = run_cli(["export", str(GRAPH), "--to", str(folder / "m.py"), "--seed", "7"])
             tally.record("disk full", f"export .py over one, {free:,} free", code, err, expect_ok=True,
                          partial=whole_export(folder, "m", ".py"), names="disk full: ")
+        import_attacks(tally, disk, work)
     finally:
         if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(disk)], check=False)  # a loaded file still mapped: detach
     return None
+
+
+def import_attacks(tally: Tally, disk: Path, work: Path) -> None:
+    """Imported bars on a full disk: the import cache (its row buckets and mapped panel) and the feature
+    cache live on the tmpfs (everything on disk: STUDIO_ON_DISK_ABOVE_MB=0), 12 real symbols."""
+    source = ROOT.parent / "shared" / "data" / "us_stocks_5min"
+    if not source.is_dir():
+        print(f"disk full: imports not run: {source} is missing")
+        return
+    bars = work / "bars"
+    bars.mkdir()
+    for path in sorted(source.glob("*.csv.gz"))[:12]:
+        (bars / path.name).symlink_to(path)
+    saved = {k: os.environ.get(k) for k in ("STUDIO_CACHE_DIR", "STUDIO_ON_DISK_ABOVE_MB")}
+    os.environ.update(STUDIO_CACHE_DIR=str(disk / "cache"), STUDIO_ON_DISK_ABOVE_MB="0")
+    try:
+        for free in (1_000_000, 9_000_000, 20_000_000, 24_500_000, 26_000_000, 28_000_000, 40_000_000):
+            for part in ("cache", "runs"):
+                shutil.rmtree(disk / part, ignore_errors=True)
+            leave_free(disk, free)
+            code, err = run_cli(["train", str(GRAPH), "--data", str(bars), "--bars-per-day", "78", "--epochs", "1",
+                                 "--threads", "1", "--out", str(disk / "runs"), "-q"])
+            left = [p.name for p in (disk / "cache").rglob("*") if ".work-" in p.name or p.name.endswith(".partial")]
+            runs = list((disk / "runs").iterdir()) if (disk / "runs").is_dir() else []
+            partial = left + [f"{r.name}/{bad}" for r in runs for bad in whole_run(r)]
+            tally.record("disk full", f"import and train, {free / 1e6:g} MB free", code, err, expect_ok=True,
+                         partial=partial, names="disk full: ")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    # a mapped array larger than the room left: its pages were written into a hole, and the first that
+    # found no room killed the process with SIGBUS (run in a child, so that a crash is counted, not met)
+    for part in ("cache", "runs"):
+        shutil.rmtree(disk / part, ignore_errors=True)
+    leave_free(disk, 2_000_000)
+    child = ("import sys\nfrom studio.data import store\n"
+             "try:\n    store.create(sys.argv[1], (2_000_000,))[:] = 1.0\n"
+             "except OSError as exc:\n    print(f'studio: {exc}', file=sys.stderr)\n    sys.exit(2)\n")
+    done = subprocess.run([sys.executable, "-c", child, str(disk / "big.npy")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = "exception: SIGBUS" if done.returncode in (-7, 135) else done.returncode
+    tally.record("disk full", "a mapped panel bigger than the room", code, done.stderr, names="disk full: ",
+                 partial=[p.name for p in disk.iterdir() if p.name.endswith(".partial")])
 
 
 def main_bench() -> int:

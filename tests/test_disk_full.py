@@ -167,3 +167,76 @@ def test_onnx_export_on_a_full_disk_leaves_no_partial_onnx_or_data(tmp_path, mon
     assert code == 2 and err == f"studio: disk full: {tmp_path / 'm.onnx'}", err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
     assert (tmp_path / "m.onnx").read_bytes() == b"an earlier export"
+
+
+@pytest.fixture(scope="module")
+def a_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", str(GRAPHS / "default.json"), *TRAIN, "--out", str(out)]) == 0
+    (run,) = out.iterdir()
+    return run
+
+
+@pytest.mark.parametrize(("name", "argv"), [
+    ("schema.json", ["schema", "--out", "{out}"]),
+    ("table.csv", ["compare", "{run}", "--csv", "{out}"]),
+    ("table.md", ["compare", "{run}", "--markdown", "{out}"]),
+    ("report.png", ["report", "{run}", "--to", "{out}"]),
+    ("report.html", ["report", "{run}", "--to", "{out}"]),
+])
+def test_other_outputs_on_a_full_disk(a_run, tmp_path, monkeypatch, capsys, name, argv):
+    out = tmp_path / "out" / name
+    out.parent.mkdir()
+    capsys.readouterr()
+    fill_the_disk_at(monkeypatch, name)
+    code = main([a.format(out=out, run=a_run) for a in argv])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.strip().splitlines()[-1] == f"studio: disk full: {out}", err
+    assert list(out.parent.iterdir()) == []
+
+
+# ---- the import and feature caches ----------------------------------------------------------------
+
+@pytest.fixture
+def on_disk_import(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A CSV of three symbols' bars, imported onto disk (the mapped path), and the cache folder."""
+    from tests.test_import_chunked import long_file
+
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STUDIO_ON_DISK_ABOVE_MB", "0")
+    return long_file(tmp_path / "bars.csv"), tmp_path / "cache"
+
+
+def _leftovers(cache: Path) -> list[str]:
+    return [p.name for p in cache.rglob("*") if ".work-" in p.name or p.name.endswith(".partial")]
+
+
+def test_an_import_whose_numpy_write_comes_up_short_says_disk_full(on_disk_import, monkeypatch, capsys):
+    """numpy says a full disk as "N requested and M written", with no errno (its tofile and save)."""
+    import numpy as np
+
+    bars, cache = on_disk_import
+
+    def short_save(file, arr, *args, **kwargs):
+        raise OSError(f"{np.asarray(arr).nbytes} requested and 4096 written")
+
+    monkeypatch.setattr(np, "save", short_save)
+    code = main(["data", "inspect", str(bars)])
+    err = one_line(capsys)
+    assert code == 2 and err.startswith("studio: disk full: ") and err.endswith(".npy"), err
+    assert _leftovers(cache) == []
+
+
+def test_a_mapped_array_on_a_full_disk_is_refused_before_it_is_written(on_disk_import, monkeypatch, capsys):
+    """A mapped file's blocks are reserved when it is made: on a full disk its first page write killed the
+    process with SIGBUS (bench/hostile_runs.py shows it on a real tmpfs)."""
+    bars, cache = on_disk_import
+
+    def no_room(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room)
+    code = main(["data", "inspect", str(bars)])
+    err = one_line(capsys)
+    assert code == 2 and err.startswith("studio: disk full: ") and err.endswith("values.npy"), err
+    assert _leftovers(cache) == []

@@ -243,10 +243,12 @@ def schema_command(args: argparse.Namespace) -> int:
 
     text = json.dumps(graph_schema(registry()), indent=2, ensure_ascii=False) + "\n"
     if args.out:
+        from studio.core.files import atomic_write
+
         try:
-            Path(args.out).write_text(text, encoding="utf-8")
+            atomic_write(args.out, text)
         except OSError as exc:
-            raise CliError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+            raise CliError(disk_full_line(exc) or f"{args.out}: cannot write ({exc.strerror or exc})") from None
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.files import NO_ROOM, DiskFullError
 from studio.data import importer, store
 from studio.data.cache import PANEL_FORMAT, panel_description, panel_from_description
 from studio.data.importer import (
@@ -168,10 +169,13 @@ class BucketWriter:
     def flush(self) -> None:
         for b, chunks in enumerate(self.pending):
             if chunks:
-                with open(self.path(b), "ab") as fh:
-                    for chunk in chunks:
-                        chunk.tofile(fh)
-                        self.written[b] += len(chunk)
+                try:
+                    with open(self.path(b), "ab") as fh:
+                        for chunk in chunks:
+                            chunk.tofile(fh)
+                            self.written[b] += len(chunk)
+                except OSError as exc:  # the import's work folder goes; the disk's state is said in one line
+                    raise _disk_full(exc, self.path(b)) from None
                 chunks.clear()
         self.pending_bytes = 0
 
@@ -212,12 +216,23 @@ class DiskBucket:
         names = [f"a-{k}" for k in rows.arrays] + [f"v-{f}" for f in rows.vals]
         for name in names:
             kind, key = name[:2], name[2:]
-            np.save(self.folder / f"{name}.npy", rows.arrays[key] if kind == "a-" else rows.vals[key])
+            try:
+                np.save(self.folder / f"{name}.npy", rows.arrays[key] if kind == "a-" else rows.vals[key])
+            except OSError as exc:
+                raise _disk_full(exc, self.folder / f"{name}.npy") from None
         for stale in set(self.names or ()) - set(names):
             (self.folder / f"{stale}.npy").unlink(missing_ok=True)
         self.names = names
         if self.records.exists():
             self.records.unlink()  # the raw records are not read again
+
+
+def _disk_full(exc: OSError, path: Path) -> OSError:
+    """``exc`` as a DiskFullError naming ``path`` when the write found no room, else ``exc`` itself.
+    numpy says a short write as "N requested and M written", with no errno: on a disk, no room."""
+    if exc.errno in NO_ROOM or (exc.errno is None and "requested and" in str(exc)):
+        return DiskFullError(path)
+    return exc
 
 
 def bucket_count(files: list[Path]) -> int:
@@ -273,11 +288,13 @@ def _add(info: FileInfo | None, part: FileBars) -> FileInfo:
 def read_cached(folder: Path) -> BarPanel | None:
     """The mapped panel cached in ``folder`` (None when there is none); one whose files are not whole is
     a one-line DataError."""
+    from studio.core.owned_dir import read_json
+
     meta_file = folder / "panel.json"
-    if not meta_file.is_file():
+    if not os.path.lexists(meta_file):
         return None
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    try:  # inside the cache only: a link or a special file planted as panel.json is refused (ForeignEntry)
+        meta = read_json(meta_file, what="cache")
         if meta.get("format") != PANEL_FORMAT:
             return None
         shape = (len(meta["symbols"]), len(meta["dates"]) * int(meta["bars_per_day"]), len(meta["features"]))

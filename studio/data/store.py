@@ -12,7 +12,9 @@ stay views of them. The format is numpy's own ``.npy``:
   copy per batch), and zarr adds a dependency and chunked compression that defeats zero-copy views.
 
 Files are written under a ``.partial`` name and renamed when complete, so a killed write never
-leaves a file that looks whole. Pages read or written in blocks are handed back
+leaves a file that looks whole. The files are opened as themselves only (studio.core.owned_dir): a
+symbolic link or a special file planted in the cache under one of their names is removed (``.partial``)
+or refused, never followed. Pages read or written in blocks are handed back
 (``madvise(DONTNEED)``) after each block: the kernel keeps them in its page cache for the next
 epoch, but they stop counting in the process's resident memory. Batches read their windows with
 positional reads (``RowReader``), which map nothing.
@@ -21,12 +23,14 @@ positional reads (``RowReader``), which map nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 from pathlib import Path
 
 import numpy as np
 
+from studio.core.files import NO_ROOM, DiskFullError
 from studio.data.panel import DataError
 
 
@@ -35,7 +39,36 @@ def create(path: str | os.PathLike[str], shape: tuple[int, ...], dtype=np.float3
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    return np.lib.format.open_memmap(partial, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+    # a killed write's leftover, or a link planted under its name: removed (the link itself), and the file
+    # made anew with O_EXCL, so open_memmap's "w+" opens this regular file and writes through nothing
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666))
+    array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+    try:
+        _reserve(partial)
+    except OSError as exc:
+        del array
+        partial.unlink(missing_ok=True)
+        if exc.errno in NO_ROOM:
+            raise DiskFullError(path, exc.errno) from None
+        raise
+    return array
+
+
+def _reserve(path: Path) -> None:
+    """The disk blocks of the whole (sparse) file, taken now: on a full disk this is an error of one
+    line here, not a SIGBUS that kills the process when a page of the mapping is first written."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # no fallocate there: as before
+            raise
+    finally:
+        os.close(fd)
 
 
 def finish(array: np.memmap) -> Path:
@@ -51,7 +84,12 @@ def open_array(path: str | os.PathLike[str], shape: tuple[int, ...] | None = Non
                writable: bool = False) -> np.memmap:
     """The array in ``path``, mapped (read-only unless ``writable``); a file that is not a whole
     ``.npy`` of the expected shape and dtype is a one-line DataError naming it."""
+    from studio.core.owned_dir import entry_problem
+
     path = Path(path)
+    problem = entry_problem(path)
+    if problem:  # a link or a special file planted in the cache: never followed (np.load would follow it)
+        raise DataError(f"{path}: is {problem}, not an array file; refusing to read it")
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -107,6 +145,8 @@ def digest(array: np.ndarray, block_bytes: int = 64 << 20) -> str:
     import hashlib
     import json
 
+    from studio.core.owned_dir import read_json, write_owned
+
     m = mapping(array)
     whole_file = isinstance(array, np.memmap) and m is not None and array.base is m
     memo = Path(str(array.filename) + ".sha256.json") if whole_file and array.filename else None
@@ -115,7 +155,7 @@ def digest(array: np.ndarray, block_bytes: int = 64 << 20) -> str:
         st = Path(array.filename).stat()
         stamp = [st.st_size, st.st_mtime_ns]
         try:
-            saved = json.loads(memo.read_text(encoding="utf-8"))
+            saved = read_json(memo, 1 << 16, "cache")
             if saved.get("stamp") == stamp and isinstance(saved.get("sha256"), str):
                 return saved["sha256"]
         except (OSError, ValueError, AttributeError):
@@ -133,8 +173,8 @@ def digest(array: np.ndarray, block_bytes: int = 64 << 20) -> str:
                 release(array)
     value = h.hexdigest()
     if memo is not None:
-        with contextlib.suppress(OSError):  # a read-only folder: hashed again next time
-            memo.write_text(json.dumps({"stamp": stamp, "sha256": value}), encoding="utf-8")
+        with contextlib.suppress(OSError):  # a read-only folder (or a link planted there): hashed again next time
+            write_owned(memo, json.dumps({"stamp": stamp, "sha256": value}), "cache")
     return value
 
 
@@ -162,7 +202,7 @@ class RowReader:
         if (isinstance(array, np.memmap) and m is not None and array.base is m and array.filename
                 and array.ndim == 3 and array.flags.c_contiguous and hasattr(os, "preadv")):
             self.path, self.offset = str(array.filename), int(array.offset)
-            self.fd = os.open(self.path, os.O_RDONLY)
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
 
     def read(self, start: int, stop: int, out: np.ndarray) -> None:
         """``out[s] = array[s, start:stop]`` for every row s (``out``: C-contiguous (S, stop - start, F))."""

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from studio import metrics
-from studio.core.files import FileReadError, atomic_write, read_regular_file
+from studio.core.files import DiskFullError, FileReadError, atomic_write, read_regular_file
 from studio.core.text import printable
 
 GROUPS = 5
@@ -131,11 +131,13 @@ def _first_line(exc: BaseException) -> str:
 
 def _require_file(path: Path, what: str) -> None:
     try:
-        info = os.stat(path)
+        info = os.lstat(path)  # the entry itself: a run's files are read inside its folder only
     except FileNotFoundError:
         raise ReportError(f"{_shown(path)}: no such file (a run directory has {what})") from None
     except OSError as exc:
         raise ReportError(f"{_shown(path)}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ReportError(f"{_shown(path)}: is a symbolic link; a run's files are read inside its folder only")
     if not stat.S_ISREG(info.st_mode):
         raise ReportError(f"{_shown(path)}: not a regular file, so not {what}")
     if not os.access(path, os.R_OK):
@@ -685,6 +687,8 @@ def write_report_and_figure(run_dir: str | os.PathLike[str], out: str | os.PathL
         raise ReportError(f"{_shown(target)}: is a folder, not a file to write")
     try:
         atomic_write(target, data)
+    except DiskFullError as exc:  # written whole or not at all; said as every command says it
+        raise ReportError(str(exc)) from None
     except OSError as exc:
         raise ReportError(f"{_shown(target)}: cannot write ({exc.strerror or exc})") from None
     return sheet, png
