@@ -188,6 +188,7 @@ def test_a_store_that_fails_every_call_mid_run_is_one_line_and_the_run_finishes(
 
 def test_an_unreachable_http_store_is_refused_in_seconds_before_training(tmp_path, capsys, monkeypatch):
     # MLflow's own defaults retry a refused connection for about two minutes before the error
+    import os
     import socket
     import time
 
@@ -206,4 +207,4 @@ def test_an_unreachable_http_store_is_refused_in_seconds_before_training(tmp_pat
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"studio: mlflow http://127.0.0.1:{port}: "), err
     assert not (tmp_path / "runs").exists()  # refused before anything trained
-    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in __import__("os").environ  # the probe's settings given back
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the probe's settings given back
