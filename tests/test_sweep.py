@@ -36,7 +36,7 @@ def write_spec(folder: Path, name: str = "spec.json", **settings) -> Path:
     ({"grid": {"gru_9.hidden_size": [8]}}, "default.json has no node 'gru_9'"),
     ({"grid": {"lr": [0.1]}}, "'lr' is not SECTION.FIELD or NODE_ID.PARAM"),
     ({"grid": {"training.lr": []}}, "each list non-empty"),
-    ({"grid": {"training.lr": [-1.0]}}, "lr: expects a number > 0"),
+    ({"grid": {"training.lr": [-1.0]}}, "lr: expects a finite number > 0"),
     ({"grid": {"data.normalise": ["robust"]}}, "normalise"),
     ({"objective": "valid.pnl"}, "objective: expects SPLIT.METRIC"),
     ({"executor": "slurm"}, "executor: expects local or ray"),
