@@ -25,7 +25,7 @@ whole outputs. The counts: attacks, refused with one line, accepted, tracebacks 
 exit 3, or an exception out of main), hangs, files written outside, partial outputs, code run from a
 file. The last line is JSON of the same.
 
-    python bench/hostile_runs.py          (about two minutes on two cores)
+    python bench/hostile_runs.py          (about a minute on two cores)
 """
 
 from __future__ import annotations
