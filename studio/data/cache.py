@@ -8,7 +8,9 @@ importer's version, so changing any of them builds a new entry.
 
 The cache lives in ``$STUDIO_CACHE_DIR/imports`` (default ``~/.cache/model-studio/imports``). A cache
 file that cannot be read or does not describe a valid panel is ignored (and rebuilt by the importer);
-a cache that cannot be written only costs the next load its speed.
+a cache that cannot be written only costs the next load its speed. A cache file is opened as itself only
+(studio.core.owned_dir): a symbolic link or a special file planted under its name is ignored, never
+followed, and the rebuilt entry is renamed over the link itself.
 """
 
 from __future__ import annotations
@@ -115,12 +117,17 @@ def write_panel(path: Path, panel: BarPanel) -> bool:
 
 def read_panel(path: Path) -> BarPanel | None:
     """The panel cached at ``path``; None when there is none or it is unreadable or inconsistent."""
-    if not path.is_file():
+    from studio.core.owned_dir import owned_file
+
+    try:
+        fh = owned_file(path, what="cache")
+    except OSError:  # absent, or a link or a special file planted there (ForeignEntry): never followed
         return None
     try:
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path, use_threads=True)
+        with fh:
+            table = pq.read_table(fh, use_threads=True)
         meta = json.loads(table.schema.metadata[_META_KEY].decode("utf-8"))
         if meta.get("format") != PANEL_FORMAT:
             return None

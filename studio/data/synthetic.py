@@ -88,6 +88,7 @@ prices, bars and components of each day): well under a second for the default si
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -705,10 +706,12 @@ def generate_on_disk(config: SyntheticConfig | None = None, folder=None, **overr
     where = home / key
     bars_file, hidden_file, meta_file = where / "bars.npy", where / "hidden.npz", where / "market.json"
     shape = (c.stocks, c.days * c.bars_per_day, len(c.features))
-    if meta_file.exists():
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            with np.load(hidden_file, allow_pickle=False) as hidden:
+    if os.path.lexists(meta_file):
+        from studio.core.owned_dir import owned_file, read_json
+
+        try:  # inside the cache only: a link or a special file planted there is refused (ForeignEntry)
+            meta = read_json(meta_file, what="cache")
+            with owned_file(hidden_file, what="cache") as fh, np.load(fh, allow_pickle=False) as hidden:
                 arrays = {name: hidden[name] for name in (*_HIDDEN, "sectors", "traded", *COMPONENTS)}
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{where}: a stored synthetic market that cannot be read ({exc}); delete the "
@@ -727,13 +730,16 @@ def generate_on_disk(config: SyntheticConfig | None = None, folder=None, **overr
     target = store.create(bars_file, shape)
     market = generate(c, out=target)
     components = market.components()
-    np.savez(hidden_file, sectors=market.sectors, traded=market.panel.traded,
-             **{name: getattr(market, name) for name in _HIDDEN}, **components)
+    from studio.core.owned_dir import owned_writer, write_owned
+
+    with owned_writer(hidden_file, binary=True, what="cache") as fh:  # never through a link planted there
+        np.savez(fh, sectors=market.sectors, traded=market.panel.traded,
+                 **{name: getattr(market, name) for name in _HIDDEN}, **components)
     final = store.finish(target)
     panel = market.panel
     # the description last: a folder without it is made again
-    meta_file.write_text(json.dumps({
+    write_owned(meta_file, json.dumps({
         "symbols": panel.symbols, "dates": [str(d) for d in panel.dates.astype("datetime64[D]")],
-        "source": panel.source, "notes": panel.notes, "counts": panel.counts}), encoding="utf-8")
+        "source": panel.source, "notes": panel.notes, "counts": panel.counts}), "cache")
     panel.values = store.open_array(final, shape, np.float32)
     return market

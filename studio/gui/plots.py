@@ -12,6 +12,7 @@ glance, in grey print too. "Export PNG…" saves the plots, "Export CSV…" the 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -227,11 +228,13 @@ class PlotsWidget(QWidget):
             self._load_test_days(record["run_dir"])
 
     def _load_test_days(self, run_dir: str) -> None:
-        path = Path(run_dir) / "daily.csv"
-        if not path.is_file():
+        from studio.core.owned_dir import read_owned
+
+        try:  # inside the run folder only: a link or a special file there is not followed
+            text = read_owned(Path(run_dir) / "daily.csv").decode("utf-8", errors="replace")
+        except (OSError, ValueError):
             return
-        with open(path, encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+        rows = [r for r in csv.DictReader(io.StringIO(text)) if r["split"] == "test"]
         if rows:
             self.daily = {k: [float(r[k]) if r[k] not in ("", "nan") else None for r in rows]
                           for k in ("ic", "long", "short", "long_short")}

@@ -11,6 +11,7 @@ resumed from the command line (``studio sweep --resume DIR``).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -111,13 +112,14 @@ class QueueWorker(QThread):
         import subprocess
         import sys
 
+        from studio.core.owned_dir import owned_file
         from studio.train.sweep import Sweep
 
         sweep = self.entry.sweep
         command = [sys.executable, "-m", "studio", "sweep", "--resume", str(sweep.path), "--executor", "ray",
                    "--events"] + (["--address", self.entry.address] if self.entry.address else [])
         by_id = {t.id: t for t in sweep.trials}
-        with open(sweep.path / "sweep.log", "ab") as log:
+        with owned_file(sweep.path / "sweep.log", "ab", what="sweep") as log:  # never through a link
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                                      start_new_session=True)  # the terminal's Ctrl-C is the studio's
             stop = threading.Thread(target=self._cancel_when_asked, args=(child,), daemon=True)
@@ -140,7 +142,9 @@ class QueueWorker(QThread):
         if code in (0, 1, 130, -signal.SIGINT):  # it ran (1: some trial failed; 130: cancelled)
             self.entry.sweep = Sweep.open(sweep.path)  # what the sweep process wrote is the record
         else:
-            tail = (sweep.path / "sweep.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            with owned_file(sweep.path / "sweep.log", what="sweep") as log:
+                log.seek(max(0, os.fstat(log.fileno()).st_size - (64 << 10)))  # its end says why
+                tail = log.read().decode("utf-8", errors="replace").strip().splitlines()
             said = next((line for line in reversed(tail) if line.startswith("studio: ")), "")
             self.error = said[len("studio: "):] if said else f"the sweep process ended with code {code}; see " \
                                                               f"{sweep.path / 'sweep.log'}"

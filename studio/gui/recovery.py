@@ -10,7 +10,9 @@ starting at the same moment does not offer them too.
 
 Each document's autosave is one file, ``KEY.recovery.json`` ({"meta": {...}, "graph": "<graph file
 text>"}), written atomically (studio.core.files): a kill while autosaving leaves the previous autosave
-whole. Files left directly in the recovery folder by older versions (``KEY.recovery.json``, or pairs of
+whole. Every file of the recovery folder is opened as itself only (studio.core.owned_dir): a symbolic link
+or a special file planted there is never followed, offered nor written through. Files left directly in
+the recovery folder by older versions (``KEY.recovery.json``, or pairs of
 ``KEY.json`` + ``KEY.meta.json``) are still offered unless the process id they name still runs.
 """
 
@@ -26,8 +28,8 @@ import time
 import weakref
 from pathlib import Path
 
-from studio.core.files import FileReadError, atomic_write, read_regular_file
 from studio.core.graph_file import MAX_FILE_BYTES, GraphFileError, dumps_graph, loads_graph
+from studio.core.owned_dir import open_owned, read_json, read_owned, write_owned
 
 SUFFIX = ".recovery.json"
 LOCK_NAME = "lock"
@@ -43,8 +45,8 @@ def _lock(path: Path) -> int | None:
     """An open descriptor holding an exclusive flock on ``path``, or None when another holder has it
     (or the file is gone). flock, not fcntl's record locks: those are per process, so a second window
     of one process would take its own lock again; flock belongs to the open file."""
-    try:
-        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:  # a link or a FIFO planted as the lock is no session's lock (ForeignEntry, an OSError)
+        fd = open_owned(path, os.O_RDWR, what="recovery")
     except OSError:
         return None
     try:
@@ -122,7 +124,8 @@ class Recovery:
         target = self._own_folder() / f"{self.key(document)}{SUFFIX}"
         meta = {"path": str(document.path) if document.path else None, "title": document.title,
                 "saved": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid()}
-        atomic_write(target, json.dumps({"meta": meta, "graph": dumps_graph(document.graph)}, ensure_ascii=False))
+        write_owned(target, json.dumps({"meta": meta, "graph": dumps_graph(document.graph)}, ensure_ascii=False),
+                    "recovery")
         return target
 
     def discard(self, document) -> None:
@@ -177,10 +180,11 @@ class Recovery:
         for meta_file in sorted(self.folder.glob("*.meta.json")):  # the older two-file form
             graph_file = meta_file.with_name(meta_file.name.replace(".meta.json", ".json"))
             try:
-                meta = json.loads(meta_file.read_text(encoding="utf-8"))
+                meta = read_json(meta_file, 1 << 20, "recovery")
             except (OSError, ValueError):
                 meta = {"path": None, "title": graph_file.name, "saved": "?"}
-            if graph_file.is_file() and isinstance(meta, dict) and not _process_alive(meta.get("pid")):
+            regular = not os.path.islink(graph_file) and graph_file.is_file()
+            if regular and isinstance(meta, dict) and not _process_alive(meta.get("pid")):
                 found.append((meta, graph_file))
         return found
 
@@ -204,8 +208,8 @@ class Recovery:
     @staticmethod
     def _read(path: Path) -> tuple[dict, str] | None:
         try:
-            record = json.loads(read_regular_file(path, 2 * MAX_FILE_BYTES, "recovery file").decode("utf-8"))
-        except (FileReadError, ValueError):
+            record = json.loads(read_owned(path, 2 * MAX_FILE_BYTES, "recovery").decode("utf-8"))
+        except (OSError, ValueError):  # a link or a special file planted there among them: never followed
             return None
         if not (isinstance(record, dict) and isinstance(record.get("meta"), dict)
                 and isinstance(record.get("graph"), str)):
@@ -220,7 +224,7 @@ class Recovery:
             text = record[1] if record is not None else None
         else:
             try:
-                text = graph_file.read_text(encoding="utf-8")
+                text = read_owned(graph_file, MAX_FILE_BYTES, "recovery").decode("utf-8")
             except (OSError, ValueError):
                 text = None
         if text is None:

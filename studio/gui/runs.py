@@ -7,8 +7,10 @@ mean, with each seed's thin line on demand."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.owned_dir import read_json, read_owned
 from studio.gui.plots import EpochAxis, YearDateAxis
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.records import seed_group
@@ -58,12 +61,12 @@ def read_runs(folder: Path) -> list[dict]:
     rows = []
     if not folder.is_dir():
         return rows
-    for path in sorted((p for p in folder.iterdir() if (p / "config.json").is_file()), reverse=True):
-        try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    for path in sorted((p for p in folder.iterdir() if os.path.lexists(p / "config.json")), reverse=True):
+        try:  # inside the run folder only: a link or a special file there passes the run over (ForeignEntry)
+            config = read_json(path / "config.json")
             metrics_file = path / "metrics.json"
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
-        except (OSError, json.JSONDecodeError):
+            metrics = read_json(metrics_file) if os.path.lexists(metrics_file) else {}
+        except (OSError, ValueError):
             continue
         test = (metrics.get("splits") or {}).get("test") or {}
         dates, t, few = sample_size(test)
@@ -460,11 +463,12 @@ class RunsWidget(QWidget):
     @staticmethod
     def _epoch_curve(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         """(epochs, validation IC) of a run, from its metrics.jsonl."""
-        lines = path / "metrics.jsonl"
-        if not lines.is_file():
+        try:
+            text = read_owned(path / "metrics.jsonl").decode("utf-8", errors="replace")
+        except (OSError, ValueError):  # none, or a link or a special file planted there: not followed
             return None
         epochs, ics = [], []
-        for line in lines.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
                 ic = (record.get("valid") or {}).get("ic")
@@ -477,11 +481,11 @@ class RunsWidget(QWidget):
     @staticmethod
     def _test_curve(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         """(dates as seconds, cumulative long-short) of a run's test dates."""
-        daily = path / "daily.csv"
-        if not daily.is_file():
+        try:
+            text = read_owned(path / "daily.csv").decode("utf-8", errors="replace")
+        except (OSError, ValueError):
             return None
-        with open(daily, encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+        rows = [r for r in csv.DictReader(io.StringIO(text)) if r["split"] == "test"]
         values = [float(r["long_short"]) if r["long_short"] not in ("", "nan") else 0.0 for r in rows]
         dates = [np.datetime64(r["date"][:10], "s").astype(np.int64) for r in rows]
         return np.asarray(dates, dtype=float), np.cumsum(values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,13 +105,15 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
 
 
 def _read(path: Path) -> tuple[dict, dict | None]:
+    from studio.core.owned_dir import read_json
+
     config_file = path / "config.json"
-    if not config_file.is_file():
+    if not os.path.lexists(config_file):
         raise RunDiffError(f"{path}: not a run directory (no config.json)")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
+    try:  # inside the run folder only: a link or a special file there is refused (ForeignEntry)
+        config = read_json(config_file)
         metrics_file = path / "metrics.json"
-        metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
+        metrics = read_json(metrics_file) if os.path.lexists(metrics_file) else None
     except (OSError, ValueError) as exc:
         raise RunDiffError(f"{path}: cannot read the run ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(config, dict) or (metrics is not None and not isinstance(metrics, dict)):

@@ -58,7 +58,33 @@ def _mlflow(uri: str):
             Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrackingError(f"mlflow {uri}: cannot make the store's folder ({exc.strerror})") from None
+    _check_local_store(uri)
     return mlflow
+
+
+def _check_local_store(uri: str) -> None:
+    """Refuse a local store with a symbolic link or a special file planted where MLflow writes: the
+    database and its journals, the artifacts folder beside it, or (a file store) the store's folder and
+    its experiments' folders. SQLite and MLflow follow links, so ``mlruns/mlflow.db -> ~/victim`` would be
+    written through. The store's own path is the user's choice and may be a link."""
+    from studio.core.owned_dir import ForeignEntry, check_entry, check_folder
+
+    try:
+        if uri.startswith("sqlite:///"):
+            database = Path(uri[len("sqlite:///"):])
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                check_entry(database.with_name(database.name + suffix), "mlflow store")
+            check_entry(database.parent / "artifacts", "mlflow store", folder_ok=True)
+        elif uri.startswith("file:") or "://" not in uri:
+            from urllib.parse import unquote, urlparse
+
+            root = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri)
+            check_folder(root, "mlflow store")
+            if root.is_dir():
+                for experiment in sorted(root.iterdir()):
+                    check_folder(experiment, "mlflow store")
+    except ForeignEntry as exc:
+        raise TrackingError(f"mlflow {uri}: {exc}") from None
 
 
 def _is_http(uri: str) -> bool:
@@ -140,7 +166,9 @@ class RunTracker:
         try:
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_experiment(self.experiment)
-            config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            from studio.core.owned_dir import read_json
+
+            config = read_json(run_dir / "config.json")
             tags = {"studio.run_dir": str(run_dir.resolve()), "studio.graph": config["graph"]["name"]}
             name = run_dir.name
             if run_dir.parent.name == "folds":  # a walk-forward fold: named and tagged with its whole
@@ -184,8 +212,8 @@ class RunTracker:
             if record.get("walk_forward"):
                 mlflow.set_tag("studio.walk_forward", run_dir.name)
             mlflow.set_tag("studio.status", record.get("status", ""))
-            for path in sorted(run_dir.iterdir()):
-                if path.is_file() and path.name not in ("checkpoint.pt", LOCK_FILE):
+            for path in sorted(run_dir.iterdir()):  # the run's own files: a link there is never followed
+                if not path.is_symlink() and path.is_file() and path.name not in ("checkpoint.pt", LOCK_FILE):
                     mlflow.log_artifact(str(path))
             mlflow.end_run("FINISHED" if record.get("status") != "failed" else "FAILED")
             self.run = None

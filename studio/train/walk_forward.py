@@ -25,7 +25,6 @@ walk-forward run resumed after a kill ends with the same records as one that was
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -36,12 +35,13 @@ from typing import Any
 import numpy as np
 
 from studio.core.document import Graph
-from studio.core.graph_file import load_graph, save_graph
+from studio.core.graph_file import dumps_graph, load_graph
+from studio.core.owned_dir import ForeignEntry, owned_file, owned_writer, read_json
 from studio.data.dataset import CrossSectionData, DataConfig
 from studio.data.splits import Splits, walk_forward
 from studio.metrics import summarize
 from studio.train.config import SourceSpec, TrainConfig
-from studio.train.records import RunWriter, read_run
+from studio.train.records import RunWriter, check_run_folder, read_run
 from studio.train.run_lock import RunInUse, RunLock, held_by
 from studio.train.sources import LoadedData, graph_fingerprint, load_source
 
@@ -149,11 +149,16 @@ class WalkForward:
         from studio.train.engine import _data_config
 
         run_dir = Path(run_dir)
+        try:  # a walk-forward from someone else: nothing in it (or in its folds' folder) followed out of it
+            check_run_folder(run_dir)
+            check_run_folder(run_dir / "folds")
+        except ForeignEntry as exc:
+            raise WalkForwardError(str(exc)) from None
         owner = held_by(run_dir)
         if owner is not None:
             raise WalkForwardError(str(RunInUse(run_dir, owner)))
         try:
-            config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            config = read_json(run_dir / "config.json")
             settings = config["walk_forward"]
             graph = load_graph(run_dir / "graph.json")
             plan = [Splits(*(np.asarray(fold[name], dtype=np.int64) for name in ("train", "valid", "test")),
@@ -187,12 +192,13 @@ class WalkForward:
         self._prepare()
         if resume:
             writer = RunWriter(self.run_dir)
-            if self.loaded.fingerprint() != json.loads((writer.path / "config.json").read_text())["data"]["hash"]:
+            if self.loaded.fingerprint() != read_json(writer.path / "config.json")["data"]["hash"]:
                 raise WalkForwardError(f"{writer.path}: cannot resume: the data differ from the run's")
         else:
             writer = RunWriter.create(self.out_dir, f"{self.graph.name}-wf{self.folds}")
             locks.append(_own(writer.path))
-            save_graph(self.graph, writer.path / "graph.json", stamp_version=False)
+            writer.write_text("graph.json", dumps_graph(self.graph))
+            self.graph.path = writer.path / "graph.json"
             writer.write_json("config.json", self._config())  # last: a directory with config.json resumes
         self.run_dir = writer.path
         folds_dir = writer.path / "folds"
@@ -211,6 +217,7 @@ class WalkForward:
                 fold_resume = True
             else:
                 if fold_dir.exists():  # made but killed before its run started: nothing in it to keep
+                    _check_fold(fold_dir)
                     for leftover in sorted(fold_dir.rglob("*"), reverse=True):
                         leftover.unlink() if leftover.is_file() else leftover.rmdir()
                     fold_dir.rmdir()
@@ -250,7 +257,8 @@ class WalkForward:
                                  "best_epoch": run["metrics"]["best_epoch"],
                                  "test": run["metrics"]["splits"]["test"],
                                  "first": str(panel.dates[splits.test[0]]), "last": str(panel.dates[splits.test[-1]])})
-            frame = pd.read_parquet(fold_dir / "predictions.parquet")
+            with owned_file(fold_dir / "predictions.parquet") as fh:
+                frame = pd.read_parquet(fh)
             frame = frame[frame["split"] == "test"]
             frame = frame.assign(fold=k)
             frames.append(frame)
@@ -276,7 +284,8 @@ class WalkForward:
             metrics["splits"]["test"] = summary
             predictions = pd.concat(frames, ignore_index=True)
             predictions["split"] = predictions["split"].astype(str).astype("category")
-            predictions.to_parquet(writer.path / "predictions.parquet", index=False)
+            with owned_writer(writer.path / "predictions.parquet", binary=True) as fh:
+                predictions.to_parquet(fh, index=False)
             rows = [{"date": str(panel.dates[d]), "split": "test",
                      **{key: float(daily[key][i]) for key in ("ic", "rank_ic", "long", "short", "long_short",
                                                                "turnover")}}
@@ -290,15 +299,22 @@ class WalkForward:
 def _fold_status(fold_dir: Path) -> str | None:
     """The status in a fold's metrics.json, or None when it has none (not run, or killed in its run)."""
     try:
-        return json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError):
+        return read_json(fold_dir / "metrics.json").get("status")
+    except (OSError, ValueError, AttributeError):
         return None
+
+
+def _check_fold(fold_dir: Path) -> None:
+    try:
+        check_run_folder(fold_dir)
+    except ForeignEntry as exc:
+        raise WalkForwardError(str(exc)) from None
 
 
 def _own(run_dir: Path) -> RunLock:
     try:
         return RunLock.acquire(run_dir)
-    except RunInUse as exc:
+    except (RunInUse, ForeignEntry) as exc:
         raise WalkForwardError(str(exc)) from None
 
 
