@@ -353,3 +353,69 @@ def test_an_mlflow_store_with_a_planted_link_is_refused(tmp_path, planted):
         assert victim.read_text() == VICTIM_TEXT
     else:
         assert list(victim.iterdir()) == []
+
+
+# ---- as the studio's user meets them ----------------------------------------------------------------
+
+def test_the_runs_table_lists_the_run_but_not_one_whose_records_are_links_outside(qtbot, killed_run, tmp_path):
+    """A runs folder with someone's run whose config.json and metrics.jsonl point outside (a file of the
+    user's that happens to be JSON): the table lists the user's own run only, and draws nothing from
+    outside."""
+    import shutil
+
+    from studio.gui.runs import RunsWidget
+
+    folder = tmp_path / "runs"
+    own = folder / killed_run.name
+    shutil.copytree(killed_run, own)
+    foreign = folder / "20200101-000000-foreign"
+    shutil.copytree(killed_run, foreign)
+    private = tmp_path / "private.json"
+    private.write_text((own / "config.json").read_text())
+    (foreign / "config.json").unlink()
+    os.symlink(private, foreign / "config.json")
+    os.mkfifo(tmp_path / "pipe")
+    (foreign / "metrics.jsonl").unlink()
+    os.symlink(tmp_path / "pipe", foreign / "metrics.jsonl")
+
+    runs = RunsWidget(folder)
+    qtbot.addWidget(runs)
+    runs.resize(1280, 500)
+    runs.show()
+    runs.refresh()
+
+    assert [row["path"] for row in runs.rows] == [own]
+    assert runs._epoch_curve(foreign) is None  # the FIFO behind the link is neither followed nor waited on
+
+
+def test_a_studio_starting_after_a_crash_offers_no_autosave_planted_as_a_link(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from studio.gui.main_window import MainWindow
+    from studio.gui.recovery import LOCK_NAME, SUFFIX, Recovery
+    from studio.gui.recovery_dialog import RecoveryDialog, offer_recovery
+    from studio.nodes import default_registry
+
+    graph = load_graph(GRAPHS / "default.json")
+    graph.description = "someone else's file, not this studio's autosave"
+    from studio.core.graph_file import dumps_graph
+
+    outside = tmp_path / f"outside{SUFFIX}"
+    outside.write_text(_recovery_record(dumps_graph(graph)))
+    session = tmp_path / "recovery" / "12345-abcd"  # a dead studio's session: nobody holds its lock
+    session.mkdir(parents=True)
+    (session / LOCK_NAME).write_text("12345\n")
+    os.symlink(outside, session / f"0123456789abcdef{SUFFIX}")
+    shown: list = []
+    monkeypatch.setattr(RecoveryDialog, "exec", lambda self: shown.append(self) or 0)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+
+    window = MainWindow(default_registry(), GRAPHS, settings=QSettings(str(tmp_path / "s.ini"),
+                                                                       QSettings.Format.IniFormat),
+                        recovery=Recovery(tmp_path / "recovery"))
+    qtbot.addWidget(window)
+    offer_recovery(window)
+
+    assert shown == []  # nothing offered: the only "autosave" was a link out of the recovery folder
+    assert outside.read_text() == _recovery_record(dumps_graph(graph))
