@@ -419,3 +419,15 @@ def test_a_studio_starting_after_a_crash_offers_no_autosave_planted_as_a_link(qt
 
     assert shown == []  # nothing offered: the only "autosave" was a link out of the recovery folder
     assert outside.read_text() == _recovery_record(dumps_graph(graph))
+
+
+def test_reproduce_refuses_a_run_whose_weights_link_outside(run_copy, capsys):
+    elsewhere = run_copy.parent / "someone-elses.pt"
+    elsewhere.write_bytes(b"not the run's weights")
+    (run_copy / "model.pt").unlink(missing_ok=True)
+    os.symlink(elsewhere, run_copy / "model.pt")
+
+    code = main(["reproduce", str(run_copy)])
+
+    assert code == 2
+    assert f"run {run_copy}: model.pt is a symbolic link" in _one_line(capsys.readouterr().err)

@@ -83,13 +83,19 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     import torch
 
     from studio.core.graph_file import GraphFileError, load_graph
+    from studio.core.owned_dir import ForeignEntry
     from studio.data.panel import DataError
     from studio.train.config import ConfigError, SourceSpec, TrainConfig
     from studio.train.engine import Trainer, TrainingError, _data_config, given_splits
+    from studio.train.records import check_run_folder
     from studio.train.run_lock import RunInUse, held_by
     from studio.train.sources import load_source
 
     run_dir = Path(run_dir)
+    try:  # a run folder from someone else: none of its files (model.pt included) read through a link
+        check_run_folder(run_dir)
+    except ForeignEntry as exc:
+        raise ReproduceError(str(exc)) from None
     owner = held_by(run_dir)
     if owner is not None:  # its figures are not final while it runs
         raise ReproduceError(str(RunInUse(run_dir, owner)))
