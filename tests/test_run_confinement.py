@@ -431,3 +431,20 @@ def test_reproduce_refuses_a_run_whose_weights_link_outside(run_copy, capsys):
 
     assert code == 2
     assert f"run {run_copy}: model.pt is a symbolic link" in _one_line(capsys.readouterr().err)
+
+
+def test_a_hard_link_planted_as_the_lock_is_not_written_in_place(run_copy):
+    """run.lock is written in place (the owner's process id): as a hard link to a file outside it would
+    overwrite that file, so it is refused; the saves, which rename, break a hard link instead."""
+    victim = run_copy.parent / "victim.json"
+    victim.write_text(VICTIM_TEXT)
+    (run_copy / LOCK_FILE).unlink(missing_ok=True)
+    os.link(victim, run_copy / LOCK_FILE)
+    with pytest.raises(ForeignEntry, match=re.escape("run.lock is a hard link (2 names of one file)")):
+        RunLock.acquire(run_copy)
+    (run_copy / "metrics.jsonl").unlink()
+    os.link(victim, run_copy / "metrics.jsonl")
+    with pytest.raises(ForeignEntry, match=re.escape("metrics.jsonl is a hard link")):
+        RunWriter(run_copy).append_jsonl("metrics.jsonl", {"epoch": 3})
+    RunWriter(run_copy).write_jsonl("metrics.jsonl", [{"epoch": 1}])  # renamed over the name: the link breaks
+    assert victim.read_text() == VICTIM_TEXT

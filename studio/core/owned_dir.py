@@ -123,6 +123,10 @@ def open_owned(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int
         os.close(fd)
         raise
     problem = kind_of(info.st_mode) or ("a folder, not a file" if stat.S_ISDIR(info.st_mode) else None)
+    if not problem and flags & (os.O_WRONLY | os.O_RDWR) and info.st_nlink > 1:
+        # written in place (an append, the lock's process id), a hard link would carry the write to the
+        # file's other names, which may be outside the folder; atomic saves rename and never write in place
+        problem = f"a hard link ({info.st_nlink} names of one file)"
     if problem:
         os.close(fd)
         raise ForeignEntry(path, problem, what)
