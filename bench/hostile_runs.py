@@ -7,7 +7,8 @@ Three families of attacks, each through the command line (``studio.cli.main``, i
   of its entries (``checkpoint.pt -> ../created.bin``, ``metrics.jsonl -> ../victim.json``, ...), a FIFO,
   a link to a folder, or a hard link; then ``studio train --resume RUN``. Counted: refused in one line,
   and files outside the run folder written or created. (A hard link is no way out: a save replaces the
-  entry by a rename, so a resume may go on with the file outside untouched.)
+  entry by a rename, so a resume may go on with the file outside untouched; run.lock, written in place,
+  is refused as a hard link.) The same for a sweep folder's entries and ``studio sweep --resume DIR``.
 - **checkpoint**: the same run's ``checkpoint.pt`` (``train --resume``) and a finished run's
   ``checkpoint.pt`` or ``model.pt`` (``studio reproduce``) truncated, emptied, replaced by random bytes or a
   folder, a pickle of a class whose unpickling would create a marker file, or edited (epoch 10^9, a
@@ -188,7 +189,8 @@ def run_folder_attacks(tally: Tally, base: Path, work: Path) -> None:
                ("run.lock a FIFO", "run.lock", "fifo"),
                ("checkpoint.pt -> a FIFO outside", "checkpoint.pt", "link-fifo"),
                ("checkpoint.pt hard link to outside", "checkpoint.pt", "hardlink"),
-               ("metrics.jsonl hard link to outside", "metrics.jsonl", "hardlink")]
+               ("metrics.jsonl hard link to outside", "metrics.jsonl", "hardlink"),
+               ("run.lock hard link to outside", "run.lock", "hardlink")]
     for n, (name, entry, how) in enumerate(plants):
         case = work / f"folder-{n}"
         run = case / "run"
@@ -218,6 +220,38 @@ def run_folder_attacks(tally: Tally, base: Path, work: Path) -> None:
         # a hard link is no way out: saves replace the entry (a rename), so a resume may go on, the file
         # outside untouched; anything else planted must be refused
         tally.record("run folder", name, code, err, outside=outside, expect_ok=how == "hardlink")
+
+
+def sweep_folder_attacks(tally: Tally, work: Path) -> None:
+    """A sweep folder with a link or a FIFO planted at one of its entries, then ``studio sweep --resume``."""
+    from studio.train.sweep import Sweep, load_spec
+
+    spec = work / "sweep-spec.json"
+    spec.write_text(json.dumps({"name": "tiny", "graphs": [str(GRAPH)], "seeds": 1,
+                                "training": {"epochs": 1, "patience": 0, "threads": 1},
+                                "data": {"synthetic": SMALL}}))
+    entries = ["spec.json", "trials.json", "trials.csv", "summary.csv", "run.lock", "sweep.log", "runs"]
+    plants = [(f"{entry} -> ../victim", entry, "link-victim") for entry in entries]
+    plants += [("trials.json a FIFO", "trials.json", "fifo"), ("run.lock hard link to outside", "run.lock",
+                                                                 "hardlink")]
+    for n, (name, entry, how) in enumerate(plants):
+        case = work / f"sweep-{n}"
+        sweep = Sweep.create(load_spec(spec), case)
+        victim = case / "victim"
+        victim.write_text(VICTIM_TEXT)
+        target = sweep.path / entry
+        target.unlink(missing_ok=True)
+        if how == "link-victim":
+            target.symlink_to(Path("..") / "victim")
+        elif how == "fifo":
+            os.mkfifo(target)
+        else:
+            os.link(victim, target)
+        before = snapshot(case, sweep.path)
+        code, err = run_cli(["sweep", "--resume", str(sweep.path), "-q"])
+        after = snapshot(case, sweep.path)
+        outside = sum(1 for k in set(before) | set(after) if before.get(k) != after.get(k))
+        tally.record("sweep", name, code, err, outside=outside)
 
 
 # ---- checkpoint tampering ------------------------------------------------------------------------------
@@ -532,6 +566,7 @@ def main_bench() -> int:
         with contextlib.redirect_stderr(io.StringIO()):
             stopped, finished = stopped_run(work / "made"), finished_run(work / "made")
         run_folder_attacks(tally, stopped, work)
+        sweep_folder_attacks(tally, work)
         checkpoint_attacks(tally, stopped, finished, work)
         tmpfs = disk_full_attacks(tally, work)
     if tmpfs is not None:
@@ -543,6 +578,7 @@ def main_bench() -> int:
                "tracebacks": c["tracebacks"], "hangs": c["hangs"], "other": c["other"],
                "files_written_outside": c["files_written_outside"], "partial_outputs": c["partial_outputs"],
                "code_ran": c["code_ran"], "run_folder_attacks": c["run folder_attacks"],
+               "sweep_folder_attacks": c["sweep_attacks"],
                "checkpoint_attacks": c["checkpoint_attacks"], "disk_full_attacks": c["disk full_attacks"],
                "real_tmpfs": tmpfs is None, "seconds": round(time.perf_counter() - started, 1)}
     print(f"{summary['attacks']} attacks: {summary['refused_one_line']} refused in one line, "
