@@ -448,3 +448,26 @@ def test_a_hard_link_planted_as_the_lock_is_not_written_in_place(run_copy):
         RunWriter(run_copy).append_jsonl("metrics.jsonl", {"epoch": 3})
     RunWriter(run_copy).write_jsonl("metrics.jsonl", [{"epoch": 1}])  # renamed over the name: the link breaks
     assert victim.read_text() == VICTIM_TEXT
+
+
+def test_resume_of_a_walk_forward_with_a_link_planted_in_a_fold_is_refused_before_any_data_loads(
+        run_copy, tmp_path, capsys):
+    import shutil
+
+    walk = tmp_path / "wf"
+    fold = walk / "folds" / "fold-1"
+    shutil.copytree(run_copy, fold)
+    config = json.loads((run_copy / "config.json").read_text())
+    config.update(kind="walk_forward", walk_forward={"plan": [], "expanding": False})
+    (walk / "config.json").write_text(json.dumps(config))
+    shutil.copy(run_copy / "graph.json", walk / "graph.json")
+    victim = tmp_path / "victim.json"
+    victim.write_text(VICTIM_TEXT)
+    (fold / "metrics.jsonl").unlink()
+    os.symlink(victim, fold / "metrics.jsonl")
+
+    code = main(["train", "--resume", str(walk), "--quiet"])
+
+    assert code == 2
+    assert f"run {fold}: metrics.jsonl is a symbolic link" in _one_line(capsys.readouterr().err)
+    assert victim.read_text() == VICTIM_TEXT

@@ -149,9 +149,12 @@ class WalkForward:
         from studio.train.engine import _data_config
 
         run_dir = Path(run_dir)
-        try:  # a walk-forward from someone else: nothing in it (or in its folds' folder) followed out of it
+        try:  # a walk-forward from someone else: nothing in it (its folds' folder, each fold) followed out of it
             check_run_folder(run_dir)
             check_run_folder(run_dir / "folds")
+            if (run_dir / "folds").is_dir():
+                for fold_dir in sorted((run_dir / "folds").iterdir()):
+                    check_run_folder(fold_dir)
         except ForeignEntry as exc:
             raise WalkForwardError(str(exc)) from None
         owner = held_by(run_dir)
