@@ -5,6 +5,7 @@ work files left behind. (tests/test_importer.py runs every policy test through t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,27 @@ def test_many_buckets_of_one_symbol_each(tmp_path):
     path = long_file(tmp_path / "bars.csv")
     memory = load_bars(path, cache=False)
     assert_same_panel(memory, on_disk([path], tmp_path, "d", 64, source=memory.source))
+
+
+def test_a_mapped_cache_entry_linked_elsewhere_is_not_read_through_and_is_rebuilt_in_its_place(
+        tmp_path, monkeypatch, isolated_cache):
+    # someone plants imports/<key> -> a folder of their own holding a whole panel of other numbers: the
+    # import neither reads it nor writes into it; the link is replaced by the real entry
+    monkeypatch.setenv("STUDIO_ON_DISK_ABOVE_MB", "0")
+    path = long_file(tmp_path / "bars.csv")
+    first = import_bars(path)
+    entry = first.cache_file
+    planted = tmp_path / "planted"
+    entry.rename(planted)
+    values = planted / "values.npy"
+    doctored = np.load(values, mmap_mode="r+")
+    doctored[:] = 123.0
+    doctored.flush()
+    del doctored
+    before = {p.name: p.read_bytes() for p in planted.iterdir()}
+    os.symlink(planted, entry)
+    again = import_bars(path)
+    assert not again.from_cache
+    assert not entry.is_symlink() and entry.is_dir()
+    assert_same_panel(in_memory(path), again.panel)
+    assert {p.name: p.read_bytes() for p in planted.iterdir()} == before

@@ -291,8 +291,8 @@ def read_cached(folder: Path) -> BarPanel | None:
     from studio.core.owned_dir import read_json
 
     meta_file = folder / "panel.json"
-    if not os.path.lexists(meta_file):
-        return None
+    if folder.is_symlink() or not os.path.lexists(meta_file):
+        return None  # an entry linked elsewhere is not read through (it is rebuilt in its place)
     try:  # inside the cache only: a link or a special file planted as panel.json is refused (ForeignEntry)
         meta = read_json(meta_file, what="cache")
         if meta.get("format") != PANEL_FORMAT:
@@ -333,7 +333,9 @@ def import_to_cache(files: list[Path], config: ImportConfig, source: str, folder
         meta = panel_description(panel)
         try:
             (work / "panel.json").write_text(json.dumps(meta), encoding="utf-8")
-            if folder.exists() and not (folder / "panel.json").is_file():
+            if folder.is_symlink():  # planted: the link goes, never what it points to
+                folder.unlink()
+            elif folder.exists() and not (folder / "panel.json").is_file():
                 shutil.rmtree(folder, ignore_errors=True)  # a folder without its description is not whole
             with contextlib.suppress(OSError):  # another import put its whole entry there first
                 os.rename(work, folder)
