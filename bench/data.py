@@ -31,7 +31,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from studio.data.importer import DataError, import_bars
+from studio.data.importer import DataError
+from studio.data.load import import_bars
 
 ROOT = Path(__file__).resolve().parent.parent
 US_BARS = ROOT.parent / "shared" / "data" / "us_stocks_5min"

@@ -75,7 +75,7 @@ def child_import(folder: Path) -> dict:
     import numpy as np
 
     from studio.data import store
-    from studio.data.importer import import_bars
+    from studio.data.load import import_bars
 
     t = time.perf_counter()
     result = import_bars(folder)

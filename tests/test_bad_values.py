@@ -14,7 +14,8 @@ import pytest
 from studio.cli import main
 from studio.data import sample_reasons
 from studio.data.dataset import CrossSectionData, DataConfig
-from studio.data.importer import ABSURD_VALUE_COUNTS, load_bars
+from studio.data.importer import ABSURD_VALUE_COUNTS
+from studio.data.load import load_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 N_STOCKS, N_DAYS, BARS = 12, 40, 6

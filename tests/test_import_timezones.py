@@ -13,7 +13,8 @@ import pytest
 
 from studio.cli import main
 from studio.data import importer
-from studio.data.importer import DataError, ImportConfig, load_bars
+from studio.data.importer import DataError, ImportConfig
+from studio.data.load import load_bars
 
 US = Path(__file__).resolve().parents[2] / "shared" / "data" / "us_stocks_5min"
 #: three symbols: one with extended-hours bars, both daylight-saving changes of 2025-26 inside

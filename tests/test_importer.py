@@ -15,8 +15,9 @@ import pytest
 from studio.cli import main
 from studio.data import cache as data_cache
 from studio.data import importer
-from studio.data.importer import DataError, ImportConfig, import_bars, load_bars
+from studio.data.importer import DataError, ImportConfig
 from studio.data.labels import panel_labels
+from studio.data.load import import_bars, load_bars
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 US = DATA / "us_stocks_5min"

@@ -369,3 +369,15 @@ def test_events_for_programs_are_json_lines_on_stdout_and_a_closed_pipe_stops_th
     (gone,) = (tmp_path / "gone").iterdir()
     (trial,) = json.loads((gone / "trials.json").read_text())
     assert trial["status"] == "pending"  # stopped after its batch: runs again on resume
+
+
+def test_an_executor_is_named_by_its_module_and_function_and_imported_only_when_run(monkeypatch):
+    from studio.train import sweep as sweep_module
+
+    assert sweep_module.executor_function("local") is sweep_module.run_local
+    assert sweep_module.EXECUTORS["ray"].target == "studio.train.sweep_ray:run_on_ray"
+    # an executor whose package is not installed says what to install, in one line
+    monkeypatch.setitem(sweep_module.EXECUTORS, "elsewhere",
+                        sweep_module.SweepExecutor("studio.train.no_such_executor:run", needs="X: pip install x"))
+    with pytest.raises(SweepError, match=r"^the elsewhere executor needs X: pip install x$"):
+        sweep_module.executor_function("elsewhere")

@@ -237,3 +237,26 @@ def test_a_trial_whose_ray_worker_dies_is_failed_and_the_other_finishes(tmp_path
     assert by_seed[1].status == "failed"
     assert by_seed[1].message.startswith("the Ray trial failed (") and "\n" not in by_seed[1].message
     assert [t.status for t in sorted(Sweep.open(sweep.path).trials, key=lambda t: t.seed)] == ["finished", "failed"]
+
+
+def test_importing_the_tune_search_sets_no_environment_variable():
+    from studio.train.sweep_tune import TUNE_ENVIRONMENT
+
+    clean = {k: v for k, v in os.environ.items() if k not in TUNE_ENVIRONMENT}
+    code = ("import os, studio.train.sweep_tune as tune_search; "
+            "print(sorted(k for k in tune_search.TUNE_ENVIRONMENT if k in os.environ))")
+    done = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_tune_environment_holds_for_the_search_only(monkeypatch):
+    from studio.train.sweep_tune import TUNE_ENVIRONMENT, _tune_environment
+
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    monkeypatch.setenv("TUNE_DISABLE_SIGINT_HANDLER", "0")  # the user's own value is kept
+    with _tune_environment():
+        assert os.environ["RAY_AIR_NEW_OUTPUT"] == TUNE_ENVIRONMENT["RAY_AIR_NEW_OUTPUT"] == "0"
+        assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "0"
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ
+    assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "0"

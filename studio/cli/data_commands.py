@@ -54,7 +54,8 @@ def load_source(source: str, args: argparse.Namespace) -> tuple[object, str]:
             raise CliError("the synthetic market is not available in this build (studio.data.synthetic is "
                            "missing)") from None
         return generate(SyntheticConfig()).panel, "generated"
-    from studio.data.importer import DataError, import_bars
+    from studio.data.importer import DataError
+    from studio.data.load import import_bars
 
     config = import_config(args)
     try:

@@ -14,6 +14,7 @@ from studio.cli.errors import CliError
 from studio.cli.output import control
 from studio.cli.table import format_table
 from studio.core.text import columns, cut_to_columns, printable
+from studio.train.sweep import EXECUTORS
 
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="trials at once (default: one per two cores)")
     p.add_argument("--out", default="sweeps", metavar="DIR", help="where sweep directories go (default sweeps/)")
     p.add_argument("--resume", metavar="SWEEP_DIR", help="run the trials of a sweep that did not finish")
-    p.add_argument("--executor", choices=("local", "ray"), default=None,
+    p.add_argument("--executor", choices=tuple(EXECUTORS), default=None,
                    help="where trials run (default: the spec's executor, else local)")
     p.add_argument("--address", metavar="RAY_ADDRESS",
                    help="join this Ray cluster (implies --executor ray; default: start a local Ray)")

@@ -33,17 +33,16 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.files import NO_ROOM, DiskFullError
+from studio.core.text import error_line
 from studio.data import importer, store
+from studio.data.bar_files import VALUE_FIELDS, is_parquet
 from studio.data.cache import PANEL_FORMAT, panel_description, panel_from_description
 from studio.data.importer import (
-    _VALUE_FIELDS,
     DataError,
     FileBars,
     FileInfo,
     ImportConfig,
     Rows,
-    _is_parquet,
-    _one_line,
     assemble,
     bars_from_table,
     file_rows,
@@ -64,7 +63,7 @@ CSV_BLOCK_BYTES = 1 << 22
 PARQUET_BATCH_ROWS = 1 << 20
 
 #: a row: its symbol code, stamp, values, and whether the stamp is a UTC instant (FileBars.utc)
-RECORD = np.dtype([("sym", "<i8"), ("secs", "<i8"), *((f, "<f8") for f in _VALUE_FIELDS), ("utc", "u1")])
+RECORD = np.dtype([("sym", "<i8"), ("secs", "<i8"), *((f, "<f8") for f in VALUE_FIELDS), ("utc", "u1")])
 
 
 def estimated_rows_bytes(files: list[Path]) -> int:
@@ -74,7 +73,7 @@ def estimated_rows_bytes(files: list[Path]) -> int:
     for f in files:
         size = f.stat().st_size
         name = f.name.lower()
-        factor = 8 if _is_parquet(f) else 6 if name.endswith((".gz", ".bz2", ".xz", ".zst")) else 1.5
+        factor = 8 if is_parquet(f) else 6 if name.endswith((".gz", ".bz2", ".xz", ".zst")) else 1.5
         total += int(size * factor)
     return total
 
@@ -99,7 +98,7 @@ def file_batches(path: Path, config: ImportConfig, as_text: bool = False):
     cols = resolve_columns(path, header, config)
     columns = sorted(set(cols.values()), key=header.index)
     try:
-        if _is_parquet(path):
+        if is_parquet(path):
             import pyarrow.parquet as pq
 
             source = pq.ParquetFile(path)
@@ -126,9 +125,9 @@ def file_batches(path: Path, config: ImportConfig, as_text: bool = False):
     except pa.ArrowInvalid as exc:
         if not as_text and "conversion error" in str(exc).lower():
             raise _TextFurtherDown from None
-        raise DataError(f"{path}: cannot read ({_one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read ({error_line(exc)})") from None
     except Exception as exc:
-        raise DataError(f"{path}: cannot read ({_one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read ({error_line(exc)})") from None
 
 
 class _TextFurtherDown(Exception):
@@ -154,7 +153,7 @@ class BucketWriter:
     def append(self, sym: np.ndarray, secs: np.ndarray, vals: dict[str, np.ndarray], utc: bool = False) -> None:
         records = np.empty(len(sym), RECORD)
         records["sym"], records["secs"], records["utc"] = sym, secs, utc
-        for f in _VALUE_FIELDS:
+        for f in VALUE_FIELDS:
             records[f] = vals[f]
         which = sym % self.buckets
         order = np.argsort(which, kind="stable")  # file order kept within each bucket
@@ -255,7 +254,7 @@ def build_on_disk(files: list[Path], config: ImportConfig, source: str, values_f
             try:
                 for part in file_batches(path, config, as_text):
                     info = _add(info, part)
-                    sym, ok, vals = file_rows(part, symbol_index, _VALUE_FIELDS)
+                    sym, ok, vals = file_rows(part, symbol_index, VALUE_FIELDS)
                     tally[0] += len(sym)
                     tally[1] += part.rows_without_symbol
                     tally[2] += int((~ok).sum())
@@ -301,7 +300,7 @@ def read_cached(folder: Path) -> BarPanel | None:
         values = store.open_array(folder / "values.npy", shape, np.float32)  # a truncated file: its own error
         return panel_from_description(meta, values)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{meta_file}: a cached import that cannot be read ({_one_line(exc)}); delete "
+        raise DataError(f"{meta_file}: a cached import that cannot be read ({error_line(exc)}); delete "
                         f"{folder} and it is made again") from None
 
 

@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.data import cache as _cache
+from studio.data.bar_files import VALUE_FIELDS, is_parquet
 from studio.data.import_options import IMPORT_OPTIONS, ImportOption, import_option_names  # noqa: F401
 from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
 
@@ -87,7 +88,6 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "vol", "trade_volume", "shares"),
     "turnover": ("turnover", "amount", "amt", "dollar_volume", "traded_value", "turnover_value"),
 }
-_VALUE_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
 #: a finite price above this, or a volume / turnover above MAX_FLOW, is no market's: a bad value (a
 #: close of 1e308 would become inf in the float32 panel)
 MAX_PRICE = 1e9
@@ -315,10 +315,6 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s.\-]+", "_", str(name).strip().lower())
 
 
-def _is_parquet(path: Path) -> bool:
-    return path.name.lower().endswith((".parquet", ".pq"))
-
-
 def _one_line(exc: BaseException) -> str:
     from studio.core.text import error_line
 
@@ -328,7 +324,7 @@ def _one_line(exc: BaseException) -> str:
 def read_header(path: Path) -> list[str]:
     """The column names of a CSV or Parquet file."""
     try:
-        if _is_parquet(path):
+        if is_parquet(path):
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(path).names)
@@ -393,7 +389,7 @@ def resolve_columns(path: Path, header: list[str], config: ImportConfig) -> dict
 
 
 #: the fields a column mapping lists, in the order shown
-MAPPED_FIELDS = ("symbol", "datetime", "date", "time", *_VALUE_FIELDS)
+MAPPED_FIELDS = ("symbol", "datetime", "date", "time", *VALUE_FIELDS)
 
 
 def column_mapping(paths: str | os.PathLike | Sequence[str | os.PathLike],
@@ -592,7 +588,7 @@ def _integer_time_of_day(v: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.
 def _read_table(path: Path, columns: list[str]):
     import pyarrow as pa
 
-    if _is_parquet(path):
+    if is_parquet(path):
         import pyarrow.parquet as pq
 
         return pq.read_table(path, columns=columns, use_threads=False)
@@ -679,7 +675,7 @@ def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], 
         raise DataError(f"{path}: column {which!r} {text}") from None
 
     values = {}
-    for fld in _VALUE_FIELDS:
+    for fld in VALUE_FIELDS:
         if fld in cols:
             try:
                 values[fld] = _to_float(col(fld), path, cols[fld])
@@ -1630,7 +1626,7 @@ def _summary(counts: dict[str, int]) -> str:
 # ---- the entry points --------------------------------------------------------------------------
 
 @functools.cache
-def _code_digest() -> str:
+def code_digest() -> str:
     """A digest of the importer's code: an edited importer never reads panels cached by an older one."""
     try:
         data = Path(__file__).read_bytes() + Path(_cache.__file__).read_bytes()
@@ -1639,66 +1635,15 @@ def _code_digest() -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-@dataclass
-class ImportResult:
-    panel: BarPanel
-    files: list[Path]
-    #: the panel was read from the cache
-    from_cache: bool
-    #: the cache entry (None with the cache off)
-    cache_file: Path | None
-    #: a fresh import was written to the cache (False: the cache folder is not writable)
-    cached: bool = False
-
-
-def _describe_source(items: Iterable, files: list[Path]) -> str:
+def describe_source(items: Iterable, files: list[Path]) -> str:
+    """The panel's ``source``: what was asked for and how many files of which format it found."""
     items = [str(i) for i in items]
-    kinds = sorted({"Parquet" if _is_parquet(f) else "CSV" for f in files})
+    kinds = sorted({"Parquet" if is_parquet(f) else "CSV" for f in files})
     what = f"{_plural(len(files), '/'.join(kinds) + ' file')}"
     return f"{', '.join(items)} ({what})"
 
 
-def import_bars(paths: str | os.PathLike | Sequence[str | os.PathLike], config: ImportConfig | None = None,
-                *, cache: bool = True) -> ImportResult:
-    """Import bars (from the cache when the files and settings are unchanged); see the module doc.
-    Files whose rows would not fit in memory go through :mod:`studio.data.import_chunked` into a
-    memory-mapped panel."""
-    from studio.data import import_chunked
-    from studio.data import store as _store
-
-    config = config or ImportConfig()
-    files = find_files(paths, config)
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    source = _describe_source(items, files)
-    cache_file = None
-    if cache:
-        try:
-            prints = [_cache.file_fingerprint(f) for f in files]
-        except OSError as exc:
-            raise DataError(f"{getattr(exc, 'filename', None) or 'a file'}: cannot read "
-                            f"({exc.strerror or exc})") from None
-        settings = {**config.settings(), "code": _code_digest()}
-        cache_file = _cache.cache_path(_cache.cache_key(prints, settings, IMPORTER_VERSION))
-        # an import kept in memory is one Parquet file; one larger than memory a folder with its
-        # panel mapped (either holds the same panel)
-        on_disk_entry = cache_file.with_suffix("")
-        panel = import_chunked.read_cached(on_disk_entry) or _cache.read_panel(cache_file)
-        if panel is not None:
-            panel.source = source
-            return ImportResult(panel, files, True, on_disk_entry if _store.mapping(panel.values) is not None
-                                else cache_file, True)
-    if import_chunked.wants_disk(files):
-        entry = cache_file.with_suffix("") if cache_file is not None else None
-        panel = import_chunked.import_to_cache(files, config, source, entry)
-        written = entry is not None and (entry / "panel.json").is_file()
-        return ImportResult(panel, files, False, entry, written)
-    parts = _read_all(files, config)
-    panel = build_panel(parts, config, source)
-    written = cache_file is not None and _cache.write_panel(cache_file, panel)
-    return ImportResult(panel, files, False, cache_file, written)
-
-
-def load_bars(paths: str | os.PathLike | Sequence[str | os.PathLike], config: ImportConfig | None = None,
-              *, cache: bool = True) -> BarPanel:
-    """Import bars from CSV / Parquet files (a file, a folder or a list of them) into a BarPanel."""
-    return import_bars(paths, config, cache=cache).panel
+def import_in_memory(files: list[Path], config: ImportConfig, source: str) -> BarPanel:
+    """Read every file whole and build the panel in memory (the import of files that fit; the entry point,
+    studio.data.load.import_bars, decides)."""
+    return build_panel(_read_all(files, config), config, source)

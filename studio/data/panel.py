@@ -21,19 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.data import store
+from studio.data.errors import DataError  # noqa: F401  (re-exported: callers import it from here)
+
 PRICE_FEATURES = ("open", "high", "low", "close")
 FLOW_FEATURES = ("volume", "turnover")
-
-
-class DataError(Exception):
-    """Data that cannot be used as asked; the message is one line and names the file or field."""
-
-    def __init__(self, message: object = "") -> None:
-        from studio.core.text import one_line
-
-        # file names, symbols and features come from files: a newline in one must not break the line,
-        # nor a 100,000-character name fill the screen
-        super().__init__(one_line(message))
 
 
 @dataclass
@@ -88,8 +80,6 @@ class BarPanel:
     def daily_close(self) -> np.ndarray:
         """(D, S) closing price of each day; NaN where the symbol did not trade. For bars in a file, read
         a block of stocks at a time, handing the pages back (the last bar of each day touches every page)."""
-        from studio.data import store
-
         bars = self.day_bars("close")
         close = np.empty((self.n_days, self.n_symbols))
         step = max(1, (64 << 20) // max(1, self.n_days * self.bars_per_day * len(self.features) * 4))
@@ -109,8 +99,6 @@ class BarPanel:
         """A hash of the bars, trading flags, symbols, dates and layout (recorded with every run; keys the
         feature files made from the panel). Bars in a file are hashed once (studio.data.store.digest)."""
         import hashlib
-
-        from studio.data import store
 
         h = hashlib.sha256()
         h.update(store.digest(self.values).encode())

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.files import NO_ROOM, DiskFullError
-from studio.data.panel import DataError
+from studio.data.errors import DataError
 
 
 def create(path: str | os.PathLike[str], shape: tuple[int, ...], dtype=np.float32) -> np.memmap:

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -53,6 +52,7 @@ from studio.core.text import printable, status_line
 from studio.core.validation import validate
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
 from studio.metrics import MIN_DATES, sample_size
+from studio.train.config import LOSSES, OPTIMIZERS, TrainConfig
 
 _warmed = threading.Event()
 
@@ -209,7 +209,8 @@ class ImportDialog(QDialog):
     def inspect(self) -> bool:
         """Read the bars; show the mapping, sizes, notes and counts (or why they cannot be read)."""
         from studio.core.text import error_line
-        from studio.data.importer import ImportConfig, column_mapping, load_bars
+        from studio.data.importer import ImportConfig, column_mapping
+        from studio.data.load import load_bars
         from studio.data.panel import DataError
 
         self.described, self._described_for = None, None
@@ -365,8 +366,8 @@ class TrainingPanel(QWidget):
         self.lr.setSingleStep(1e-4)
         self.lr.setValue(2e-3)
         self.loss, self.optimizer, self.device = QComboBox(), QComboBox(), QComboBox()
-        self.loss.addItems(["ic", "mse", "rank"])
-        self.optimizer.addItems(["adam", "adamw", "sgd"])
+        self.loss.addItems(sorted(LOSSES, key=lambda name: name != TrainConfig.loss))  # the default first
+        self.optimizer.addItems(sorted(OPTIMIZERS, key=lambda name: name != TrainConfig.optimizer))
         self.device.addItems(["auto", "cpu", "cuda"])
         for label, widget, tip in (
             ("epochs", self.epochs, "passes over the training dates"),
@@ -566,10 +567,9 @@ class TrainingPanel(QWidget):
             self.status.setText(reason)
             # where the user looks: the status bar, and the training panel brought to the front
             self.window.statusBar().showMessage(reason, 15000)
-            dock = getattr(self.window, "training_dock", None)
-            if dock is not None:
-                dock.show()
-                dock.raise_()
+            dock = self.window.docks["training"]
+            dock.show()
+            dock.raise_()
             return False
         self.worker = TrainingWorker(self.training_graph(), self.source_spec(), self.train_config(), self.runs_dir,
                                      self)
@@ -648,18 +648,10 @@ class TrainingPanel(QWidget):
             then()
 
 
-def install_training(window) -> None:
-    """The training panel, the plots, the runs table and the queue as docks of the main window."""
-    from PySide6.QtCore import Qt
-
-    from studio.gui.plots import PlotsWidget
-    from studio.gui.queue import QueueWidget
-    from studio.gui.runs import RunsWidget
-
-    panel = TrainingPanel(window)
-    plots = PlotsWidget(window)
-    runs = RunsWidget(panel.runs_dir, window)
-    queue = QueueWidget(window, panel)
+def wire_training(window) -> None:
+    """Connect the training panel, the plots, the runs table and the queue (their docks are declared
+    in studio.gui.docks and made by the window) and add the Train menu's actions."""
+    panel, plots, runs, queue = window.training, window.plots, window.runs, window.queue
     queue.trialDone.connect(runs.refresh)  # queued runs land in the runs table as they finish
     panel.record.connect(plots.add_record)
     panel.record.connect(lambda record: record["kind"] == "done" and runs.refresh())
@@ -672,28 +664,9 @@ def install_training(window) -> None:
             window.statusBar().showMessage(f"{len(node_ids)} changed node(s) selected: {', '.join(node_ids)}", 10000)
 
     runs.highlightNodes.connect(highlight)
-    window.training, window.plots, window.runs, window.queue = panel, plots, runs, queue
-    docks = []
-    for title, widget, area in (("Training", panel, Qt.DockWidgetArea.RightDockWidgetArea),
-                                ("Plots", plots, Qt.DockWidgetArea.BottomDockWidgetArea),
-                                ("Runs", runs, Qt.DockWidgetArea.BottomDockWidgetArea),
-                                ("Queue", queue, Qt.DockWidgetArea.BottomDockWidgetArea)):
-        dock = QDockWidget(title, window)
-        dock.setObjectName(title)
-        dock.setWidget(widget)
-        window.addDockWidget(area, dock)
-        window.view_menu.addAction(dock.toggleViewAction())
-        docks.append(dock)
-    window.tabifyDockWidget(docks[1], docks[2])
-    window.tabifyDockWidget(docks[2], docks[3])
-    docks[1].raise_()
-    # the inspector above the training panel, both visible: watch a run and edit at once
-    window.splitDockWidget(window.inspector_dock, docks[0], Qt.Orientation.Vertical)
-    window.training_dock, window.plots_dock, window.runs_dock, window.queue_dock = docks
-    plots.setMinimumHeight(160)
     start = QAction("&Start Training", window)
     start.setShortcut(QKeySequence("Ctrl+R"))
-    start.triggered.connect(lambda: panel.start() and docks[0].raise_())
+    start.triggered.connect(lambda: panel.start() and window.docks["training"].raise_())
     stop = QAction("S&top Training", window)
     stop.setShortcut(QKeySequence("Ctrl+."))
     stop.triggered.connect(lambda: panel.stop())

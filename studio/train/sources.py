@@ -53,7 +53,8 @@ def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
         except (TypeError, ValueError) as exc:
             raise DataError(f"synthetic: {exc}") from None
         return LoadedData(fit_panel(market.panel, spec_of_graph, "the synthetic market"), market)
-    from studio.data.importer import import_config_from_options, load_bars
+    from studio.data.importer import import_config_from_options
+    from studio.data.load import load_bars
 
     try:
         config = import_config_from_options({}, base=spec.importer)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import importlib
 import itertools
 import json
 import math
@@ -34,17 +35,50 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.owned_dir import ForeignEntry, check_folder, owned_writer, read_json, write_owned
+from studio.metric_specs import objectives
 
 SPEC_KEYS = {"name", "graphs", "seeds", "grid", "training", "data", "objective", "executor", "workers", "resources",
              "search", "samples"}
 #: the distributions of a search: name -> number of bounds (None: a list of choices)
 SEARCH_KINDS = {"loguniform": 2, "uniform": 2, "int": 2, "choice": None}
 FINISHED = ("finished", "early_stopped", "time_limit")
-OBJECTIVES = ("ic", "rank_ic", "icir", "rank_icir", "annual_return", "sharpe")
+OBJECTIVES = objectives()
 
 
 class SweepError(Exception):
     """A spec or sweep directory that cannot be used; one line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class SweepExecutor:
+    """Where a sweep's trials run. ``target`` names the function, ``"module:function"`` (imported only
+    when a sweep runs on it, as a Recipe's target is), called as ``function(sweep, address=, workers=,
+    on_trial=, cancel=, on_progress=)`` -> the sweep's trials."""
+
+    target: str
+    #: what to install when the target's module cannot be imported ("": part of the studio itself)
+    needs: str = ""
+
+
+#: the executors a spec's ``executor`` and ``studio sweep --executor`` name
+EXECUTORS = {
+    "local": SweepExecutor("studio.train.sweep:run_local"),
+    "ray": SweepExecutor("studio.train.sweep_ray:run_on_ray", needs="Ray: pip install -e '.[scale]'"),
+}
+
+
+def executor_function(name: str):
+    """The function of the executor called ``name``; SweepError when its module needs a package not
+    installed."""
+    executor = EXECUTORS[name]
+    module_name, _, function_name = executor.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        if not executor.needs:
+            raise
+        raise SweepError(f"the {name} executor needs {executor.needs}") from None
+    return getattr(module, function_name)
 
 
 #: the files and folders of a sweep directory (sweep.log: the studio's queue; ray: Ray Tune's storage)
@@ -180,8 +214,8 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
         raise SweepError(f"{path}: objective: expects SPLIT.METRIC (split valid, test or train; metric one of "
                          f"{', '.join(OBJECTIVES)}), gets {objective!r}")
     executor = raw.get("executor", "local")
-    if executor not in ("local", "ray"):
-        raise SweepError(f"{path}: executor: expects local or ray, gets {executor!r}")
+    if executor not in EXECUTORS:
+        raise SweepError(f"{path}: executor: expects {' or '.join(EXECUTORS)}, gets {executor!r}")
     workers = raw.get("workers", 0)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise SweepError(f"{path}: workers: expects an integer >= 0, gets {workers!r}")
@@ -556,14 +590,9 @@ class Sweep:
             raise SweepError(str(exc)) from None
         try:
             check_sweep_folder(self.path)  # again, now that it is ours: nothing planted since it was opened
-            if (executor or ("ray" if address else self.spec.executor)) == "ray":
-                try:
-                    from studio.train.sweep_ray import run_on_ray
-                except ImportError:
-                    raise SweepError("the ray executor needs Ray: pip install -e '.[scale]'") from None
-
-                return run_on_ray(self, address, workers, on_trial, cancel, on_progress=on_progress)
-            return self._run_local(workers, on_trial, cancel, on_progress)
+            run_trials = executor_function(executor or ("ray" if address else self.spec.executor))
+            return run_trials(self, address=address, workers=workers, on_trial=on_trial, cancel=cancel,
+                              on_progress=on_progress)
         finally:
             lock.release()
 
@@ -670,3 +699,9 @@ class Sweep:
             frame = frame.sort_values(f"{self.spec.objective} mean", ascending=False, na_position="last",
                                       kind="stable")
         return frame
+
+
+def run_local(sweep: Sweep, address: str | None = None, workers: int = 0, on_trial=None, cancel=None,
+              on_progress=None) -> list[Trial]:
+    """The local executor: the trials in processes of this machine (``address`` is Ray's, unused here)."""
+    return sweep._run_local(workers, on_trial, cancel, on_progress)

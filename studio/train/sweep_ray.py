@@ -21,88 +21,18 @@ import json
 import math
 import os
 import threading
-import time
 
 import ray
 
+from studio.train.ray_board import Board, Flag, RemoteBoard, RemoteEvent, take_record
 from studio.train.sweep import ProgressRelay, Sweep, SweepError, Trial, run_trial
-
-
-def _take_record(sweep: Sweep, by_id: dict, on_trial, relay: ProgressRelay, board, record: dict) -> None:
-    """A trial's record, come back from Ray: into the sweep's trials (a point a search sampled is a new
-    one), ``trials.json`` and the tables; its progress is over."""
-    relay.finished(record["id"])
-    if board is not None:
-        board.drop.remote(record["id"])
-    ours = by_id.get(record["id"])
-    if ours is None:  # a point the search sampled
-        ours = by_id[record["id"]] = Trial(**record)
-        sweep.trials.append(ours)
-    ours.__dict__.update(record)
-    if ours.status == "stopped":
-        ours.status = "pending"  # runs again on resume
-    sweep.save()
-    sweep.write_tables()
-    if on_trial is not None:
-        on_trial(ours)
-
-
-class _Flag:
-    """Set once, read from every trial (a Ray actor)."""
-
-    def __init__(self) -> None:
-        self.value = False
-
-    def set(self) -> None:
-        self.value = True
-
-    def is_set(self) -> bool:
-        return self.value
-
-
-class _Board:
-    """The running trials' progress, by trial id (a Ray actor): trials put, the sweep process reads."""
-
-    def __init__(self) -> None:
-        self.progress: dict[str, dict] = {}
-
-    def put(self, trial_id: str, info: dict) -> None:
-        self.progress[trial_id] = info
-
-    def drop(self, trial_id: str) -> None:
-        self.progress.pop(trial_id, None)
-
-    def snapshot(self) -> dict[str, dict]:
-        return dict(self.progress)
-
-
-class _RemoteBoard:
-    """What TrialProgress needs of a board (``board[trial_id] = info``), backed by the board actor: a call
-    it does not wait for."""
-
-    def __init__(self, board) -> None:
-        self.board = board
-
-    def __setitem__(self, trial_id: str, info: dict) -> None:
-        self.board.put.remote(trial_id, info)
-
-
-class _RemoteEvent:
-    """What run_trial needs of an event (``wait(timeout) -> bool``), backed by the Ray flag actor."""
-
-    def __init__(self, flag) -> None:
-        self.flag = flag
-
-    def wait(self, timeout: float) -> bool:
-        time.sleep(max(timeout, 0.5))  # a cluster round trip per half second, not per 0.2 s
-        return bool(ray.get(self.flag.is_set.remote()))
 
 
 def _trial_task(spec: dict, trial: dict, out: str, threads: int, flag, board) -> dict:
     """One trial as a Ray task: its record. A trial that begins after Ctrl-C returns at once, pending."""
     if ray.get(flag.is_set.remote()):
         return trial
-    return run_trial(spec, trial, out, threads, _RemoteEvent(flag), _RemoteBoard(board) if board is not None else None)
+    return run_trial(spec, trial, out, threads, RemoteEvent(flag), RemoteBoard(board) if board is not None else None)
 
 
 def _capacity(cpus: float, gpus: float) -> int:
@@ -186,8 +116,8 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
                 ray.shutdown()
             raise SweepError(f"resources: each trial asks for {need:g} {name}, and the Ray cluster has "
                              f"{total.get(name, 0.0):g}")
-    flag = ray.remote(num_cpus=0)(_Flag).remote()
-    board = ray.remote(num_cpus=0)(_Board).remote() if on_progress is not None else None
+    flag = ray.remote(num_cpus=0)(Flag).remote()
+    board = ray.remote(num_cpus=0)(Board).remote() if on_progress is not None else None
     relay = ProgressRelay(on_progress)
 
     watcher_done = threading.Event()
@@ -213,7 +143,7 @@ def run_on_ray(sweep: Sweep, address: str | None = None, workers: int = 0, on_tr
 
     try:
         if todo:  # the grid's trials, or the unfinished seeds of a search's points (on resume)
-            _run_tasks(sweep, todo, lambda record: _take_record(sweep, by_id, on_trial, relay, board, record), cancel,
+            _run_tasks(sweep, todo, lambda record: take_record(sweep, by_id, on_trial, relay, board, record), cancel,
                        flag, board, {"num_cpus": cpus, "num_gpus": gpus}, concurrent, threads)
         if samples_left and not (cancel is not None and cancel.is_set()):
             from studio.train.sweep_tune import run_search

@@ -7,22 +7,17 @@ objective so far after each; a Tune callback takes each seed's record into the s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from typing import Any
 
-# Tune's own progress tables would interleave with the sweep's lines: the sweep reports its trials
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# Ctrl-C is the sweep's: Tune's own handler would end the run abruptly (trials killed, exit 1) instead of
-# stopping every trial after its batch through the flag below
-os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-
 import ray
 from ray import tune
 
+from studio.train.ray_board import RemoteBoard, RemoteEvent, take_record
 from studio.train.sweep import ProgressRelay, Sweep, Trial, run_trial
-from studio.train.sweep_ray import _RemoteBoard, _RemoteEvent, _take_record
 
 #: the searches running in this process, by key: (sweep, trials by id, on_trial, relay, board). Tune pickles its
 #: callbacks with the experiment's state, so they hold only this key (and are module-level
@@ -39,7 +34,7 @@ class _Recorder(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
         if self.key not in _RUNS:
             return
-        _take_record(*_RUNS[self.key], json.loads(result["record"]))
+        take_record(*_RUNS[self.key], json.loads(result["record"]))
 
 
 def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag, board=None) -> None:
@@ -55,8 +50,8 @@ def _search_trainable(config: dict, spec: dict, out: str, threads: int, flag, bo
         if ray.get(flag.is_set.remote()):  # cancelled: the seeds left are not begun
             return
         trial = SweepSpec.trial_for(sweep_spec.graphs[0], point, seed)
-        record = run_trial(spec, trial.to_json(), out, threads, _RemoteEvent(flag),
-                           _RemoteBoard(board) if board is not None else None)
+        record = run_trial(spec, trial.to_json(), out, threads, RemoteEvent(flag),
+                           RemoteBoard(board) if board is not None else None)
         if record["objective"] is not None:
             values.append(record["objective"])
         mean = sum(values) / len(values) if values else math.nan
@@ -104,6 +99,26 @@ def evaluated_points(sweep: Sweep) -> tuple[list[dict], list[float]]:
     return points, rewards
 
 
+#: the environment Tune reads when a search starts (not at import): Tune's own progress tables would
+#: interleave with the sweep's lines (the sweep reports its trials), and Ctrl-C is the sweep's: Tune's own
+#: handler would end the run abruptly (trials killed, exit 1) instead of stopping every trial after its
+#: batch through the flag
+TUNE_ENVIRONMENT = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+
+
+@contextlib.contextmanager
+def _tune_environment():
+    """TUNE_ENVIRONMENT for the search's length (a value the user set is kept), restored after."""
+    added = [name for name in TUNE_ENVIRONMENT if name not in os.environ]
+    for name in added:
+        os.environ[name] = TUNE_ENVIRONMENT[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def run_search(sweep: Sweep, by_id: dict[str, Trial], on_trial, relay: ProgressRelay, board, flag,
                resources: dict[str, float], concurrent: int | None, threads: int, samples_left: int,
                points_done: int) -> None:
@@ -123,7 +138,8 @@ def run_search(sweep: Sweep, by_id: dict[str, Trial], on_trial, relay: ProgressR
                                         trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}", **tune_config),
             run_config=tune.RunConfig(name=name, storage_path=str((sweep.path / "ray").resolve()),
                                       callbacks=[_Recorder(key)], verbose=0))
-        return tuner.fit()
+        with _tune_environment():
+            return tuner.fit()
 
     try:
         trainable = tune.with_parameters(_search_trainable, spec=sweep.spec.to_json(), out=out, threads=threads,
