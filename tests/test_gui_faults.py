@@ -254,20 +254,20 @@ def test_docks_have_room_at_1280x800_and_the_layout_comes_back(qtbot, tmp_path, 
     w.open_file(GRAPHS / "default.json")
     w.finish_setup()
     qtbot.wait(50)
-    assert w.plots_dock.height() >= 150, w.plots_dock.height()
-    assert w.inspector_dock.height() >= 180 and w.training_dock.height() >= 140
-    assert w.tabifiedDockWidgets(w.inspector_dock) == [], "inspector and training are separate docks"
-    assert w.inspector_dock.isVisible() and w.training_dock.isVisible()
-    w.resizeDocks([w.plots_dock], [320], Qt.Orientation.Vertical)
+    assert w.docks["plots"].height() >= 150, w.docks["plots"].height()
+    assert w.docks["inspector"].height() >= 180 and w.docks["training"].height() >= 140
+    assert w.tabifiedDockWidgets(w.docks["inspector"]) == [], "inspector and training are separate docks"
+    assert w.docks["inspector"].isVisible() and w.docks["training"].isVisible()
+    w.resizeDocks([w.docks["plots"]], [320], Qt.Orientation.Vertical)
     qtbot.wait(20)
-    height = w.plots_dock.height()
+    height = w.docks["plots"].height()
     assert w.close()
     again = make_window(qtbot, tmp_path)
     again.show()
     qtbot.waitExposed(again)
     again.finish_setup()
     qtbot.wait(50)
-    assert abs(again.plots_dock.height() - height) <= 6, (again.plots_dock.height(), height)
+    assert abs(again.docks["plots"].height() - height) <= 6, (again.docks["plots"].height(), height)
     assert again.settings.value("window/geometry") is not None  # restored, and fitted to the screen
 
 
@@ -505,10 +505,10 @@ def test_cannot_train_is_said_where_the_user_looks(window, qtbot):  # noqa: F811
     window.finish_setup()
     tab = window.open_file(GRAPHS / "default.json")
     tab.document.edit("break", lambda g: g.nodes["head"].params.__setitem__("out_features", 2))
-    window.training_dock.hide()
+    window.docks["training"].hide()
     assert window.training.start() is False
     assert window.statusBar().currentMessage().startswith("Cannot train: ")
-    assert window.training_dock.isVisible()
+    assert window.docks["training"].isVisible()
     assert not window.training.stop_button.isEnabled()
     from PySide6.QtGui import QPalette
 

@@ -15,7 +15,7 @@ from tests.test_gui_training import window  # noqa: F401  (the fixture: a real w
 def test_queue_the_open_graph_with_seeds_and_watch_the_runs_arrive(window, qtbot):  # noqa: F811
     queue, runs = window.queue, window.runs
     window.open_file(GRAPHS / "default.json")
-    window.queue_dock.raise_()  # the Queue tab, as a person clicks it
+    window.docks["queue"].raise_()  # the Queue tab, as a person clicks it
     qtbot.waitUntil(queue.add_button.isVisible)
     queue.seeds.setValue(2)
     qtbot.mouseClick(queue.add_button, qtbot_button())

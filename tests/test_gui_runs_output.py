@@ -98,14 +98,14 @@ def test_the_runs_dock_fits_beside_the_training_panel_at_1280x800(window, qtbot)
         fake_run(Path(runs.folder), f"20261207-19454{i}-default", 1.0, two_days(0.01 * i))
     window.resize(1203, 752)  # the window on a 1280 x 800 screen
     window.settle_docks()
-    window.runs_dock.raise_()
+    window.docks["runs"].raise_()
     runs.refresh()
     runs.table.selectAll()
     qtbot.wait(50)
     # its controls (nine of them in one row) made it wider than the room under the canvas: the dock then
     # spread over the training panel beside it
     assert runs.minimumSizeHint().width() <= 600
-    assert runs.width() <= window.runs_dock.width()
+    assert runs.width() <= window.docks["runs"].width()
     # and the legend's two columns of run names made the chart wider than its view: its right side was cut
     assert len(runs.legend.items) == 3
     assert runs.chart.ci.size().width() <= runs.chart.viewport().width()
@@ -279,7 +279,7 @@ def test_palette_names_are_whole_at_1280x800(window, qtbot):  # noqa: F811
             if rect.left() + metrics.horizontalAdvance(item.text(0)) + 4 > tree.viewport().width():
                 cut.append(item.text(0))
     assert cut == []
-    assert window.palette_dock.width() < 0.25 * window.width(), "the canvas keeps most of the width"
+    assert window.docks["palette"].width() < 0.25 * window.width(), "the canvas keeps most of the width"
 
 
 def test_a_double_clicked_palette_node_lands_whole_in_the_view(window, qtbot):  # noqa: F811

@@ -197,7 +197,7 @@ def test_real_minute_bars_that_do_not_fit_are_said_before_start_and_each_fix_is_
 def test_start_progress_and_status_stay_in_view_when_the_panel_scrolls(window, qtbot):
     """Issue 24, item 6: scrolling the training panel took Start and the progress out of view."""
     panel = window.training
-    window.resizeDocks([window.inspector_dock, window.training_dock], [500, 230], Qt.Orientation.Vertical)
+    window.resizeDocks([window.docks["inspector"], window.docks["training"]], [500, 230], Qt.Orientation.Vertical)
     qtbot.wait(50)
     bar = panel.scroll.verticalScrollBar()
     assert bar.maximum() > 0, "the settings scroll in a short dock"
@@ -213,16 +213,16 @@ def test_the_split_between_inspector_and_training_comes_back(window, qtbot, tmp_
     window.resize(1203, 752)
     window._size_docks()
     qtbot.wait(50)
-    window.resizeDocks([window.inspector_dock, window.training_dock], [480, 220], Qt.Orientation.Vertical)
+    window.resizeDocks([window.docks["inspector"], window.docks["training"]], [480, 220], Qt.Orientation.Vertical)
     qtbot.wait(50)
-    inspector_height = window.inspector_dock.height()
+    inspector_height = window.docks["inspector"].height()
     window.save_layout()
     again = MainWindow(default_registry(), GRAPHS, settings=window.settings, recovery=Recovery(tmp_path / "again"))
     qtbot.addWidget(again)
     again.resize(1203, 752)
     again.show()
     again.finish_setup()
-    qtbot.waitUntil(lambda: abs(again.inspector_dock.height() - inspector_height) <= 4, timeout=3_000)
+    qtbot.waitUntil(lambda: abs(again.docks["inspector"].height() - inspector_height) <= 4, timeout=3_000)
 
 
 def test_quitting_while_a_large_model_trains_stops_the_run_within_seconds(window, qtbot):

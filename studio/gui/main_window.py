@@ -4,6 +4,7 @@ shortcuts, files (atomic saves, recent files, the gallery, autosave and crash re
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import shiboken6
@@ -18,7 +19,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QTabWidget,
-    QWidget,
 )
 
 from studio import __version__
@@ -36,9 +36,9 @@ from studio.core.graph_file import GraphFileError
 from studio.core.layout import NODE_SIZE
 from studio.core.registry import Registry
 from studio.core.text import natural_key
+from studio.gui.docks import DOCKS, DockSpec
 from studio.gui.document import EditorDocument
-from studio.gui.inspector import Inspector
-from studio.gui.palette import Palette, SearchPopup
+from studio.gui.palette import SearchPopup
 from studio.gui.recovery import Recovery
 from studio.gui.view import EditorTab
 from studio.gui.wheel_guard import install_wheel_guard
@@ -60,7 +60,7 @@ def name_save_as() -> None:
 
 class MainWindow(QMainWindow):
     def __init__(self, registry: Registry, gallery: Path | None = None, settings: QSettings | None = None,
-                 recovery: Recovery | None = None) -> None:
+                 recovery: Recovery | None = None, dock_specs: Sequence[DockSpec] = DOCKS) -> None:
         super().__init__()
         # here, not in app.py alone: every window (the studio's, a test's) gets boxes that ignore the
         # wheel unless focused; the guard is installed on the application once
@@ -87,11 +87,13 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
 
-        self.palette_widget = Palette(registry, self)
-        self.palette_widget.activated.connect(self.add_at_centre)
-        self.inspector = Inspector(self)
-        self.palette_dock = self._dock("Palette", self.palette_widget, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        #: the declared docks (studio.gui.docks) by name, each made once; the widgets are attributes too
+        self.dock_specs = tuple(dock_specs)
+        self.docks: dict[str, QDockWidget] = {}
+        self.view_menu: QMenu | None = None
+        #: the training, plots, runs and queue docks come after the window shows (they import torch later)
+        self.training = self.plots = self.runs = self.queue = None
+        self._add_docks([spec for spec in self.dock_specs if not spec.after_show])
         self.search_popup = SearchPopup(registry, self)
         self.search_popup.chosen.connect(self._add_from_popup)
         self._popup_at = QPointF()
@@ -103,8 +105,6 @@ class MainWindow(QMainWindow):
         self.autosave.setInterval(60_000)
         self.autosave.timeout.connect(self.save_recovery)
         self.autosave.start()
-        #: the training, plots and runs docks come after the window shows (they import torch later)
-        self.training = None
 
     # ---- layout ------------------------------------------------------------------------------
     def _fit_to_screen(self) -> None:
@@ -130,13 +130,13 @@ class MainWindow(QMainWindow):
         if not self._alive():
             return
         height = max(self.height(), 600)
-        bottom = getattr(self, "plots_dock", None)
-        if bottom is not None:
-            self.resizeDocks([bottom], [int(height * 0.38)], Qt.Orientation.Vertical)
-        right = [d for d in (self.inspector_dock, getattr(self, "training_dock", None)) if d is not None]
-        if len(right) == 2:  # the user moves the split between them; saveState keeps it
-            self.resizeDocks(right, [int(height * 0.52), int(height * 0.42)], Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [int(self.width() * 0.15), int(self.width() * 0.25)],
+        docks = self.docks
+        if "plots" in docks:
+            self.resizeDocks([docks["plots"]], [int(height * 0.38)], Qt.Orientation.Vertical)
+        if "training" in docks:  # the user moves the split between them; saveState keeps it
+            self.resizeDocks([docks["inspector"], docks["training"]], [int(height * 0.52), int(height * 0.42)],
+                             Qt.Orientation.Vertical)
+        self.resizeDocks([docks["palette"], docks["inspector"]], [int(self.width() * 0.15), int(self.width() * 0.25)],
                          Qt.Orientation.Horizontal)
         self._restore_geometry()
         state = self.settings.value("window/state")
@@ -176,12 +176,27 @@ class MainWindow(QMainWindow):
             self.settings.setValue("window/normal", _rect_text(normal))
             self.settings.setValue("window/screen", _rect_text(screen.availableGeometry()))
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title)
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
+    def _add_docks(self, specs: Sequence[DockSpec]) -> None:
+        """Make each spec's widget and dock, place it (tabified with or split under an earlier dock)
+        and list it in the View menu; the raised one is shown first in its tab group."""
+        for spec in specs:
+            widget = spec.make(self)
+            setattr(self, spec.attribute, widget)
+            dock = QDockWidget(spec.title, self)
+            dock.setObjectName(spec.layout_name)  # the saved layout's key for this dock
+            dock.setWidget(widget)
+            self.addDockWidget(spec.area, dock)
+            if self.view_menu is not None and spec.in_view_menu:
+                self.view_menu.addAction(dock.toggleViewAction())
+            self.docks[spec.name] = dock
+        for spec in specs:
+            if spec.tabified_with is not None:
+                self.tabifyDockWidget(self.docks[spec.tabified_with], self.docks[spec.name])
+            if spec.split_under is not None:
+                self.splitDockWidget(self.docks[spec.split_under], self.docks[spec.name], Qt.Orientation.Vertical)
+        for spec in specs:
+            if spec.raised:
+                self.docks[spec.name].raise_()
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -245,8 +260,9 @@ class MainWindow(QMainWindow):
         for action in (self.act_frame, self.act_layout, self.act_zoom_in, self.act_zoom_out):
             view.addAction(action)
         view.addSeparator()
-        for dock in (self.palette_dock, self.inspector_dock):
-            view.addAction(dock.toggleViewAction())
+        for spec in self.dock_specs:
+            if spec.name in self.docks and spec.in_view_menu:
+                view.addAction(self.docks[spec.name].toggleViewAction())
         self.view_menu = view
         self.train_menu = bar.addMenu("&Train")
         help_menu = bar.addMenu("&Help")
@@ -527,7 +543,7 @@ class MainWindow(QMainWindow):
             # stays live meanwhile, and the engine ends the run within about a second
             event.ignore()
             return
-        queue = getattr(self, "queue", None)
+        queue = self.queue
         if queue is not None and queue.running():
             answer = QMessageBox.question(self, "Queue", "Queued runs are in progress. Stop them and quit? "
                                           "(studio sweep --resume continues them)")
@@ -758,9 +774,10 @@ class MainWindow(QMainWindow):
         """Docks that need pyqtgraph (and, later, torch): built once the window is on screen."""
         if self.training is not None:
             return
-        from studio.gui.training import install_training
+        from studio.gui.training import wire_training
 
-        install_training(self)
+        self._add_docks([spec for spec in self.dock_specs if spec.after_show])
+        wire_training(self)
         self.settle_docks()
 
     #: what the canvas does that no menu shows (with the actions' own shortcuts, Help > Keyboard shortcuts)
