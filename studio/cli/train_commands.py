@@ -18,20 +18,13 @@ from studio.cli.errors import CliError, disk_full_line
 from studio.cli.output import control
 from studio.cli.table import format_table
 from studio.core.text import printable, status_line
+from studio.metric_specs import COMPARE, MLFLOW, SEEDS, shown_in
+from studio.train.config import LOSSES, OPTIMIZERS
 
-COMPARE_COLUMNS = [  # (metrics.json key, header, format)
-    ("ic", "IC", "{:.4f}"),
-    ("rank_ic", "RankIC", "{:.4f}"),
-    ("icir", "ICIR", "{:.3f}"),
-    ("rank_icir", "RankICIR", "{:.3f}"),
-    ("annual_return", "LS ann. return", "{:.2%}"),
-    ("sharpe", "Sharpe", "{:.2f}"),
-    ("max_drawdown", "max DD", "{:.2%}"),
-    ("turnover", "turnover", "{:.2f}"),
-    ("oracle_ic", "oracle IC", "{:.4f}"),
-    ("ic_t", "IC t", "{:.2f}"),
-    ("dates", "dates", "{}"),
-]
+#: (metrics.json key, header, format) of the tables of studio compare and studio train
+COMPARE_COLUMNS = [(spec.key, spec.label, spec.format) for spec in shown_in(COMPARE)]
+#: the same of the figures logged to MLflow (studio compare --mlflow)
+MLFLOW_COLUMNS = [(spec.key, spec.label, spec.format) for spec in shown_in(MLFLOW)]
 
 
 def few_dates_note() -> str:
@@ -71,8 +64,8 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
                         "session=09:30-16:00 or time-col=ToD (repeatable; the flags override it)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--loss", choices=("mse", "ic", "rank"), default=None)
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=None)
+    p.add_argument("--loss", choices=LOSSES, default=None)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--dates-per-batch", type=_dates_per_batch, default=None, metavar="auto|N",
                    help="whole cross-sections of N dates per step (default auto: the most, up to 4, whose step "
                         "fits half the free memory of the device; a number that cannot fit is refused)")
@@ -473,8 +466,7 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
     return frame
 
 
-SEED_COLUMNS = [("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"), ("annual_return", "LS ann. return"),
-                ("sharpe", "Sharpe")]
+SEED_COLUMNS = [(spec.key, spec.label) for spec in shown_in(SEEDS)]
 
 
 def seed_table(frame):
@@ -509,12 +501,12 @@ def _mlflow_table(args: argparse.Namespace) -> int:
         rows = read_runs(args.mlflow or DEFAULT_URI, split=args.split)
     except TrackingError as exc:
         raise CliError(str(exc)) from None
-    headers = ["run", "graph", "status", *(h for _, h, _ in COMPARE_COLUMNS[:8])]
+    headers = ["run", "graph", "status", *(h for _, h, _ in MLFLOW_COLUMNS)]
     cells = [[printable(str(r["run"])), printable(str(r["graph"])), printable(str(r["status"])),
               *(pattern.format(r[key]) if isinstance(r.get(key), float) else "-"
-                for key, _, pattern in COMPARE_COLUMNS[:8])] for r in rows]
+                for key, _, pattern in MLFLOW_COLUMNS)] for r in rows]
     print(f"{args.split} split, from MLflow ({len(rows)} run{'s' if len(rows) != 1 else ''})")
-    print(format_table(headers, cells, align="lll" + "r" * 8))
+    print(format_table(headers, cells, align="lll" + "r" * len(MLFLOW_COLUMNS)))
     return 0
 
 

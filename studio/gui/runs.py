@@ -40,13 +40,13 @@ from PySide6.QtWidgets import (
 
 from studio.core.owned_dir import read_json, read_owned
 from studio.gui.plots import EpochAxis, YearDateAxis
+from studio.metric_specs import BY_KEY, RUNS, SEEDS, shown_in
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.records import seed_group
 from studio.train.run_lock import run_status
 
-COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"), ("ic", "IC"), ("rank_ic", "RankIC"),
-           ("icir", "ICIR"), ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe"), ("max_drawdown", "max DD"),
-           ("oracle_ic", "oracle IC"), ("ic_t", "IC t"), ("dates", "dates")]
+COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"),
+           *((spec.key, spec.runs_header) for spec in shown_in(RUNS))]
 #: the columns that hold numbers (sorted as numbers)
 FIGURE_KEYS = {k for k, _ in COLUMNS[3:]}
 FEW_DATES_TIP = ("fewer than {n} test dates: Sharpe, ICIR and the rest mean little here (IC t = mean IC / "
@@ -95,8 +95,7 @@ def _fold_lines(metrics: dict) -> list[str]:
 
 
 #: the columns of the across-seeds view: (key, header); figures are mean +- std across the group's seeds
-SEED_COLUMNS = [("graph", "graph"), ("seeds", "seeds"), ("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"),
-                ("annual_return", "LS ann. ret."), ("sharpe", "Sharpe")]
+SEED_COLUMNS = [("graph", "graph"), ("seeds", "seeds"), *((spec.key, spec.runs_header) for spec in shown_in(SEEDS))]
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:
@@ -126,8 +125,7 @@ def seed_groups(rows: list[dict]) -> list[dict]:
 
 
 def _figure_text(key: str, value: float) -> str:
-    return (f"{value:.2%}" if key in ("annual_return", "max_drawdown")
-            else f"{value:.2f}" if key in ("ic_t", "sharpe", "icir") else f"{value:.4f}")
+    return BY_KEY[key].runs_text(value)
 
 
 class FigureItem(QTableWidgetItem):
@@ -379,9 +377,7 @@ class RunsWidget(QWidget):
                     item.setData(Qt.ItemDataRole.UserRole, None)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 elif isinstance(value, float):
-                    text = "-" if not math.isfinite(value) else (
-                        f"{value:.2%}" if key in ("annual_return", "max_drawdown")
-                        else f"{value:.2f}" if key in ("ic_t", "sharpe", "icir") else f"{value:.4f}")
+                    text = "-" if not math.isfinite(value) else _figure_text(key, value)
                     item = FigureItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, value)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from studio import metrics
+from studio import metric_specs, metrics
 from studio.core.files import DiskFullError, FileReadError, atomic_write, read_regular_file
 from studio.core.text import printable
 
@@ -57,20 +57,7 @@ DAILY_TOLERANCE = 1e-8
 FORMATS = ("html", "png")
 
 #: (headline key, label, format): the figures of the headline table, formatted as studio compare does
-HEADLINE = [
-    ("ic", "IC", "{:.4f}"),
-    ("icir", "ICIR", "{:.3f}"),
-    ("rank_ic", "RankIC", "{:.4f}"),
-    ("rank_icir", "RankICIR", "{:.3f}"),
-    ("ic_t", "IC t", "{:.2f}"),
-    ("annual_return", "LS ann. return", "{:.2%}"),
-    ("sharpe", "Sharpe", "{:.2f}"),
-    ("net_annual_return", "net ann. return", "{:.2%}"),
-    ("net_sharpe", "net Sharpe", "{:.2f}"),
-    ("max_drawdown", "max DD", "{:.2%}"),
-    ("turnover", "turnover", "{:.2f}"),
-    ("dates", "dates", "{}"),
-]
+HEADLINE = [(spec.key, spec.label, spec.format) for spec in metric_specs.headline()]
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 GROUP_COLOURS = ("#1a7f37", "#7cb342", "#9e9e9e", "#ef8a62", "#c62828")

@@ -15,11 +15,10 @@ from typing import Any
 
 from studio.core.graph_diff import GraphDiff, diff_graphs, same_value
 from studio.core.text import printable
+from studio.metric_specs import DIFF, shown_in
 
 #: (metrics.json key, label, format) of the figures compared
-FIGURES = [("ic", "IC", "{:.4f}"), ("rank_ic", "RankIC", "{:.4f}"), ("icir", "ICIR", "{:.3f}"),
-           ("rank_icir", "RankICIR", "{:.3f}"), ("annual_return", "LS ann. return", "{:.2%}"),
-           ("sharpe", "Sharpe", "{:.2f}"), ("max_drawdown", "max DD", "{:.2%}"), ("turnover", "turnover", "{:.2f}")]
+FIGURES = [(spec.key, spec.label, spec.format) for spec in shown_in(DIFF)]
 
 #: config.json entries that say how a run was made (not when or where it ran)
 _SETTINGS = ("kind", "walk_forward", "training", "seed", "data", "metrics", "versions")
