@@ -102,13 +102,30 @@ def test_a_metric_without_a_place_stays_out_of_it():
 def test_losses_and_optimisers_are_listed_once():
     from studio.cli import build_parser
     from studio.train.config import LOSSES, OPTIMIZERS
+    from studio.train.engine import OPTIMIZER_FACTORIES
     from studio.train.losses import LOSS_FUNCTIONS
 
     assert list(LOSS_FUNCTIONS) == list(LOSSES)
+    assert list(OPTIMIZER_FACTORIES) == list(OPTIMIZERS)
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     choices = {action.dest: action.choices for action in train._actions}
     assert choices["loss"] == LOSSES
     assert choices["optimizer"] == OPTIMIZERS
+
+
+def test_each_optimiser_name_makes_its_torch_optimiser():
+    import torch
+
+    from studio.train.config import TrainConfig
+    from studio.train.engine import OPTIMIZER_FACTORIES
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    config = TrainConfig(lr=0.01, weight_decay=0.001)
+    made = {name: make(params, config) for name, make in OPTIMIZER_FACTORIES.items()}
+    assert {name: type(opt) for name, opt in made.items()} == {
+        "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    assert all(opt.defaults["lr"] == 0.01 and opt.defaults["weight_decay"] == 0.001 for opt in made.values())
+    assert made["sgd"].defaults["momentum"] == 0.9
 
 
 def test_the_training_panel_offers_every_loss_and_optimiser_with_the_default_first(window):  # noqa: F811

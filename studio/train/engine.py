@@ -66,6 +66,12 @@ FINE_CHECKS_ABOVE_S = 0.2
 SCORING_AFTER_STOP_S = 2.0
 #: what a run's directory holds once its best epoch has been scored
 RESULT_FILES = ("metrics.json", "daily.csv", "predictions.parquet", "pnl.png")
+#: the optimiser of each name of studio.train.config.OPTIMIZERS, made from the parameters and the TrainConfig
+OPTIMIZER_FACTORIES = {
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay),
+}
 
 
 class TrainingError(Exception):
@@ -192,12 +198,7 @@ class Trainer:
         self.compiled_cell_steps = compile_cell_steps(self.model) if self.config.compile_steps else 0
         params = list(self.model.parameters())
         c = self.config
-        if c.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
-        elif c.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        else:
-            self.optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        self.optimizer = OPTIMIZER_FACTORIES[c.optimizer](params, c)
         if c.schedule == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
         elif c.schedule == "step":
