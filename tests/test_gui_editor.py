@@ -321,9 +321,9 @@ def test_inspector_editors_keep_null_and_pairs(window):
     select(tab, "batchnorm1d_1")
     momentum = window.inspector.editors["momentum"]
     assert tab.graph.nodes["batchnorm1d_1"].params["momentum"] == 0.1
-    momentum.use.setChecked(False)
+    momentum.kind.use.setChecked(False)
     assert tab.graph.nodes["batchnorm1d_1"].params["momentum"] is None  # cumulative average
-    momentum.use.setChecked(True)
+    momentum.kind.use.setChecked(True)
     assert tab.graph.nodes["batchnorm1d_1"].params["momentum"] == pytest.approx(0.1)
     select(tab, "upsample_1")
     corners = window.inspector.editors["align_corners"]
@@ -402,7 +402,7 @@ def test_the_inspector_at_1280x800_shows_parameters_and_four_layers_without_side
     assert inspector.doc is not None and not inspector.doc.isVisible()
     first = inspector.editors["cell"]
     assert first.mapTo(inspector.viewport(), QPoint(0, 0)).y() < 120
-    table = inspector.editors["layers"].records.table
+    table = inspector.editors["layers"].widget.table
     assert table.rowCount() == 4
     rows_shown = (table.viewport().height()) // table.rowHeight(0)
     assert rows_shown >= 4 and table.viewport().height() >= sum(table.rowHeight(r) for r in range(4))

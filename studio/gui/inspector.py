@@ -4,6 +4,7 @@ doc as tooltip, and what the validator derived (shapes, lengths, parameter count
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -53,6 +54,8 @@ NO_MODE = "—"
 ROW_HEIGHT = 26
 MIN_ROWS_SHOWN = 4
 MAX_ROWS_SHOWN = 8
+#: an optional flag's tri-state box: half-checked is null
+TRISTATE_VALUES = {Qt.CheckState.Checked: True, Qt.CheckState.Unchecked: False, Qt.CheckState.PartiallyChecked: None}
 
 
 class ElidedComboBox(QComboBox):
@@ -268,7 +271,8 @@ class RecordTable(QWidget):
 
 
 class ParamEditor(QWidget):
-    """One parameter's editor. ``commit(value)`` is called with each new value."""
+    """One parameter's editor. ``commit(value)`` is called with each new value; the controls come from
+    the editor kind that EDITORS gives the parameter's class (``kind``)."""
 
     def __init__(self, param: Param, commit) -> None:
         super().__init__()
@@ -276,142 +280,12 @@ class ParamEditor(QWidget):
         self.setToolTip(f"{param.name}: {param.doc}\naccepts {param.describe()}")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.widget = self._make()
+        self.kind = editor_kind(param)(self)
+        self.widget = self.kind.make()
         layout.addWidget(self.widget)
         self.error = QLabel()
         self.error.setStyleSheet("color: #e05252")
         self.error.hide()
-
-    def _make(self) -> QWidget:
-        p = self.param
-        if isinstance(p, BoolParam) and p.optional:  # three states: true, false, null
-            box = QCheckBox(p.none_means or "")
-            box.setTristate(True)
-            states = {Qt.CheckState.Checked: True, Qt.CheckState.Unchecked: False,
-                      Qt.CheckState.PartiallyChecked: None}
-            box.checkStateChanged.connect(lambda state: self.commit(states[Qt.CheckState(state)]))
-            box.setToolTip("half-checked: null" + (f" ({p.none_means})" if p.none_means else ""))
-            return box
-        if isinstance(p, FloatParam) and p.optional:  # a number, or null when unticked
-            wrapper = QWidget()
-            row = QHBoxLayout(wrapper)
-            row.setContentsMargins(0, 0, 0, 0)
-            self.use = QCheckBox()
-            self.use.setToolTip(f"unticked: null ({p.none_means or 'not set'})")
-            self.number = self._float_spin(p)
-            row.addWidget(self.use)
-            row.addWidget(self.number)
-
-            def changed(*_):
-                self.number.setEnabled(self.use.isChecked())
-                self.commit(float(self.number.value()) if self.use.isChecked() else None)
-
-            self.use.toggled.connect(changed)
-            self.number.valueChanged.connect(changed)
-            return wrapper
-        if isinstance(p, IntOrPairParam):  # typed: 3, or "1, 5" for [h, w], or a word
-            line = QLineEdit()
-            line.setPlaceholderText("3, or 1, 5" + (" or " + " / ".join(p.choices) if p.choices else ""))
-
-            def parse() -> None:
-                text = line.text().strip().strip("[]")
-                try:
-                    parts = [int(t) for t in text.replace(",", " ").split()]
-                    value = parts[0] if len(parts) == 1 else parts
-                except ValueError:
-                    value = text.strip('"')
-                reason = p.check(value)
-                self.show_error(reason)
-                if reason is None:
-                    self.commit(value)
-
-            line.editingFinished.connect(parse)
-            return line
-        if isinstance(p, BoolParam):
-            box = QCheckBox()
-            box.toggled.connect(lambda on: self.commit(bool(on)))
-            return box
-        if isinstance(p, ChoiceParam):
-            combo = QComboBox()
-            combo.addItems(list(p.choices))
-            combo.currentTextChanged.connect(lambda text: self.commit(text))
-            return combo
-        if isinstance(p, IntOrChoiceParam):
-            wrapper = QWidget()
-            row = QHBoxLayout(wrapper)
-            row.setContentsMargins(0, 0, 0, 0)
-            self.mode = QComboBox()
-            self.mode.addItems(["number", *p.choices])
-            self.number = QSpinBox()
-            self.number.setRange(p.min if p.min is not None else -INT_LIMIT, p.max if p.max is not None else INT_LIMIT)
-            row.addWidget(self.mode)
-            row.addWidget(self.number)
-
-            def changed(*_):
-                word = self.mode.currentText()
-                self.number.setEnabled(word == "number")
-                self.commit(self.number.value() if word == "number" else word)
-
-            self.mode.currentTextChanged.connect(changed)
-            self.number.valueChanged.connect(changed)
-            return wrapper
-        if isinstance(p, IntParam):
-            spin = QSpinBox()
-            low = p.min if p.min is not None else -INT_LIMIT
-            high = p.max if p.max is not None else INT_LIMIT
-            if p.optional:  # one below the minimum stands for null ("from the input wire")
-                spin.setRange(low - 1, high)
-                spin.setSpecialValueText(f"auto ({p.none_means or 'null'})")
-                spin.valueChanged.connect(lambda v: self.commit(None if v == low - 1 else int(v)))
-            else:
-                spin.setRange(low, high)
-                spin.valueChanged.connect(lambda v: self.commit(int(v)))
-            return spin
-        if isinstance(p, FloatParam):
-            spin = self._float_spin(p)
-            spin.valueChanged.connect(lambda v: self.commit(float(v)))
-            return spin
-        if isinstance(p, StrParam):
-            line = QLineEdit()
-            line.editingFinished.connect(lambda: self.commit(line.text()))
-            return line
-        if isinstance(p, ListParam) and isinstance(p.item, RecordParam):  # the cell stack's layers
-            self.records = RecordTable(p, self.commit, self.show_error)
-            return self.records
-        # other lists and records: JSON text, applied with the button
-        wrapper = QWidget()
-        column = QVBoxLayout(wrapper)
-        column.setContentsMargins(0, 0, 0, 0)
-        self.text = QPlainTextEdit()
-        self.text.setMinimumHeight(90)
-        apply = QPushButton("Apply")
-        column.addWidget(self.text)
-        column.addWidget(apply)
-
-        def apply_json() -> None:
-            try:
-                value = json.loads(self.text.toPlainText())
-            except json.JSONDecodeError as exc:
-                self.show_error(f"not JSON: {exc.msg} (line {exc.lineno})")
-                return
-            reason = self.param.check(value)
-            if reason:
-                self.show_error(reason)
-                return
-            self.show_error(None)
-            self.commit(value)
-
-        apply.clicked.connect(apply_json)
-        return wrapper
-
-    @staticmethod
-    def _float_spin(p: FloatParam) -> QDoubleSpinBox:
-        spin = QDoubleSpinBox()
-        spin.setDecimals(6)
-        spin.setRange(p.min if p.min is not None else -1e12, (p.below - 1e-6) if p.below is not None
-                      else p.max if p.max is not None else 1e12)
-        spin.setSingleStep(0.05)
-        return spin
 
     def show_error(self, text: str | None) -> None:
         self.error.setText(text or "")
@@ -419,53 +293,283 @@ class ParamEditor(QWidget):
 
     def set_value(self, value: Any) -> None:
         """Show ``value`` without committing it back."""
-        w = self.widget
-        w.blockSignals(True)
+        self.widget.blockSignals(True)
         try:
-            p = self.param
-            if isinstance(p, BoolParam) and p.optional:
-                w.setCheckState(Qt.CheckState.PartiallyChecked if value is None
-                                else Qt.CheckState.Checked if value else Qt.CheckState.Unchecked)
-            elif isinstance(p, FloatParam) and p.optional:
-                for child in (self.use, self.number):
-                    child.blockSignals(True)
-                self.use.setChecked(value is not None)
-                self.number.setEnabled(value is not None)
-                if isinstance(value, int | float):
-                    self.number.setValue(float(value))
-                for child in (self.use, self.number):
-                    child.blockSignals(False)
-            elif isinstance(p, IntOrPairParam):
-                if not w.hasFocus():
-                    w.setText(", ".join(map(str, value)) if isinstance(value, list) else str(value))
-            elif isinstance(p, BoolParam):
-                w.setChecked(bool(value))
-            elif isinstance(p, ChoiceParam):
-                w.setCurrentText(str(value))
-            elif isinstance(p, IntOrChoiceParam):
-                for child in (self.mode, self.number):
-                    child.blockSignals(True)
-                if isinstance(value, str):
-                    self.mode.setCurrentText(value)
-                else:
-                    self.mode.setCurrentText("number")
-                    self.number.setValue(int(value) if isinstance(value, int) else 0)
-                self.number.setEnabled(not isinstance(value, str))
-                for child in (self.mode, self.number):
-                    child.blockSignals(False)
-            elif isinstance(p, IntParam):
-                low = p.min if p.min is not None else -INT_LIMIT
-                w.setValue(low - 1 if value is None else int(value) if isinstance(value, int) else low)
-            elif isinstance(p, FloatParam):
-                w.setValue(float(value) if isinstance(value, int | float) else 0.0)
-            elif isinstance(p, StrParam):
-                w.setText(str(value))
-            elif isinstance(w, RecordTable):
-                w.set_value(value)
-            elif not self.text.hasFocus():
-                self.text.setPlainText(json.dumps(value, indent=1))
+            self.kind.show(value)
         finally:
-            w.blockSignals(False)
+            self.widget.blockSignals(False)
+
+
+class EditorKind(ABC):
+    """How one class of parameter is edited: ``make`` builds the control, wired to the editor's commit;
+    ``show`` puts a value in it (its signals blocked by ParamEditor.set_value)."""
+
+    def __init__(self, editor: ParamEditor) -> None:
+        self.editor = editor
+        self.param = editor.param
+        self.widget: Any = None
+
+    @abstractmethod
+    def make(self) -> QWidget:
+        """The control, its signals wired to ``self.editor.commit``; kept as ``self.widget``."""
+
+    @abstractmethod
+    def show(self, value: Any) -> None:
+        """Put ``value`` in the control without committing it."""
+
+
+class OptionalBoolEditor(EditorKind):
+    """Three states: true, false, null."""
+
+    def make(self) -> QWidget:
+        p = self.param
+        self.widget = box = QCheckBox(p.none_means or "")
+        box.setTristate(True)
+        box.checkStateChanged.connect(lambda state: self.editor.commit(TRISTATE_VALUES[Qt.CheckState(state)]))
+        box.setToolTip("half-checked: null" + (f" ({p.none_means})" if p.none_means else ""))
+        return box
+
+    def show(self, value: Any) -> None:
+        self.widget.setCheckState(Qt.CheckState.PartiallyChecked if value is None
+                                  else Qt.CheckState.Checked if value else Qt.CheckState.Unchecked)
+
+
+class OptionalFloatEditor(EditorKind):
+    """A number, or null when unticked."""
+
+    def make(self) -> QWidget:
+        p = self.param
+        self.widget = wrapper = QWidget()
+        row = QHBoxLayout(wrapper)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.use = QCheckBox()
+        self.use.setToolTip(f"unticked: null ({p.none_means or 'not set'})")
+        self.number = float_spin(p)
+        row.addWidget(self.use)
+        row.addWidget(self.number)
+
+        def changed(*_):
+            self.number.setEnabled(self.use.isChecked())
+            self.editor.commit(float(self.number.value()) if self.use.isChecked() else None)
+
+        self.use.toggled.connect(changed)
+        self.number.valueChanged.connect(changed)
+        return wrapper
+
+    def show(self, value: Any) -> None:
+        for child in (self.use, self.number):
+            child.blockSignals(True)
+        self.use.setChecked(value is not None)
+        self.number.setEnabled(value is not None)
+        if isinstance(value, int | float):
+            self.number.setValue(float(value))
+        for child in (self.use, self.number):
+            child.blockSignals(False)
+
+
+class IntOrPairEditor(EditorKind):
+    """Typed: 3, or "1, 5" for [h, w], or a word."""
+
+    def make(self) -> QWidget:
+        p = self.param
+        self.widget = line = QLineEdit()
+        line.setPlaceholderText("3, or 1, 5" + (" or " + " / ".join(p.choices) if p.choices else ""))
+
+        def parse() -> None:
+            text = line.text().strip().strip("[]")
+            try:
+                parts = [int(t) for t in text.replace(",", " ").split()]
+                value = parts[0] if len(parts) == 1 else parts
+            except ValueError:
+                value = text.strip('"')
+            reason = p.check(value)
+            self.editor.show_error(reason)
+            if reason is None:
+                self.editor.commit(value)
+
+        line.editingFinished.connect(parse)
+        return line
+
+    def show(self, value: Any) -> None:
+        if not self.widget.hasFocus():
+            self.widget.setText(", ".join(map(str, value)) if isinstance(value, list) else str(value))
+
+
+class BoolEditor(EditorKind):
+    def make(self) -> QWidget:
+        self.widget = box = QCheckBox()
+        box.toggled.connect(lambda on: self.editor.commit(bool(on)))
+        return box
+
+    def show(self, value: Any) -> None:
+        self.widget.setChecked(bool(value))
+
+
+class ChoiceEditor(EditorKind):
+    def make(self) -> QWidget:
+        self.widget = combo = QComboBox()
+        combo.addItems(list(self.param.choices))
+        combo.currentTextChanged.connect(lambda text: self.editor.commit(text))
+        return combo
+
+    def show(self, value: Any) -> None:
+        self.widget.setCurrentText(str(value))
+
+
+class IntOrChoiceEditor(EditorKind):
+    """A number, or one of a few words picked in front of it."""
+
+    def make(self) -> QWidget:
+        p = self.param
+        self.widget = wrapper = QWidget()
+        row = QHBoxLayout(wrapper)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.mode = QComboBox()
+        self.mode.addItems(["number", *p.choices])
+        self.number = QSpinBox()
+        self.number.setRange(p.min if p.min is not None else -INT_LIMIT, p.max if p.max is not None else INT_LIMIT)
+        row.addWidget(self.mode)
+        row.addWidget(self.number)
+
+        def changed(*_):
+            word = self.mode.currentText()
+            self.number.setEnabled(word == "number")
+            self.editor.commit(self.number.value() if word == "number" else word)
+
+        self.mode.currentTextChanged.connect(changed)
+        self.number.valueChanged.connect(changed)
+        return wrapper
+
+    def show(self, value: Any) -> None:
+        for child in (self.mode, self.number):
+            child.blockSignals(True)
+        if isinstance(value, str):
+            self.mode.setCurrentText(value)
+        else:
+            self.mode.setCurrentText("number")
+            self.number.setValue(int(value) if isinstance(value, int) else 0)
+        self.number.setEnabled(not isinstance(value, str))
+        for child in (self.mode, self.number):
+            child.blockSignals(False)
+
+
+class IntEditor(EditorKind):
+    def make(self) -> QWidget:
+        p = self.param
+        self.widget = spin = QSpinBox()
+        low = self.low = p.min if p.min is not None else -INT_LIMIT
+        high = p.max if p.max is not None else INT_LIMIT
+        if p.optional:  # one below the minimum stands for null ("from the input wire")
+            spin.setRange(low - 1, high)
+            spin.setSpecialValueText(f"auto ({p.none_means or 'null'})")
+            spin.valueChanged.connect(lambda v: self.editor.commit(None if v == low - 1 else int(v)))
+        else:
+            spin.setRange(low, high)
+            spin.valueChanged.connect(lambda v: self.editor.commit(int(v)))
+        return spin
+
+    def show(self, value: Any) -> None:
+        self.widget.setValue(self.low - 1 if value is None else int(value) if isinstance(value, int) else self.low)
+
+
+class FloatEditor(EditorKind):
+    def make(self) -> QWidget:
+        self.widget = spin = float_spin(self.param)
+        spin.valueChanged.connect(lambda v: self.editor.commit(float(v)))
+        return spin
+
+    def show(self, value: Any) -> None:
+        self.widget.setValue(float(value) if isinstance(value, int | float) else 0.0)
+
+
+class StrEditor(EditorKind):
+    def make(self) -> QWidget:
+        self.widget = line = QLineEdit()
+        line.editingFinished.connect(lambda: self.editor.commit(line.text()))
+        return line
+
+    def show(self, value: Any) -> None:
+        self.widget.setText(str(value))
+
+
+class RecordTableEditor(EditorKind):
+    """A list of records (the cell stack's layers): a table, a row per record."""
+
+    def make(self) -> QWidget:
+        self.widget = RecordTable(self.param, self.editor.commit, self.editor.show_error)
+        return self.widget
+
+    def show(self, value: Any) -> None:
+        self.widget.set_value(value)
+
+
+class JsonEditor(EditorKind):
+    """Other lists and records: JSON text, applied with the button."""
+
+    def make(self) -> QWidget:
+        self.widget = wrapper = QWidget()
+        column = QVBoxLayout(wrapper)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.text = QPlainTextEdit()
+        self.text.setMinimumHeight(90)
+        apply = QPushButton("Apply")
+        column.addWidget(self.text)
+        column.addWidget(apply)
+        apply.clicked.connect(self.apply)
+        return wrapper
+
+    def apply(self) -> None:
+        try:
+            value = json.loads(self.text.toPlainText())
+        except json.JSONDecodeError as exc:
+            self.editor.show_error(f"not JSON: {exc.msg} (line {exc.lineno})")
+            return
+        reason = self.param.check(value)
+        if reason:
+            self.editor.show_error(reason)
+            return
+        self.editor.show_error(None)
+        self.editor.commit(value)
+
+    def show(self, value: Any) -> None:
+        if not self.text.hasFocus():
+            self.text.setPlainText(json.dumps(value, indent=1))
+
+
+#: the editor kind of each parameter class, as (class, optional); an optional parameter without an entry
+#: of its own takes the plain one (IntParam shows null as the value below its minimum)
+EDITORS: dict[tuple[type[Param], bool], type[EditorKind]] = {
+    (BoolParam, True): OptionalBoolEditor,
+    (BoolParam, False): BoolEditor,
+    (FloatParam, True): OptionalFloatEditor,
+    (FloatParam, False): FloatEditor,
+    (IntOrPairParam, False): IntOrPairEditor,
+    (ChoiceParam, False): ChoiceEditor,
+    (IntOrChoiceParam, False): IntOrChoiceEditor,
+    (IntParam, False): IntEditor,
+    (StrParam, False): StrEditor,
+}
+
+
+def editor_kind(param: Param) -> type[EditorKind]:
+    """The editor kind for ``param``: its class's (or a base class's) in EDITORS, a table for a list of
+    records, else JSON text."""
+    if isinstance(param, ListParam) and isinstance(param.item, RecordParam):
+        return RecordTableEditor
+    for cls in type(param).__mro__:
+        kind = EDITORS.get((cls, param.optional)) or EDITORS.get((cls, False))
+        if kind is not None:
+            return kind
+    return JsonEditor
+
+
+def float_spin(p: FloatParam) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(6)
+    spin.setRange(p.min if p.min is not None else -1e12, (p.below - 1e-6) if p.below is not None
+                  else p.max if p.max is not None else 1e12)
+    spin.setSingleStep(0.05)
+    return spin
 
 
 class InputWindowEditor(QGroupBox):
