@@ -342,7 +342,7 @@ class Trainer:
                 if (writer.path / "config.json").is_file():
                     # a full disk may refuse this write too: the fault to report stays the first one
                     with contextlib.suppress(OSError):
-                        writer.update_json("config.json", {"status": "failed", "message": _first_line(exc),
+                        writer.update_json("config.json", {"status": "failed", "message": error_line(exc),
                                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
                 raise
         finally:
@@ -685,11 +685,6 @@ def _take_lock(run_dir: Path) -> RunLock:
         return RunLock.acquire(run_dir)
     except (RunInUse, ForeignEntry) as exc:
         raise TrainingError(str(exc)) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def features_file_for(panel, data_config: DataConfig, splits: Splits | None = None) -> Path | None:
