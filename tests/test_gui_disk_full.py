@@ -8,34 +8,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import Qt
 
 from studio.core.files import TEMP_MARK
-from studio.gui.main_window import MainWindow
-from studio.gui.recovery import Recovery
-from studio.nodes import default_registry
 from tests.conftest import GRAPHS
 from tests.test_disk_full import fill_the_disk_at
+from tests.test_gui_training import studio_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "runs"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(default_registry(), GRAPHS, settings=settings, recovery=Recovery(tmp_path / "recovery"))
-    qtbot.addWidget(w)
-    w.show()
-    w.finish_setup()
-    panel = w.training
-    panel.stocks.setValue(30)
-    panel.days.setValue(80)
-    panel.epochs.setValue(2)
-    panel.patience.setValue(0)
-    yield w
-    if panel.is_running():
-        panel.stop(wait=True)
+    yield from studio_window(qtbot, tmp_path, monkeypatch, days=80, epochs=2)
 
 
 def test_a_full_disk_while_training_in_the_studio_says_so_in_the_status_line(window, qtbot, tmp_path,

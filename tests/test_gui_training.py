@@ -15,8 +15,9 @@ from studio.nodes import default_registry
 from tests.conftest import GRAPHS
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
+def studio_window(qtbot, tmp_path, monkeypatch, *, days: int = 90, epochs: int = 1):
+    """A real main window with its own settings, runs and recovery folders and a small synthetic market
+    (30 stocks); a run still going at the end is stopped. Fixtures ``yield from`` it."""
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "runs"))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -26,12 +27,17 @@ def window(qtbot, tmp_path, monkeypatch):
     w.finish_setup()
     panel = w.training
     panel.stocks.setValue(30)
-    panel.days.setValue(90)
-    panel.epochs.setValue(1)
+    panel.days.setValue(days)
+    panel.epochs.setValue(epochs)
     panel.patience.setValue(0)
     yield w
     if panel.is_running():
         panel.stop(wait=True)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    yield from studio_window(qtbot, tmp_path, monkeypatch)
 
 
 def records_of(panel) -> list[dict]:
