@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from studio.core.graph_file import load_graph
 from studio.train.config import SourceSpec, TrainConfig
 from studio.train.engine import Trainer
 from tests.conftest import GRAPHS
+from tests.test_run_confinement import stopped_after_two_epochs
 
 SMALL = {"stocks": 30, "days": 80}
 MARKER = "studio-checkpoint-payload-ran"
@@ -45,17 +45,7 @@ class Payload:
 def stopped_run(tmp_path_factory) -> Path:
     """A run of 4 epochs stopped after its second: a checkpoint of epoch 2, two lines in metrics.jsonl;
     its finished twin (for reproduce) is made by resuming a copy."""
-    out = tmp_path_factory.mktemp("stopped")
-    cancel = threading.Event()
-    trainer = Trainer(load_graph(GRAPHS / "default.json"), SourceSpec(synthetic=SMALL),
-                      TrainConfig(epochs=4, threads=1, patience=0), out_dir=out)
-    last = {}
-    for record in trainer.run(cancel):
-        if record["kind"] == "epoch" and record["epoch"] == 2:
-            cancel.set()
-        last = record
-    assert last["status"] == "stopped"
-    return Path(last["run_dir"])
+    return stopped_after_two_epochs(tmp_path_factory.mktemp("stopped"))
 
 
 @pytest.fixture(scope="module")

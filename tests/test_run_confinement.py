@@ -31,7 +31,7 @@ SMALL = {"stocks": 30, "days": 80}
 VICTIM_TEXT = '{"precious": true}\n'
 
 
-def _killed_after_two_epochs(out: Path) -> Path:
+def stopped_after_two_epochs(out: Path) -> Path:
     """A run of 4 epochs that ended after its second (stopped, as a kill there leaves it: a checkpoint of
     epoch 2 and two epoch lines)."""
     cancel = threading.Event()
@@ -51,7 +51,7 @@ def _killed_after_two_epochs(out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def killed_run(tmp_path_factory) -> Path:
-    return _killed_after_two_epochs(tmp_path_factory.mktemp("killed"))
+    return stopped_after_two_epochs(tmp_path_factory.mktemp("killed"))
 
 
 @pytest.fixture
