@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio.build.builder import build
 from studio.core.graph_file import load_graph
+from studio.torchgraph.builder import build
 
 GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "default.json"
 ATOL = 1e-5

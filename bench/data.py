@@ -87,10 +87,10 @@ def measure_batch_share(steps: int = 30, dates_per_batch: int = 4, report=print)
     import numpy as np
     import torch
 
-    from studio.build.builder import build_model
     from studio.core.graph_file import load_graph
     from studio.data.dataset import CrossSectionData, DataConfig
     from studio.data.synthetic import SyntheticConfig, generate
+    from studio.torchgraph.builder import build_model
 
     torch.set_num_threads(2)
     data = CrossSectionData(generate(SyntheticConfig()).panel, DataConfig())

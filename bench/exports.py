@@ -33,9 +33,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.build.builder import build  # noqa: E402
-from studio.build.export import ExportError, example_inputs, export  # noqa: E402
 from studio.core.graph_file import load_graph  # noqa: E402
+from studio.torchgraph.builder import build  # noqa: E402
+from studio.torchgraph.export import ExportError, example_inputs, export  # noqa: E402
 
 ATOL = 1e-5
 RUN_PY = """

@@ -122,7 +122,7 @@ def engine_step(bars: int, args, amp: bool = False) -> dict:
 
 def hand_step(trainer, args, steps: int) -> float:
     """The same model and data in a plain loop; seconds per step."""
-    from studio.build.builder import build_model
+    from studio.torchgraph.builder import build_model
     from studio.train.losses import ic_loss
 
     data, device = trainer.data, torch.device(args.device)

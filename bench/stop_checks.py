@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from studio.build.builder import build_model
 from studio.core.graph_file import load_graph
+from studio.torchgraph.builder import build_model
 from studio.train.engine import _StopChecks
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.build.builder import build_model
 from studio.core.graph_file import load_graph
 from studio.data.dataset import CrossSectionData, DataConfig
 from studio.data.synthetic import COMPONENTS, SyntheticConfig, generate
 from studio.metrics import daily_ic
+from studio.torchgraph.builder import build_model
 
 GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "default.json"
 

@@ -113,8 +113,8 @@ def test_the_probe_leaves_no_trace_in_the_figures(tmp_path, monkeypatch):
 def test_the_probe_measures_what_a_step_keeps():
     import torch
 
-    from studio.build.builder import build_model
     from studio.nodes import default_registry
+    from studio.torchgraph.builder import build_model
 
     graph = load_graph(GRAPHS / "default.json")
     model = build_model(graph, default_registry())

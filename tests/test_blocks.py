@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from studio.build.builder import build_model
 from studio.core.document import BlockEntry, Graph, InputSpec
 from studio.core.edits import copy_selection, expand_block, paste
 from studio.core.graph_file import load_graph
 from studio.core.shapes import TensorShape
 from studio.core.validation import validate
+from studio.torchgraph.builder import build_model
 from tests.conftest import GRAPHS
 
 BLOCKS = GRAPHS / "blocks"

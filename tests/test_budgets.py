@@ -57,7 +57,7 @@ def test_the_gallery_stays_far_under_the_parameter_budget():
 def test_the_activation_estimate_covers_what_autograd_saves(name):
     import torch
 
-    from studio.build.builder import build_model
+    from studio.torchgraph.builder import build_model
 
     graph = load_graph(GRAPHS / name)
     v = validate(graph, default_registry())

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import fx, nn
 
-from studio.build.builder import BuildError, build, build_model, parameter_counts
 from studio.core.document import RESERVED_IDS
 from studio.core.graph_file import load_graph
 from studio.core.validation import validate
+from studio.torchgraph.builder import BuildError, build, build_model, parameter_counts
 from tests.conftest import GRAPHS, ROOT, gallery_models
 
 

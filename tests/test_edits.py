@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studio.build.builder import build_model
 from studio.core.edits import EditError, copy_selection, expand_block, graph_state, group_to_block, paste
 from studio.core.graph_file import dumps_graph, load_graph, loads_graph
 from studio.core.validation import validate
+from studio.torchgraph.builder import build_model
 from tests.conftest import GRAPHS
 
 BRANCHES = ["conv_short", "conv_long", "add_1", "relu_1"]

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio.build.builder import build
-from studio.build.export import example_inputs, export
 from studio.cli import main
 from studio.core.document import Graph
 from studio.core.graph_file import load_graph
 from studio.core.validation import validate
 from studio.nodes import default_registry
+from studio.torchgraph.builder import build
+from studio.torchgraph.export import example_inputs, export
 from tests.conftest import GRAPHS, gallery_models
 
 SEED = 5

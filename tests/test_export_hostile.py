@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio.build.builder import build
-from studio.build.export import ExportError, example_inputs, python_source
 from studio.cli import main
 from studio.core.graph_file import load_graph
+from studio.torchgraph.builder import build
+from studio.torchgraph.export import ExportError, example_inputs, python_source
 from tests.conftest import GRAPHS
 
 #: each would run (and write the marker file) if it reached the source unquoted

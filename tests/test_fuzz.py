@@ -27,11 +27,11 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from studio.build.builder import BuildError, build
 from studio.core.graph_file import GraphFileError, load_graph, loads_graph
 from studio.core.params import BoolParam, ChoiceParam, FloatParam, IntOrChoiceParam, IntOrPairParam, IntParam
 from studio.core.validation import Validation, validate
 from studio.nodes import default_registry
+from studio.torchgraph.builder import BuildError, build
 from tests.conftest import GRAPHS
 
 EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "300"))

@@ -15,7 +15,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.build.builder import build, instantiate
 from studio.core.document import Graph, InputSpec
 from studio.core.graph_file import load_graph
 from studio.core.node_docs import nodes_markdown
@@ -24,6 +23,7 @@ from studio.core.params import IntOrPairParam, pair
 from studio.core.shapes import TensorShape
 from studio.core.validation import validate
 from studio.nodes import default_registry
+from studio.torchgraph.builder import build, instantiate
 from tests.conftest import FIXTURES, ROOT
 from tests.test_export import RUNNER, assert_all_close, cli_export, input_cases, py_cases, reference_outputs
 
@@ -50,7 +50,7 @@ def rule_and_torch(type_id: str, params: dict, shape: TensorShape, grad: bool = 
             return UNSAFE, None  # torch would write out of bounds: do not run it
         declared = None
     try:
-        module = instantiate(node_type.build(params, shapes, ctx))
+        module = instantiate(node_type.recipe(params, shapes, ctx))
         x = torch.randn(shape.torch_shape(1, 2), requires_grad=grad)
         real = tuple(module(x * 1.0 if grad else x).shape)
     except TORCH_REFUSES:
@@ -248,7 +248,7 @@ def test_day_view_takes_bars_per_day_from_the_input_and_rows_are_days():
     day_map = module.n1(x)
     for day in range(3):
         assert torch.equal(day_map[:, :, day], x[:, :, 4 * day:4 * (day + 1)])
-    assert torch.equal(instantiate(REGISTRY["seq_view"].build({}, {}, None))(day_map), x)
+    assert torch.equal(instantiate(REGISTRY["seq_view"].recipe({}, {}, None))(day_map), x)
 
 
 def test_day_view_refuses_a_length_it_does_not_divide_and_null_inside_a_block():
@@ -264,13 +264,13 @@ def test_transpose_swaps_time_and_channels_and_back():
     v = validate(g, REGISTRY)
     assert v.ok and v.out_shapes["n1"]["y"] == TensorShape.seq(2, 12)
     assert v.out_shapes["n3"]["y"] == TensorShape.seq(12, 2)
-    swap = instantiate(REGISTRY["transpose"].build({}, {}, None))
+    swap = instantiate(REGISTRY["transpose"].recipe({}, {}, None))
     x = torch.randn(2, 3, 12, 2)
     assert torch.equal(swap(x)[:, :, 1, 7], x[:, :, 7, 1])
 
 
 def test_flatten_is_row_major():
-    flat = instantiate(REGISTRY["flatten"].build({}, {}, None))
+    flat = instantiate(REGISTRY["flatten"].recipe({}, {}, None))
     x = torch.randn(2, 3, 4, 5)
     assert torch.equal(flat(x)[:, :, 5 * 2 + 3], x[:, :, 2, 3])
 
@@ -299,7 +299,7 @@ def test_inplace_after_a_view_counts_the_fan_out_of_the_viewed_tensor():
 def _module(type_id: str, shapes: dict[str, TensorShape], **params):
     node_type = REGISTRY[type_id]
     params = {**node_type.default_params(), **params}
-    return instantiate(node_type.build(params, shapes, InferContext(None)))
+    return instantiate(node_type.recipe(params, shapes, InferContext(None)))
 
 
 def test_merges_multiply_and_mean():
@@ -458,7 +458,7 @@ def test_every_new_type_documents_its_layout_choices():
 
 CRASH_CASES = """
 import torch
-from studio.build.builder import instantiate
+from studio.torchgraph.builder import instantiate
 from studio.core.node_type import InferContext
 from studio.core.shapes import TensorShape
 from studio.nodes import default_registry
@@ -473,7 +473,7 @@ cases = [
 for type_id, overrides, shape in cases:
     t = reg[type_id]
     params = {**t.default_params(), **overrides}
-    module = instantiate(t.build(params, {"x": shape}, InferContext(None)))
+    module = instantiate(t.recipe(params, {"x": shape}, InferContext(None)))
     for _ in range(300):
         x = torch.randn(shape.torch_shape(1, 2), requires_grad=True)
         module(x).sum().backward()

@@ -13,7 +13,7 @@ import json, sys, torch
 from studio.nodes import default_registry
 from studio.core.graph_file import load_graph
 from studio.core.validation import validate
-from studio.build.builder import build_model
+from studio.torchgraph.builder import build_model
 
 reg = default_registry()
 assert "example_scale" in reg, reg.type_ids()
@@ -30,8 +30,8 @@ assert v.ok, [str(p) for p in v.problems]
 model = build_model(graph, reg, seed=0)
 assert "self.scale_1(" in model.code
 # a pack's module is copied into a .py export like the built-in ones
-from studio.build.builder import build
-from studio.build.export import python_source
+from studio.torchgraph.builder import build
+from studio.torchgraph.export import python_source
 built = build(graph, reg, seed=0)
 namespace = {{}}
 exec(compile(python_source(built, graph), "export.py", "exec"), namespace)
@@ -64,3 +64,22 @@ def test_the_cli_lists_pack_types_and_warns_about_broken_packs():
     listing = subprocess.run([sys.executable, "-m", "studio", "nodes"], capture_output=True, text=True,
                              env=_env(), cwd=ROOT, timeout=120)
     assert "Example pack" in listing.stdout and "example_scale" in listing.stdout
+
+
+def test_a_pack_type_that_still_defines_build_gets_it_as_its_recipe_with_a_deprecation_warning():
+    import warnings
+
+    from studio.core.node_type import NodeType, Recipe
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        class OldPackType(NodeType):
+            type_id = "old_pack_type"
+
+            def build(self, params, inputs, ctx):
+                return Recipe("torch.nn.Identity", {})
+
+    assert OldPackType().recipe({}, {}, None) == Recipe("torch.nn.Identity", {})
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert "OldPackType: NodeType.build is now named recipe" in str(caught[0].message)

@@ -10,11 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.build.builder import instantiate
 from studio.core.node_type import InferContext, NodeType, Port, ShapeError
 from studio.core.registry import Registry, RegistryError
 from studio.core.shapes import MAP, SCORE, SEQ, VEC, TensorShape
 from studio.nodes import builtin_types, default_registry
+from studio.torchgraph.builder import instantiate
 
 # Types that only make sense inside a graph (the model's argument, block ports, block instances and
 # blocks run per day) are covered by tests/test_builder.py and tests/test_blocks.py.
@@ -73,7 +73,7 @@ def test_node_type_builds_runs_and_matches_its_shape_rule(type_id, params, shape
         assert p.check(params[p.name]) is None, f"{type_id}: example value of {p.name} is invalid"
     assert node_type.check_params(params) == []
     declared = node_type.infer(params, shapes, ctx)
-    module = instantiate(node_type.build(params, shapes, ctx))
+    module = instantiate(node_type.recipe(params, shapes, ctx))
     module.train()
     torch.manual_seed(0)
     args = [torch.randn(shapes[p.name].torch_shape(B, N)) for p in ports]
@@ -155,7 +155,7 @@ def test_conv1d_shape_rule_agrees_with_torch(length, kernel, stride, padding, di
     except ShapeError:
         declared = None
     try:
-        real = instantiate(conv.build(params, shapes, InferContext(None)))(torch.randn(1, 2, length, 3))
+        real = instantiate(conv.recipe(params, shapes, InferContext(None)))(torch.randn(1, 2, length, 3))
     except (RuntimeError, ValueError, NotImplementedError):
         real = None
     if declared is None:

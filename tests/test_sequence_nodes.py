@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from studio.build.builder import instantiate
 from studio.core.node_type import InferContext, ShapeError
 from studio.core.shapes import TensorShape
+from studio.torchgraph.builder import instantiate
 
 
 def make(registry, type_id: str, shapes: dict[str, TensorShape], **params):
@@ -18,7 +18,7 @@ def make(registry, type_id: str, shapes: dict[str, TensorShape], **params):
     full = {**node_type.default_params(), **params}
     assert node_type.check_params(full) == []
     declared = node_type.infer(full, shapes, InferContext(None))
-    return instantiate(node_type.build(full, shapes, InferContext(None))), declared
+    return instantiate(node_type.recipe(full, shapes, InferContext(None))), declared
 
 
 @pytest.mark.parametrize("d_model", [6, 7])

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from studio.build.builder import BuildError, build
 from studio.core.document import Graph, InputSpec
 from studio.core.graph_file import load_graph, loads_graph
 from studio.core.validation import Validation, validate
+from studio.torchgraph.builder import BuildError, build
 from tests.conftest import GRAPHS
 
 RELU = {"inplace": False}

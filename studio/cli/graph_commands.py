@@ -191,7 +191,7 @@ def export_command(args: argparse.Namespace) -> int:
     refusal = over_budget(v, args.max_params)
     if refusal is not None:  # before torch allocates the weights
         raise CliError(f"{printable(args.file)}: {refusal}")
-    from studio.build.export import ExportError, export  # torch is needed from here on
+    from studio.torchgraph.export import ExportError, export  # torch is needed from here on
 
     try:
         written = export(graph, args.to, seed=args.seed, weights=args.weights, registry=reg)

@@ -5,12 +5,13 @@ parameters, and methods for its shape rule, parameter count and torch recipe. Th
 inspector, the validator, the builder, the exporter, the docs and the tests all read this one
 declaration; nothing else about a node type is written anywhere.
 
-Declarations never import torch: ``build`` returns a :class:`Recipe` that names the module class by
-its import path, and the builder (``studio.build``) turns it into a module.
+Declarations never import torch: ``recipe`` returns a :class:`Recipe` that names the module class by
+its import path, and the builder (``studio.torchgraph``) turns it into a module.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -167,9 +168,19 @@ class NodeType:
         layer's gates at every step, attention's step-by-step weights; types override it)."""
         return sum(shape.numel() for shape in outputs.values())
 
-    def build(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
-              ctx: InferContext) -> Recipe:
+    def recipe(self, params: Mapping[str, Any], inputs: Mapping[str, TensorShape],
+               ctx: InferContext) -> Recipe:
+        """How the builder makes this node's module: its class's import path and arguments."""
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Node packs written before the method was named ``recipe`` defined ``build``; they still load.
+        legacy = cls.__dict__.get("build")
+        if legacy is not None and "recipe" not in cls.__dict__:
+            warnings.warn(f"{cls.__module__}.{cls.__qualname__}: NodeType.build is now named recipe",
+                          DeprecationWarning, stacklevel=2)
+            cls.recipe = legacy  # type: ignore[method-assign]
 
     # ---- helpers for shape rules -------------------------------------------------------------
     @staticmethod

@@ -161,7 +161,7 @@ class _Cell(NodeType):
         return cells_activation_count(self.cell, inputs["x"], self.layers(params),
                                       params["bidirectional"]) + super().activation_count(params, inputs, outputs, ctx)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         kwargs = {"cell": self.cell, "input_size": inputs["x"].channels, "layers": self.layers(params),
                   "bias": params["bias"], "dropout": params["dropout"],
                   "bidirectional": params["bidirectional"], "output": params["output"]}
@@ -291,7 +291,7 @@ class CellStack(NodeType):
         return cells_activation_count(params["cell"], inputs["x"], self.layers(params),
                                       params["bidirectional"]) + super().activation_count(params, inputs, outputs, ctx)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.cells.Cell", {
             "cell": params["cell"], "input_size": inputs["x"].channels, "layers": self.layers(params),
             "bias": params["bias"], "dropout": params["dropout"], "bidirectional": params["bidirectional"],

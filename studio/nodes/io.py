@@ -36,7 +36,7 @@ class BarWindow(NodeType):
             raise ShapeError("the graph has no input spec (features, days, bars_per_day)")
         return {"bars": TensorShape.seq(spec.length, len(spec.features))}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         raise NotImplementedError("the bar window is the model's argument x; the builder wires it")
 
 
@@ -56,7 +56,7 @@ class ScoreOutput(NodeType):
             raise ShapeError(f"expects 1 channel (one score per stock), gets {shape.channels}", port="x")
         return {}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.io.ScoreOutput", {})
 
 
@@ -92,7 +92,7 @@ class BlockInput(NodeType):
             raise ShapeError(f"the block instance gives no input {show(params['name'])}", param="name")
         return {"y": ctx.bound[params["name"]]}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         raise NotImplementedError("block inputs are arguments of the block's forward")
 
 
@@ -107,7 +107,7 @@ class BlockOutput(NodeType):
     def infer(self, params, inputs, ctx):
         return {}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         raise NotImplementedError("block outputs are what the block's forward returns")
 
 
@@ -153,8 +153,8 @@ class Block(NodeType):
     def activation_count(self, params, inputs, outputs, ctx):
         return self._inner(params, inputs, ctx).activation_count
 
-    def build(self, params, inputs, ctx):
-        # the builder builds the block's own graph module (see studio.build.builder)
+    def recipe(self, params, inputs, ctx):
+        # the builder builds the block's own graph module (see studio.torchgraph.builder)
         return Recipe(BLOCK_TYPE, {"block": params["block"]})
 
 
@@ -230,7 +230,7 @@ class PerDay(NodeType):
         return days * self._inner(params, inputs, ctx).activation_count + super().activation_count(
             params, inputs, outputs, ctx)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         port, day = self._bound(params, inputs, ctx)
         return Recipe("studio.modules.blocks.PerDay",
                       {"bars_per_day": bars_per_day(params, ctx), "output": params["output"]},

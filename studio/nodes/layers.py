@@ -44,7 +44,7 @@ class Linear(NodeType):
         c_in, c_out = inputs["x"].channels, params["out_features"]
         return c_in * c_out + (c_out if params["bias"] else 0)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.Linear", {"in_features": inputs["x"].channels,
                                           "out_features": params["out_features"], "bias": params["bias"]})
 
@@ -76,7 +76,7 @@ class InputProjection(NodeType):
         d_model = params["d_model"]
         return inputs["x"].channels * d_model + (d_model if params["bias"] else 0)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.layers.FeatureProjection", {
             "in_features": inputs["x"].channels, "d_model": params["d_model"], "bias": params["bias"],
             "scale": params["scale"]})
@@ -161,7 +161,7 @@ class Conv1d(NodeType):
         c_in, c_out = inputs["x"].channels, params["out_channels"]
         return c_out * (c_in // params["groups"]) * params["kernel_size"] + (c_out if params["bias"] else 0)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         kwargs = {k: params[k] for k in ("out_channels", "kernel_size", "stride", "padding", "dilation",
                                          "groups", "bias", "padding_mode")}
         return Recipe("studio.modules.layers.SeqConv1d", {"in_channels": inputs["x"].channels, **kwargs})
@@ -259,7 +259,7 @@ class _Conv2dBase(NodeType):
         c_out = conv["out_channels"]
         return c_out * (conv["in_channels"] // conv["groups"]) * kh * kw + (c_out if conv["bias"] else 0)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.layers.MapConv2d", self.settings(params, inputs["x"].channels))
 
 
@@ -344,7 +344,7 @@ class ReLU(_Elementwise):
     params = (BoolParam("inplace", False, INPLACE_DOC),)
     examples = ({"inplace": True},)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.ReLU", {"inplace": params["inplace"]})
 
 
@@ -357,7 +357,7 @@ class GELU(_Elementwise):
                           choices=("none", "tanh")),)
     examples = ({"approximate": "tanh"},)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.GELU", {"approximate": params["approximate"]})
 
 
@@ -367,7 +367,7 @@ class Tanh(_Elementwise):
     title = "Tanh"
     doc = "tanh(x) element-wise (torch.nn.Tanh), in (−1, 1)."
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.Tanh", {})
 
 
@@ -377,7 +377,7 @@ class Sigmoid(_Elementwise):
     title = "Sigmoid"
     doc = "1/(1 + e^−x) element-wise (torch.nn.Sigmoid), in (0, 1)."
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.Sigmoid", {})
 
 
@@ -402,7 +402,7 @@ class LeakyReLU(_Elementwise):
     def check_params(self, params):
         return _inplace_slope(params, "negative_slope")
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.LeakyReLU", {"negative_slope": params["negative_slope"],
                                              "inplace": params["inplace"]})
 
@@ -421,7 +421,7 @@ class ELU(_Elementwise):
     def check_params(self, params):
         return _inplace_slope(params, "alpha")
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.ELU", {"alpha": params["alpha"], "inplace": params["inplace"]})
 
 
@@ -443,5 +443,5 @@ class Dropout(_Elementwise):
     def output_aliases_input(self, params):
         return True  # in eval mode (and with p = 0) dropout returns its input itself
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.Dropout", {"p": params["p"], "inplace": params["inplace"]})

@@ -35,7 +35,7 @@ class _Elementwise(NodeType):
     def infer(self, params, inputs, ctx):
         return {"y": same_shapes(inputs, [p.name for p in _ports(params)])}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe(self.module, {})
 
 
@@ -89,7 +89,7 @@ class Concat(NodeType):
         channels = sum(inputs[n].channels for n in names)
         return {"y": TensorShape(first.kind, (*first.dims[:-1], channels))}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.merge.ConcatChannels", {})
 
 
@@ -133,7 +133,7 @@ class Residual(NodeType):
         gain = {"none": 0, "scalar": 1, "channel": c_out}[params["scale"]]
         return gain + (c_in * c_out if params["shortcut"] == "linear" else 0)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.merge.Residual", {
             "in_channels": inputs["x"].channels, "channels": inputs["f"].channels,
             "shortcut": params["shortcut"], "scale": params["scale"], "scale_init": params["scale_init"]})
@@ -158,5 +158,5 @@ class Stack(NodeType):
         first = same_shapes(inputs, names)
         return {"y": TensorShape.seq(len(names), first.channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.merge.StackSteps", {})

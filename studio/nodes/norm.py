@@ -50,7 +50,7 @@ class _BatchNorm(NodeType):
     def param_count(self, params, inputs, ctx):
         return 2 * inputs["x"].channels if params["affine"] else 0
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe(self.target, {"num_features": inputs["x"].channels, **{
             k: params[k] for k in ("eps", "momentum", "affine", "track_running_stats")}})
 
@@ -106,7 +106,7 @@ class LayerNorm(NodeType):
             return 0
         return inputs["x"].channels * (2 if params["bias"] else 1)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.LayerNorm", {"normalized_shape": inputs["x"].channels, "eps": params["eps"],
                                              "elementwise_affine": params["elementwise_affine"],
                                              "bias": params["bias"]})

@@ -100,7 +100,7 @@ class _Pool(NodeType):
             sizes.append(out)
         return {"y": TensorShape(x.kind, (*sizes, x.channels))}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe(self.target, {p.name: params[p.name] for p in self.params})
 
 
@@ -190,7 +190,7 @@ class _AdaptivePool(NodeType):
         sizes = (size,) if self.spatial == 1 else pair(size)
         return {"y": TensorShape(x.kind, (*sizes, x.channels))}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe(self.target, {"output_size": params["output_size"]})
 
 

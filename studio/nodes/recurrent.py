@@ -82,7 +82,7 @@ class _TorchRecurrent(NodeType):
     def build_kwargs(self, params) -> dict:
         return {k: params[k] for k in ("hidden_size", "num_layers", "bias", "dropout", "bidirectional")}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe(self.target, {"input_size": inputs["x"].channels, **self.build_kwargs(params)})
 
 

@@ -28,7 +28,7 @@ class TimeReduce(NodeType):
     def infer(self, params, inputs, ctx):
         return {"y": TensorShape.vec(inputs["x"].channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.TimeReduce", {"mode": params["mode"]})
 
 
@@ -60,7 +60,7 @@ class AttentionPool(NodeType):
     def param_count(self, params, inputs, ctx):
         return inputs["x"].channels
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.AttentionPool", {"channels": inputs["x"].channels,
                                                               "heads": params["heads"]})
 
@@ -89,7 +89,7 @@ class SelectStep(NodeType):
                              f"{x.length - 1})", param="index")
         return {"y": TensorShape.vec(x.channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.SelectStep", {"index": params["index"]})
 
 
@@ -123,7 +123,7 @@ class SliceSteps(NodeType):
                              "arriving", param="start")
         return {"y": TensorShape.seq(length, x.channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.SliceSteps",
                       {"start": params["start"], "stop": params["stop"], "step": params["step"]})
 
@@ -144,5 +144,5 @@ class DayMean(NodeType):
         x = inputs["x"]
         return {"y": TensorShape.seq(whole_days(x, bars_per_day(params, ctx)), x.channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.reduce.DayMean", {"bars_per_day": bars_per_day(params, ctx)})

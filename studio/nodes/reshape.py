@@ -27,7 +27,7 @@ class Flatten(NodeType):
     def infer(self, params, inputs, ctx):
         return {"y": TensorShape.vec(inputs["x"].numel())}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.Flatten", {"start_dim": 2, "end_dim": -1})
 
 
@@ -64,7 +64,7 @@ class DayView(NodeType):
                              f"(bars_per_day {width})", port="x")
         return {"y": TensorShape.map(x.length // width, width, x.channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         width = self.bars_per_day(params, ctx)
         return Recipe("torch.nn.Unflatten", {"dim": 2, "unflattened_size": [inputs["x"].length // width,
                                                                            width]})
@@ -86,7 +86,7 @@ class SeqView(NodeType):
         height, width, channels = inputs["x"].dims
         return {"y": TensorShape.seq(height * width, channels)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("torch.nn.Flatten", {"start_dim": 2, "end_dim": 3})
 
 
@@ -107,7 +107,7 @@ class Transpose(NodeType):
         length, channels = inputs["x"].dims
         return {"y": TensorShape.seq(channels, length)}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.views.SwapTimeChannels", {})
 
 
@@ -173,6 +173,6 @@ class Upsample(NodeType):
                                  f"{params['scale_factor']} is too small for {x}", param="scale_factor")
         return {"y": TensorShape(x.kind, (*sizes, x.channels))}
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")
         return Recipe("studio.modules.layers.ChannelsLastUpsample", {k: params[k] for k in names})

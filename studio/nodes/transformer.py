@@ -80,7 +80,7 @@ class TransformerEncoder(NodeType):
         layer = 3 * params["nhead"] * steps * steps + steps * (12 * d + 3 * ff)
         return params["num_layers"] * layer + super().activation_count(params, inputs, outputs, ctx)
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         names = ("nhead", "dim_feedforward", "dropout", "activation", "layer_norm_eps", "norm_first", "bias",
                  "num_layers", "final_norm")
         return Recipe("studio.modules.transformer.SeqTransformerEncoder",
@@ -130,7 +130,7 @@ class PositionalEncoding(NodeType):
         rows = self._max_len(params, x)
         return rows * x.channels if rows else 0
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         x = inputs["x"]
         return Recipe("studio.modules.transformer.PositionalEncoding", {
             "d_model": x.channels, "mode": params["mode"], "max_len": self._max_len(params, x),
@@ -167,6 +167,6 @@ class SpecialTokens(NodeType):
     def param_count(self, params, inputs, ctx):
         return (int(params["cls"]) + int(params["sep"])) * inputs["x"].channels
 
-    def build(self, params, inputs, ctx):
+    def recipe(self, params, inputs, ctx):
         return Recipe("studio.modules.transformer.SpecialTokens", {
             "d_model": inputs["x"].channels, "cls": params["cls"], "sep": params["sep"]})

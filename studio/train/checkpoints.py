@@ -3,7 +3,7 @@
 ``checkpoint.pt`` holds the last finished epoch's full state (studio.train.engine writes it after every
 epoch, atomically): ``epoch``, ``best_epoch``, ``best_ic``, ``stale``, ``history`` (the epochs'
 records as JSON text), ``model``, ``best_state`` (state dicts), ``optimizer`` and ``scheduler`` (their
-state dicts). :func:`read_checkpoint` loads it through the checked loader (studio.build.torch_files:
+state dicts). :func:`read_checkpoint` loads it through the checked loader (studio.torchgraph.torch_files:
 a regular file, what torch.save writes, tensors and plain values only) and checks its structure: every
 key there with its type, ``epoch`` within 1..the run's epochs, ``best_epoch`` and ``stale`` within
 0..epoch, a history of exactly ``epoch`` records numbered 1..epoch, and weights that are this model's
@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from studio.build.torch_files import TORCH_FILE_LIMIT, TorchFileError, load_torch_bytes, misfit, state_dict_of
 from studio.core.owned_dir import ForeignEntry, read_owned
 from studio.core.text import error_line, printable
+from studio.torchgraph.torch_files import TORCH_FILE_LIMIT, TorchFileError, load_torch_bytes, misfit, state_dict_of
 
 #: a history longer than this is not one a run wrote (TrainConfig has no upper bound on epochs, but the
 #: check against the run's own epochs comes first; this bounds the JSON parsed before it)

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from studio import __version__
-from studio.build.builder import BuildError, build_model
 from studio.core.document import Graph
 from studio.core.graph_file import dumps_graph, load_graph
 from studio.core.owned_dir import ForeignEntry, read_json
@@ -48,6 +47,7 @@ from studio.data.dataset import CrossSectionData, DataConfig, features_cache_fil
 from studio.data.splits import SPLIT_NAMES, Splits
 from studio.metrics import summarize
 from studio.modules.cells import compile_cell_steps
+from studio.torchgraph.builder import BuildError, build_model
 from studio.train.checkpoints import CheckpointError, checkpoint_present, read_checkpoint
 from studio.train.config import ConfigError, SourceSpec, TrainConfig
 from studio.train.feed import Feed, choose_feed, device_bytes_needed

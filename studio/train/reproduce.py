@@ -172,7 +172,7 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
 def _checked_weights(run_dir: Path, graph, epochs: int, registry) -> dict:
     """The run's model.pt, checked to be this graph's weights, and its checkpoint (when it has one)
     checked as --resume checks it: a damaged or tampered run is refused before anything trains."""
-    from studio.build.builder import BuildError, build_model
+    from studio.torchgraph.builder import BuildError, build_model
     from studio.train.checkpoints import CheckpointError, checkpoint_present, read_checkpoint, read_weights
 
     try:

@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio import __version__
-from studio.build.builder import BuiltGraph, WrappedBlock, build, resolve_target
-from studio.build.torch_files import TorchFileError, load_weights, misfit
 from studio.core.document import Graph
 from studio.core.files import DiskFullError, atomic_save, atomic_write_all, no_room
 from studio.core.node_type import Recipe
 from studio.core.registry import Registry
 from studio.core.text import printable
+from studio.torchgraph.builder import BuiltGraph, WrappedBlock, build, resolve_target
+from studio.torchgraph.torch_files import TorchFileError, load_weights, misfit
 
 SUFFIXES = (".py", ".pt2", ".onnx")
 
@@ -55,7 +55,7 @@ def example_inputs(graph: Graph, batch: int = 2, stocks: int = 7, seed: int = 0)
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state dict saved with torch.save, through the checked loader (studio.build.torch_files: never
+    """A state dict saved with torch.save, through the checked loader (studio.torchgraph.torch_files: never
     unpickles code); a bad file is an ExportError of one line."""
     try:
         return load_weights(path)

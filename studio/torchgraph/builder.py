@@ -155,7 +155,7 @@ def _build_graph(v: Validation, class_name: str, block_name: str | None) -> Buil
         if node.type == BLOCK_OUTPUT_TYPE:
             block_outputs[params["name"]] = args[0]
             continue
-        recipe = node_type.build(params, in_shapes, ctx)
+        recipe = node_type.recipe(params, in_shapes, ctx)
         if recipe.target == BLOCK_TYPE:
             inner = v.scope.infer(recipe.kwargs["block"], in_shapes)  # cached by the validator
             part = _build_graph(inner, _block_class_name(recipe.kwargs["block"]), recipe.kwargs["block"])
