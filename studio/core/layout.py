@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from dataclasses import dataclass
 
 from studio.core.document import Graph
 
@@ -64,18 +65,13 @@ def _acyclic_edges(nodes: list[str], edges: list[tuple[str, str]]) -> list[tuple
     return [e for e in edges if e not in back and e[0] != e[1]]
 
 
-def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
-    nodes = sorted(graph.nodes)
-    edges = sorted({(e.src.node, e.dst.node) for e in graph.edges
-                    if e.src.node in graph.nodes and e.dst.node in graph.nodes})
-    edges = _acyclic_edges(nodes, edges)
+def _longest_path_layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
+    """1. Each node's layer: its longest path from a source (Kahn's order, smallest id first)."""
     preds: dict[str, list[str]] = defaultdict(list)
     succs: dict[str, list[str]] = defaultdict(list)
     for a, b in edges:
         preds[b].append(a)
         succs[a].append(b)
-
-    # 1. layers by longest path (Kahn's order, smallest id first)
     indegree = {n: len(preds[n]) for n in nodes}
     ready = sorted(n for n in nodes if indegree[n] == 0)
     layer: dict[str, int] = {}
@@ -87,7 +83,28 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
             if indegree[nxt] == 0:
                 ready.append(nxt)
                 ready.sort()
-    # 2. dummy points on long wires
+    return layer
+
+
+@dataclass
+class _Lanes:
+    """The nodes and the dummy points of long wires, layer by layer, with their wires to the layer before
+    (``up``) and after (``down``)."""
+
+    layer: dict[str, int]
+    layers: dict[int, list[str]]
+    up: dict[str, list[str]]
+    down: dict[str, list[str]]
+    dummy: set[str]
+
+    @property
+    def depth(self) -> int:
+        return max(self.layers) + 1 if self.layers else 0
+
+
+def _lanes(edges: list[tuple[str, str]], node_layer: dict[str, int]) -> _Lanes:
+    """2. A dummy point on a long wire in each layer it crosses, so that the wire claims a lane."""
+    layer = dict(node_layer)
     up: dict[str, list[str]] = defaultdict(list)  # point -> points of the layer before
     down: dict[str, list[str]] = defaultdict(list)
     dummy: set[str] = set()
@@ -105,9 +122,12 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
     layers: dict[int, list[str]] = defaultdict(list)
     for point in sorted(layer):
         layers[layer[point]].append(point)
-    depth = max(layers) + 1 if layers else 0
+    return _Lanes(layer, layers, up, down, dummy)
 
-    # 3. order within layers: barycentre sweeps
+
+def _order_layers(lanes: _Lanes) -> None:
+    """3. The order within each layer (in place): barycentre sweeps, real nodes before lanes on ties."""
+    layers, dummy, depth = lanes.layers, lanes.dummy, lanes.depth
     rank = {p: i for k in layers for i, p in enumerate(layers[k])}
 
     def sort_layer(k: int, neighbours: dict[str, list[str]]) -> None:
@@ -122,47 +142,66 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
 
     for _ in range(SWEEPS):
         for k in range(1, depth):
-            sort_layer(k, up)
+            sort_layer(k, lanes.up)
         for k in range(depth - 2, -1, -1):
-            sort_layer(k, down)
+            sort_layer(k, lanes.down)
     for k in range(1, depth):
-        sort_layer(k, up)
+        sort_layer(k, lanes.up)
 
-    # 4. rows: where the inputs are, kept apart, from both sides, averaged
-    def place(order_of_layers: list[int], neighbours: dict[str, list[str]]) -> dict[str, float]:
-        y: dict[str, float] = {}
-        for k in order_of_layers:
-            members = layers[k]
-            wanted = []
-            for p in members:
-                near = [y[q] for q in neighbours[p] if q in y]
-                wanted.append(sum(near) / len(near) if near else None)
-            known = [w for w in wanted if w is not None]
-            base = sum(known) / len(known) if known else 0.0
-            # members without placed neighbours sit in order around the others
-            filled = [w if w is not None else base for w in wanted]
-            forward, backward = list(filled), list(filled)
-            for i in range(1, len(members)):
-                forward[i] = max(forward[i], forward[i - 1] + 1.0)
-            for i in range(len(members) - 2, -1, -1):
-                backward[i] = min(backward[i], backward[i + 1] - 1.0)
-            for i, p in enumerate(members):
-                y[p] = (forward[i] + backward[i]) / 2
-            for i in range(1, len(members)):  # the average may crowd: keep one row apart
-                if y[members[i]] < y[members[i - 1]] + 1.0:
-                    y[members[i]] = y[members[i - 1]] + 1.0
-        return y
 
-    left = place(list(range(depth)), up)
-    right = place(list(range(depth - 1, -1, -1)), down)
+def _place_rows(layers: dict[int, list[str]], order_of_layers: list[int],
+                neighbours: dict[str, list[str]]) -> dict[str, float]:
+    """Rows from one side: each point where its placed neighbours are, kept in order one row apart."""
+    y: dict[str, float] = {}
+    for k in order_of_layers:
+        members = layers[k]
+        wanted = []
+        for p in members:
+            near = [y[q] for q in neighbours[p] if q in y]
+            wanted.append(sum(near) / len(near) if near else None)
+        known = [w for w in wanted if w is not None]
+        base = sum(known) / len(known) if known else 0.0
+        # members without placed neighbours sit in order around the others
+        filled = [w if w is not None else base for w in wanted]
+        forward, backward = list(filled), list(filled)
+        for i in range(1, len(members)):
+            forward[i] = max(forward[i], forward[i - 1] + 1.0)
+        for i in range(len(members) - 2, -1, -1):
+            backward[i] = min(backward[i], backward[i + 1] - 1.0)
+        for i, p in enumerate(members):
+            y[p] = (forward[i] + backward[i]) / 2
+        for i in range(1, len(members)):  # the average may crowd: keep one row apart
+            if y[members[i]] < y[members[i - 1]] + 1.0:
+                y[members[i]] = y[members[i - 1]] + 1.0
+    return y
+
+
+def _rows(lanes: _Lanes) -> dict[str, float]:
+    """4. Rows: where the inputs are, kept apart, from both sides, averaged."""
+    depth = lanes.depth
+    left = _place_rows(lanes.layers, list(range(depth)), lanes.up)
+    right = _place_rows(lanes.layers, list(range(depth - 1, -1, -1)), lanes.down)
     rows: dict[str, float] = {}
     for k in range(depth):
-        members = layers[k]
+        members = lanes.layers[k]
         values = [(left[p] + right[p]) / 2 for p in members]
         for i in range(1, len(values)):
             values[i] = max(values[i], values[i - 1] + 1.0)
         for p, v in zip(members, values, strict=True):
             rows[p] = v
+    return rows
+
+
+def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
+    """Each node's position in the layered drawing (the module's four steps), on the editor's grid."""
+    nodes = sorted(graph.nodes)
+    edges = sorted({(e.src.node, e.dst.node) for e in graph.edges
+                    if e.src.node in graph.nodes and e.dst.node in graph.nodes})
+    edges = _acyclic_edges(nodes, edges)
+    lanes = _lanes(edges, _longest_path_layers(nodes, edges))
+    _order_layers(lanes)
+    rows = _rows(lanes)
+    layer = lanes.layer
     # the first node (the model's input, as a rule) at row 0; rows on the editor's 20-unit grid
     first = min(nodes, key=lambda n: (layer[n], rows[n], n)) if nodes else None
     shift = rows[first] if first is not None else 0.0

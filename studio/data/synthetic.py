@@ -476,34 +476,71 @@ def _profiles(p: int) -> tuple[np.ndarray, np.ndarray]:
     return var / var.sum(), vol / vol.mean()
 
 
-def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = None, **overrides) -> SyntheticMarket:
-    """Generate a synthetic market; ``overrides`` replace config fields (``generate(stocks=50)``).
-    ``out``: an (S, D * P, F) float32 array to write the bars into (a memory-mapped file, for markets
-    larger than memory: the bars are made a block of days at a time and never held whole); None: a new
-    array in memory."""
-    c = replace(config or SyntheticConfig(), **overrides)
-    S, D, P = c.stocks, c.days, c.bars_per_day
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(c.seed).spawn(8)]
-    g_static, g_list, g_susp, g_factor, g_firm, g_bars, g_volume, g_range = streams
+@dataclass
+class _Stocks:
+    """What stays fixed for each stock: sector, factor loadings, volatility level, first price, volume."""
 
-    # ---- static: sectors, loadings, volatility levels, prices, volumes
-    sectors = np.repeat(np.arange(c.sectors), _sector_sizes(g_static, S, c.sectors))
-    beta = np.clip(g_static.normal(1.0, 0.3, S), 0.2, 2.0)
-    gamma = np.clip(g_static.normal(1.0, 0.3, S), 0.2, 2.0)
-    level = c.idio_vol * np.clip(np.exp(g_static.normal(0.0, 0.35, S)), 0.4, 2.5)
-    log_p0 = g_static.normal(math.log(15.0), 0.7, S)
-    base_volume = np.exp(g_static.normal(math.log(4e4), 0.8, S))
+    sectors: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    level: np.ndarray
+    log_p0: np.ndarray
+    base_volume: np.ndarray
 
-    # ---- listing spans and suspensions
+
+def _stocks(rng: np.random.Generator, c: SyntheticConfig) -> _Stocks:
+    sectors = np.repeat(np.arange(c.sectors), _sector_sizes(rng, c.stocks, c.sectors))
+    beta = np.clip(rng.normal(1.0, 0.3, c.stocks), 0.2, 2.0)
+    gamma = np.clip(rng.normal(1.0, 0.3, c.stocks), 0.2, 2.0)
+    level = c.idio_vol * np.clip(np.exp(rng.normal(0.0, 0.35, c.stocks)), 0.4, 2.5)
+    log_p0 = rng.normal(math.log(15.0), 0.7, c.stocks)
+    base_volume = np.exp(rng.normal(math.log(4e4), 0.8, c.stocks))
+    return _Stocks(sectors, beta, gamma, level, log_p0, base_volume)
+
+
+@dataclass
+class _Calendar:
+    """(D, S) which stock-days are listed, suspended and traded; how many stocks list late and delist."""
+
+    listed: np.ndarray
+    suspended: np.ndarray
+    traded: np.ndarray
+    n_late: int
+    n_delist: int
+
+
+def _calendar(g_list: np.random.Generator, g_susp: np.random.Generator, c: SyntheticConfig) -> _Calendar:
     first, last, n_late, n_delist = _listing_spans(g_list, c)
-    day = np.arange(D)[:, None]
+    day = np.arange(c.days)[:, None]
     listed = (day >= first) & (day <= last)
     suspended = _suspensions(g_susp, c, listed)
-    suspended[first, np.arange(S)] = False
-    suspended[last, np.arange(S)] = False
-    traded = listed & ~suspended
+    # the first and last listed days trade
+    suspended[first, np.arange(c.stocks)] = False
+    suspended[last, np.arange(c.stocks)] = False
+    return _Calendar(listed, suspended, listed & ~suspended, n_late, n_delist)
 
-    # ---- factor and firm shocks, GARCH volatilities, volume level (a cheap loop over days)
+
+@dataclass
+class _Shocks:
+    """The (D, S) factor and firm shocks of each day and the volatilities behind them."""
+
+    #: beta * market + gamma * sector + firm: the day's return less the planted alpha
+    total: np.ndarray
+    firm: np.ndarray
+    #: (D,) the market's GARCH volatility; (D,) the sectors' (moves with the market's)
+    sigma_m: np.ndarray
+    sigma_f: np.ndarray
+    #: the stock's own GARCH variance and volatility
+    var: np.ndarray
+    sigma: np.ndarray
+    #: the log of each stock's volume level (an AR(1) walk)
+    volume_level: np.ndarray
+
+
+def _shocks(g_factor: np.random.Generator, g_firm: np.random.Generator, g_volume: np.random.Generator,
+            c: SyntheticConfig, stocks: _Stocks) -> _Shocks:
+    """Factor and firm shocks with GARCH volatilities, and the volume level (a cheap loop over days)."""
+    D, S = c.days, c.stocks
     z_m = _student_t(g_factor, c.tail_df, D)
     z_f = _student_t(g_factor, c.tail_df, (D, c.sectors))
     z = _student_t(g_firm, c.tail_df, (D, S))
@@ -512,8 +549,8 @@ def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = Non
     var_m = np.empty(D)
     var = np.empty((D, S))
     volume_level = np.empty((D, S))
-    vm, v, h = c.market_vol ** 2, level ** 2, np.zeros(S)
-    omega_m, omega = (1 - a - b) * c.market_vol ** 2, (1 - a - b) * level ** 2
+    vm, v, h = c.market_vol ** 2, stocks.level ** 2, np.zeros(S)
+    omega_m, omega = (1 - a - b) * c.market_vol ** 2, (1 - a - b) * stocks.level ** 2
     for t in range(D):
         var_m[t], var[t] = vm, v
         h = 0.8 * h + h_noise[t]
@@ -525,43 +562,43 @@ def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = Non
     sigma_f = c.sector_vol * sigma_m / c.market_vol  # sector volatility moves with the market's
     sector_f = sigma_f[:, None] * z_f
     firm = sigma * z
-    shocks = beta * market[:, None] + gamma * sector_f[:, sectors] + firm
+    total = stocks.beta * market[:, None] + stocks.gamma * sector_f[:, stocks.sectors] + firm
+    return _Shocks(total, firm, sigma_m, sigma_f, var, sigma, volume_level)
 
-    # ---- what the bars need besides the day's return: the Brownian bridge's noise and the volume before
-    # its |bar return| factor, drawn day by day (a market of any size is made one day at a time)
-    share, vol_profile = _profiles(P)
-    sqrt_share = np.sqrt(share)
-    sd = np.sqrt((beta * sigma_m[:, None]) ** 2 + (gamma * sigma_f[:, None]) ** 2 + var)  # daily shock vol
-    volume_level = np.exp(volume_level) * sigma / level  # rises with the stock's volatility
-    wants_range = bool({"open", "high", "low"} & set(c.features))
-    feature_index = {name: i for i, name in enumerate(c.features)}
-    writer = _DayWriter(S, D, P, len(c.features), out)
 
-    # ---- day by day: the day's return (shocks + mu from the bars of 2 days before), its bars (as stored,
-    # float32), and the components of the day from them
-    weights = np.array([c.alpha(name) for name in COMPONENTS])
-    decays = np.array([c.decay(name) for name in COMPONENTS])[:, None]
-    tracker = SignalTracker(sectors, c)
-    components = np.empty((len(COMPONENTS), D, S))
-    state = np.zeros((len(COMPONENTS), S))
-    drift = np.zeros((D, S))
-    returns = np.empty((D, S))
-    log_p = log_p0.copy()
-    close_before = np.full(S, np.nan)  # the previous day's stored close (NaN: not listed)
-    nan = np.full(S, np.nan)
-    for t in range(D):
-        u = _student_t(g_bars, c.tail_df, (S, P)) * sqrt_share
-        bridge = sd[t][:, None] * (u - share * u.sum(axis=-1, keepdims=True))
-        bar_scale = 1.0 / (sd[t][:, None] * sqrt_share)
-        volume_base = base_volume[:, None] * vol_profile * volume_level[t][:, None] * np.exp(
-            g_volume.normal(-0.045, 0.3, (S, P)))
-        ret = drift[t] + shocks[t]
-        returns[t] = ret
-        latent_prev = np.exp(log_p)
-        log_p = log_p + ret
-        tr, li = traded[t], listed[t]
+class _DayBars:
+    """Day t's bars from its return: the Brownian bridge's noise and the volume before its |bar return|
+    factor are drawn day by day (a market of any size is made one day at a time)."""
+
+    def __init__(self, c: SyntheticConfig, stocks: _Stocks, calendar: _Calendar, shocks: _Shocks,
+                 g_bars: np.random.Generator, g_volume: np.random.Generator, g_range: np.random.Generator):
+        self.c, self.calendar = c, calendar
+        self.g_bars, self.g_volume, self.g_range = g_bars, g_volume, g_range
+        self.share, self.vol_profile = _profiles(c.bars_per_day)
+        self.sqrt_share = np.sqrt(self.share)
+        self.base_volume = stocks.base_volume
+        # the daily shock's volatility
+        self.sd = np.sqrt((stocks.beta * shocks.sigma_m[:, None]) ** 2
+                          + (stocks.gamma * shocks.sigma_f[:, None]) ** 2 + shocks.var)
+        self.volume_level = np.exp(shocks.volume_level) * shocks.sigma / stocks.level  # rises with volatility
+        self.wants_range = bool({"open", "high", "low"} & set(c.features))
+        self.feature_index = {name: i for i, name in enumerate(c.features)}
+        self.nan = np.full(c.stocks, np.nan)
+
+    def make(self, t: int, ret: np.ndarray, log_p: np.ndarray, latent_prev: np.ndarray,
+             close_before: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Writes day t's (S, P, F) bars into ``day``; returns its close bars (float32, as stored), its
+        volume and its closes. ``log_p``: the latent log price after the day's return ``ret``."""
+        S, P = self.c.stocks, self.c.bars_per_day
+        share, sqrt_share, sd = self.share, self.sqrt_share, self.sd[t]
+        u = _student_t(self.g_bars, self.c.tail_df, (S, P)) * sqrt_share
+        bridge = sd[:, None] * (u - share * u.sum(axis=-1, keepdims=True))
+        bar_scale = 1.0 / (sd[:, None] * sqrt_share)
+        volume_base = self.base_volume[:, None] * self.vol_profile * self.volume_level[t][:, None] * np.exp(
+            self.g_volume.normal(-0.045, 0.3, (S, P)))
+        tr, li = self.calendar.traded[t], self.calendar.listed[t]
         close = np.where(tr, np.exp(log_p).astype(np.float32).astype(np.float64), close_before)
-        close = np.where(li, close, nan)  # frozen while suspended, NaN when not listed
+        close = np.where(li, close, self.nan)  # frozen while suspended, NaN when not listed
         prev = np.where(np.isfinite(close_before), close_before, latent_prev)
         move = np.log(close) - np.log(prev)  # the observed day's log return (0 while suspended)
         x = share * ret[:, None] + bridge
@@ -569,27 +606,56 @@ def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = Non
         bars = np.exp(np.log(prev)[:, None] + np.cumsum(x, axis=1))
         bars[:, -1] = close
         bars = np.where(tr[:, None], bars, close[:, None]).astype(np.float32)
-        busy = 0.6 + 0.5 * np.minimum(np.abs(ret) / sd[t], 8.0)  # a big move: volume all day
+        busy = 0.6 + 0.5 * np.minimum(np.abs(ret) / sd, 8.0)  # a big move: volume all day
         vol = volume_base * busy[:, None] * (0.4 + 0.6 * np.minimum(np.abs(x) * bar_scale, 8.0))
         vol = np.where(tr[:, None], np.maximum(np.rint(vol), 1.0), np.where(li, 0.0, np.nan)[:, None])
         vol = vol.astype(np.float32)
-        day = writer.day(t)  # (S, P, F) of day t, float32
+        for name, column in self._columns(t, bars, vol, prev).items():
+            day[:, :, self.feature_index[name]] = column
+        day[~li] = np.nan
+        return bars, vol, close
+
+    def _columns(self, t: int, bars: np.ndarray, vol: np.ndarray, prev: np.ndarray) -> dict[str, np.ndarray]:
+        """The day's feature columns (S, P) by name, in float64: open, high and low only when shown."""
+        tr = self.calendar.traded[t]
         bars64 = bars.astype(np.float64)
         columns = {"close": bars64, "volume": vol, "turnover": bars64 * vol}
-        if wants_range:
+        if self.wants_range:
+            S, P = self.c.stocks, self.c.bars_per_day
             opened = np.concatenate([prev[:, None], bars64[:, :-1]], axis=-1)
             opened = np.where(tr[:, None], opened, bars64)
-            wiggle = sd[t][:, None] * sqrt_share * 0.5
-            up = np.exp(np.abs(g_range.standard_normal((S, P))) * wiggle)
-            down = np.exp(-np.abs(g_range.standard_normal((S, P))) * wiggle)
+            wiggle = self.sd[t][:, None] * self.sqrt_share * 0.5
+            up = np.exp(np.abs(self.g_range.standard_normal((S, P))) * wiggle)
+            down = np.exp(-np.abs(self.g_range.standard_normal((S, P))) * wiggle)
             flat = ~tr[:, None]
             columns["open"] = opened
             columns["high"] = np.where(flat, bars64, np.maximum(opened, bars64) * up)
             columns["low"] = np.where(flat, bars64, np.minimum(opened, bars64) * down)
-        for name, i in feature_index.items():
-            day[:, :, i] = columns[name]
-        day[~li] = np.nan
-        g = tracker.update(bars, vol, tr)
+        return {name: columns[name] for name in self.feature_index}
+
+
+def _days(c: SyntheticConfig, stocks: _Stocks, shocks: _Shocks, day_bars: _DayBars,
+          writer: _DayWriter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Day by day: the day's return (shocks + mu from the bars of DELAY days before), its bars (as stored,
+    float32), and the components of the day from them. Returns the (C, D, S) components, the (D, S) drift
+    mu and the (D, S) latent returns."""
+    D, S = c.days, c.stocks
+    weights = np.array([c.alpha(name) for name in COMPONENTS])
+    decays = np.array([c.decay(name) for name in COMPONENTS])[:, None]
+    tracker = SignalTracker(stocks.sectors, c)
+    components = np.empty((len(COMPONENTS), D, S))
+    state = np.zeros((len(COMPONENTS), S))
+    drift = np.zeros((D, S))
+    returns = np.empty((D, S))
+    log_p = stocks.log_p0.copy()
+    close_before = np.full(S, np.nan)  # the previous day's stored close (NaN: not listed)
+    for t in range(D):
+        ret = drift[t] + shocks.total[t]
+        returns[t] = ret
+        latent_prev = np.exp(log_p)
+        log_p = log_p + ret
+        bars, vol, close = day_bars.make(t, ret, log_p, latent_prev, close_before, writer.day(t))
+        g = tracker.update(bars, vol, day_bars.calendar.traded[t])
         components[:, t] = g
         state = g + decays * state
         if t + DELAY < D:
@@ -598,16 +664,19 @@ def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = Non
                 mu += weights[i] * state[i]
             drift[t + DELAY] = mu
         close_before = close
-    values = writer.finish()
-    traded_t = traded.T
+    return components, drift, returns
 
+
+def _panel(c: SyntheticConfig, values: np.ndarray, calendar: _Calendar) -> BarPanel:
+    """The panel a user sees, with the notes that describe how it was made."""
+    S, D, P = c.stocks, c.days, c.bars_per_day
     width = max(3, len(str(S - 1)))
     symbols = [f"S{i:0{width}d}" for i in range(S)]
     dates = np.busday_offset(np.datetime64(c.start, "D"), np.arange(D), roll="forward")
-    n_suspended = int(suspended.sum())
-    panel = BarPanel(
+    n_suspended = int(calendar.suspended.sum())
+    return BarPanel(
         symbols=symbols, dates=dates, features=list(c.features), bars_per_day=P,
-        values=values, traded=traded_t.copy(),
+        values=values, traded=calendar.traded.T.copy(),
         source=f"synthetic (seed {c.seed}, {S} stocks, {D} days, {P} bars)",
         notes=[
             "synthetic market (studio.data.synthetic): Student-t GARCH returns, market and sector factors "
@@ -621,16 +690,36 @@ def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = Non
             "made while suspended shows in the first bar of the day trading resumes",
             "outside a symbol's listed span (late listing, early delisting) bars are NaN",
         ],
-        counts={"suspended stock-days": n_suspended, "late listings": n_late, "delistings": n_delist},
+        counts={"suspended stock-days": n_suspended, "late listings": calendar.n_late,
+                "delistings": calendar.n_delist},
     )
-    out = SyntheticMarket(config=c, panel=panel, sectors=sectors, listed=listed, returns=returns, drift=drift,
-                          shocks=shocks, firm=firm, volatility=sigma)
-    out._cache["components"] = {name: components[i] for i, name in enumerate(COMPONENTS)}
-    if D > 2:
-        report = out.oracle_summary()
+
+
+def generate(config: SyntheticConfig | None = None, out: np.ndarray | None = None, **overrides) -> SyntheticMarket:
+    """Generate a synthetic market; ``overrides`` replace config fields (``generate(stocks=50)``).
+    ``out``: an (S, D * P, F) float32 array to write the bars into (a memory-mapped file, for markets
+    larger than memory: the bars are made a block of days at a time and never held whole); None: a new
+    array in memory."""
+    c = replace(config or SyntheticConfig(), **overrides)
+    # one stream per kind of draw: each part's numbers do not depend on how much another part draws
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(c.seed).spawn(8)]
+    g_static, g_list, g_susp, g_factor, g_firm, g_bars, g_volume, g_range = streams
+    stocks = _stocks(g_static, c)
+    calendar = _calendar(g_list, g_susp, c)
+    shocks = _shocks(g_factor, g_firm, g_volume, c, stocks)
+    writer = _DayWriter(c.stocks, c.days, c.bars_per_day, len(c.features), out)
+    day_bars = _DayBars(c, stocks, calendar, shocks, g_bars, g_volume, g_range)
+    components, drift, returns = _days(c, stocks, shocks, day_bars, writer)
+    panel = _panel(c, writer.finish(), calendar)
+    market = SyntheticMarket(config=c, panel=panel, sectors=stocks.sectors, listed=calendar.listed,
+                             returns=returns, drift=drift, shocks=shocks.total, firm=shocks.firm,
+                             volatility=shocks.sigma)
+    market._cache["components"] = {name: components[i] for i, name in enumerate(COMPONENTS)}
+    if c.days > 2:
+        report = market.oracle_summary()
         panel.notes.append(f"oracle IC (lag 1, horizon 1; the ceiling for any model): {report['all']:.3f} on "
                            f"all dates, {report['test']:.3f} on the last 20%")
-    return out
+    return market
 
 
 class _DayWriter:

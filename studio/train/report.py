@@ -439,8 +439,19 @@ def figure(sheet: TearSheet):
     grid = fig.add_gridspec(4, 2, height_ratios=(0.75, 3, 3, 3))
     title = f"Tear sheet: {_text(Path(sheet.run).name)}"
     fig.suptitle(title, fontsize=15, fontweight="bold")
+    _headline_table(fig.add_subplot(grid[0, :]), sheet)
+    dates = sheet.dates.to_numpy()
+    _group_returns_panel(fig.add_subplot(grid[1, 0]), sheet, dates)
+    _ic_panel(fig.add_subplot(grid[1, 1]), sheet, dates)
+    _monthly_ic_panel(fig, fig.add_subplot(grid[2, 0]), sheet)
+    _decay_panel(fig.add_subplot(grid[2, 1]), sheet)
+    _turnover_panel(fig.add_subplot(grid[3, 0]), sheet, dates)
+    _long_short_panel(fig.add_subplot(grid[3, 1]), sheet, dates)
+    return fig
 
-    head = fig.add_subplot(grid[0, :])
+
+def _headline_table(head, sheet: TearSheet) -> None:
+    """The headline figures as a one-row table, the run's description above it (amber when few dates)."""
     head.axis("off")
     cells = headline_cells(sheet)
     labels = [k.replace(" ann. return", "\nann. return") for k, _ in cells]
@@ -459,10 +470,10 @@ def figure(sheet: TearSheet):
     subtitle = _describe(sheet) + (f"  -  ! fewer than {metrics.MIN_DATES} dates: the figures mean little"
                                    if few else "")
     head.set_title(_text(subtitle), fontsize=10.5, color=AMBER if few else "#333333")
-    dates = sheet.dates.to_numpy()
 
-    # 1. cumulative return of the five groups
-    ax = fig.add_subplot(grid[1, 0])
+
+def _group_returns_panel(ax, sheet: TearSheet, dates: np.ndarray) -> None:
+    """1. cumulative return of the five groups"""
     cumulative = sheet.groups_cumulative
     for g, colour in enumerate(GROUP_COLOURS):
         name = f"G{g + 1}"
@@ -475,8 +486,9 @@ def figure(sheet: TearSheet):
     _legend_above(ax, 6)
     _date_axis(ax)
 
-    # 2. IC per date and its rolling mean
-    ax = fig.add_subplot(grid[1, 1])
+
+def _ic_panel(ax, sheet: TearSheet, dates: np.ndarray) -> None:
+    """2. IC per date and its rolling mean"""
     ic = sheet.ic["ic"].to_numpy()
     ax.bar(dates, np.nan_to_num(ic), color=np.where(np.nan_to_num(ic) >= 0, GROUP_COLOURS[0], GROUP_COLOURS[-1]),
            width=0.8, label="IC per date")
@@ -491,8 +503,9 @@ def figure(sheet: TearSheet):
     _legend_above(ax, 3)
     _date_axis(ax)
 
-    # 3. mean IC by month
-    ax = fig.add_subplot(grid[2, 0])
+
+def _monthly_ic_panel(fig, ax, sheet: TearSheet) -> None:
+    """3. mean IC by month: a year x month heat map, each cell's value written in it"""
     monthly = sheet.monthly_ic
     values = monthly.to_numpy(dtype=np.float64)
     finite = values[np.isfinite(values)]
@@ -514,8 +527,9 @@ def figure(sheet: TearSheet):
     ax.set_ylabel("year")
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="mean IC")
 
-    # 4. RankIC decay
-    ax = fig.add_subplot(grid[2, 1])
+
+def _decay_panel(ax, sheet: TearSheet) -> None:
+    """4. RankIC decay: a bar per horizon, the number of dates with a pair above it"""
     decay = sheet.decay
     horizons = decay.index.to_numpy()
     rank = decay["rank_ic"].to_numpy()
@@ -533,8 +547,9 @@ def figure(sheet: TearSheet):
     ax.set_ylabel("mean RankIC")
     _title(ax, _text(f"4. RankIC decay within the {sheet.split} split (numbers: dates with a pair)"), legend=False)
 
-    # 5. turnover of the top and bottom groups
-    ax = fig.add_subplot(grid[3, 0])
+
+def _turnover_panel(ax, sheet: TearSheet, dates: np.ndarray) -> None:
+    """5. turnover of the top and bottom groups"""
     turnover = sheet.turnover
     width = 1.4 if len(dates) <= 60 else 0.9
     ax.plot(dates, turnover["G1"].to_numpy(), color=GROUP_COLOURS[0], linewidth=width, label="G1 (top group)")
@@ -548,8 +563,9 @@ def figure(sheet: TearSheet):
     _legend_above(ax, 3)
     _date_axis(ax)
 
-    # 6. long-short gross and net of cost
-    ax = fig.add_subplot(grid[3, 1])
+
+def _long_short_panel(ax, sheet: TearSheet, dates: np.ndarray) -> None:
+    """6. long-short gross and net of cost"""
     legs = sheet.long_short
     s = sheet.settings
     ax.plot(dates, legs["gross_cumulative"].to_numpy(), color=LONG_SHORT, linewidth=2, label="gross")
@@ -561,7 +577,6 @@ def figure(sheet: TearSheet):
     _title(ax, f"6. Long-short return, summed: (top {q} - bottom {q}) / 2, the run's legs")
     _legend_above(ax, 2)
     _date_axis(ax)
-    return fig
 
 
 def png_bytes(sheet: TearSheet) -> bytes:
