@@ -685,6 +685,70 @@ def test_settings_that_do_nothing_are_warnings(default, registry):
     ]
 
 
+def limited_linear(limit: int):
+    """A fresh declaration of the linear node that refuses more than ``limit`` out_features. It says it
+    lives in studio.nodes, as the built-ins do: the validator reuses checks only of those."""
+    from studio.nodes.layers import Linear
+
+    class LimitedLinear(Linear):
+        __module__ = "studio.nodes.layers"
+
+        def check_params(self, params):
+            return [("out_features", f"more than {limit}")] if params["out_features"] > limit else []
+
+    return LimitedLinear()
+
+
+def one_linear_node() -> Graph:
+    from studio.core.document import Node
+
+    return Graph(nodes={"linear_1": Node("linear_1", "linear", 1, dict(LINEAR_8))})
+
+
+def registry_of(*declarations):
+    from studio.core.registry import Registry
+
+    registry = Registry()
+    for declaration in declarations:
+        registry.register(declaration)
+    return registry
+
+
+def test_a_reused_node_check_is_never_another_declaration_s():
+    """Node checks are reused by declaration, type id, version and params: a declaration with the same
+    type id and version but other rules (a pack reloaded, a new registry), alive beside the first or made
+    after it was collected (when its address may be reused), is checked by its own rules."""
+    import gc
+
+    graph = one_linear_node()
+    refused = "linear_1.out_features: more than 4"
+    strict, lenient = registry_of(limited_linear(4)), registry_of(limited_linear(16))
+    assert refused in lines(validate(graph, strict))
+    assert refused not in lines(validate(graph, lenient))
+    assert refused in lines(validate(graph, strict))
+    del strict, lenient
+    for limit in (4, 16, 4, 16, 4, 16):
+        gc.collect()
+        assert (refused in lines(validate(graph, registry_of(limited_linear(limit))))) == (limit < 8), limit
+
+
+def test_the_node_check_cache_keeps_no_declaration_alive():
+    """The cache holds its declarations weakly: a registry dropped takes its checks with it."""
+    import gc
+    import weakref
+
+    from studio.core import validation as validation_module
+
+    graph = one_linear_node()
+    declaration = limited_linear(16)
+    validate(graph, registry_of(declaration))
+    assert len(validation_module._NODE_CHECKS[declaration]) == 1
+    gone = weakref.ref(declaration)
+    del declaration
+    gc.collect()
+    assert gone() is None
+
+
 def test_reused_node_checks_give_the_same_validation_as_fresh_ones(registry):
     """The validator reuses a node's check when its type, version and params were seen before: the
     result must equal a fresh check, and a changed param must be checked anew."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,9 +300,9 @@ class _Checker:
             self.error(node_id, reason, node_id)
         node_type = self.registry.get(node.type)
         key = _check_key(node_type, node)
-        cached = _NODE_CHECKS.get(key) if key is not None else None
-        if cached is not None:  # the same type, version and params were checked before
-            problems, params, in_ports, out_ports, _ = cached
+        cached = _NODE_CHECKS.get(node_type, {}).get(key) if key is not None else None
+        if cached is not None:  # the same declaration, version and params were checked before
+            problems, params, in_ports, out_ports = cached
             self.v.types[node_id] = node_type
             for suffix, message, severity in problems:
                 self.error(node_id + suffix, message, node_id, severity)
@@ -315,12 +316,12 @@ class _Checker:
             problems = [(p.where[len(node_id):], p.message, p.severity) for p in self.v.problems[first_problem:]
                         if p.where.startswith(node_id)]
             if len(problems) == len(self.v.problems) - first_problem:
-                if len(_NODE_CHECKS) > NODE_CHECK_CACHE:
+                if sum(len(checks) for checks in _NODE_CHECKS.values()) > NODE_CHECK_CACHE:
                     _NODE_CHECKS.clear()
                 params = self.v.params.get(node_id)
-                # the declaration itself is kept in the entry: its id in the key cannot be reused
-                _NODE_CHECKS[key] = (problems, dict(params) if params is not None else None,
-                                     self.v.in_ports.get(node_id), self.v.out_ports.get(node_id), node_type)
+                _NODE_CHECKS.setdefault(node_type, {})[key] = (
+                    problems, dict(params) if params is not None else None,
+                    self.v.in_ports.get(node_id), self.v.out_ports.get(node_id))
 
     def _check_node(self, node_id: str, node, node_type) -> None:
         if node_type is None:
@@ -629,9 +630,11 @@ class _Checker:
         return None
 
 
-#: check_node results by (declaration, version, params): a graph validated again after one edit
-#: checks only the nodes whose params changed (the editor validates after every edit)
-_NODE_CHECKS: dict[tuple, tuple] = {}
+#: check_node results of each declaration (the NodeType object itself, held weakly: its entries go
+#: with it, and no other declaration can ever read them), by type id, version and params: a graph
+#: validated again after one edit checks only the nodes whose params changed (the editor validates
+#: after every edit)
+_NODE_CHECKS: weakref.WeakKeyDictionary[NodeType, dict[tuple, tuple]] = weakref.WeakKeyDictionary()
 NODE_CHECK_CACHE = 50_000
 
 
@@ -668,7 +671,7 @@ def _check_key(node_type: NodeType | None, node) -> tuple | None:
         frozen = json.dumps(node.params, sort_keys=True, allow_nan=True)
     except (TypeError, ValueError, RecursionError):  # not plain JSON, or nested too deep: not cached
         return None
-    return (id(node_type), node.type, node.version, frozen)
+    return (node.type, node.version, frozen)
 
 
 def _topological_order(nodes: set[str], pairs: list[tuple[str, str]]) -> list[str] | None:
