@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from studio.cli import main
-from studio.data import import_chunked, importer
+from studio.data import import_chunked, import_stages, importer
 from studio.data.importer import DataError, ImportConfig, find_files
 from studio.data.load import import_bars, load_bars
 from studio.data.store import mapping
@@ -40,7 +40,7 @@ def assert_same_panel(a, b) -> None:
 def in_memory(path: Path, config: ImportConfig | None = None):
     config = config or ImportConfig()
     files = find_files(path, config)
-    return importer.import_in_memory(files, config, importer.describe_source([path], files))
+    return import_stages.import_in_memory(files, config, importer.describe_source([path], files))
 
 
 def on_disk(files, tmp_path: Path, name: str, buckets: int, config: ImportConfig | None = None, source=""):

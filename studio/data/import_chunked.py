@@ -4,8 +4,9 @@ into a memory-mapped ``.npy`` file.
 
 The importer's policies are global: the bar grid comes from the histogram of bar times, early closes
 from the dates' votes, trading dates from the number of symbols that traded. Each of them only needs
-statistics of all rows, and every row of a symbol sits in one bucket, so :func:`studio.data.importer.assemble`
-gathers the statistics over the buckets, decides, and applies the decision bucket by bucket. The
+statistics of all rows, and every row of a symbol sits in one bucket, so the policies' stages
+(:mod:`studio.data.import_stages`) gather the statistics over the buckets, decide, and apply the decision
+bucket by bucket. The
 in-memory import is the same code with one bucket: both give the same panel, bit for bit.
 
 Pass 1 (here): each file (or each batch of 4 MB of a file over ``STREAM_ABOVE_BYTES``) is read by the
@@ -37,16 +38,13 @@ from studio.core.text import error_line
 from studio.data import importer, store
 from studio.data.bar_files import VALUE_FIELDS, is_parquet
 from studio.data.cache import PANEL_FORMAT, panel_description, panel_from_description
+from studio.data.import_stages import Rows, assemble, file_rows, import_features, read_counts
 from studio.data.importer import (
     DataError,
     FileBars,
     FileInfo,
     ImportConfig,
-    Rows,
-    assemble,
     bars_from_table,
-    file_rows,
-    import_features,
     read_header,
     resolve_columns,
 )
@@ -246,18 +244,18 @@ def build_on_disk(files: list[Path], config: ImportConfig, source: str, values_f
     writer = BucketWriter(work, n_buckets)
     symbol_index: dict[str, int] = {}
     infos: list[FileInfo] = []
-    read = {"rows read": 0, "rows without a symbol dropped": 0, "rows with unreadable timestamps dropped": 0}
+    tally = [0, 0, 0]  # rows read, rows without a symbol, unusable rows (read_counts)
     for path in files:
         mark, known = writer.mark(), len(symbol_index)
         for as_text in (False, True):
-            info, tally = None, [0, 0, 0]
+            info, file_tally = None, [0, 0, 0]
             try:
                 for part in file_batches(path, config, as_text):
                     info = _add(info, part)
                     sym, ok, vals = file_rows(part, symbol_index, VALUE_FIELDS)
-                    tally[0] += len(sym)
-                    tally[1] += part.rows_without_symbol
-                    tally[2] += int((~ok).sum())
+                    file_tally[0] += len(sym)
+                    file_tally[1] += part.rows_without_symbol
+                    file_tally[2] += int((~ok).sum())
                     if ok.any():
                         writer.append(sym[ok], part.seconds[ok], {f: v[ok] for f, v in vals.items()}, part.utc)
                 break
@@ -266,13 +264,12 @@ def build_on_disk(files: list[Path], config: ImportConfig, source: str, values_f
                 for name in list(symbol_index)[known:]:
                     del symbol_index[name]
         infos.append(info)
-        read["rows read"] += tally[0]
-        read["rows without a symbol dropped"] += tally[1]
-        read["rows with unreadable timestamps dropped"] += tally[2] - tally[1]
+        tally = [a + b for a, b in zip(tally, file_tally, strict=True)]
     writer.flush()
     features = import_features(infos)
     bucket_list = [DiskBucket(writer.path(b), features) for b in range(n_buckets)]
-    return assemble(bucket_list, infos, list(symbol_index), features, read, config, source, values_file=values_file)
+    return assemble(bucket_list, infos, list(symbol_index), features, read_counts(*tally), config, source,
+                    values_file=values_file)
 
 
 def _add(info: FileInfo | None, part: FileBars) -> FileInfo:

@@ -1,7 +1,7 @@
 """Bars from CSV / Parquet files into a BarPanel: the entry point above the two imports.
 
 An unchanged import is read from the cache (:mod:`studio.data.cache`); files that fit in memory go
-through :func:`studio.data.importer.import_in_memory`, larger ones through buckets on disk
+through :func:`studio.data.import_stages.import_in_memory`, larger ones through buckets on disk
 (:mod:`studio.data.import_chunked`). It sits above both, so neither imports the other's caller.
 """
 
@@ -15,14 +15,8 @@ from pathlib import Path
 from studio.data import cache as _cache
 from studio.data import import_chunked, store
 from studio.data.errors import DataError
-from studio.data.importer import (
-    IMPORTER_VERSION,
-    ImportConfig,
-    code_digest,
-    describe_source,
-    find_files,
-    import_in_memory,
-)
+from studio.data.import_stages import import_in_memory
+from studio.data.importer import IMPORTER_VERSION, ImportConfig, code_digest, describe_source, find_files
 from studio.data.panel import BarPanel
 
 
