@@ -37,7 +37,7 @@ from studio.core.layout import NODE_SIZE
 from studio.core.registry import Registry
 from studio.core.text import natural_key
 from studio.gui.docks import DOCKS, DockSpec
-from studio.gui.document import EditorDocument
+from studio.gui.editor_document import EditorDocument
 from studio.gui.palette import SearchPopup
 from studio.gui.recovery import Recovery
 from studio.gui.view import EditorTab

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.text import printable
-from studio.gui.document import EditorDocument
+from studio.gui.editor_document import EditorDocument
 
 
 @dataclass

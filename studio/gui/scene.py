@@ -30,7 +30,7 @@ from studio.core.edits import can_connect, connect_replacing
 from studio.core.node_type import Port
 from studio.core.validation import Validation, format_count
 from studio.gui import theme
-from studio.gui.document import Change, EditorDocument
+from studio.gui.editor_document import Change, EditorDocument
 
 TITLE_FONT = QFont()
 TITLE_FONT.setBold(True)

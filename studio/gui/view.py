@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QGraphicsView, QLabel, QVBoxLayout, QWidget
 
 from studio.core.layout import auto_layout, free_spot
 from studio.gui import theme
-from studio.gui.document import EditorDocument
+from studio.gui.editor_document import EditorDocument
 from studio.gui.scene import HALO, GraphScene, snap
 
 NODE_MIME = "application/x-model-studio-node-type"

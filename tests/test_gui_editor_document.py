@@ -9,7 +9,7 @@ import pytest
 
 from studio.core.edits import EditError, group_in
 from studio.core.graph_file import graph_to_json, load_graph
-from studio.gui.document import UNDO_LIMIT, Change, EditorDocument
+from studio.gui.editor_document import UNDO_LIMIT, Change, EditorDocument
 from tests.conftest import GRAPHS
 
 
