@@ -18,22 +18,8 @@ SCHEMA_ID = "https://model-studio.dev/schema/graph-v1.json"
 
 
 def graph_schema(registry: Registry) -> dict:
-    typed_params = []
-    for node_type in registry:
-        typed_params.append({
-            "if": {"properties": {"type": {"const": node_type.type_id}}, "required": ["type"]},
-            "then": {"properties": {
-                "version": {"maximum": node_type.version},
-                "params": {
-                    "type": "object",
-                    "properties": {p.name: p.json_schema() for p in node_type.params},
-                    "required": [p.name for p in node_type.params],
-                    "additionalProperties": False,
-                },
-            }},
-        })
+    """The schema of a graph file whose nodes are of ``registry``'s types."""
     identifier = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$"}
-    endpoint = {"type": "string", "pattern": r"^[^.\s]+\.[^.\s]+$", "description": "node.port"}
     nodes = {
         "type": "object",
         "propertyNames": identifier,
@@ -67,53 +53,75 @@ def graph_schema(registry: Registry) -> dict:
         },
         "if": {"properties": {"kind": {"const": "model"}}},
         "then": {"required": ["input"]},
-        "$defs": {
-            "input": {
+        "$defs": _definitions(registry, nodes, edges),
+    }
+
+
+def _typed_params(registry: Registry) -> list[dict]:
+    """One rule per node type: a node of that type has exactly its params, each of its kind."""
+    return [{
+        "if": {"properties": {"type": {"const": node_type.type_id}}, "required": ["type"]},
+        "then": {"properties": {
+            "version": {"maximum": node_type.version},
+            "params": {
                 "type": "object",
-                "required": ["features", "days", "bars_per_day"],
+                "properties": {p.name: p.json_schema() for p in node_type.params},
+                "required": [p.name for p in node_type.params],
                 "additionalProperties": False,
-                "properties": {
-                    "features": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
-                                 "uniqueItems": True},
-                    "days": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    "bars_per_day": {"type": "integer", "minimum": 1, "maximum": 10000},
-                },
             },
-            "node": {
-                "type": "object",
-                "required": ["type", "version", "params", "pos"],
-                "additionalProperties": False,
-                "properties": {
-                    "type": {"type": "string", "minLength": 1},
-                    "version": {"type": "integer", "minimum": 1},
-                    "params": {"type": "object"},
-                    "pos": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
-                },
-                "allOf": typed_params,
+        }},
+    } for node_type in registry]
+
+
+def _definitions(registry: Registry, nodes: dict, edges: dict) -> dict:
+    """The parts a file refers to: the input window, a node, an edge, a block (inline or a file)."""
+    endpoint = {"type": "string", "pattern": r"^[^.\s]+\.[^.\s]+$", "description": "node.port"}
+    return {
+        "input": {
+            "type": "object",
+            "required": ["features", "days", "bars_per_day"],
+            "additionalProperties": False,
+            "properties": {
+                "features": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                             "uniqueItems": True},
+                "days": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "bars_per_day": {"type": "integer", "minimum": 1, "maximum": 10000},
             },
-            "edge": {
-                "type": "object",
-                "required": ["from", "to"],
-                "additionalProperties": False,
-                "properties": {"from": endpoint, "to": endpoint},
+        },
+        "node": {
+            "type": "object",
+            "required": ["type", "version", "params", "pos"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "minLength": 1},
+                "version": {"type": "integer", "minimum": 1},
+                "params": {"type": "object"},
+                "pos": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
             },
-            "block_ref": {
-                "type": "object",
-                "required": ["path"],
-                "additionalProperties": False,
-                "properties": {"path": {"type": "string", "pattern": r"^[^/\\].*\.json$"}},
-            },
-            "block": {
-                "type": "object",
-                "required": ["kind", "name", "description", "nodes", "edges"],
-                "additionalProperties": False,
-                "properties": {
-                    "kind": {"const": "block"},
-                    "name": {"type": "string"},
-                    "description": {"type": "string"},
-                    "nodes": nodes,
-                    "edges": edges,
-                },
+            "allOf": _typed_params(registry),
+        },
+        "edge": {
+            "type": "object",
+            "required": ["from", "to"],
+            "additionalProperties": False,
+            "properties": {"from": endpoint, "to": endpoint},
+        },
+        "block_ref": {
+            "type": "object",
+            "required": ["path"],
+            "additionalProperties": False,
+            "properties": {"path": {"type": "string", "pattern": r"^[^/\\].*\.json$"}},
+        },
+        "block": {
+            "type": "object",
+            "required": ["kind", "name", "description", "nodes", "edges"],
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"const": "block"},
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "nodes": nodes,
+                "edges": edges,
             },
         },
     }
