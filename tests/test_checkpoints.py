@@ -22,8 +22,9 @@ import torch
 
 from studio.cli import main
 from studio.core.graph_file import load_graph
+from studio.train.checkpoints import read_checkpoint
 from studio.train.config import SourceSpec, TrainConfig
-from studio.train.engine import Trainer
+from studio.train.engine import RunState, Trainer
 from tests.conftest import GRAPHS
 from tests.test_run_confinement import stopped_after_two_epochs
 
@@ -181,6 +182,24 @@ def test_an_untouched_checkpoint_still_resumes(stopped_run, tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 4
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_the_run_state_keeps_the_checkpoint_names_older_runs_wrote(stopped_run):
+    """The engine's RunState names its fields for what they hold (epochs_done, best_weights,
+    epochs_since_best); checkpoint.pt keeps the keys runs have always written (epoch, best_state, stale),
+    so a run stopped by an older version resumes, and the state reads back as it was saved."""
+    payload = read_checkpoint(stopped_run / "checkpoint.pt", 4)
+    assert set(payload) == {"epoch", "best_ic", "best_epoch", "best_state", "stale", "history", "model",
+                            "optimizer", "scheduler"}
+    state = RunState.from_checkpoint(payload)
+    assert state.epochs_done == 2 and [r["epoch"] for r in state.history] == [1, 2]
+    assert (state.best_epoch, state.best_ic, state.epochs_since_best) == (
+        payload["best_epoch"], payload["best_ic"], payload["stale"])
+    assert state.best_weights is not None and state.best_weights.keys() == payload["model"].keys()
+    entries = state.checkpoint_entries()
+    assert list(entries) == ["epoch", "best_ic", "best_epoch", "best_state", "stale", "history"]
+    assert json.loads(entries["history"]) == payload["history"]
+    assert all(entries[key] is payload[key] for key in ("epoch", "best_ic", "best_epoch", "best_state", "stale"))
 
 
 @pytest.mark.parametrize("kind", ["truncated", "zero bytes", "a folder", "a pickle of a custom class",

@@ -28,7 +28,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,72 @@ class TrainingError(Exception):
 
 class RunStopped(Exception):
     """A stop was asked for in the middle of a step or a scoring pass (the run catches it)."""
+
+
+#: RunState's fields under the names checkpoint.pt has always used (older runs' checkpoints resume)
+_CHECKPOINT_KEYS = {"epochs_done": "epoch", "best_ic": "best_ic", "best_epoch": "best_epoch",
+                    "best_weights": "best_state", "epochs_since_best": "stale", "history": "history"}
+
+
+@dataclass
+class RunState:
+    """Where a run stands after its last finished epoch: what its checkpoint holds besides the model's,
+    the optimiser's and the schedule's own state, and what resume goes on from."""
+
+    #: the last finished epoch (0: none yet)
+    epochs_done: int = 0
+    #: the best epoch so far by validation IC (0: none yet) and that IC (-inf: none yet)
+    best_epoch: int = 0
+    best_ic: float = -math.inf
+    #: the best epoch's weights, copied to the CPU (None: no best epoch yet)
+    best_weights: dict[str, torch.Tensor] | None = None
+    #: finished epochs since the best one (early stopping counts them against the patience)
+    epochs_since_best: int = 0
+    #: each finished epoch's record as metrics.jsonl holds it
+    history: list[dict] = field(default_factory=list)
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        """The state as checkpoint.pt holds it (the history as JSON text)."""
+        entries = {key: getattr(self, name) for name, key in _CHECKPOINT_KEYS.items()}
+        entries["history"] = json.dumps(self.history)
+        return entries
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any]) -> RunState:
+        """The state of a checkpoint read by studio.train.checkpoints.read_checkpoint (history parsed)."""
+        return cls(**{name: payload.get(key) for name, key in _CHECKPOINT_KEYS.items()})
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a run ends: its status (finished, early_stopped, time_limit, stopped, failed) and one line."""
+
+    status: str
+    message: str
+
+
+@dataclass
+class _Progress:
+    """The training steps of this run so far, for the step records' elapsed time and estimate left."""
+
+    steps_per_epoch: int
+    #: the steps of the epochs this run trains (a resumed run: of the epochs left)
+    total_steps: int
+    started: float = field(default_factory=time.perf_counter)
+    done_steps: int = 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def over_time(self, max_minutes: float) -> bool:
+        """The run's time limit (``--max-minutes``, 0: none) has passed."""
+        return bool(max_minutes) and self.elapsed() > max_minutes * 60
+
+    def step_record(self, epoch: int, step: int, loss: float) -> dict[str, Any]:
+        self.done_steps += 1
+        elapsed = self.elapsed()
+        return {"kind": "step", "epoch": epoch, "step": step, "steps": self.steps_per_epoch, "loss": loss,
+                "elapsed": elapsed, "eta": elapsed / self.done_steps * (self.total_steps - self.done_steps)}
 
 
 class _StopChecks(torch.overrides.TorchFunctionMode):
@@ -168,7 +235,7 @@ class Trainer:
         self.given_splits, self.run_name = splits, run_name
         self.run_dir: Path | None = None
         #: a resumed run's state from its checkpoint (None: a new run, or one with no epoch finished)
-        self._resumed: dict | None = None
+        self._resumed: RunState | None = None
         self._cancel, self._grace_until = threading.Event(), 0.0
         #: after a run: each split's (dates, scores, labels) as written to predictions.parquet
         self.results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -316,8 +383,8 @@ class Trainer:
         lock = None
         try:
             if resume:  # refused before any data loads when another process owns the run
-                lock = _take_lock(self.run_dir)
-                _check_run_folder(self.run_dir)  # again, now that it is ours: nothing planted meanwhile
+                lock = take_run_lock(self.run_dir)
+                check_run_dir(self.run_dir)  # again, now that it is ours: nothing planted meanwhile
             try:
                 self._prepare()
                 if self._cancel.is_set() and not resume:
@@ -332,7 +399,7 @@ class Trainer:
                 writer = RunWriter(self.run_dir)
             else:
                 writer = RunWriter.create(self.out_dir, self.graph.name, name=self.run_name)
-                lock = _take_lock(writer.path)
+                lock = take_run_lock(writer.path)
             self.run_dir = writer.path
             try:
                 yield from self._train(writer, resume)
@@ -350,167 +417,190 @@ class Trainer:
                 lock.release()
 
     def _train(self, writer: RunWriter, resume: bool) -> Iterator[dict[str, Any]]:
-        c, cancel = self.config, self._cancel
-        splits = self.data.splits
+        """The run in its folder: the start record, the epochs, the best epoch scored, the done record."""
         oracle = {name: self.loaded.oracle_ic(idx, self.data_config.lag, self.data_config.horizon)
-                  for name, idx in splits.items()}
-        state = {"epoch": 0, "best_ic": -math.inf, "best_epoch": 0, "best_state": None, "stale": 0,
-                 "history": []}
-        if resume:
-            if self._resumed is not None:
-                state = self._resumed
-            # the records end where the checkpoint does: an epoch line written after it (by an older
-            # version, or in a kill between the two) is dropped, so the resumed run appends exactly once
-            writer.write_jsonl("metrics.jsonl", state["history"])
-            config = read_json(writer.path / "config.json")
-            config.pop("finished", None)
-            writer.write_json("config.json", {**config, "status": "running", "message": "",
-                                              "resumed": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        else:
+                  for name, idx in self.data.splits.items()}
+        state = self._open_records(writer, resume)
+        steps_per_epoch = math.ceil(len(self.data.splits.train) / self.dates_per_batch)
+        yield self._start_record(writer, state, oracle, steps_per_epoch, resume)
+        progress = _Progress(steps_per_epoch, steps_per_epoch * (self.config.epochs - state.epochs_done))
+        ending = yield from self._epochs(writer, state, oracle, progress)
+        yield self._finish(writer, state, oracle, ending)
+
+    def _open_records(self, writer: RunWriter, resume: bool) -> RunState:
+        """The state the run starts from, with its folder's records made to match: a new run writes
+        graph.json, then config.json; a resumed one is cut back to its checkpoint and marked running."""
+        if not resume:
             # graph.json first, config.json last: a run directory with a config.json can be resumed
             writer.write_text("graph.json", dumps_graph(self.graph))
             self.graph.path = writer.path / "graph.json"
             writer.write_json("config.json", self._run_config())
-        steps_per_epoch = math.ceil(len(splits.train) / self.dates_per_batch)
-        yield {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
-               "threads": torch.get_num_threads(), "feed": self.feed.kind, "sync_every": self.sync_every,
-               "compiled_cell_steps": self.compiled_cell_steps, "backend": self._device_settings(),
-               "parameters": self.n_params, "graph": self.graph.name,
-               "data": self.data.describe(), "oracle_ic": oracle, "steps_per_epoch": steps_per_epoch,
-               "dates_per_batch": self.dates_per_batch, "batch": self.batch_choice.line(),
-               "epochs": c.epochs, "resumed_from": state["epoch"] if resume else None}
+            return RunState()
+        state = self._resumed if self._resumed is not None else RunState()
+        # the records end where the checkpoint does: an epoch line written after it (by an older
+        # version, or in a kill between the two) is dropped, so the resumed run appends exactly once
+        writer.write_jsonl("metrics.jsonl", state.history)
+        config = read_json(writer.path / "config.json")
+        config.pop("finished", None)
+        writer.write_json("config.json", {**config, "status": "running", "message": "",
+                                          "resumed": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return state
 
-        started = time.perf_counter()
-        status, message = "finished", ""
-        total_steps = steps_per_epoch * (c.epochs - state["epoch"])
-        done_steps = 0
-        first_epoch = state["epoch"] + 1
-        if c.patience and state["stale"] >= c.patience:  # resumed after it had stopped early
-            status, message = "early_stopped", (f"no better validation IC for {c.patience} epochs; "
-                                                f"best epoch {state['best_epoch']}")
-            first_epoch = c.epochs + 1
-        for epoch in range(first_epoch, c.epochs + 1):
-            self.model.train()
-            torch.manual_seed(c.seed * 100_003 + epoch)  # dropout etc.: reproducible per epoch
-            rng = np.random.default_rng([c.seed, epoch])
-            generator = torch.Generator().manual_seed(c.seed * 7 + epoch)
-            losses: list[float] = []
-            epoch_start = time.perf_counter()
-            stop = None
-            order = np.array(splits.train)
-            rng.shuffle(order)
-            pending: list[torch.Tensor] = []  # losses of steps not read back from the device yet
-            batches = self.feed.batches(order, self.dates_per_batch)
-            step = 0
+    def _start_record(self, writer: RunWriter, state: RunState, oracle: dict, steps_per_epoch: int,
+                      resume: bool) -> dict[str, Any]:
+        return {"kind": "start", "run_dir": str(writer.path), "device": str(self.device),
+                "threads": torch.get_num_threads(), "feed": self.feed.kind, "sync_every": self.sync_every,
+                "compiled_cell_steps": self.compiled_cell_steps, "backend": self._device_settings(),
+                "parameters": self.n_params, "graph": self.graph.name,
+                "data": self.data.describe(), "oracle_ic": oracle, "steps_per_epoch": steps_per_epoch,
+                "dates_per_batch": self.dates_per_batch, "batch": self.batch_choice.line(),
+                "epochs": self.config.epochs, "resumed_from": state.epochs_done if resume else None}
+
+    def _epochs(self, writer: RunWriter, state: RunState, oracle: dict,
+                progress: _Progress) -> Generator[dict[str, Any], None, Ending]:
+        """The epochs left, each yielding its step records and its epoch record; returns how they ended."""
+        patience = self.config.patience
+        if patience and state.epochs_since_best >= patience:  # resumed after it had stopped early
+            return self._early_stopped(state)
+        for epoch in range(state.epochs_done + 1, self.config.epochs + 1):
+            ending = yield from self._epoch(epoch, writer, state, oracle, progress)
+            if ending is not None:
+                return ending
+            if patience and state.epochs_since_best >= patience:
+                return self._early_stopped(state)
+        return Ending("finished", f"{state.epochs_done} epochs; best epoch {state.best_epoch}")
+
+    def _early_stopped(self, state: RunState) -> Ending:
+        return Ending("early_stopped", f"no better validation IC for {self.config.patience} epochs; "
+                                       f"best epoch {state.best_epoch}")
+
+    def _epoch(self, epoch: int, writer: RunWriter, state: RunState, oracle: dict,
+               progress: _Progress) -> Generator[dict[str, Any], None, Ending | None]:
+        """One epoch: its training pass, its validation scoring, then its checkpoint and record. Returns
+        None, or how the run ends when it ends in this epoch (which is then not recorded)."""
+        epoch_start = time.perf_counter()
+        losses: list[float] = []
+        ending = yield from self._training_pass(epoch, state, progress, losses)
+        if ending is None:
+            self.scheduler.step()
             try:
-                for step, (x, mask, label, has_label) in enumerate(batches, start=1):
-                    if cancel.is_set():  # asked between two batches
-                        raise RunStopped
-                    step_started = time.perf_counter()
-                    with self._checks("train"):
-                        with self._autocast():
-                            scores = self.model(x, mask).float()
-                        if c.loss == "rank":
-                            loss = self.loss_fn(scores, label, has_label, generator=generator)
-                        else:
-                            loss = self.loss_fn(scores, label, has_label)
-                    pending.append(loss.detach())
-                    last = step == steps_per_epoch or cancel.is_set() or (
-                        c.max_minutes and time.perf_counter() - started > c.max_minutes * 60)
-                    if len(pending) < self.sync_every and not last:
-                        # the loss stays on the device; a step with a non-finite one is found at the next read
-                        self._optimize(loss, step_started)
-                        continue
-                    values = torch.stack(pending).float().tolist() if len(pending) > 1 else [pending[0].item()]
-                    first = step - len(values) + 1
-                    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-                    if bad is None:
-                        self._optimize(loss, step_started)
-                    for i, value in enumerate(values[:bad]):
-                        losses.append(value)
-                        done_steps += 1
-                        elapsed = time.perf_counter() - started
-                        yield {"kind": "step", "epoch": epoch, "step": first + i, "steps": steps_per_epoch,
-                               "loss": value, "elapsed": elapsed,
-                               "eta": elapsed / done_steps * (total_steps - done_steps)}
-                    pending = []
-                    if bad is not None:
-                        kept = (f"kept the checkpoint of epoch {state['epoch']}" if state["epoch"]
-                                else "no epoch finished, so there is no checkpoint")
-                        stop = ("failed", f"the loss became {values[bad]} at epoch {epoch}, step {first + bad} "
-                                          f"(try a lower learning rate or gradient clipping); {kept}")
-                        break
-                    elapsed = time.perf_counter() - started
-                    if cancel.is_set():
-                        raise RunStopped
-                    if c.max_minutes and elapsed > c.max_minutes * 60:
-                        stop = ("time_limit", f"stopped after {c.max_minutes:g} minutes at epoch {epoch}, "
-                                              f"step {step}")
-                        break
-            except RunStopped:  # the step under way is dropped: the weights stay as the last whole step left them
-                stop = ("stopped", f"stopped at epoch {epoch}, step {step}")
-            finally:
-                batches.close()
-            if stop is None:
-                self.scheduler.step()
-                try:
-                    valid, daily, valid_loss = self.evaluate(splits.valid)
-                except RunStopped:  # the epoch is not recorded: resume trains it again
-                    stop = ("stopped", f"stopped at epoch {epoch} while scoring its validation dates")
-            if stop is not None:
-                status, message = stop
-                if status == "stopped":
-                    message += (f"; best epoch {state['best_epoch']} kept" if state["best_epoch"]
-                                else "; no epoch finished")
-                break
-            valid_ic = valid["ic"] if math.isfinite(valid["ic"]) else -math.inf
-            improved = valid_ic > state["best_ic"]
-            if improved:
-                best = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-                state.update(best_ic=valid_ic, best_epoch=epoch, stale=0, best_state=best)
-            else:
-                state["stale"] += 1
-            record = {"kind": "epoch", "epoch": epoch, "epochs": c.epochs,
-                      "train_loss": float(np.mean(losses)) if losses else math.nan, "valid_loss": valid_loss,
-                      "valid": valid, "lr": self.optimizer.param_groups[0]["lr"],
-                      "seconds": time.perf_counter() - epoch_start, "best_epoch": state["best_epoch"],
-                      "improved": improved, "oracle_ic": oracle.get("valid"),
-                      "daily": {"dates": [str(self.data.panel.dates[d]) for d in splits.valid],
-                                **{k: daily[k].tolist() for k in ("ic", "rank_ic", "long", "short",
-                                                                    "long_short")}}}
-            state["epoch"] = epoch
-            state["history"].append({k: v for k, v in record.items() if k not in ("daily", "kind")})
-            # the checkpoint (atomic) before the record: a kill between them loses the line, which
-            # resume writes again from the checkpoint's history, never a line without its checkpoint
-            self._save_checkpoint(state)
-            # the whole history, rewritten atomically: a full disk leaves the last whole file, never
-            # a half line (a few hundred bytes an epoch; an append could stop in the middle of one)
-            writer.write_jsonl("metrics.jsonl", state["history"])
-            yield record
-            if c.patience and state["stale"] >= c.patience:
-                status, message = "early_stopped", (f"no better validation IC for {c.patience} epochs; "
-                                                    f"best epoch {state['best_epoch']}")
-                break
-        if status == "finished":
-            message = f"{state['epoch']} epochs; best epoch {state['best_epoch']}"
+                valid, daily, valid_loss = self.evaluate(self.data.splits.valid)
+            except RunStopped:  # the epoch is not recorded: resume trains it again
+                ending = Ending("stopped", f"stopped at epoch {epoch} while scoring its validation dates")
+        if ending is not None:
+            if ending.status == "stopped":
+                ending = Ending("stopped", ending.message + (f"; best epoch {state.best_epoch} kept"
+                                                             if state.best_epoch else "; no epoch finished"))
+            return ending
+        improved = self._keep_if_best(epoch, valid, state)
+        record = {"kind": "epoch", "epoch": epoch, "epochs": self.config.epochs,
+                  "train_loss": float(np.mean(losses)) if losses else math.nan, "valid_loss": valid_loss,
+                  "valid": valid, "lr": self.optimizer.param_groups[0]["lr"],
+                  "seconds": time.perf_counter() - epoch_start, "best_epoch": state.best_epoch,
+                  "improved": improved, "oracle_ic": oracle.get("valid"),
+                  "daily": {"dates": [str(self.data.panel.dates[d]) for d in self.data.splits.valid],
+                            **{k: daily[k].tolist() for k in ("ic", "rank_ic", "long", "short", "long_short")}}}
+        state.epochs_done = epoch
+        state.history.append({k: v for k, v in record.items() if k not in ("daily", "kind")})
+        # the checkpoint (atomic) before the record: a kill between them loses the line, which
+        # resume writes again from the checkpoint's history, never a line without its checkpoint
+        self._save_checkpoint(state)
+        # the whole history, rewritten atomically: a full disk leaves the last whole file, never
+        # a half line (a few hundred bytes an epoch; an append could stop in the middle of one)
+        writer.write_jsonl("metrics.jsonl", state.history)
+        yield record
+        return None
 
+    def _keep_if_best(self, epoch: int, valid: dict, state: RunState) -> bool:
+        """Whether this epoch's validation IC beats the best so far; if so its weights are kept as the best."""
+        valid_ic = valid["ic"] if math.isfinite(valid["ic"]) else -math.inf
+        if valid_ic <= state.best_ic:
+            state.epochs_since_best += 1
+            return False
+        state.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        state.best_ic, state.best_epoch, state.epochs_since_best = valid_ic, epoch, 0
+        return True
+
+    def _training_pass(self, epoch: int, state: RunState, progress: _Progress,
+                       losses: list[float]) -> Generator[dict[str, Any], None, Ending | None]:
+        """One pass over the training dates in this epoch's order, yielding a step record per step and
+        appending its loss to ``losses``. Returns None, or how the run ends when it ends in this pass (a
+        stop, a loss that is not finite, the time limit); the step under way then is dropped."""
+        c, cancel = self.config, self._cancel
+        self.model.train()
+        torch.manual_seed(c.seed * 100_003 + epoch)  # dropout etc.: reproducible per epoch
+        generator = torch.Generator().manual_seed(c.seed * 7 + epoch)
+        order = np.array(self.data.splits.train)
+        np.random.default_rng([c.seed, epoch]).shuffle(order)
+        pending: list[torch.Tensor] = []  # losses of steps not read back from the device yet
+        batches = self.feed.batches(order, self.dates_per_batch)
+        step = 0
+        try:
+            for step, (x, mask, label, has_label) in enumerate(batches, start=1):
+                if cancel.is_set():  # asked between two batches
+                    raise RunStopped
+                step_started = time.perf_counter()
+                loss = self._step_loss(x, mask, label, has_label, generator)
+                pending.append(loss.detach())
+                last = step == progress.steps_per_epoch or cancel.is_set() or progress.over_time(c.max_minutes)
+                if len(pending) < self.sync_every and not last:
+                    # the loss stays on the device; a step with a non-finite one is found at the next read
+                    self._optimize(loss, step_started)
+                    continue
+                values = torch.stack(pending).float().tolist() if len(pending) > 1 else [pending[0].item()]
+                pending = []
+                first = step - len(values) + 1
+                bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+                if bad is None:
+                    self._optimize(loss, step_started)
+                for i, value in enumerate(values[:bad]):
+                    losses.append(value)
+                    yield progress.step_record(epoch, first + i, value)
+                if bad is not None:
+                    kept = (f"kept the checkpoint of epoch {state.epochs_done}" if state.epochs_done
+                            else "no epoch finished, so there is no checkpoint")
+                    return Ending("failed", f"the loss became {values[bad]} at epoch {epoch}, step {first + bad} "
+                                            f"(try a lower learning rate or gradient clipping); {kept}")
+                if cancel.is_set():
+                    raise RunStopped
+                if progress.over_time(c.max_minutes):
+                    return Ending("time_limit", f"stopped after {c.max_minutes:g} minutes at epoch {epoch}, "
+                                                f"step {step}")
+        except RunStopped:  # the step under way is dropped: the weights stay as the last whole step left them
+            return Ending("stopped", f"stopped at epoch {epoch}, step {step}")
+        finally:
+            batches.close()
+        return None
+
+    def _step_loss(self, x, mask, label, has_label, generator: torch.Generator) -> torch.Tensor:
+        """One training step's forward pass and loss (the rank loss draws its pairs from ``generator``)."""
+        with self._checks("train"):
+            with self._autocast():
+                scores = self.model(x, mask).float()
+            if self.config.loss == "rank":
+                return self.loss_fn(scores, label, has_label, generator=generator)
+            return self.loss_fn(scores, label, has_label)
+
+    def _finish(self, writer: RunWriter, state: RunState, oracle: dict, ending: Ending) -> dict[str, Any]:
+        """The best epoch's weights scored and written (if any finished), the run closed in config.json;
+        returns the done record."""
         metrics = None
-        if state["best_state"] is not None:
-            self.model.load_state_dict(state["best_state"])
-            metrics = self._score_best_epoch(writer, status, message, state, oracle)
+        if state.best_weights is not None:
+            self.model.load_state_dict(state.best_weights)
+            metrics = self._score_best_epoch(writer, ending, state, oracle)
             if metrics is None:
-                status = "stopped"
+                message = ending.message
                 if not message.startswith("stopped"):
                     message = f"stopped while scoring the best epoch ({message})"
-                message += (f"; not scored, which takes too long after a stop: studio train --resume "
-                            f"{writer.path} trains the epochs left, then scores it")
-        writer.update_json("config.json", {"status": status, "message": message,
+                ending = Ending("stopped", message + (f"; not scored, which takes too long after a stop: studio "
+                                                      f"train --resume {writer.path} trains the epochs left, "
+                                                      f"then scores it"))
+        writer.update_json("config.json", {"status": ending.status, "message": ending.message,
                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        yield {"kind": "done", "status": status, "message": message, "best_epoch": state["best_epoch"],
-               "metrics": metrics, "run_dir": str(writer.path)}
+        return {"kind": "done", "status": ending.status, "message": ending.message,
+                "best_epoch": state.best_epoch, "metrics": metrics, "run_dir": str(writer.path)}
 
-    def _score_best_epoch(self, writer: RunWriter, status: str, message: str, state: dict,
-                          oracle: dict) -> dict | None:
+    def _score_best_epoch(self, writer: RunWriter, ending: Ending, state: RunState, oracle: dict) -> dict | None:
         """The best epoch's figures and predictions, written; None when a stop leaves no time for them
         (a stop gives them SCORING_AFTER_STOP_S; the best weights are written as model.pt either way)."""
         dates = sum(len(idx) for _, idx in self.data.splits.items())
@@ -519,14 +609,14 @@ class Trainer:
                 return self._not_scored(writer, state)
             self._grace_until = time.monotonic() + SCORING_AFTER_STOP_S
         try:
-            return self._write_results(writer, status, message, state, oracle)
+            return self._write_results(writer, ending, state, oracle)
         except RunStopped:
             return self._not_scored(writer, state)
 
-    def _not_scored(self, writer: RunWriter, state: dict) -> None:
+    def _not_scored(self, writer: RunWriter, state: RunState) -> None:
         for name in RESULT_FILES:  # figures of an earlier end of this run are not this best epoch's
             (writer.path / name).unlink(missing_ok=True)
-        writer.save_torch("model.pt", state["best_state"])
+        writer.save_torch("model.pt", state.best_weights)
         return None
 
     def _optimize(self, loss: torch.Tensor, step_started: float) -> None:
@@ -540,10 +630,10 @@ class Trainer:
         self.optimizer.step()
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def _save_checkpoint(self, state: dict) -> None:
+    def _save_checkpoint(self, state: RunState) -> None:
         assert self.run_dir is not None
-        payload = {**state, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                   "scheduler": self.scheduler.state_dict(), "history": json.dumps(state["history"])}
+        payload = {**state.checkpoint_entries(), "model": self.model.state_dict(),
+                   "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
         RunWriter(self.run_dir).save_torch(CHECKPOINT, payload)
 
     def _read_checkpoint(self, model=None) -> dict | None:
@@ -559,7 +649,7 @@ class Trainer:
         except CheckpointError as exc:
             raise TrainingError(str(exc)) from None
 
-    def _restore_checkpoint(self) -> dict | None:
+    def _restore_checkpoint(self) -> RunState | None:
         """The model, optimiser and scheduler as the checkpoint left them, and the run's state to go on
         from; a checkpoint that does not fit them is a TrainingError (nothing of the run written yet)."""
         payload = self._read_checkpoint(self.model)
@@ -573,16 +663,14 @@ class Trainer:
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
             raise TrainingError(f"{source}: its optimiser or schedule state does not fit this run "
                                 f"({error_line(exc, 120)}); this run cannot be resumed from it") from None
-        return {"epoch": payload["epoch"], "best_ic": payload["best_ic"], "best_epoch": payload["best_epoch"],
-                "best_state": payload.get("best_state"), "stale": payload["stale"],
-                "history": payload["history"]}
+        return RunState.from_checkpoint(payload)
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike[str], registry: Registry | None = None) -> Trainer:
         """A trainer that continues the run in ``run_dir`` from its last checkpoint; call
         ``run(resume=True)`` on it."""
         run_dir = Path(run_dir)
-        _check_run_folder(run_dir)  # a run folder from someone else: nothing in it followed out of it
+        check_run_dir(run_dir)  # a run folder from someone else: nothing in it followed out of it
         owner = held_by(run_dir)
         if owner is not None:  # said before any data loads; run() takes the lock itself
             raise TrainingError(str(RunInUse(run_dir, owner)))
@@ -644,7 +732,7 @@ class Trainer:
             "status": "running",
         }
 
-    def _write_results(self, writer: RunWriter, status: str, message: str, state: dict, oracle: dict) -> dict:
+    def _write_results(self, writer: RunWriter, ending: Ending, state: RunState, oracle: dict) -> dict:
         panel, data = self.data.panel, self.data
         frames, per_split, daily_rows = [], {}, []
         for name, dates in data.splits.items():
@@ -663,28 +751,32 @@ class Trainer:
                                                                       "long_short", "turnover")}})
         writer.write_predictions(frames, panel)
         writer.write_daily(daily_rows)
-        metrics = {"status": status, "message": message, "best_epoch": state["best_epoch"],
-                   "epochs_run": state["epoch"], "quantile": self.quantile, "cost": self.cost,
+        metrics = {"status": ending.status, "message": ending.message, "best_epoch": state.best_epoch,
+                   "epochs_run": state.epochs_done, "quantile": self.quantile, "cost": self.cost,
                    "min_stocks": self.data_config.min_stocks, "lag": self.data_config.lag,
                    "horizon": self.data_config.horizon, "splits": per_split}
         writer.write_json("metrics.json", metrics)
-        writer.save_torch("model.pt", state["best_state"])
+        writer.save_torch("model.pt", state.best_weights)
         writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
         return metrics
 
 
-def _check_run_folder(run_dir: Path) -> None:
+def check_run_dir(run_dir: Path, refusal: type[Exception] = TrainingError) -> None:
+    """studio.train.records.check_run_folder, its ForeignEntry said as ``refusal`` (one line). Shared
+    with the walk-forward run (its WalkForwardError)."""
     try:
         check_run_folder(run_dir)
     except ForeignEntry as exc:
-        raise TrainingError(str(exc)) from None
+        raise refusal(str(exc)) from None
 
 
-def _take_lock(run_dir: Path) -> RunLock:
+def take_run_lock(run_dir: Path, refusal: type[Exception] = TrainingError) -> RunLock:
+    """The run's lock (studio.train.run_lock); another owner or something planted at its path is said as
+    ``refusal`` (one line). Shared with the walk-forward run (its WalkForwardError)."""
     try:
         return RunLock.acquire(run_dir)
     except (RunInUse, ForeignEntry) as exc:
-        raise TrainingError(str(exc)) from None
+        raise refusal(str(exc)) from None
 
 
 def features_file_for(panel, data_config: DataConfig, splits: Splits | None = None) -> Path | None:

@@ -187,11 +187,11 @@ class WalkForward:
                 lock.release()
 
     def _run(self, cancel: threading.Event | None, resume: bool, locks: list[RunLock]) -> Iterator[dict[str, Any]]:
-        from studio.train.engine import Trainer
+        from studio.train.engine import Trainer, check_run_dir, take_run_lock
 
         cancel = cancel or threading.Event()
         if resume:
-            locks.append(_own(self.run_dir))
+            locks.append(take_run_lock(self.run_dir, WalkForwardError))
         self._prepare()
         if resume:
             writer = RunWriter(self.run_dir)
@@ -199,7 +199,7 @@ class WalkForward:
                 raise WalkForwardError(f"{writer.path}: cannot resume: the data differ from the run's")
         else:
             writer = RunWriter.create(self.out_dir, f"{self.graph.name}-wf{self.folds}")
-            locks.append(_own(writer.path))
+            locks.append(take_run_lock(writer.path, WalkForwardError))
             writer.write_text("graph.json", dumps_graph(self.graph))
             self.graph.path = writer.path / "graph.json"
             writer.write_json("config.json", self._config())  # last: a directory with config.json resumes
@@ -220,7 +220,7 @@ class WalkForward:
                 fold_resume = True
             else:
                 if fold_dir.exists():  # made but killed before its run started: nothing in it to keep
-                    _check_fold(fold_dir)
+                    check_run_dir(fold_dir, WalkForwardError)
                     for leftover in sorted(fold_dir.rglob("*"), reverse=True):
                         leftover.unlink() if leftover.is_file() else leftover.rmdir()
                     fold_dir.rmdir()
@@ -305,20 +305,6 @@ def _fold_status(fold_dir: Path) -> str | None:
         return read_json(fold_dir / "metrics.json").get("status")
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def _check_fold(fold_dir: Path) -> None:
-    try:
-        check_run_folder(fold_dir)
-    except ForeignEntry as exc:
-        raise WalkForwardError(str(exc)) from None
-
-
-def _own(run_dir: Path) -> RunLock:
-    try:
-        return RunLock.acquire(run_dir)
-    except (RunInUse, ForeignEntry) as exc:
-        raise WalkForwardError(str(exc)) from None
 
 
 def fold_rows(run_dir: Path, split: str = "test") -> list[dict]:
