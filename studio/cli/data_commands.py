@@ -9,68 +9,66 @@ import sys
 from studio.cli.errors import CliError
 
 
-def add_import_options(p: argparse.ArgumentParser, *, cache_flag: bool = True) -> None:
-    """The import settings (studio.data.importer.IMPORT_OPTIONS) as flags: the same names on every
-    command that reads bars, and the same names as ``studio train --import-option NAME=VALUE``."""
-    from studio.data.import_options import IMPORT_OPTIONS
+def add_source_flags(p: argparse.ArgumentParser) -> None:
+    """``--data`` and each data source's repeatable ``--FLAG KEY=VALUE`` (studio.train.data_sources)."""
+    from studio.train.data_sources import DATA_SOURCES, data_words
 
-    columns = p.add_argument_group("import: columns (default: found by their usual names)")
-    policies = p.add_argument_group("import: files and policies")
-    for option in IMPORT_OPTIONS:
-        group = columns if option.name.endswith("-col") else policies
-        group.add_argument(f"--{option.name}", dest=f"import_{option.field}", metavar=option.metavar,
-                           type=option.kind, choices=option.choices or None, default=None, help=option.help)
-    if cache_flag:
-        policies.add_argument("--no-cache", action="store_true",
-                              help="import afresh, neither reading nor writing the cache")
+    p.add_argument("--data", default=next(iter(DATA_SOURCES.values())).name, metavar="|".join(data_words()),
+                   help="the synthetic market (default) or a file or folder of bars to import")
+    for source in DATA_SOURCES.values():
+        flag = source.settings_flag
+        p.add_argument(flag.flag, dest=flag.dest, action="append", default=[], metavar=flag.metavar, help=flag.help)
 
 
-def import_settings(args: argparse.Namespace) -> dict:
-    """{option name: value} of the import flags given on the command line."""
-    from studio.data.import_options import IMPORT_OPTIONS
+def add_option_flags(p: argparse.ArgumentParser, *, cache_flag: bool = True) -> None:
+    """Every data source's options table as flags (the import settings: IMPORT_OPTIONS): the same names
+    on every command that reads bars, and the same names as ``studio train --import-option NAME=VALUE``."""
+    from studio.train.data_sources import DATA_SOURCES
 
-    return {o.name: getattr(args, f"import_{o.field}") for o in IMPORT_OPTIONS
-            if getattr(args, f"import_{o.field}", None) is not None}
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for source in DATA_SOURCES.values():
+        for option in source.options:
+            title = source.group_of(option)
+            if title not in groups:
+                groups[title] = p.add_argument_group(title)
+            groups[title].add_argument(f"--{option.name}", dest=source.option_dest(option),
+                                       metavar=option.metavar, type=option.kind, choices=option.choices or None,
+                                       default=None, help=option.help)
+        if cache_flag and source.caches:
+            group = groups[source.group_of(source.options[-1])] if source.options else p
+            group.add_argument("--no-cache", action="store_true",
+                               help="import afresh, neither reading nor writing the cache")
 
 
-def import_config(args: argparse.Namespace, extra: dict | None = None):
-    """The ImportConfig of the parsed options (a bad option is a CliError); ``extra``: more
-    {option name: value} pairs (``--import-option``), which the flags override."""
-    from studio.data.importer import DataError, import_config_from_options
+def option_values(args: argparse.Namespace, source) -> dict:
+    """{option name: value} of ``source``'s option flags given on the command line."""
+    return {o.name: getattr(args, source.option_dest(o)) for o in source.options
+            if getattr(args, source.option_dest(o), None) is not None}
+
+
+def read_settings(source, given: dict) -> dict:
+    """The settings ``source`` records from the {name: value} given (a bad one is a CliError)."""
+    from studio.data.errors import DataError
 
     try:
-        return import_config_from_options({**(extra or {}), **import_settings(args)})
+        return source.read_settings(given)
     except DataError as exc:
         raise CliError(str(exc)) from None
 
 
-def load_source(source: str, args: argparse.Namespace) -> tuple[object, str]:
-    """The BarPanel of ``synthetic`` or of a file / folder of bars, and where it came from (cache or not)."""
-    if source == "synthetic":
-        # The embedded synthetic market (studio.data.synthetic); mapping options do not apply to it.
-        try:
-            from studio.data.synthetic import SyntheticConfig, generate
-        except ImportError:
-            raise CliError("the synthetic market is not available in this build (studio.data.synthetic is "
-                           "missing)") from None
-        return generate(SyntheticConfig()).panel, "generated"
-    from studio.data.importer import DataError
-    from studio.data.load import import_bars
+def inspected_panel(args: argparse.Namespace) -> tuple[object, str]:
+    """The BarPanel of ``data inspect SOURCE`` (the synthetic market or a file / folder of bars), and
+    how it was loaded (generated, from the cache or not)."""
+    from studio.data.errors import DataError
+    from studio.train.data_sources import source_for_data
 
-    config = import_config(args)
+    source = source_for_data(args.source)
+    settings = read_settings(source, option_values(args, source))
     try:
-        result = import_bars(source, config, cache=not args.no_cache)
+        return source.inspect(args.source if source.reads_path else None, settings,
+                              not getattr(args, "no_cache", False))
     except DataError as exc:
         raise CliError(str(exc)) from None
-    if result.cache_file is None:
-        how = "imported (cache off)"
-    elif result.from_cache:
-        how = f"read from the cache ({result.cache_file})"
-    elif result.cached:
-        how = f"imported; cached in {result.cache_file}"
-    else:
-        how = f"imported (the cache folder {result.cache_file.parent} is not writable)"
-    return result.panel, how
 
 
 def add_data_commands(commands: argparse._SubParsersAction) -> None:
@@ -88,7 +86,7 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
                                    "applied and how often each applied. Exit 2 when the source cannot be "
                                    "used.")
     p.add_argument("source", metavar="SOURCE", help="'synthetic', or a CSV / Parquet file or folder")
-    add_import_options(p)
+    add_option_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=inspect_command)
 
@@ -98,7 +96,7 @@ def _no_data_command(args: argparse.Namespace) -> int:
 
 
 def inspect_command(args: argparse.Namespace) -> int:
-    panel, how = load_source(args.source, args)
+    panel, how = inspected_panel(args)
     info = panel.describe()
     if args.json:
         info["symbol_list"] = list(panel.symbols)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import signal
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from studio.cli.data_commands import add_import_options, import_config
+from studio.cli.data_commands import add_option_flags, add_source_flags, option_values, read_settings
 from studio.cli.errors import CliError, disk_full_line
 from studio.cli.output import control
 from studio.cli.table import format_table
@@ -55,13 +54,7 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
                     "metrics, daily figures, predictions, the best weights and a PnL chart. Ctrl-C stops "
                     "the current run cleanly (its best epoch is kept); a second Ctrl-C quits.")
     p.add_argument("graphs", nargs="*", metavar="GRAPH")
-    p.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
-                   help="the synthetic market (default) or a file or folder of bars to import")
-    p.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
-                   help="synthetic market setting, e.g. stocks=300 days=500 seed=1 (repeatable)")
-    p.add_argument("--import-option", action="append", default=[], metavar="NAME=VALUE",
-                   help="an import setting for --data PATH by the name of its flag below, e.g. "
-                        "session=09:30-16:00 or time-col=ToD (repeatable; the flags override it)")
+    add_source_flags(p)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--loss", choices=LOSSES, default=None)
@@ -106,7 +99,7 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-params", type=int, default=None, metavar="N",
                    help="refuse a model with more parameters than N (default 50,000,000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, only the final table")
-    add_import_options(p, cache_flag=False)
+    add_option_flags(p, cache_flag=False)
     p.set_defaults(run=train_command)
 
     p = commands.add_parser("reproduce", help="train a run again and check that every figure comes out the same",
@@ -193,20 +186,19 @@ def _train_config(args: argparse.Namespace):
 
 
 def _source(args: argparse.Namespace):
-    from studio.data.importer import ImportConfig
+    """The SourceSpec of ``--data`` and the flags of the source it names (studio.train.data_sources)."""
     from studio.train.config import SourceSpec
+    from studio.train.data_sources import DATA_SOURCES, source_for_data
 
-    if args.data == "synthetic":
-        return SourceSpec("synthetic", synthetic=_key_values(args.synthetic, "--synthetic"))
-    path = Path(args.data)
-    if not path.exists():
-        raise CliError(f"{args.data}: no such file or folder (--data takes synthetic or a path)")
-    config = import_config(args, _key_values(args.import_option, "--import-option"))
-    # recorded with the run as ImportConfig fields (what --resume reads back), the defaults left out
-    defaults = ImportConfig()
-    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                if getattr(config, f.name) != getattr(defaults, f.name)}
-    return SourceSpec("import", path=str(path), importer=settings)
+    source = source_for_data(args.data)
+    if source.reads_path and not Path(args.data).exists():
+        takes = " or ".join([s.name for s in DATA_SOURCES.values() if s.name is not None] + ["a path"])
+        raise CliError(f"{args.data}: no such file or folder (--data takes {takes})")
+    flag = source.settings_flag
+    # the option flags override the same settings given as KEY=VALUE
+    given = {**_key_values(getattr(args, flag.dest), flag.flag), **option_values(args, source)}
+    return SourceSpec.of(source.kind, str(Path(args.data)) if source.reads_path else None,
+                         read_settings(source, given))
 
 
 class _Progress:
@@ -258,57 +250,16 @@ def _fmt(value: Any, pattern: str) -> str:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from studio.core.graph_file import GraphFileError, load_graph
     from studio.data.panel import DataError
     from studio.train.config import ConfigError
-    from studio.train.engine import Trainer, TrainingError
-    from studio.train.sources import load_source
-    from studio.train.walk_forward import WalkForward, WalkForwardError, is_walk_forward
+    from studio.train.engine import TrainingError
+    from studio.train.walk_forward import WalkForwardError
 
     if not args.graphs and not args.resume:
         raise CliError("train: give one or more GRAPH files, or --resume RUN_DIR")
     if args.walk_forward is None and (args.expanding or args.fold_dates is not None):
         raise CliError("train: --expanding and --fold-dates go with --walk-forward K")
-    jobs: list[tuple[str, Any]] = []
-    try:
-        if args.resume:
-            resumed = _read_config(Path(args.resume))
-            if resumed is not None and is_walk_forward(resumed):
-                jobs.append((args.resume, WalkForward.resume(args.resume)))
-            else:
-                jobs.append((args.resume, Trainer.resume(args.resume)))
-        else:
-            config, source = _train_config(args), _source(args)
-            from studio.train.engine import data_config_for
-
-            loaded: dict[tuple, Any] = {}
-            for path in args.graphs:
-                graph = load_graph(path)
-                if graph.input is not None and (args.days or args.bars_per_day):
-                    if args.days:
-                        graph.input.days = args.days
-                    if args.bars_per_day:
-                        graph.input.bars_per_day = args.bars_per_day
-                data = data_config_for(graph) if graph.input is not None else None
-                if data is not None:
-                    overrides = {k: getattr(args, k) for k in ("normalize", "lag", "horizon")
-                                 if getattr(args, k) is not None}
-                    if overrides:
-                        from studio.data.dataset import DataConfig
-
-                        data = DataConfig(**{**data.to_json(), **overrides, "split": tuple(data.split)})
-                if args.walk_forward is not None:
-                    trainer = WalkForward(graph, source, config, data, out_dir=args.out, folds=args.walk_forward,
-                                          expanding=args.expanding, fold_dates=args.fold_dates)
-                else:
-                    trainer = Trainer(graph, source, config, data, out_dir=args.out)
-                key = (tuple(graph.input.features), graph.input.bars_per_day)
-                if key not in loaded:  # graphs with the same window share one load of the data
-                    loaded[key] = load_source(source, graph.input)
-                trainer.loaded = loaded[key]
-                jobs.append((Path(path).stem, trainer))
-    except (GraphFileError, TrainingError, DataError, ConfigError, WalkForwardError) as exc:
-        raise CliError(str(exc)) from None
+    jobs = _jobs(args)
 
     tracker = None
     if args.mlflow is not None:  # before anything trains: a missing extra is one line, not a lost run
@@ -361,6 +312,70 @@ def train_command(args: argparse.Namespace) -> int:
     if cancel.is_set():
         return 130
     return 1 if tracking_failed or any(r["status"] == "failed" for _, r in results) else 0
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(name, trainer) of each run: the run --resume continues, or one per GRAPH on the source of --data
+    (graphs with the same bar window share one load of its bars)."""
+    from studio.core.graph_file import GraphFileError
+    from studio.data.panel import DataError
+    from studio.train.config import ConfigError
+    from studio.train.engine import Trainer, TrainingError
+    from studio.train.sources import load_source
+    from studio.train.walk_forward import WalkForward, WalkForwardError, is_walk_forward
+
+    try:
+        if args.resume:
+            resumed = _read_config(Path(args.resume))
+            if resumed is not None and is_walk_forward(resumed):
+                return [(args.resume, WalkForward.resume(args.resume))]
+            return [(args.resume, Trainer.resume(args.resume))]
+        config, source = _train_config(args), _source(args)
+        jobs: list[tuple[str, Any]] = []
+        loaded: dict[tuple, Any] = {}
+        for path in args.graphs:
+            graph = _graph_to_train(args, path)
+            data = _data_config(args, graph)
+            if args.walk_forward is not None:
+                trainer = WalkForward(graph, source, config, data, out_dir=args.out, folds=args.walk_forward,
+                                      expanding=args.expanding, fold_dates=args.fold_dates)
+            else:
+                trainer = Trainer(graph, source, config, data, out_dir=args.out)
+            key = (tuple(graph.input.features), graph.input.bars_per_day)
+            if key not in loaded:  # graphs with the same window share one load of the data
+                loaded[key] = load_source(source, graph.input)
+            trainer.loaded = loaded[key]
+            jobs.append((Path(path).stem, trainer))
+        return jobs
+    except (GraphFileError, TrainingError, DataError, ConfigError, WalkForwardError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _graph_to_train(args: argparse.Namespace, path: str):
+    """The graph at ``path`` with the bar window of --days / --bars-per-day."""
+    from studio.core.graph_file import load_graph
+
+    graph = load_graph(path)
+    if graph.input is not None and (args.days or args.bars_per_day):
+        if args.days:
+            graph.input.days = args.days
+        if args.bars_per_day:
+            graph.input.bars_per_day = args.bars_per_day
+    return graph
+
+
+def _data_config(args: argparse.Namespace, graph):
+    """The graph's data settings with --normalize, --lag and --horizon over them (None: no input)."""
+    from studio.train.engine import data_config_for
+
+    data = data_config_for(graph) if graph.input is not None else None
+    if data is not None:
+        overrides = {k: getattr(args, k) for k in ("normalize", "lag", "horizon") if getattr(args, k) is not None}
+        if overrides:
+            from studio.data.dataset import DataConfig
+
+            data = DataConfig(**{**data.to_json(), **overrides, "split": tuple(data.split)})
+    return data
 
 
 def _read_config(run_dir: Path) -> dict | None:

@@ -53,6 +53,7 @@ from studio.core.validation import validate
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.config import LOSSES, OPTIMIZERS, TrainConfig
+from studio.train.data_sources import DATA_SOURCES
 
 _warmed = threading.Event()
 
@@ -248,6 +249,87 @@ class ImportDialog(QDialog):
         super().accept()
 
 
+class SettingsForm:
+    """A data source's settings as spin boxes (the form of its declaration): the synthetic market's
+    stocks, days and seed, and any source declared without a form class of its own (SOURCE_FORMS).
+    The rows stay in the data form whichever source is chosen; a source not chosen greys them."""
+
+    def __init__(self, panel, source, rows: QFormLayout) -> None:
+        self.source = source
+        self.spins: dict[str, QSpinBox] = {}
+        for setting in source.form:
+            spin = QSpinBox()
+            spin.setRange(setting.minimum, setting.maximum)
+            spin.setValue(setting.default)
+            rows.addRow(setting.label, spin)
+            self.spins[setting.key] = spin
+
+    def choose(self) -> bool:
+        """Chosen in the data form's list: usable at once."""
+        return True
+
+    def show_chosen(self, chosen: bool) -> None:
+        for spin in self.spins.values():
+            spin.setEnabled(chosen)
+
+    def described(self) -> dict | None:
+        return None  # made for the graph's window, so it always fits
+
+    def spec(self):
+        from studio.train.config import SourceSpec
+
+        return SourceSpec.of(self.source.kind, None, {key: spin.value() for key, spin in self.spins.items()})
+
+
+class ImportForm:
+    """Imported bars: chosen through the import dialog, shown as one line (name, sizes, features)."""
+
+    def __init__(self, panel, source, rows: QFormLayout) -> None:
+        self.panel, self.source = panel, source
+        self.path, self.settings = "", {}
+        #: panel.describe() of the imported bars (from the import dialog), for the fit check
+        self.bars: dict | None = None
+        self.label = QLabel("")
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        rows.addRow(self.label)
+
+    def choose(self) -> bool:
+        """Open the import dialog; False when it ends with no bars to train on."""
+        dialog = ImportDialog(self.panel, self.settings, self.path)
+        if dialog.exec():
+            self.use(dialog.path.text().strip(), dialog.settings(), dialog.described)
+        return bool(self.path)
+
+    def use(self, path: str, settings: dict, described: dict | None) -> None:
+        self.path, self.settings, self.bars = path, dict(settings), described
+
+    def show_chosen(self, chosen: bool) -> None:
+        text = ""
+        if chosen:
+            text = f"Imported: {Path(self.path).name or self.path}"
+            d = self.bars
+            if d:
+                text += (f" ({d['symbols']} symbols, {d['dates']} dates, {d['bars_per_day']} bars a day; "
+                         f"{', '.join(d['features'])})")
+            text = printable(text)
+            self.label.setToolTip(printable(self.path))
+        self.label.setText(text)
+
+    def described(self) -> dict | None:
+        return self.bars
+
+    def spec(self):
+        from studio.train.config import SourceSpec
+
+        return SourceSpec.of(self.source.kind, self.path, self.settings) if self.path else None
+
+
+#: the data form of a kind of source (studio.train.data_sources.DATA_SOURCES); any other kind gets a
+#: SettingsForm of its declared settings
+SOURCE_FORMS = {"import": ImportForm}
+
+
 class TrainingPanel(QWidget):
     """Data source, settings, Start / Stop and progress of one run at a time."""
 
@@ -259,10 +341,7 @@ class TrainingPanel(QWidget):
         self.worker: TrainingWorker | None = None
         #: called once the worker thread has ended (a quit that waits for the run to stop)
         self._after_stop: list = []
-        self.import_path, self.import_settings = "", {}
         self.runs_dir = Path(os.environ.get("STUDIO_RUNS_DIR", "runs"))
-        #: panel.describe() of the imported bars (from the import dialog), for the fit check
-        self.import_described: dict | None = None
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
@@ -270,7 +349,7 @@ class TrainingPanel(QWidget):
         # however far the settings below are scrolled
         self.header = QWidget()
         self.header.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        run_controls = QVBoxLayout(self.header)
+        self._add_run_controls(QVBoxLayout(self.header))
         outer.addWidget(self.header)
         self.scroll = QScrollArea()  # a short dock scrolls the settings instead of clipping them
         self.scroll.setWidgetResizable(True)
@@ -279,6 +358,17 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(body)
         self.scroll.setWidget(body)
         outer.addWidget(self.scroll, 1)
+        layout.addWidget(self._data_group())
+        layout.addWidget(self._training_group())
+        layout.addStretch(1)
+        self._steps_done = 0
+        self._watched = None  # the document whose edits re-check the fit
+        self._fill_bars_per_day()
+        window.tabs.currentChanged.connect(lambda _: self._watch_current())
+        self._watch_current()
+
+    def _add_run_controls(self, run_controls: QVBoxLayout) -> None:
+        """Start, Stop, the progress bar, the status line and the fit message with its two fixes."""
         buttons = QHBoxLayout()
         self.start_button, self.stop_button = QPushButton("Start"), QPushButton("Stop")
         # a colour when they can be pressed, the palette's faded grey when not
@@ -300,7 +390,10 @@ class TrainingPanel(QWidget):
         self.status = QLabel("Ready to train the graph in the current tab.")
         self.status.setWordWrap(True)
         run_controls.addWidget(self.status)
-        # does the chosen data fit the graph's bar window? said before Start, with a fix a click away
+        run_controls.addWidget(self._fit_box())
+
+    def _fit_box(self) -> QWidget:
+        """Does the chosen data fit the graph's bar window? Said before Start, with a fix a click away."""
         self.fit_box = QWidget()
         fit_column = QVBoxLayout(self.fit_box)
         fit_column.setContentsMargins(0, 0, 0, 0)
@@ -319,35 +412,32 @@ class TrainingPanel(QWidget):
         for button in (self.resample_button, self.set_window_button):
             fit_column.addWidget(button)
         self.fit_box.hide()
-        run_controls.addWidget(self.fit_box)
+        return self.fit_box
 
+    def _data_group(self) -> QGroupBox:
+        """One entry per declared data source in the list, each source's form below it, and the bars
+        per day the run trains on."""
         data = QGroupBox("Data")
         data_form = QFormLayout(data)
         self.source = QComboBox()
-        self.source.addItems(["Synthetic market", "Imported bars…"])
+        self.source.addItems([source.title for source in DATA_SOURCES.values()])
         self.source.activated.connect(self._source_chosen)
         data_form.addRow(self.source)
-        self.stocks, self.days, self.data_seed = QSpinBox(), QSpinBox(), QSpinBox()
-        self.stocks.setRange(20, 5000)
-        self.stocks.setValue(240)
-        self.days.setRange(60, 5000)
-        self.days.setValue(400)
-        self.data_seed.setRange(0, 10**6)
-        data_form.addRow("stocks", self.stocks)
-        data_form.addRow("days", self.days)
-        data_form.addRow("market seed", self.data_seed)
-        self.import_label = QLabel("")
-        self.import_label.setWordWrap(True)
-        self.import_label.setTextFormat(Qt.TextFormat.PlainText)
-        data_form.addRow(self.import_label)
+        self.forms = {kind: SOURCE_FORMS.get(kind, SettingsForm)(self, source, data_form)
+                      for kind, source in DATA_SOURCES.items()}
+        # the synthetic market's settings and the import's line, by the names the tests use
+        synthetic = self.forms["synthetic"].spins
+        self.stocks, self.days, self.data_seed = synthetic["stocks"], synthetic["days"], synthetic["seed"]
+        self.import_label = self.forms["import"].label
         # the window's control for `studio train --bars-per-day`: imported bars resampled for the run
         self.bars_per_day = QComboBox()
         self.bars_per_day.setToolTip("bars per day the run trains on: the graph's own, or a divisor of the "
                                      "data's (the data is resampled to it and the run's graph reads as many)")
         self.bars_per_day.currentIndexChanged.connect(lambda _: self.check_fit())
         data_form.addRow("bars per day", self.bars_per_day)
-        layout.addWidget(data)
+        return data
 
+    def _training_group(self) -> QGroupBox:
         train = QGroupBox("Training")
         form = QFormLayout(train)
         self.epochs, self.batch, self.patience, self.seed = QSpinBox(), QSpinBox(), QSpinBox(), QSpinBox()
@@ -382,54 +472,35 @@ class TrainingPanel(QWidget):
         ):
             widget.setToolTip(tip)
             form.addRow(label, widget)
-        layout.addWidget(train)
-
-        layout.addStretch(1)
-        self._steps_done = 0
-        self._watched = None  # the document whose edits re-check the fit
-        self._fill_bars_per_day()
-        window.tabs.currentChanged.connect(lambda _: self._watch_current())
-        self._watch_current()
+        return train
 
     # ---- settings ----------------------------------------------------------------------------
+    def chosen_form(self):
+        """The form of the source chosen in the data form's list."""
+        return list(self.forms.values())[max(self.source.currentIndex(), 0)]
+
     def _source_chosen(self, index: int) -> None:
-        if index == 1:
-            dialog = ImportDialog(self, self.import_settings, self.import_path)
-            if dialog.exec():
-                self.use_import(dialog.path.text().strip(), dialog.settings(), dialog.described)
-            if not self.import_path:
-                self.source.setCurrentIndex(0)
+        if not self.chosen_form().choose():
+            self.source.setCurrentIndex(0)
         self._source_changed()
 
     def use_import(self, path: str, settings: dict, described: dict | None) -> None:
         """Train on the bars at ``path`` (read with ``settings``; ``described`` is what the dialog found)."""
-        self.import_path, self.import_settings, self.import_described = path, dict(settings), described
-        self.source.setCurrentIndex(1)
+        self.forms["import"].use(path, settings, described)
+        self.source.setCurrentIndex(list(self.forms).index("import"))
         self._source_changed()
 
     def _source_changed(self) -> None:
-        imported = self.source.currentIndex() == 1
-        for widget in (self.stocks, self.days, self.data_seed):
-            widget.setEnabled(not imported)
-        text = ""
-        if imported:
-            name = Path(self.import_path).name or self.import_path
-            text = f"Imported: {name}"
-            d = self.import_described
-            if d:
-                text += (f" ({d['symbols']} symbols, {d['dates']} dates, {d['bars_per_day']} bars a day; "
-                         f"{', '.join(d['features'])})")
-            text = printable(text)
-            self.import_label.setToolTip(printable(self.import_path))
-        self.import_label.setText(text)
+        chosen = self.chosen_form()
+        for form in self.forms.values():
+            form.show_chosen(form is chosen)
         self._fill_bars_per_day()
         self.check_fit()
 
     # ---- does the data fit the graph? --------------------------------------------------------
     def _data_bars_per_day(self) -> int | None:
-        if self.source.currentIndex() == 1 and self.import_described:
-            return int(self.import_described["bars_per_day"])
-        return None  # the synthetic market is made with the graph's bars per day
+        described = self.chosen_form().described()
+        return int(described["bars_per_day"]) if described else None  # None: made at the graph's window
 
     def _fill_bars_per_day(self) -> None:
         """The graph's own, then every divisor of the data's bars per day (imported bars only)."""
@@ -486,10 +557,11 @@ class TrainingPanel(QWidget):
             return None
         spec = tab.document.graph.input
         want = self.bars_per_day.currentData() or spec.bars_per_day
-        missing = [f for f in spec.features if f not in self.import_described["features"]]
+        features = self.chosen_form().described()["features"]
+        missing = [f for f in spec.features if f not in features]
         if missing:
             return (f"The graph reads feature {missing[0]!r}; the data has "
-                    f"{', '.join(self.import_described['features'])}. Set the features of the graph's bar "
+                    f"{', '.join(features)}. Set the features of the graph's bar "
                     "window (select its input node) to ones the data has.")
         if want == have or (want < have and have % want == 0):
             if want != spec.bars_per_day:
@@ -532,12 +604,8 @@ class TrainingPanel(QWidget):
         self.status.setText(f"The graph's window now reads {have} bars a day (Ctrl+Z takes it back).")
 
     def source_spec(self):
-        from studio.train.config import SourceSpec
-
-        if self.source.currentIndex() == 1 and self.import_path:
-            return SourceSpec("import", path=self.import_path, importer=dict(self.import_settings))
-        return SourceSpec("synthetic", synthetic={"stocks": self.stocks.value(), "days": self.days.value(),
-                                                  "seed": self.data_seed.value()})
+        """The chosen source's spec; the first source's while the chosen one has nothing to read."""
+        return self.chosen_form().spec() or next(iter(self.forms.values())).spec()
 
     def train_config(self):
         from studio.train.config import TrainConfig

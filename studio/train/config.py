@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from studio.core.validation import DEFAULT_MAX_PARAMS
+from studio.train.data_sources import DATA_SOURCES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
@@ -120,28 +121,42 @@ class TrainConfig:
 
 @dataclass
 class SourceSpec:
-    """Where the bars come from: ``synthetic`` (the embedded market, with ``synthetic`` options) or a
-    file or folder of bars to import (with ``importer`` options)."""
+    """Where the bars come from: a kind of studio.train.data_sources.DATA_SOURCES (``synthetic``: the
+    embedded market, with ``synthetic`` options; ``import``: a file or folder of bars, with ``importer``
+    options), ``path`` for a kind that reads files, and the kind's settings under its declared field
+    (``settings`` for kinds declared after those two; config.json records it only when it holds any)."""
 
     kind: str = "synthetic"
     path: str | None = None
     synthetic: dict[str, Any] = field(default_factory=dict)
     importer: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("synthetic", "import"):
-            raise ConfigError(f"data: expects synthetic or import, gets {self.kind!r}")
-        if self.kind == "import" and not self.path:
-            raise ConfigError("data: an import needs a path")
+        if self.kind not in DATA_SOURCES:
+            raise ConfigError(f"data: expects {' or '.join(DATA_SOURCES)}, gets {self.kind!r}")
+        if DATA_SOURCES[self.kind].reads_path and not self.path:
+            raise ConfigError(f"data: {'an' if self.kind[:1] in 'aeiou' else 'a'} {self.kind} needs a path")
+
+    @classmethod
+    def of(cls, kind: str, path: str | None, settings: dict[str, Any]) -> SourceSpec:
+        """The spec of ``kind`` with its settings under the field its declaration names."""
+        source = DATA_SOURCES.get(kind)
+        field_name = source.settings_field if source is not None else "settings"
+        return cls(kind, path=path, **{field_name: dict(settings)})
+
+    @property
+    def source_settings(self) -> dict[str, Any]:
+        return getattr(self, DATA_SOURCES[self.kind].settings_field)
 
     def describe(self) -> str:
-        if self.kind == "synthetic":
-            extra = ", ".join(f"{k}={v}" for k, v in sorted(self.synthetic.items()))
-            return "synthetic market" + (f" ({extra})" if extra else "")
-        return str(self.path)
+        return DATA_SOURCES[self.kind].describe(self.path, self.source_settings)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not data["settings"]:  # the built-in kinds' config.json reads as it always has
+            del data["settings"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SourceSpec:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import numpy as np
 from studio.core.document import Graph, InputSpec
 from studio.data.panel import BarPanel, DataError
 from studio.train.config import SourceSpec
+from studio.train.data_sources import DATA_SOURCES
 
 
 @dataclass
@@ -30,38 +31,11 @@ class LoadedData:
 
 
 def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
-    """Bars for a graph: the synthetic market is generated with the graph's bars per day and
-    features; imported bars are resampled to the graph's bars per day when it divides theirs."""
-    if spec.kind == "synthetic":
-        from studio.data.synthetic import SyntheticConfig, generate
-
-        known = {f.name for f in fields(SyntheticConfig)}
-        unknown = sorted(set(spec.synthetic) - known)
-        if unknown:
-            raise DataError(f"synthetic: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        options = dict(spec.synthetic)
-        options.setdefault("bars_per_day", spec_of_graph.bars_per_day)
-        wanted = list(dict.fromkeys([*options.get("features", ()), *spec_of_graph.features]))
-        options["features"] = tuple(wanted) or ("close", "volume", "turnover")
-        from studio.data import store
-        from studio.data.synthetic import generate_on_disk
-
-        try:
-            config = SyntheticConfig(**options)
-            size = config.stocks * config.days * config.bars_per_day * len(config.features) * 4
-            market = (generate_on_disk if size > store.on_disk_above() else generate)(config)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"synthetic: {exc}") from None
-        return LoadedData(fit_panel(market.panel, spec_of_graph, "the synthetic market"), market)
-    from studio.data.importer import import_config_from_options
-    from studio.data.load import load_bars
-
-    try:
-        config = import_config_from_options({}, base=spec.importer)
-    except DataError as exc:
-        raise DataError(f"{spec.path}: {exc}") from None
-    panel = load_bars(spec.path, config)
-    return LoadedData(fit_panel(panel, spec_of_graph, str(spec.path)))
+    """Bars for a graph from the source its kind declares (studio.train.data_sources): the synthetic
+    market is generated with the graph's bars per day and features; imported bars are resampled to the
+    graph's bars per day when it divides theirs."""
+    bars = DATA_SOURCES[spec.kind].load(spec.path, spec.source_settings, spec_of_graph)
+    return LoadedData(fit_panel(bars.panel, spec_of_graph, bars.name), bars.market)
 
 
 def fit_panel(panel: BarPanel, spec: InputSpec, source: str) -> BarPanel:

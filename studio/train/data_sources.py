@@ -1,0 +1,216 @@
+"""The data sources a graph trains on, one declaration each: the synthetic market and imported files.
+
+A ``DataSource`` says how ``--data`` picks it (by its name, or a file or folder), the flags that set it
+(``--synthetic KEY=VALUE``; ``--import-option NAME=VALUE`` and one flag per entry of its options table,
+IMPORT_OPTIONS), what the studio's data form shows for it, under which SourceSpec field (a key of
+config.json's ``data.source``) its settings are recorded, and how its bars are read for a run and for
+``studio data inspect``. ``studio train`` and ``studio data inspect`` (their flags), the GUI's data form,
+SourceSpec (config.json, ``--resume``) and ``studio.train.sources.load_source`` all read DATA_SOURCES.
+
+Plain data when imported (the command line's parser is built from it); what reads bars is imported
+when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from studio.data.import_options import IMPORT_OPTIONS, ImportOption
+
+
+@dataclass(frozen=True)
+class SettingsFlag:
+    """The repeatable ``--FLAG KEY=VALUE`` of ``studio train`` that gives a source any of its settings."""
+
+    flag: str
+    help: str
+    metavar: str = "KEY=VALUE"
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class FormSetting:
+    """A whole-number setting the studio's data form shows as a spin box."""
+
+    key: str
+    label: str
+    default: int
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class SourceBars:
+    """What a source read for a run: the panel, how messages name the source, and the synthetic
+    market (it knows the oracle) or None."""
+
+    panel: Any
+    name: str
+    market: Any = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One kind of data source. ``name``: ``--data NAME`` picks it; None: it reads a file or folder
+    (``--data PATH``). ``settings_field``: the SourceSpec field holding its settings ("settings" for a
+    kind declared after the first two). The callables get (path, settings, ...): ``read_settings`` turns
+    the {name: value} given on the command line into the settings recorded with the run (a DataError says
+    what is wrong); ``load`` reads the bars for a graph's input window; ``inspect`` reads them for
+    ``studio data inspect`` and says how (cache or not); ``describe`` names the source in one line."""
+
+    kind: str
+    title: str
+    settings_field: str
+    settings_flag: SettingsFlag
+    read_settings: Callable[[dict], dict]
+    load: Callable[[str | None, dict, Any], SourceBars]
+    inspect: Callable[[str | None, dict, bool], tuple[Any, str]]
+    describe: Callable[[str | None, dict], str]
+    name: str | None = None
+    #: settings with a flag of their own (``--NAME VALUE``, dest ``KIND_FIELD``) on every command that reads it
+    options: tuple[ImportOption, ...] = ()
+    #: the help group of an option's flag (default: "KIND: settings")
+    option_group: Callable[[ImportOption], str] | None = None
+    #: whether it keeps a cache that ``studio data inspect --no-cache`` passes by
+    caches: bool = False
+    #: what the studio's data form shows (a source with a form of its own in studio.gui.training ignores it)
+    form: tuple[FormSetting, ...] = ()
+
+    @property
+    def reads_path(self) -> bool:
+        return self.name is None
+
+    def group_of(self, option: ImportOption) -> str:
+        return self.option_group(option) if self.option_group else f"{self.kind}: settings"
+
+    def option_dest(self, option: ImportOption) -> str:
+        return f"{self.kind}_{option.field}"
+
+
+# ---- the synthetic market -------------------------------------------------------------------------------
+
+def _synthetic_settings(given: dict) -> dict:
+    return dict(given)  # checked against SyntheticConfig when the market is made
+
+
+def _synthetic_bars(path: str | None, settings: dict, window) -> SourceBars:
+    """The market made with the graph's bars per day and features (mapped files when it is large)."""
+    from studio.data import store
+    from studio.data.errors import DataError
+    from studio.data.synthetic import SyntheticConfig, generate, generate_on_disk
+
+    known = {f.name for f in fields(SyntheticConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise DataError(f"synthetic: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    options = dict(settings)
+    options.setdefault("bars_per_day", window.bars_per_day)
+    wanted = list(dict.fromkeys([*options.get("features", ()), *window.features]))
+    options["features"] = tuple(wanted) or ("close", "volume", "turnover")
+    try:
+        config = SyntheticConfig(**options)
+        size = config.stocks * config.days * config.bars_per_day * len(config.features) * 4
+        market = (generate_on_disk if size > store.on_disk_above() else generate)(config)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"synthetic: {exc}") from None
+    return SourceBars(market.panel, "the synthetic market", market)
+
+
+def _inspect_synthetic(path: str | None, settings: dict, cache: bool) -> tuple[Any, str]:
+    from studio.data.errors import DataError
+
+    try:
+        from studio.data.synthetic import SyntheticConfig, generate
+    except ImportError:
+        raise DataError("the synthetic market is not available in this build (studio.data.synthetic is "
+                        "missing)") from None
+    return generate(SyntheticConfig(**settings)).panel, "generated"
+
+
+def _describe_synthetic(path: str | None, settings: dict) -> str:
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+    return "synthetic market" + (f" ({extra})" if extra else "")
+
+
+# ---- imported files ---------------------------------------------------------------------------------------
+
+def _import_settings(given: dict) -> dict:
+    """ImportConfig fields of the import options given, the defaults left out (what --resume reads back)."""
+    from studio.data.importer import ImportConfig, import_config_from_options
+
+    config, defaults = import_config_from_options(given), ImportConfig()
+    return {f.name: getattr(config, f.name) for f in fields(config)
+            if getattr(config, f.name) != getattr(defaults, f.name)}
+
+
+def _imported_bars(path: str | None, settings: dict, window) -> SourceBars:
+    from studio.data.errors import DataError
+    from studio.data.importer import import_config_from_options
+    from studio.data.load import load_bars
+
+    try:
+        config = import_config_from_options({}, base=settings)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return SourceBars(load_bars(path, config), str(path))
+
+
+def _inspect_imported(path: str | None, settings: dict, cache: bool) -> tuple[Any, str]:
+    from studio.data.importer import import_config_from_options
+    from studio.data.load import import_bars
+
+    result = import_bars(path, import_config_from_options({}, base=settings), cache=cache)
+    if result.cache_file is None:
+        how = "imported (cache off)"
+    elif result.from_cache:
+        how = f"read from the cache ({result.cache_file})"
+    elif result.cached:
+        how = f"imported; cached in {result.cache_file}"
+    else:
+        how = f"imported (the cache folder {result.cache_file.parent} is not writable)"
+    return result.panel, how
+
+
+def _import_group(option: ImportOption) -> str:
+    if option.name.endswith("-col"):
+        return "import: columns (default: found by their usual names)"
+    return "import: files and policies"
+
+
+SYNTHETIC = DataSource(
+    "synthetic", "Synthetic market", "synthetic",
+    SettingsFlag("--synthetic", "synthetic market setting, e.g. stocks=300 days=500 seed=1 (repeatable)"),
+    _synthetic_settings, _synthetic_bars, _inspect_synthetic, _describe_synthetic, name="synthetic",
+    form=(FormSetting("stocks", "stocks", 240, 20, 5000), FormSetting("days", "days", 400, 60, 5000),
+          FormSetting("seed", "market seed", 0, 0, 10**6)))
+
+IMPORTED = DataSource(
+    "import", "Imported bars…", "importer",
+    SettingsFlag("--import-option", "an import setting for --data PATH by the name of its flag below, e.g. "
+                                    "session=09:30-16:00 or time-col=ToD (repeatable; the flags override it)",
+                 metavar="NAME=VALUE"),
+    _import_settings, _imported_bars, _inspect_imported, lambda path, settings: str(path),
+    options=IMPORT_OPTIONS, option_group=_import_group, caches=True)
+
+#: every data source by kind, in the order the studio's data form lists them (the first is the default)
+DATA_SOURCES: dict[str, DataSource] = {source.kind: source for source in (SYNTHETIC, IMPORTED)}
+
+
+def source_for_data(data: str) -> DataSource:
+    """The source ``--data DATA`` (or ``data inspect DATA``) means: the one of that name, else the
+    first that reads a file or folder."""
+    for source in DATA_SOURCES.values():
+        if source.name is not None and source.name == data:
+            return source
+    return next(source for source in DATA_SOURCES.values() if source.reads_path)
+
+
+def data_words() -> list[str]:
+    """What ``--data`` takes: each source's name, then PATH when a source reads files."""
+    names = [s.name for s in DATA_SOURCES.values() if s.name is not None]
+    return names + (["PATH"] if any(s.reads_path for s in DATA_SOURCES.values()) else [])
