@@ -31,7 +31,8 @@ import numpy as np
 from studio.core.owned_dir import owned_writer, read_json, write_owned
 from studio.data import store
 from studio.data.labels import cross_section_normalize, forward_returns
-from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel, DataError
+from studio.data.panel import BarPanel, DataError
+from studio.data.preprocess import bar_feature, previous_close
 from studio.data.splits import Splits, split_dates
 
 NORMALISATIONS = ("robust", "cs_zscore", "cs_rank", "none")
@@ -83,21 +84,6 @@ class Batch:
     raw_label: np.ndarray  # float64 (B, S): raw forward return, NaN where none
 
 
-def _trailing_mean(daily: np.ndarray, days: int) -> np.ndarray:
-    """(S, D): mean of the previous ``days`` days' values (not the day itself); NaN-aware, NaN when
-    there is no previous day."""
-    s, d = daily.shape
-    valid = np.isfinite(daily)
-    csum = np.concatenate([np.zeros((s, 1)), np.cumsum(np.where(valid, daily, 0.0), axis=1)], axis=1)
-    ccnt = np.concatenate([np.zeros((s, 1)), np.cumsum(valid, axis=1)], axis=1)
-    end = np.arange(d)  # days [start, end) before day t
-    start = np.maximum(0, end - days)
-    total = csum[:, end] - csum[:, start]
-    count = ccnt[:, end] - ccnt[:, start]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
-
-
 def bar_features(panel: BarPanel, features: Sequence[str], volume_days: int,
                  out: np.ndarray | None = None, symbols: slice | None = None) -> np.ndarray:
     """(S, D * P, F) float32 of the per-bar normalised features (before cross-section / robust
@@ -107,24 +93,13 @@ def bar_features(panel: BarPanel, features: Sequence[str], volume_days: int,
     s, d, p = len(range(*rows.indices(panel.n_symbols))), panel.n_days, panel.bars_per_day
     if out is None:
         out = np.empty((s, d * p, len(features)), dtype=np.float32)
-    close = panel.day_bars("close")[rows].astype(np.float64)  # (S, D, P)
-    prev_close = np.full((s, d), np.nan)
-    prev_close[:, 1:] = close[:, :-1, -1]
-    del close
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for i, name in enumerate(features):
-            if name not in panel.features:
-                raise DataError(f"feature {name!r} is not in the data (it has {', '.join(panel.features)})")
-            raw = panel.day_bars(name)[rows].astype(np.float64)
-            if name in PRICE_FEATURES:
-                value = raw / prev_close[:, :, None] - 1.0
-            elif name in FLOW_FEATURES:
-                per_bar = _trailing_mean(raw.sum(axis=2), volume_days) / p
-                value = np.log1p(raw / per_bar[:, :, None])
-            else:  # other features: as they are
-                value = raw
-            value[~np.isfinite(value)] = np.nan
-            out[:, :, i] = value.reshape(s, d * p)
+    # the formulas live in studio.data.preprocess, which exports copy: serving computes what training did
+    prev_close = previous_close(panel.day_bars("close")[rows].astype(np.float64))
+    for i, name in enumerate(features):
+        if name not in panel.features:
+            raise DataError(f"feature {name!r} is not in the data (it has {', '.join(panel.features)})")
+        value = bar_feature(name, panel.day_bars(name)[rows].astype(np.float64), prev_close, volume_days)
+        out[:, :, i] = value.reshape(s, d * p)
     return out
 
 
@@ -212,7 +187,7 @@ class CrossSectionData:
         """What the normalised features depend on: the panel's contents, the data settings and given splits."""
         import hashlib
 
-        parts = {"panel": self.panel.fingerprint(), "config": self.config.to_json(), "format": 1,
+        parts = {"panel": self.panel.fingerprint(), "config": self.config.to_json(), "format": 2,
                  "splits": None if splits is None else {k: [int(i) for i in v] for k, v in splits.items()}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
