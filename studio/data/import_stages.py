@@ -52,7 +52,7 @@ from studio.data.importer import (
     read_all,
     to_local,
 )
-from studio.data.panel import FLOW_FEATURES, PRICE_FEATURES, BarPanel
+from studio.data.panel import FLOW_FEATURES, LEFT_OUT, PRICE_FEATURES, BarPanel
 
 #: the counts of the value policy (bad closes, volumes, turnovers, opens / highs / lows), in order
 VALUE_COUNTS = ("bars with NaN/zero/negative close treated as missing", "NaN/negative volume set to 0",
@@ -136,8 +136,12 @@ def _day_keys(rows: Rows) -> tuple[np.ndarray, int, int]:
 # ---- the rows of the files ----------------------------------------------------------------------
 
 def import_features(files: Sequence[FileInfo]) -> list[str]:
-    """The panel's features: the price fields every file has, then volume and turnover."""
-    return [f for f in PRICE_FEATURES if all(f in i.value_fields for i in files)] + list(FLOW_FEATURES)
+    """The panel's features: the price fields every file has, then volume where every file has one and
+    turnover where every file has one or a volume to derive it from."""
+    prices = [f for f in PRICE_FEATURES if all(f in i.value_fields for i in files)]
+    has_volume = all("volume" in i.value_fields for i in files)
+    has_turnover = all("turnover" in i.value_fields or "volume" in i.value_fields for i in files)
+    return prices + ["volume"] * has_volume + ["turnover"] * has_turnover
 
 
 def file_rows(part: FileBars, symbol_index: dict[str, int], features: Sequence[str]):
@@ -152,7 +156,7 @@ def file_rows(part: FileBars, symbol_index: dict[str, int], features: Sequence[s
     for f in features:
         if f in part.values:
             vals[f] = part.values[f]
-        elif f == "turnover":
+        elif f == "turnover" and "volume" in part.values:
             with np.errstate(over="ignore", invalid="ignore"):  # from a bad close or volume: counted there
                 vals[f] = part.values["close"] * part.values["volume"]
         else:
@@ -317,9 +321,25 @@ class FilesStage(ImportStage):
         for fld in ("open", "high", "low"):
             if fld not in state.features and any(fld in f.value_fields for f in files):
                 state.notes.append(f"{fld} left out: not every file has an {fld} column")
-        state.derived_files = [f for f in files if "turnover" not in f.value_fields]
+        left_out = [fld for fld in FLOW_FEATURES if fld not in state.features]
+        if left_out:
+            state.notes.append(flows_left_out(left_out, files))
+        state.derived_files = ([f for f in files if "turnover" not in f.value_fields]
+                               if "turnover" in state.features else [])
         state.counts["files read"] = n_files
         state.counts.update(state.read)
+
+
+def flows_left_out(fields: Sequence[str], files: Sequence[FileInfo]) -> str:
+    """The note on volume and / or turnover left out: which files lack them and, for one, its columns
+    (studio.data.panel.missing_features quotes it to a graph that reads them)."""
+    sources = {"volume": ("volume",), "turnover": ("turnover", "volume")}  # a volume gives a turnover
+    lacking = [f for f in files if not all(f.value_fields & set(sources[fld]) for fld in fields)]
+    which = "the files have" if len(lacking) == len(files) else f"{len(lacking)} of {len(files)} files have"
+    first = lacking[0].header
+    columns = ", ".join(h.strip() for h in first[:12]) + (", ..." if len(first) > 12 else "")
+    named = " and ".join(fields)
+    return f"{named} {LEFT_OUT} {which} no {' or '.join(fields)} column ({lacking[0].path.name} has {columns})"
 
 
 class TimeZoneStage(ImportStage):
@@ -585,6 +605,9 @@ def _clean_values(vals: dict[str, np.ndarray], derived_turnover: bool) -> tuple[
     bad_close = close_nan | close_inf | close_absurd
 
     def flow(f: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if f not in vals:  # a field the files do not have (close-only data): nothing to clean or count
+            none = np.zeros(len(close), dtype=bool)
+            return none, none, none, none
         value = vals[f]
         nan = np.isnan(value) | (value < 0)
         inf, absurd = np.isposinf(value), np.isfinite(value) & (value > MAX_FLOW)
@@ -606,7 +629,7 @@ def _clean_values(vals: dict[str, np.ndarray], derived_turnover: bool) -> tuple[
             ohl_absurd += int((absurd & ~bad_close).sum())
             vals[f] = np.where(nan | absurd, close, value)
     tally = (int(close_nan.sum()), int((vol_nan & ~bad_close).sum()), int((turn_nan & turn_counted).sum()),
-             bad_ohl, int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum()),
+             bad_ohl, int(((vals["volume"] == 0) & ~bad_vol & ~bad_close).sum()) if "volume" in vals else 0,
              int(close_inf.sum()), int(close_absurd.sum()), int((vol_inf & ~bad_close).sum()),
              int((vol_absurd & ~bad_close).sum()), int((turn_inf & turn_counted).sum()),
              int((turn_absurd & turn_counted).sum()), ohl_absurd)

@@ -36,6 +36,9 @@ Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
 - Days a listed symbol did not trade (suspended): ``traded`` False, bars filled with the previous close,
   zero volume and turnover.
 - Turnover: when a file has no turnover column it is derived as close x volume (and said so).
+- Fields: only a timestamp and a close are required. Open, high, low, volume or turnover that not every
+  file has are left out of the panel (said so, naming the files' columns); turnover is derived only where
+  there is a volume. A graph that reads a field the panel lacks is refused before training.
 
 Nothing is forward-filled into a label: labels come from the daily closes of traded days only.
 Imports are cached as Parquet (:mod:`studio.data.cache`). Folders larger than memory go through buckets
@@ -381,10 +384,10 @@ def resolve_columns(path: Path, header: list[str], config: ImportConfig) -> dict
         tried = ", ".join(CANDIDATES["datetime"] + CANDIDATES["date"])
         raise DataError(f"{path}: no datetime column (tried {tried}; name it with the datetime or date "
                         f"option); it has: {listing}")
-    for fld in ("close", "volume"):
-        if fld not in found:
-            raise DataError(f"{path}: no {fld} column (tried {', '.join(CANDIDATES[fld])}; name it with the "
-                            f"{fld} option); it has: {listing}")
+    # only a close is needed: fields a graph does not read (volume, turnover) may be absent
+    if "close" not in found:
+        raise DataError(f"{path}: no close column (tried {', '.join(CANDIDATES['close'])}; name it with the "
+                        f"close option); it has: {listing}")
     return found
 
 
@@ -405,9 +408,9 @@ def column_mapping(paths: str | os.PathLike | Sequence[str | os.PathLike],
                 source = f"column {found[fld]!r}"
             elif fld == "symbol":
                 source = "the file name"
-            elif fld == "turnover":
+            elif fld == "turnover" and "volume" in found:
                 source = "derived: close x volume"
-            elif fld in ("open", "high", "low"):
+            elif fld in ("open", "high", "low", "volume", "turnover"):
                 source = "not in the files"
             else:
                 continue  # the time stamp is read from datetime, or from date + time

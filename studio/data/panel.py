@@ -26,6 +26,19 @@ from studio.data.errors import DataError  # noqa: F401  (re-exported: callers im
 
 PRICE_FEATURES = ("open", "high", "low", "close")
 FLOW_FEATURES = ("volume", "turnover")
+#: the words after the fields' names in the importer's note on fields its files lack (close-only data)
+LEFT_OUT = "left out of the data:"
+
+
+def missing_features(wanted: list[str], features: list[str], notes: list[str]) -> str | None:
+    """One line on the features a graph reads (``wanted``) that data with ``features`` lacks: the graph's
+    features, the data's and, from the importer's note (``notes``), the files' columns; None if none."""
+    missing = [f for f in wanted if f not in features]
+    if not missing:
+        return None
+    why = next((n.split(LEFT_OUT, 1)[1].strip() for n in notes if LEFT_OUT in n), "")
+    return (f"the graph reads {', '.join(wanted)}; the data has {', '.join(features)} only"
+            + (f": {why}" if why else f", no {' or '.join(missing)}"))
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.document import Graph, InputSpec
-from studio.data.panel import BarPanel, DataError
+from studio.data.panel import BarPanel, DataError, missing_features
 from studio.train.config import SourceSpec
 from studio.train.data_sources import DATA_SOURCES
 
@@ -39,10 +39,9 @@ def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
 
 
 def fit_panel(panel: BarPanel, spec: InputSpec, source: str) -> BarPanel:
-    missing = [f for f in spec.features if f not in panel.features]
+    missing = missing_features(list(spec.features), list(panel.features), panel.notes)
     if missing:
-        raise DataError(f"{source}: the graph needs feature {missing[0]!r}, the data has "
-                        f"{', '.join(panel.features)}")
+        raise DataError(f"{source}: {missing}")
     have, want = panel.bars_per_day, spec.bars_per_day
     if have == want:
         return panel

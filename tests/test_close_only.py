@@ -1,0 +1,133 @@
+"""Close-only data (issue 27): files with a timestamp and a close but no volume import (fields a graph does not
+read are not required), a graph reading the close trains on them, and a graph reading volume is refused
+before training in one line naming its features and the files' columns; in memory and through the import
+of folders larger than memory alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from studio.cli import main
+from studio.data.importer import ImportConfig, column_mapping
+from studio.data.load import load_bars
+from studio.data.store import mapping
+from tests.conftest import GRAPHS, SHARED_DATA
+
+US = SHARED_DATA / "us_stocks_5min"
+CLOSE_ONLY_GRAPH = GRAPHS / "close_only.json"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(params=["memory", "disk"])
+def import_path(request, monkeypatch):
+    """In memory, and through buckets on disk into a mapped panel (files read by batches)."""
+    if request.param == "disk":
+        from studio.data import import_chunked
+
+        monkeypatch.setenv("STUDIO_ON_DISK_ABOVE_MB", "0")
+        monkeypatch.setattr(import_chunked, "BUCKET_BYTES", 200_000)
+        monkeypatch.setattr(import_chunked, "STREAM_ABOVE_BYTES", 50_000)
+        monkeypatch.setattr(import_chunked, "CSV_BLOCK_BYTES", 100_000)
+    return request.param
+
+
+def close_only_folder(folder: Path, symbols: int = 12, days: int = 60, seed: int = 0) -> Path:
+    """``symbols`` files of 24 fifteen-minute bars a day (10:00 .. 15:45) with a timestamp and a close only:
+    random-walk prices."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    dates = pd.bdate_range("2025-01-06", periods=days)
+    times = pd.timedelta_range("10:00:00", periods=24, freq="15min")
+    stamps = (dates.values[:, None] + times.values[None, :]).ravel()
+    for i in range(symbols):
+        close = 50 * np.exp(np.cumsum(rng.normal(0, 0.003, len(stamps))))
+        frame = pd.DataFrame({"timestamp": pd.DatetimeIndex(stamps).strftime("%Y-%m-%d %H:%M:%S"),
+                              "close": np.round(close, 4)})
+        frame.to_csv(folder / f"S{i:02d}.csv", index=False)
+    return folder
+
+
+def test_a_close_only_folder_imports_with_close_alone(tmp_path, import_path):
+    folder = close_only_folder(tmp_path / "bars", symbols=4, days=12)
+    panel = load_bars(folder, ImportConfig())
+    assert (mapping(panel.values) is not None) == (import_path == "disk")
+    assert panel.features == ["close"]
+    assert panel.n_symbols == 4 and panel.n_days == 12 and panel.bars_per_day == 24
+    expected = pd.read_csv(folder / "S02.csv")["close"].to_numpy().reshape(12, 24)
+    np.testing.assert_array_equal(panel.day_bars("close")[2], expected.astype(np.float32))
+    left_out = [n for n in panel.notes if n.startswith("volume and turnover left out")]
+    assert left_out == ["volume and turnover left out of the data: the files have no volume or turnover column "
+                        "(S00.csv has timestamp, close)"]
+    assert not any("turnover derived" in n for n in panel.notes)
+    assert ("volume", "not in the files", 4) in column_mapping(folder, ImportConfig())
+    assert ("turnover", "not in the files", 4) in column_mapping(folder, ImportConfig())
+
+
+def test_some_files_without_volume_leave_volume_out_and_say_which(tmp_path, import_path):
+    folder = close_only_folder(tmp_path / "bars", symbols=3, days=6)
+    with_volume = pd.read_csv(folder / "S01.csv").assign(volume=1000.0)
+    with_volume.to_csv(folder / "S01.csv", index=False)
+    panel = load_bars(folder, ImportConfig())
+    assert panel.features == ["close"]
+    assert any(n.startswith("volume and turnover left out of the data: 2 of 3 files have no volume or turnover "
+                            "column (S00.csv has timestamp, close)") for n in panel.notes)
+
+
+def test_turnover_without_volume_is_kept_and_not_derived(tmp_path, import_path):
+    folder = close_only_folder(tmp_path / "bars", symbols=3, days=6)
+    for path in folder.iterdir():
+        frame = pd.read_csv(path)
+        frame.assign(amount=frame["close"] * 100).to_csv(path, index=False)
+    panel = load_bars(folder, ImportConfig())
+    assert panel.features == ["close", "turnover"]
+    close, turnover = panel.day_bars("close"), panel.day_bars("turnover")
+    np.testing.assert_allclose(turnover, close * 100, rtol=1e-6)
+    assert any(n.startswith("volume left out of the data: the files have no volume column") for n in panel.notes)
+    assert panel.counts["files with turnover derived as close x volume"] == 0
+
+
+def test_a_close_graph_trains_on_close_only_files_and_a_volume_graph_is_refused_in_one_line(
+        tmp_path, capsys, import_path):
+    folder = close_only_folder(tmp_path / "bars")
+    runs = tmp_path / "runs"
+    base = ["--data", str(folder), "--out", str(runs), "--epochs", "1", "--patience", "0", "--threads", "1", "-q"]
+    assert main(["train", str(CLOSE_ONLY_GRAPH), *base]) == 0
+    (run,) = runs.iterdir()
+    assert (run / "metrics.json").is_file() and (run / "model.pt").is_file()
+    capsys.readouterr()
+
+    assert main(["train", str(GRAPHS / "default.json"), *base]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith("the graph reads close, volume, turnover; the data has close only: the files have no "
+                        "volume or turnover column (S00.csv has timestamp, close)")
+    assert len(list(runs.iterdir())) == 1  # refused before a run folder was made
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_real_files_without_their_volume_import_the_same_closes(tmp_path, import_path):
+    symbols = ("AAPL", "AFRM", "BA")
+    full, close_only = tmp_path / "full", tmp_path / "close_only"
+    full.mkdir()
+    close_only.mkdir()
+    for symbol in symbols:
+        frame = pd.read_csv(US / f"{symbol}_5min.csv.gz")
+        assert "volume" in frame.columns
+        frame.to_csv(full / f"{symbol}_5min.csv", index=False)
+        frame.drop(columns=["volume"]).to_csv(close_only / f"{symbol}_5min.csv", index=False)
+    a, b = load_bars(full, ImportConfig()), load_bars(close_only, ImportConfig())
+    assert a.features == ["open", "high", "low", "close", "volume", "turnover"]
+    assert b.features == ["open", "high", "low", "close"]
+    assert a.symbols == b.symbols and a.bars_per_day == b.bars_per_day == 78
+    np.testing.assert_array_equal(a.dates, b.dates)
+    np.testing.assert_array_equal(a.traded, b.traded)
+    for field in b.features:
+        assert a.day_bars(field).tobytes() == b.day_bars(field).tobytes(), field  # bit for bit, NaN included
