@@ -381,3 +381,25 @@ def test_an_executor_is_named_by_its_module_and_function_and_imported_only_when_
                         sweep_module.SweepExecutor("studio.train.no_such_executor:run", needs="X: pip install x"))
     with pytest.raises(SweepError, match=r"^the elsewhere executor needs X: pip install x$"):
         sweep_module.executor_function("elsewhere")
+
+
+def test_a_trial_reads_its_source_as_config_json_records_one_and_the_short_forms(tmp_path, shared_data):
+    from studio.train.sweep import Trial, prepare_trial
+
+    def source_of(data):
+        spec_file = tmp_path / "sweep.json"
+        spec_file.write_text(json.dumps({"graphs": [str(GRAPHS / "default.json")], "data": data}))
+        spec = load_spec(spec_file)
+        _, source, _, data_config = prepare_trial(spec, Trial("t", str(GRAPHS / "default.json"), {}, 0))
+        return source, data_config
+
+    us = str(shared_data / "us_stocks_5min")
+    recorded = {"kind": "import", "path": us, "importer": {"session": "09:30-16:00"}}
+    source, data_config = source_of({"source": recorded, "normalize": "cs_rank"})
+    assert source.to_json() == {**recorded, "synthetic": {}}
+    assert data_config.normalize == "cs_rank"
+    short, _ = source_of({"path": us, "import": {"session": "09:30-16:00"}})
+    assert short == source
+    assert source_of({"synthetic": {"stocks": 50}})[0].synthetic == {"stocks": 50}
+    with pytest.raises(SweepError, match=r"sweep\.json: training or data settings: data: expects .*, gets 'nowhere'$"):
+        source_of({"source": {"kind": "nowhere"}})

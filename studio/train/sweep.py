@@ -265,19 +265,37 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     return spec
 
 
+#: keys of a spec's data section that say where the bars come from (the rest are data settings)
+SOURCE_KEYS = ("source", "synthetic", "path", "import")
+
+
+def _trial_source(data: dict):
+    """The spec's data source: ``source`` as config.json records one (any kind declared in
+    studio.train.data_sources), or the short forms ``path`` + ``import`` and ``synthetic``."""
+    from studio.train.config import ConfigError, SourceSpec
+
+    if "source" in data:
+        if not isinstance(data["source"], dict):
+            raise ConfigError("data: source: expects an object like config.json's data.source")
+        return SourceSpec.from_json(data["source"])
+    if data.get("path"):
+        return SourceSpec("import", path=str(data["path"]), importer=dict(data.get("import", {})))
+    return SourceSpec(synthetic=dict(data.get("synthetic", {})))
+
+
 def prepare_trial(spec: SweepSpec, trial: Trial):
     """(graph, source, training config, data config) of a trial; a SweepError names what is wrong."""
     from studio.core.graph_file import GraphFileError, load_graph
     from studio.data.dataset import DataConfig
     from studio.data.panel import DataError
-    from studio.train.config import ConfigError, SourceSpec, TrainConfig
+    from studio.train.config import ConfigError, TrainConfig
 
     try:
         graph = load_graph(trial.graph)
     except GraphFileError as exc:
         raise SweepError(str(exc)) from None
     training = {**spec.training, "seed": trial.seed}
-    data_settings = {k: v for k, v in spec.data.items() if k not in ("synthetic", "path", "import")}
+    data_settings = {k: v for k, v in spec.data.items() if k not in SOURCE_KEYS}
     for key, value in trial.point.items():
         head, _, name = key.partition(".")
         if not name:
@@ -293,8 +311,7 @@ def prepare_trial(spec: SweepSpec, trial: Trial):
                              "(keys are training.FIELD, data.FIELD or NODE_ID.PARAM)")
     try:
         config = TrainConfig.from_json(training)
-        source = (SourceSpec("import", path=str(spec.data["path"]), importer=dict(spec.data.get("import", {})))
-                  if spec.data.get("path") else SourceSpec(synthetic=dict(spec.data.get("synthetic", {}))))
+        source = _trial_source(spec.data)
         from studio.train.engine import data_config_for
 
         base = DataConfig(**{**DataConfig().to_json(), **data_settings, "split": tuple(
