@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 from studio.core.edits import set_input_window
 from studio.core.text import printable, status_line
 from studio.core.validation import validate
+from studio.data.panel import missing_features
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.config import LOSSES, OPTIMIZERS, TrainConfig
@@ -403,13 +404,17 @@ class TrainingPanel(QWidget):
         self.fit_message.setStyleSheet("color: #e0a030")
         fit_column.addWidget(self.fit_message)
         self.resample_button, self.set_window_button = QPushButton(), QPushButton()
+        self.set_features_button = QPushButton()
         self.resample_button.setToolTip("Train on the data resampled to this many bars a day; the run's "
                                         "graph reads as many (the graph file stays as it is)")
         self.set_window_button.setToolTip("Change the graph's bar window to the data's bars per day "
                                           "(an edit of the graph: Ctrl+Z takes it back)")
+        self.set_features_button.setToolTip("Have the graph's bar window read only the features the data has "
+                                            "(an edit of the graph: Ctrl+Z takes it back)")
         self.resample_button.clicked.connect(self._resample_to_fit)
         self.set_window_button.clicked.connect(self._set_window_to_data)
-        for button in (self.resample_button, self.set_window_button):
+        self.set_features_button.clicked.connect(self._set_features_to_data)
+        for button in (self.resample_button, self.set_window_button, self.set_features_button):
             fit_column.addWidget(button)
         self.fit_box.hide()
         return self.fit_box
@@ -551,18 +556,24 @@ class TrainingPanel(QWidget):
         """Why the chosen data cannot feed the current graph (and sets the fixes' buttons), or None."""
         self.resample_button.hide()
         self.set_window_button.hide()
+        self.set_features_button.hide()
         tab = self.window.current_tab()
         have = self._data_bars_per_day()
         if tab is None or have is None or tab.document.graph.input is None:
             return None
         spec = tab.document.graph.input
         want = self.bars_per_day.currentData() or spec.bars_per_day
-        features = self.chosen_form().described()["features"]
-        missing = [f for f in spec.features if f not in features]
+        described = self.chosen_form().described()
+        missing = missing_features(list(spec.features), list(described["features"]), described.get("notes", []))
         if missing:
-            return (f"The graph reads feature {missing[0]!r}; the data has "
-                    f"{', '.join(features)}. Set the features of the graph's bar "
-                    "window (select its input node) to ones the data has.")
+            # close-only data under a graph that reads volume: reading what the data has is one click
+            kept = [f for f in spec.features if f in described["features"]]
+            if kept:
+                self.set_features_button.setText(f"Set graph features to {', '.join(kept)}")
+                self.set_features_button.setProperty("features", kept)
+                self.set_features_button.show()
+            return (f"{missing[0].upper()}{missing[1:]}. Set the features of the graph's bar window (select its "
+                    "input node) to ones the data has.")
         if want == have or (want < have and have % want == 0):
             if want != spec.bars_per_day:
                 graph = self.training_graph()
@@ -602,6 +613,15 @@ class TrainingPanel(QWidget):
         self.bars_per_day.setCurrentIndex(0)  # the graph's own window, which now is the data's
         tab.document.edit(f"Set input bars_per_day to {have}", lambda g: set_input_window(g, bars_per_day=have))
         self.status.setText(f"The graph's window now reads {have} bars a day (Ctrl+Z takes it back).")
+
+    def _set_features_to_data(self) -> None:
+        tab, features = self.window.current_tab(), self.set_features_button.property("features")
+        if tab is None or not features:
+            return
+        features = list(features)
+        tab.document.edit(f"Set input features to {', '.join(features)}",
+                          lambda g: set_input_window(g, features=features))
+        self.status.setText(f"The graph now reads {', '.join(features)} (Ctrl+Z takes it back).")
 
     def source_spec(self):
         """The chosen source's spec; the first source's while the chosen one has nothing to read."""
