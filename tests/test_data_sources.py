@@ -66,7 +66,7 @@ def test_the_built_in_sources_make_the_flags_and_records_they_made_before():
     train = parser.parse_args(["train", DEFAULT])
     assert (train.data, train.synthetic, train.import_option) == ("synthetic", [], [])
     actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["train"]._actions}
-    assert actions["data"].metavar == "synthetic|PATH"
+    assert actions["data"].metavar == "synthetic|qlib:DIR|PATH"
     assert actions["synthetic"].option_strings == ["--synthetic"] and actions["synthetic"].metavar == "KEY=VALUE"
     assert actions["import_option"].option_strings == ["--import-option"]
     for option in IMPORT_OPTIONS:  # every import setting is a flag of train and of data inspect
@@ -81,7 +81,7 @@ def test_the_built_in_sources_make_the_flags_and_records_they_made_before():
         assert json.dumps(spec.to_json()) == json.dumps(old)
     assert SourceSpec.from_json({"kind": "synthetic"}).describe() == "synthetic market"
     assert SourceSpec("import", path="/bars").describe() == "/bars"
-    with pytest.raises(ConfigError, match=r"^data: expects synthetic or import, gets 'csv'$"):
+    with pytest.raises(ConfigError, match=r"^data: expects synthetic or import or qlib, gets 'csv'$"):
         SourceSpec("csv")
     with pytest.raises(ConfigError, match=r"^data: an import needs a path$"):
         SourceSpec("import")
@@ -122,7 +122,7 @@ def test_a_source_declared_in_a_test_reaches_the_flags_the_config_and_load_sourc
     assert "loaded: made in memory" in shown and "bars per day: 24" in shown
     # the command line's error names it among the words --data takes
     assert main(["train", DEFAULT, "--data", str(tmp_path / "nothing")]) == 2
-    assert "no such file or folder (--data takes synthetic or memory or a path)" in capsys.readouterr().err
+    assert "no such file or folder (--data takes synthetic or memory or qlib:DIR or a path)" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -136,10 +136,10 @@ def test_the_studio_lists_a_declared_source_and_trains_on_its_form(memory_window
     panel = window.training
     window.open_file(ROOT / "graphs" / "default.json")
     assert [panel.source.itemText(i) for i in range(panel.source.count())] == [
-        "Synthetic market", "Imported bars…", "Bars in memory"]
+        "Synthetic market", "Imported bars…", "Qlib data folder…", "Bars in memory"]
     assert panel.source_spec() == SourceSpec("synthetic", synthetic={"stocks": 30, "days": 90, "seed": 0})
-    panel.source.setCurrentIndex(2)  # the user picks it from the list
-    panel.source.activated.emit(2)
+    panel.source.setCurrentIndex(3)  # the user picks it from the list
+    panel.source.activated.emit(3)
     form = panel.forms["memory"]
     assert form.spins["days"].isEnabled() and not panel.stocks.isEnabled()
     form.spins["stocks"].setValue(25)

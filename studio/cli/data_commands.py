@@ -26,8 +26,12 @@ def add_option_flags(p: argparse.ArgumentParser, *, cache_flag: bool = True) -> 
     from studio.train.data_sources import DATA_SOURCES
 
     groups: dict[str, argparse._ArgumentGroup] = {}
+    added: set[str] = set()
     for source in DATA_SOURCES.values():
         for option in source.options:
+            if option.name in added:  # an option two sources share is one flag (DataSource.option_dest)
+                continue
+            added.add(option.name)
             title = source.group_of(option)
             if title not in groups:
                 groups[title] = p.add_argument_group(title)
@@ -65,7 +69,7 @@ def inspected_panel(args: argparse.Namespace) -> tuple[object, str]:
     source = source_for_data(args.source)
     settings = read_settings(source, option_values(args, source))
     try:
-        return source.inspect(args.source if source.reads_path else None, settings,
+        return source.inspect(source.path_of(args.source), settings,
                               not getattr(args, "no_cache", False))
     except DataError as exc:
         raise CliError(str(exc)) from None
@@ -85,7 +89,8 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
                                    "symbols, dates, bars per day, stocks per day, features, the policies "
                                    "applied and how often each applied. Exit 2 when the source cannot be "
                                    "used.")
-    p.add_argument("source", metavar="SOURCE", help="'synthetic', or a CSV / Parquet file or folder")
+    p.add_argument("source", metavar="SOURCE", help="'synthetic', a CSV / Parquet file or folder, or qlib:DIR "
+                                                    "(a Qlib data folder; --freq, --market)")
     add_option_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=inspect_command)
@@ -104,6 +109,7 @@ def inspect_command(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         return 0
     from studio.core.text import one_line, shown
+    from studio.data.panel import FLOW_FEATURES
 
     # symbols come from file names and columns: a newline in one must not break the list
     first = ", ".join(shown(s) for s in panel.symbols[:8]) + (", ..." if panel.n_symbols > 8 else "")
@@ -116,7 +122,9 @@ def inspect_command(args: argparse.Namespace) -> int:
     median_text = f"{median:g}"
     print(f"stocks per day: min {info['stocks_per_day_min']}, median {median_text}, "
           f"max {info['stocks_per_day_max']}")
-    print(f"features: {', '.join(info['features'])}")
+    absent = [f for f in FLOW_FEATURES if f not in info["features"]]
+    # close-only data: say which of the fields graphs usually read are not here (the notes say why)
+    print(f"features: {', '.join(info['features'])}" + (f" (not in the data: {', '.join(absent)})" if absent else ""))
     if info["notes"]:
         print("notes:")
         for line in info["notes"]:

@@ -112,6 +112,8 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
                                         "here.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="DIR", help="where the re-run's directory goes (default: a temporary folder)")
+    p.add_argument("--data", metavar="PATH", help="the run's data at this path (default: the absolute path "
+                                                  "the run recorded, else the path as it was typed)")
     p.set_defaults(run=reproduce_command)
 
     p = commands.add_parser("compare", help="the comparison table of runs (IC, RankIC, ICIR, return, Sharpe)",
@@ -191,13 +193,15 @@ def _source(args: argparse.Namespace):
     from studio.train.data_sources import DATA_SOURCES, source_for_data
 
     source = source_for_data(args.data)
-    if source.reads_path and not Path(args.data).exists():
-        takes = " or ".join([s.name for s in DATA_SOURCES.values() if s.name is not None] + ["a path"])
-        raise CliError(f"{args.data}: no such file or folder (--data takes {takes})")
+    path = source.path_of(args.data)
+    if path is not None and not Path(path).exists():
+        takes = " or ".join([s.name for s in DATA_SOURCES.values() if s.name is not None]
+                            + [f"{s.prefix}DIR" for s in DATA_SOURCES.values() if s.prefix] + ["a path"])
+        raise CliError(f"{path}: no such file or folder (--data takes {takes})")
     flag = source.settings_flag
     # the option flags override the same settings given as KEY=VALUE
     given = {**_key_values(getattr(args, flag.dest), flag.flag), **option_values(args, source)}
-    return SourceSpec.of(source.kind, str(Path(args.data)) if source.reads_path else None,
+    return SourceSpec.of(source.kind, str(Path(path)) if path is not None else None,
                          read_settings(source, given))
 
 
@@ -416,7 +420,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     from studio.train.reproduce import ReproduceError, reproduce
 
     try:
-        result = reproduce(args.run_dir, args.out)
+        result = reproduce(args.run_dir, args.out, data=args.data)
     except ReproduceError as exc:
         raise CliError(str(exc)) from None
     how = "exactly, on the CPU" if result.exact else "within 1e-6, on a GPU"

@@ -1,4 +1,5 @@
-"""The data sources a graph trains on, one declaration each: the synthetic market and imported files.
+"""The data sources a graph trains on, one declaration each: the synthetic market, imported files and
+Qlib data folders.
 
 A ``DataSource`` says how ``--data`` picks it (by its name, or a file or folder), the flags that set it
 (``--synthetic KEY=VALUE``; ``--import-option NAME=VALUE`` and one flag per entry of its options table,
@@ -57,11 +58,12 @@ class SourceBars:
 @dataclass(frozen=True)
 class DataSource:
     """One kind of data source. ``name``: ``--data NAME`` picks it; None: it reads a file or folder
-    (``--data PATH``). ``settings_field``: the SourceSpec field holding its settings ("settings" for a
-    kind declared after the first two). The callables get (path, settings, ...): ``read_settings`` turns
-    the {name: value} given on the command line into the settings recorded with the run (a DataError says
-    what is wrong); ``load`` reads the bars for a graph's input window; ``inspect`` reads them for
-    ``studio data inspect`` and says how (cache or not); ``describe`` names the source in one line."""
+    (``--data PATH``), or with ``prefix`` ``--data PREFIX:PATH`` (``qlib:DIR``). ``settings_field``: the
+    SourceSpec field holding its settings ("settings" for a kind declared after the first two). The
+    callables get (path, settings, ...): ``read_settings`` turns the {name: value} given on the command
+    line into the settings recorded with the run (a DataError says what is wrong); ``load`` reads the bars
+    for a graph's input window; ``inspect`` reads them for ``studio data inspect`` and says how (cache or
+    not); ``describe`` names the source in one line."""
 
     kind: str
     title: str
@@ -72,6 +74,8 @@ class DataSource:
     inspect: Callable[[str | None, dict, bool], tuple[Any, str]]
     describe: Callable[[str | None, dict], str]
     name: str | None = None
+    #: ``--data PREFIX...`` picks it and the rest is its path (a source that reads a path of its own kind)
+    prefix: str | None = None
     #: settings with a flag of their own (``--NAME VALUE``, dest ``KIND_FIELD``) on every command that reads it
     options: tuple[ImportOption, ...] = ()
     #: the help group of an option's flag (default: "KIND: settings")
@@ -85,11 +89,20 @@ class DataSource:
     def reads_path(self) -> bool:
         return self.name is None
 
+    def path_of(self, data: str) -> str | None:
+        """The path in ``--data DATA`` (None for a source picked by its name)."""
+        if not self.reads_path:
+            return None
+        return data[len(self.prefix):] if self.prefix and data.startswith(self.prefix) else data
+
     def group_of(self, option: ImportOption) -> str:
         return self.option_group(option) if self.option_group else f"{self.kind}: settings"
 
     def option_dest(self, option: ImportOption) -> str:
-        return f"{self.kind}_{option.field}"
+        """The dest of the option's flag: the first source declaring an option of its name owns the flag
+        (a Qlib folder takes the import's --session, --min-date-share, ...: one flag, read by either)."""
+        owner = next((s for s in DATA_SOURCES.values() if any(o.name == option.name for o in s.options)), self)
+        return f"{owner.kind}_{option.field}"
 
 
 # ---- the synthetic market -------------------------------------------------------------------------------
@@ -197,20 +210,97 @@ IMPORTED = DataSource(
     _import_settings, _imported_bars, _inspect_imported, lambda path, settings: str(path),
     options=IMPORT_OPTIONS, option_group=_import_group, caches=True)
 
+# ---- Qlib data folders ------------------------------------------------------------------------------
+
+#: the import policies a Qlib folder's bars go through that a user may set (the same flags as for files)
+_QLIB_POLICIES = ("session", "bar-stamp", "force-bars-per-day", "min-day-share", "min-date-share")
+QLIB_OPTIONS: tuple[ImportOption, ...] = (
+    ImportOption("freq", "freq", str, "FREQ",
+                 "qlib:DIR: the frequency, a calendar of the folder (calendars/FREQ.txt: day, 1min, 5min, ...; "
+                 "default day)"),
+    ImportOption("market", "market", str, "NAME|FILE",
+                 "qlib:DIR: the instruments, instruments/NAME.txt (csi300, all, ...) or a .txt file of the same "
+                 "layout (default all)"),
+    ImportOption("qlib-prices", "prices", str, "{adjusted,raw}",
+                 "qlib:DIR: prices as Qlib stores them (adjusted, the default) or raw (close / factor, volume x "
+                 "factor)", ("adjusted", "raw")),
+    *(o for o in IMPORT_OPTIONS if o.name in _QLIB_POLICIES),
+)
+
+
+def _qlib_settings(given: dict) -> dict:
+    """freq, market and prices (always recorded), then the import policies given, as ImportConfig fields
+    (``--qlib prices=raw`` and ``--qlib-prices raw`` are one setting)."""
+    from studio.data.errors import DataError
+    from studio.data.qlib_folder import check_settings
+
+    own_names = {name: o.field for o in QLIB_OPTIONS[:3] for name in (o.name, o.field)}
+    own, policies = {}, {}
+    for key, value in given.items():
+        name = str(key).strip().replace("_", "-")
+        if name in own_names:
+            own[own_names[name]] = value
+        elif name in _QLIB_POLICIES:
+            policies[name] = value
+        else:
+            known = ", ".join(o.name for o in QLIB_OPTIONS)
+            raise DataError(f"qlib: unknown setting {key!r} (known: {known})")
+    return check_settings(own) | _import_settings(policies)
+
+
+def _qlib_split(settings: dict) -> tuple[dict, object]:
+    from studio.data.importer import import_config_from_options
+
+    own = {k: settings[k] for k in ("freq", "market", "prices") if k in settings}
+    return own, import_config_from_options({}, base={k: v for k, v in settings.items() if k not in own})
+
+
+def _qlib_bars(path: str | None, settings: dict, window) -> SourceBars:
+    from studio.data.qlib_folder import qlib_panel
+
+    own, config = _qlib_split(settings)
+    panel = qlib_panel(path, own, config)
+    return SourceBars(panel, panel.source)
+
+
+def _inspect_qlib(path: str | None, settings: dict, cache: bool) -> tuple[Any, str]:
+    from studio.data.qlib_folder import qlib_panel
+
+    own, config = _qlib_split(settings)
+    return qlib_panel(path, own, config), "read from the Qlib folder (memory-mapped .bin files)"
+
+
+def _describe_qlib(path: str | None, settings: dict) -> str:
+    return (f"qlib:{path} ({settings.get('freq', 'day')}, market {settings.get('market', 'all')}, "
+            f"{settings.get('prices', 'adjusted')} prices)")
+
+
+QLIB = DataSource(
+    "qlib", "Qlib data folder…", "settings",
+    SettingsFlag("--qlib", "a setting of --data qlib:DIR by the name of its flag, e.g. freq=5min market=csi300 "
+                           "(repeatable; the flags override it)", metavar="NAME=VALUE"),
+    _qlib_settings, _qlib_bars, _inspect_qlib, _describe_qlib, prefix="qlib:", options=QLIB_OPTIONS,
+    option_group=lambda option: "qlib:DIR: a Qlib data folder")
+
 #: every data source by kind, in the order the studio's data form lists them (the first is the default)
-DATA_SOURCES: dict[str, DataSource] = {source.kind: source for source in (SYNTHETIC, IMPORTED)}
+DATA_SOURCES: dict[str, DataSource] = {source.kind: source for source in (SYNTHETIC, IMPORTED, QLIB)}
 
 
 def source_for_data(data: str) -> DataSource:
-    """The source ``--data DATA`` (or ``data inspect DATA``) means: the one of that name, else the
-    first that reads a file or folder."""
+    """The source ``--data DATA`` (or ``data inspect DATA``) means: the one of that name, the one whose
+    prefix it starts with (``qlib:DIR``), else the first that reads any file or folder."""
     for source in DATA_SOURCES.values():
         if source.name is not None and source.name == data:
             return source
-    return next(source for source in DATA_SOURCES.values() if source.reads_path)
+    for source in DATA_SOURCES.values():
+        if source.prefix and data.startswith(source.prefix):
+            return source
+    return next(source for source in DATA_SOURCES.values() if source.reads_path and not source.prefix)
 
 
 def data_words() -> list[str]:
-    """What ``--data`` takes: each source's name, then PATH when a source reads files."""
-    names = [s.name for s in DATA_SOURCES.values() if s.name is not None]
-    return names + (["PATH"] if any(s.reads_path for s in DATA_SOURCES.values()) else [])
+    """What ``--data`` takes: each source's name, each prefix's PREFIX:DIR, then PATH when a source reads
+    any file or folder."""
+    sources = DATA_SOURCES.values()
+    return ([s.name for s in sources if s.name is not None] + [f"{s.prefix}DIR" for s in sources if s.prefix]
+            + (["PATH"] if any(s.reads_path and not s.prefix for s in sources) else []))
