@@ -23,6 +23,7 @@ from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.gui_command import add_gui_command, gui_available, gui_command
 from studio.cli.output import safe_streams
 from studio.cli.paths import default_graph_path
+from studio.cli.predict_commands import add_predict_commands
 from studio.cli.report_commands import add_report_commands
 from studio.cli.sweep_commands import add_sweep_commands
 from studio.cli.train_commands import add_train_commands
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gui_command(commands)
     add_data_commands(commands)
     add_report_commands(commands)
+    add_predict_commands(commands)
     return parser
 
 

@@ -45,6 +45,7 @@ from studio.core.text import error_line, printable
 from studio.core.validation import over_budget, validate
 from studio.data import store
 from studio.data.dataset import CrossSectionData, DataConfig, features_cache_file
+from studio.data.preprocess_spec import SPEC_FILE, make_spec
 from studio.data.splits import SPLIT_NAMES, Splits
 from studio.metrics import summarize
 from studio.modules.cells import compile_cell_steps
@@ -434,8 +435,11 @@ class Trainer:
             # graph.json first, config.json last: a run directory with a config.json can be resumed
             writer.write_text("graph.json", dumps_graph(self.graph))
             self.graph.path = writer.path / "graph.json"
+            writer.write_json(SPEC_FILE, self._preprocess_spec())
             writer.write_json("config.json", self._run_config())
             return RunState()
+        if not (writer.path / SPEC_FILE).is_file():  # a run begun before runs recorded it
+            writer.write_json(SPEC_FILE, self._preprocess_spec())
         state = self._resumed if self._resumed is not None else RunState()
         # the records end where the checkpoint does: an epoch line written after it (by an older
         # version, or in a kill between the two) is dropped, so the resumed run appends exactly once
@@ -684,7 +688,7 @@ class Trainer:
             raise TrainingError(f"{run_dir}: cannot read config.json ({exc})") from None
         try:
             training = TrainConfig.from_json(config["training"])
-            settings = (SourceSpec.from_json(config["data"]["source"]), training,
+            settings = (recorded_source(config), training,
                         _data_config(config["data"]["config"]))
             metrics, splits = config["metrics"], given_splits(config)
             cost, quantile = float(metrics["cost"]), float(metrics["quantile"])
@@ -709,7 +713,8 @@ class Trainer:
         return {
             "graph": {"name": self.graph.name, "file": self.source_name,
                       "hash": graph_fingerprint(self.graph), "parameters": self.n_params},
-            "data": {"source": self.source.to_json(), "config": self.data_config.to_json(),
+            "data": {"source": self.source.to_json(), "resolved_path": resolved_path(self.source),
+                     "config": self.data_config.to_json(),
                      "hash": self.loaded.fingerprint(), "panel": self.data.panel.describe(),
                      "splits": self.data.splits.describe(self.data.panel.dates),
                      **({"given_splits": {**{name: [int(i) for i in idx] for name, idx in self.given_splits.items()},
@@ -731,6 +736,11 @@ class Trainer:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "status": "running",
         }
+
+    def _preprocess_spec(self) -> dict:
+        """preprocess.json: what turns raw bars into this run's input, with the statistics its data
+        fitted on the training dates (studio predict and exports apply them, never refit)."""
+        return make_spec(self.data_config, self.data.panel.bars_per_day, self.data.stats, self.source.to_json())
 
     def _write_results(self, writer: RunWriter, ending: Ending, state: RunState, oracle: dict) -> dict:
         panel, data = self.data.panel, self.data
@@ -785,6 +795,27 @@ def features_file_for(panel, data_config: DataConfig, splits: Splits | None = No
     feature_bytes = panel.n_symbols * panel.n_days * panel.bars_per_day * len(data_config.features) * 4
     on_disk = store.mapping(panel.values) is not None or feature_bytes > store.on_disk_above()
     return features_cache_file(panel, data_config, splits) if on_disk else None
+
+
+def resolved_path(source: SourceSpec) -> str | None:
+    """The absolute path of the source's files as this process finds them (recorded beside the path as
+    typed, so that reproduce and predict from another folder find the same files); None without a path."""
+    return os.path.abspath(os.path.expanduser(source.path)) if source.path else None
+
+
+def recorded_source(config: dict, data_path: str | None = None) -> SourceSpec:
+    """The data source a run's config.json records: its files at ``data_path`` when given, else at the
+    absolute path recorded beside the typed one when that exists (a run made from another folder),
+    else at the path as typed. KeyError, TypeError or ConfigError when config.json lacks it."""
+    from dataclasses import replace
+
+    source = SourceSpec.from_json(config["data"]["source"])
+    if data_path is not None:
+        return replace(source, path=data_path)
+    resolved = config["data"].get("resolved_path")
+    if source.path and isinstance(resolved, str) and os.path.exists(resolved):
+        return replace(source, path=resolved)
+    return source
 
 
 def given_splits(config: dict) -> Splits | None:

@@ -3,6 +3,8 @@
     runs/<YYYYmmdd-HHMMSS>-<graph name>/
       graph.json           the frozen graph that was trained
       config.json          data, training, seed, versions, device, graph and data hashes, status
+      preprocess.json      raw bars -> the model's input: features, window, the fitted normalisation
+                           (studio.data.preprocess_spec; read by studio predict and export --run)
       metrics.jsonl        one line per epoch
       metrics.json         final figures per split (from the best epoch's model)
       daily.csv            date, split, ic, rank_ic, long, short, long_short, turnover
@@ -32,8 +34,8 @@ from studio.core.owned_dir import append_owned, check_folder, owned_writer, read
 from studio.train.run_lock import run_status
 
 #: the files of a run directory (regular files; ``folds`` is a walk-forward's folder of fold runs)
-RUN_FILES = ("graph.json", "config.json", "metrics.jsonl", "metrics.json", "daily.csv", "predictions.parquet",
-             "model.pt", "pnl.png", "checkpoint.pt", "run.lock")
+RUN_FILES = ("graph.json", "config.json", "preprocess.json", "metrics.jsonl", "metrics.json", "daily.csv",
+             "predictions.parquet", "model.pt", "pnl.png", "checkpoint.pt", "run.lock")
 RUN_FOLDERS = ("folds",)
 
 

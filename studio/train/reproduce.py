@@ -78,15 +78,17 @@ def _refusal(config: dict, torch_version: str) -> str | None:
 
 
 def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
-              registry=None) -> Reproduction:
-    """Train ``run_dir`` again (into ``out_dir``, default a temporary folder) and compare its figures."""
+              registry=None, data: str | None = None) -> Reproduction:
+    """Train ``run_dir`` again (into ``out_dir``, default a temporary folder) and compare its figures.
+    ``data``: the path of its data here (default: the recorded absolute path when it exists, else the
+    path as typed); the data's fingerprint must still be the run's."""
     import torch
 
     from studio.core.graph_file import GraphFileError, load_graph
     from studio.core.owned_dir import ForeignEntry
     from studio.data.panel import DataError
-    from studio.train.config import ConfigError, SourceSpec, TrainConfig
-    from studio.train.engine import Trainer, TrainingError, _data_config, given_splits
+    from studio.train.config import ConfigError, TrainConfig
+    from studio.train.engine import Trainer, TrainingError, _data_config, given_splits, recorded_source
     from studio.train.records import check_run_folder
     from studio.train.run_lock import RunInUse, held_by
     from studio.train.sources import load_source
@@ -115,7 +117,7 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
                              "CUDA GPU")
     try:
         graph = load_graph(run_dir / "graph.json")
-        source = SourceSpec.from_json(config["data"]["source"])
+        source = recorded_source(config, data)
         training = TrainConfig.from_json({**config["training"], "device": device,
                                           "threads": int(config.get("threads") or 1)})
         data_config = _data_config(config["data"]["config"])
@@ -131,7 +133,7 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
         loaded = load_source(source, graph.input)
     except (DataError, OSError) as exc:
         raise ReproduceError(f"{run_dir}: cannot reproduce: its data cannot be read here "
-                             f"({str(exc).splitlines()[0][:160]})") from None
+                             f"({str(exc).splitlines()[0][:160]}); give its path with --data") from None
     if loaded.fingerprint() != config["data"].get("hash"):
         raise ReproduceError(f"{run_dir}: cannot reproduce: the data differ ({source.describe()} has "
                              f"fingerprint {loaded.fingerprint()[:12]}, the run recorded "

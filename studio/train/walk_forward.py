@@ -118,6 +118,7 @@ class WalkForward:
         import torch
 
         from studio import __version__
+        from studio.train.engine import resolved_path
 
         dates = self.loaded.panel.dates
         plan = []
@@ -131,7 +132,8 @@ class WalkForward:
                              "fold_dates": len(self.plan[0].test), "plan": plan},
             "graph": {"name": self.graph.name, "file": str(self.graph.path) if self.graph.path else self.graph.name,
                       "hash": graph_fingerprint(self.graph)},
-            "data": {"source": self.source.to_json(), "config": self.data_config.to_json(),
+            "data": {"source": self.source.to_json(), "resolved_path": resolved_path(self.source),
+                     "config": self.data_config.to_json(),
                      "hash": self.loaded.fingerprint(), "panel": self.loaded.panel.describe()},
             "training": self.config.to_json(),
             "seed": self.config.seed,
@@ -146,7 +148,7 @@ class WalkForward:
     # ---- resume -------------------------------------------------------------------------------
     @classmethod
     def resume(cls, run_dir: str | Path, registry=None) -> WalkForward:
-        from studio.train.engine import _data_config
+        from studio.train.engine import _data_config, recorded_source
 
         run_dir = Path(run_dir)
         try:  # a walk-forward from someone else: nothing in it (its folds' folder, each fold) followed out of it
@@ -166,7 +168,7 @@ class WalkForward:
             graph = load_graph(run_dir / "graph.json")
             plan = [Splits(*(np.asarray(fold[name], dtype=np.int64) for name in ("train", "valid", "test")),
                            gap=int(fold["gap"])) for fold in settings["plan"]]
-            job = cls(graph, SourceSpec.from_json(config["data"]["source"]),
+            job = cls(graph, recorded_source(config),
                       TrainConfig.from_json(config["training"]), _data_config(config["data"]["config"]),
                       run_dir.parent, folds=len(plan), expanding=bool(settings["expanding"]), registry=registry,
                       cost=config["metrics"]["cost"], quantile=config["metrics"]["quantile"])

@@ -1,0 +1,285 @@
+"""Score new bars with a finished run: ``studio predict RUN_DIR --data PATH --dates ...``.
+
+The run directory holds everything a prediction needs: graph.json (the frozen graph), model.pt (the
+best epoch's weights), config.json (the data source and its import settings, the batch size) and
+preprocess.json (features, window and the normalisation fitted on the training dates). Each chosen
+date's input is made from raw bars by studio.data.preprocess with the stored statistics (never refitted
+on the new data), so the scores of a run's own test dates are its predictions.parquet's.
+
+A date needs no label (today has none); where the label is known it is given with the date's IC. What
+is left out is counted in ``notes``, never silently: dates with too few stocks, the run's symbols the
+data lacks, stocks not traded on a date and stocks whose window misses bars.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: output files by suffix: a table, or Qlib's pred.pkl (what its SignalRecord writes)
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".pkl")
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+class PredictError(Exception):
+    """A prediction that cannot be made as asked (one line naming the run, file or date)."""
+
+
+@dataclass
+class Prediction:
+    run_dir: Path
+    #: one row per scored stock and date: date, symbol, score, rank (1: the highest score of its date)
+    #: and, where any label of the chosen dates is known, label (raw forward return) and ic (the date's)
+    frame: Any
+    #: where the bars came from, one line
+    source: str
+    #: what was left out or differs, with counts, one line each
+    notes: list[str] = field(default_factory=list)
+
+
+def predict(run_dir: str | os.PathLike[str], data: str | None = None, dates: str = "last",
+            registry=None) -> Prediction:
+    """Scores of the chosen ``dates`` (``last``, ``YYYY-MM-DD`` or ``A..B``) of the run's data, or of
+    the data at ``data`` read with the run's import settings."""
+    from studio.data.panel import DataError
+    from studio.data.preprocess_spec import load_spec, spec_path
+
+    run_dir = Path(run_dir)
+    config = _run_config(run_dir)
+    try:
+        spec = load_spec(spec_path(run_dir))
+    except DataError as exc:
+        raise PredictError(f"{run_dir}: cannot predict: {exc}") from None
+    graph, model = _model(run_dir, spec, registry)
+    source, panel = _panel(run_dir, config, graph, data)
+    if panel.bars_per_day != spec["bars_per_day"]:
+        raise PredictError(f"{source}: the data has {panel.bars_per_day} bars per day, the run "
+                           f"{spec['bars_per_day']}")
+    chosen = choose_dates(panel.dates, dates, source)
+    notes = _symbol_notes(run_dir, panel)
+    frame = _score(model, panel, spec, chosen, config, notes)
+    return Prediction(run_dir, frame, source, notes)
+
+
+def _run_config(run_dir: Path) -> dict:
+    from studio.core.owned_dir import ForeignEntry, read_json
+    from studio.train.records import check_run_folder
+
+    try:  # a run folder from someone else: nothing in it read through a link
+        check_run_folder(run_dir)
+        config = read_json(run_dir / "config.json")
+    except ForeignEntry as exc:
+        raise PredictError(str(exc)) from None
+    except FileNotFoundError:
+        what = "no such run directory" if not run_dir.is_dir() else "not a run directory (no config.json)"
+        raise PredictError(f"{run_dir}: {what}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PredictError(f"{run_dir}: cannot read config.json ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("data"), dict):
+        raise PredictError(f"{run_dir}: config.json is not the settings of a run")
+    if config.get("kind") == "walk_forward":
+        raise PredictError(f"{run_dir}: a walk-forward run has a model per fold: predict with one of them "
+                           f"(studio predict {run_dir / 'folds' / 'fold-1'})")
+    return config
+
+
+def _model(run_dir: Path, spec: dict, registry):
+    """The run's frozen graph built, with its best weights (checked: weights_only, fitting the graph)."""
+    from studio.core.graph_file import GraphFileError, load_graph
+    from studio.torchgraph.builder import BuildError, build_model
+    from studio.train.checkpoints import CheckpointError, read_weights
+
+    try:
+        graph = load_graph(run_dir / "graph.json")
+    except GraphFileError as exc:
+        raise PredictError(f"{run_dir}: {exc}") from None
+    window = graph.input
+    if window is None or (list(window.features), window.days, window.bars_per_day) != (
+            spec["features"], spec["days"], spec["bars_per_day"]):
+        raise PredictError(f"{run_dir}: graph.json and preprocess.json disagree on the input window (the run "
+                           "directory was changed after it ran)")
+    try:
+        model = build_model(graph, registry)
+        model.load_state_dict(read_weights(run_dir / "model.pt", model))
+    except BuildError as exc:
+        raise PredictError(f"{run_dir}: graph.json cannot be built ({exc})") from None
+    except CheckpointError as exc:
+        raise PredictError(f"{run_dir}: cannot predict: {exc}") from None
+    return graph, model.eval()
+
+
+def _panel(run_dir: Path, config: dict, graph, data: str | None):
+    """The bars: the run's source with its import settings, at ``data`` when given; fitted to the graph."""
+    from studio.data.panel import DataError
+    from studio.train.config import ConfigError
+    from studio.train.engine import recorded_source
+    from studio.train.sources import load_source
+
+    try:
+        source = recorded_source(config, data)
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise PredictError(f"{run_dir}: config.json lacks its data source ({exc})") from None
+    if data is not None and source.kind == "synthetic":
+        raise PredictError(f"--data {data}: the run trained on the synthetic market, which reads no files")
+    if source.path is not None and not Path(source.path).exists():
+        raise PredictError(f"{source.path}: no such file or folder (the run's data; give its path with --data)")
+    try:
+        loaded = load_source(source, graph.input)
+    except (DataError, OSError) as exc:
+        raise PredictError(str(exc).splitlines()[0][:500]) from None  # it names the data's file or folder
+    return source.describe(), loaded.panel
+
+
+def choose_dates(dates: np.ndarray, chosen: str, source: str) -> np.ndarray:
+    """Indices into ``dates`` of ``last``, one ``YYYY-MM-DD`` or the dates of ``A..B`` (both included)."""
+    dates = np.asarray(dates).astype("datetime64[D]")
+    span = f"{dates[0]} .. {dates[-1]}" if len(dates) else "no dates"
+    if chosen == "last":
+        if not len(dates):
+            raise PredictError(f"{source}: the data has no dates")
+        return np.array([len(dates) - 1])
+    ends = _RANGE.match(chosen)
+    try:
+        first, last = (np.datetime64(ends[1], "D"), np.datetime64(ends[2], "D")) if ends else (
+            np.datetime64(chosen, "D"),) * 2
+    except ValueError:
+        raise PredictError(f"--dates {chosen!r}: expects last, YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD") from None
+    if first > last:
+        raise PredictError(f"--dates {chosen}: the first date is after the last")
+    picked = np.flatnonzero((dates >= first) & (dates <= last))
+    if len(picked):
+        return picked
+    if not len(dates) or last < dates[0] or first > dates[-1]:
+        raise PredictError(f"--dates {chosen}: outside the data ({source}: {span})")
+    raise PredictError(f"--dates {chosen}: not a trading date of the data (nearest before "
+                       f"{dates[dates < first][-1]}, after {dates[dates > last][0]})")
+
+
+def _symbol_notes(run_dir: Path, panel) -> list[str]:
+    """The run's symbols (those it scored) that the data lacks, and the data's that are new to the run."""
+    from studio.core.owned_dir import owned_file
+
+    try:
+        import pandas as pd
+
+        with owned_file(run_dir / "predictions.parquet") as fh:
+            known = set(pd.read_parquet(fh, columns=["symbol"])["symbol"].astype(str))
+    except Exception:  # absent (a run stopped before scoring) or unreadable: nothing to compare with
+        return ["the run's symbols are unknown (no readable predictions.parquet): not compared with the data's"]
+    notes = []
+    lacking = sorted(known - set(panel.symbols))
+    new = [s for s in panel.symbols if s not in known]
+    if lacking:
+        notes.append(f"{len(lacking)} of the run's {len(known)} symbols are not in the data "
+                     f"(e.g. {', '.join(lacking[:5])})")
+    if new:
+        notes.append(f"{len(new)} symbols of the data are new to the run, scored all the same "
+                     f"(e.g. {', '.join(new[:5])})")
+    return notes
+
+
+def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: list[str]):
+    """The scores of the chosen dates, a batch of the run's dates per batch at a time (as it scored)."""
+    import torch
+
+    from studio.data.preprocess import history_days, preprocess
+
+    min_stocks = max(int((config.get("metrics") or {}).get("min_stocks", 10)), 2)
+    per_batch = max(1, int((config.get("training") or {}).get("dates_per_batch") or 1))
+    p, days = panel.bars_per_day, spec["days"]
+    early = [d for d in chosen if d + 1 < days]
+    if len(early) == len(chosen):
+        raise PredictError(f"{panel.dates[chosen[0]]}: the run's window is {days} days, the data has "
+                           f"{chosen[0] + 1} up to that date")
+    counts = {"few": [], "not traded": 0, "bars missing": 0}
+    inputs: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for d in chosen[len(early):]:
+        first = max(0, d + 1 - history_days(spec))
+        x, mask = preprocess(panel.values[:, first * p:(d + 1) * p], panel.features, spec,
+                             traded=panel.traded[:, d])
+        counts["not traded"] += int((~panel.traded[:, d]).sum())
+        counts["bars missing"] += int((panel.traded[:, d] & ~mask).sum())
+        if mask.sum() < min_stocks:
+            counts["few"].append(d)
+            continue
+        inputs.append((int(d), x, mask))
+    scores = np.full((len(inputs), panel.n_symbols), np.nan)
+    with torch.no_grad():
+        for start in range(0, len(inputs), per_batch):
+            part = inputs[start:start + per_batch]
+            x = torch.from_numpy(np.stack([item[1] for item in part]))
+            mask = torch.from_numpy(np.stack([item[2] for item in part]))
+            out = model(x, mask).float()
+            scores[start:start + len(part)] = torch.where(mask, out, torch.full_like(out, np.nan)).double().numpy()
+    notes.extend(_count_notes(panel, early, counts, days, min_stocks))
+    if not inputs:
+        raise PredictError(f"no date of {panel.dates[chosen[0]]} .. {panel.dates[chosen[-1]]} has {min_stocks} "
+                           f"stocks to score ({'; '.join(notes)})")
+    return _frame(panel, spec, [item[0] for item in inputs], scores, min_stocks)
+
+
+def _count_notes(panel, early: list, counts: dict, days: int, min_stocks: int) -> list[str]:
+    notes = []
+    if early:
+        notes.append(f"{len(early)} dates left out: fewer than the window's {days} days of data before them "
+                     f"({panel.dates[early[0]]} .. {panel.dates[early[-1]]})")
+    if counts["few"]:
+        few = counts["few"]
+        notes.append(f"{len(few)} dates left out: fewer than {min_stocks} stocks with a full window "
+                     f"(e.g. {', '.join(str(panel.dates[d]) for d in few[:3])})")
+    if counts["not traded"]:
+        notes.append(f"{counts['not traded']} stock-dates not scored: not traded that date")
+    if counts["bars missing"]:
+        notes.append(f"{counts['bars missing']} stock-dates not scored: bars missing in their window "
+                     "(a gap, or listed within it)")
+    return notes
+
+
+def _frame(panel, spec: dict, dates: list[int], scores: np.ndarray, min_stocks: int):
+    """The table: date, symbol, score, rank and, where any label is known, label and the date's IC."""
+    import pandas as pd
+
+    from studio.data.labels import forward_returns
+    from studio.metrics import daily_ic
+
+    labels = forward_returns(panel.daily_close(), spec["lag"], spec["horizon"])[dates]
+    d_idx, s_idx = np.nonzero(np.isfinite(scores))
+    frame = pd.DataFrame({"date": pd.to_datetime(panel.dates[np.asarray(dates)[d_idx]]),
+                          "symbol": np.asarray(panel.symbols, dtype=object)[s_idx],
+                          "score": scores[d_idx, s_idx]})
+    frame["rank"] = frame.groupby("date")["score"].rank(ascending=False, method="min").astype(np.int64)
+    known = labels[d_idx, s_idx]
+    if np.isfinite(known).any():
+        frame["label"] = known
+        frame["ic"] = daily_ic(scores, labels, min_stocks)[d_idx]
+    return frame.sort_values(["date", "rank", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def write_scores(frame, path: str | os.PathLike[str]) -> None:
+    """``frame`` to ``path``: .csv, .parquet, or .pkl as Qlib's SignalRecord writes pred.pkl (a DataFrame
+    with a MultiIndex (datetime, instrument) and one column ``score``, pickled by pandas)."""
+    from studio.core.files import atomic_save
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise PredictError(f"--to {path}: expects a .csv, .parquet or .pkl file")
+    if suffix == ".csv":
+        atomic_save(path, lambda fh: fh.write(frame.to_csv(index=False, float_format="%.10g").encode()))
+    elif suffix == ".parquet":
+        atomic_save(path, lambda fh: frame.to_parquet(fh, index=False))
+    else:
+        atomic_save(path, lambda fh: qlib_scores(frame).to_pickle(fh))
+
+
+def qlib_scores(frame):
+    """Qlib's prediction frame: index (datetime, instrument), one float column ``score``."""
+    import pandas as pd
+
+    index = pd.MultiIndex.from_arrays([pd.DatetimeIndex(frame["date"]), frame["symbol"].astype(str)],
+                                      names=["datetime", "instrument"])
+    return pd.DataFrame({"score": frame["score"].to_numpy(dtype=np.float64)}, index=index).sort_index()
