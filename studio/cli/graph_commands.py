@@ -37,12 +37,17 @@ def add_graph_commands(commands: argparse._SubParsersAction) -> None:
                                         "standalone module (imports only torch, class Model) and OUT.pt "
                                         "with its weights; .pt2 writes a torch.export program; .onnx an "
                                         "ONNX model. Inputs: x (B, N, L, F) and mask (B, N), with B and N "
-                                        "dynamic.")
+                                        "dynamic. --run RUN_DIR also carries the run's preprocessing (raw "
+                                        "bars in, with its statistics; docs/graph-format.md).")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--to", required=True, metavar="OUT", help="output file: .py, .pt2 or .onnx")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     p.add_argument("--weights", metavar="STATE_DICT",
                    help="a state dict (.pt, e.g. a run's model.pt) to export instead of fresh weights")
+    p.add_argument("--run", metavar="RUN_DIR", dest="run_dir",
+                   help="carry this run's preprocessing: .py gains preprocess(bars) and score(bars) (needs "
+                        "numpy); .pt2/.onnx take raw bars, or get NAME.preprocess.json beside them "
+                        "(--weights defaults to RUN_DIR/model.pt)")
     p.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS, metavar="N",
                    help=f"refuse a model with more parameters than N (default {DEFAULT_MAX_PARAMS:,})")
     p.set_defaults(run=export_command)
@@ -192,16 +197,39 @@ def export_command(args: argparse.Namespace) -> int:
     if refusal is not None:  # before torch allocates the weights
         raise CliError(f"{printable(args.file)}: {refusal}")
     from studio.torchgraph.export import ExportError, export  # torch is needed from here on
+    from studio.torchgraph.export_preprocess import RunError, read_run
 
+    weights = args.weights
     try:
-        written = export(graph, args.to, seed=args.seed, weights=args.weights, registry=reg)
-    except ExportError as exc:
+        run = read_run(args.run_dir, graph, reg) if args.run_dir is not None else None
+        if run is not None and weights is None:
+            weights = str(Path(args.run_dir) / "model.pt")
+        written = export(graph, args.to, seed=args.seed, weights=weights, registry=reg, run=run)
+    except (ExportError, RunError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(disk_full_line(exc) or f"{args.to}: cannot write ({exc.strerror or exc})") from None
     for path in written:
         print(f"wrote {path}")
+    if run is not None:
+        print(_run_export_note(Path(args.to), run))
     return 0
+
+
+def _run_export_note(out: Path, run) -> str:
+    """What the export with --run takes and gives, on one line."""
+    spec, fields = run.spec, ", ".join(printable(f) for f in run.fields)
+    bars = f"(N stocks, {run.history} days x {spec['bars_per_day']} bars, fields {fields})"
+    if out.suffix == ".py":
+        return (f"{out.name}: preprocess(bars) and score(bars) take raw bars {bars} with the run's "
+                f"{spec['normalize']} preprocessing; the file now needs numpy as well as torch")
+    if run.in_program:
+        return (f"{out.name}: the program takes raw bars {bars} as float32 and traded (N,) bool, and gives "
+                f"(N,) scores (NaN where a stock is not a sample); the run's {spec['normalize']} "
+                "preprocessing is inside it")
+    return (f"{out.name}: {spec['normalize']} normalises across the stocks of each bar, which is not put in "
+            f"the program: it takes (x, mask) as without --run; {out.with_suffix('.preprocess.json').name} "
+            "beside it holds every constant and step that makes them from raw bars")
 
 
 def nodes_command(args: argparse.Namespace) -> int:

@@ -35,6 +35,15 @@ from studio.core.node_type import Recipe
 from studio.core.registry import Registry
 from studio.core.text import printable
 from studio.torchgraph.builder import BuiltGraph, WrappedBlock, build, resolve_target
+from studio.torchgraph.export_preprocess import (
+    COPIED_NAME,
+    RawBarsModel,
+    RunPreprocessing,
+    copied_source,
+    description_text,
+    python_parts,
+    raw_bars_shapes,
+)
 from studio.torchgraph.torch_files import TorchFileError, load_weights, misfit
 
 SUFFIXES = (".py", ".pt2", ".onnx")
@@ -71,8 +80,9 @@ def apply_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str
 
 
 def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights: str | None = None,
-           registry: Registry | None = None) -> list[Path]:
-    """Write ``out`` (.py, .pt2 or .onnx); returns the files written."""
+           registry: Registry | None = None, run: RunPreprocessing | None = None) -> list[Path]:
+    """Write ``out`` (.py, .pt2 or .onnx); returns the files written. ``run``: the preprocessing of the run
+    the weights come from (studio.torchgraph.export_preprocess.read_run), carried by the export."""
     out = Path(out)
     if out.suffix not in SUFFIXES:
         raise ExportError(f"{out}: the output must end in .py, .pt2 or .onnx")
@@ -86,7 +96,9 @@ def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".py":
-            return export_python(built, graph, out)
+            return export_python(built, graph, out, run)
+        if run is not None:
+            return export_program_with_run(built.module, graph, out, run)
         if out.suffix == ".pt2":
             return [export_pt2(built.module, graph, out)]
         return [export_onnx(built.module, graph, out)]
@@ -246,14 +258,17 @@ class _Codegen:
         return name
 
 
-def python_source(built: BuiltGraph, graph: Graph) -> str:
+def python_source(built: BuiltGraph, graph: Graph, run: RunPreprocessing | None = None) -> str:
+    """The standalone module; with ``run``, also the run's preprocessing (numpy) and score()."""
     gen = _Codegen()
     gen.graph_class(built)
     spec = graph.input
     assert spec is not None
     # The first two lines are fixed text: Python reads a coding declaration from them.
+    needs = ("plain PyTorch, needs only torch." if run is None
+             else "plain PyTorch and the run's preprocessing, needs torch and numpy.")
     comment = [
-        "# Exported by Model Studio " + printable(__version__) + ": plain PyTorch, needs only torch.",
+        "# Exported by Model Studio " + printable(__version__) + ": " + needs,
         "# The graph's name and description (as written in its file; see GRAPH_NAME, GRAPH_DESCRIPTION):",
         *_comment(graph.name or "model"),
         *(_comment(graph.description) if graph.description else []),
@@ -264,11 +279,16 @@ def python_source(built: BuiltGraph, graph: Graph) -> str:
         f"F={len(spec.features)} features, in the order of FEATURES);\n"
         "mask: (B, N) bool, True where a stock is present (optional). Output: (B, N) scores.\n"
         "Weights: the .pt file of this file's name beside it; load_model() reads them.\n"
-        '"""\n'
+        + ("" if run is None else
+           "Raw bars: preprocess(bars, traded=None) -> (x, mask) with the run's statistics, and\n"
+           "score(bars, traded=None) -> (N,) scores; they need numpy (see FIELDS, SPEC).\n")
+        + '"""\n'
     )
     header = "\n".join(comment) + "\n" + docstring
-    parts = [header, "import math  # noqa: F401\n\nimport torch\nimport torch.nn as nn\n"
-             "import torch.nn.functional as F  # noqa: F401\n",
+    imports, copied = copied_source() if run is not None else ([], "")
+    parts = [header, ("" if run is None else "from __future__ import annotations\n\n")
+             + "import math  # noqa: F401\n\n" + "".join(line + "\n" for line in imports)
+             + "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F  # noqa: F401\n",
              "\n".join([f"GRAPH_NAME = {_literal(graph.name, 'graph name')}",
                         f"GRAPH_DESCRIPTION = {_literal(graph.description, 'graph description')}",
                         f"FEATURES = {_literal(tuple(spec.features), 'input features')}"]) + "\n"]
@@ -284,6 +304,10 @@ def python_source(built: BuiltGraph, graph: Graph) -> str:
         "    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))\n"
         "    return model.eval()\n"
     )
+    if run is not None:
+        _check_copied_names(copied, gen)
+        parts.extend(["# The source of studio/data/preprocess.py (numpy only), copied; its preprocess() is "
+                      f"{COPIED_NAME}() here.\n" + copied, *python_parts(run, _literal)])
     source = "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
     try:
         compile(source, "<export>", "exec", dont_inherit=True)
@@ -292,11 +316,24 @@ def python_source(built: BuiltGraph, graph: Graph) -> str:
     return source
 
 
-def export_python(built: BuiltGraph, graph: Graph, out: Path) -> list[Path]:
+def _check_copied_names(copied: str, gen: _Codegen) -> None:
+    """The copied preprocessing and the model's copied code must not define one name twice."""
+    ours = {*gen.constants, *gen.classes, *(getattr(obj, "__name__", "") for obj in gen.copied), *_PROVIDED,
+            "GRAPH_NAME", "GRAPH_DESCRIPTION", "FEATURES", "load_model", "preprocess", "score", "FIELDS", "SPEC",
+            "RUN_DIR", "HISTORY_DAYS", "np"}
+    tree = ast.parse(copied)
+    theirs = {t.id for s in tree.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+    theirs |= {s.name for s in tree.body if isinstance(s, ast.FunctionDef | ast.ClassDef)}
+    clash = sorted(theirs & ours)
+    if clash:
+        raise ExportError(f"internal error: the copied preprocessing and the model both define {clash[0]}")
+
+
+def export_python(built: BuiltGraph, graph: Graph, out: Path, run: RunPreprocessing | None = None) -> list[Path]:
     """The source and its weights, written as a pair: both whole or neither (a full disk leaves the
     files that were there, never a .py beside a truncated .pt)."""
     weights = out.with_suffix(".pt")
-    source = python_source(built, graph)
+    source = python_source(built, graph, run)
     buffer = io.BytesIO()
     torch.save(built.module.state_dict(), buffer)
     atomic_write_all({weights: buffer.getvalue(), out: source})
@@ -325,31 +362,37 @@ def _quiet():
         logger.setLevel(level)
 
 
-def export_pt2(module: nn.Module, graph: Graph, out: Path) -> Path:
-    x, mask = example_inputs(graph)
+def export_pt2(module: nn.Module, graph: Graph, out: Path, inputs: tuple | None = None,
+               shapes: dict | None = None) -> Path:
+    """``inputs`` / ``shapes``: example inputs and their dynamic axes (default: the model's (x, mask))."""
+    inputs = example_inputs(graph) if inputs is None else inputs
     with _quiet():
-        program = torch.export.export(module, (x, mask), dynamic_shapes=_dynamic_shapes())
+        program = torch.export.export(module, inputs, dynamic_shapes=shapes or _dynamic_shapes())
     # saved in memory, then written whole or not at all
     atomic_save(out, lambda fh: torch.export.save(program, fh))
     return out
 
 
-def export_onnx(module: nn.Module, graph: Graph, out: Path) -> Path:
+def export_onnx(module: nn.Module, graph: Graph, out: Path, inputs: tuple | None = None,
+                shapes: dict | None = None) -> Path:
+    """``inputs`` / ``shapes``: example inputs and their dynamic axes (default: the model's (x, mask)),
+    named after ``shapes``' keys."""
     for name, part in module.named_modules():
         # torch writes such a file without complaint, but ONNX's LSTM has no projection: it cannot run
         if isinstance(part, nn.LSTM) and part.proj_size > 0:
             raise ExportError(f"{out}: ONNX has no LSTM with proj_size ({name}: proj_size {part.proj_size}); "
                               "export .py or .pt2 instead")
-    x, mask = example_inputs(graph)
+    inputs = example_inputs(graph) if inputs is None else inputs
+    shapes = shapes or _dynamic_shapes()
     # torch writes NAME.onnx and its weights NAME.onnx.data (which the .onnx names): both go to a
     # temporary folder beside the output first and are moved in only when torch has written them whole
     staging = out.parent / f".{out.name}.studio-export-{os.getpid()}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
         with _quiet():
-            torch.onnx.export(module, (x, mask), str(staging / out.name), dynamo=True,
-                              input_names=["x", "mask"], output_names=["score"],
-                              dynamic_shapes=_dynamic_shapes(), verbose=False)
+            torch.onnx.export(module, inputs, str(staging / out.name), dynamo=True,
+                              input_names=list(shapes), output_names=["score"],
+                              dynamic_shapes=shapes, verbose=False)
         written = sorted(staging.iterdir(), key=lambda p: p.name != out.name)  # the .onnx first
         if not written or written[0].name != out.name:
             raise ExportError(f"{out}: torch wrote no ONNX file")
@@ -376,6 +419,19 @@ def export_onnx(module: nn.Module, graph: Graph, out: Path) -> Path:
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_program_with_run(module: nn.Module, graph: Graph, out: Path, run: RunPreprocessing) -> list[Path]:
+    """A .pt2 or ONNX program that takes raw bars (bars, traded) when the run's normalisation can be
+    expressed in it; else the plain program and ``NAME.preprocess.json`` beside it (the steps in words)."""
+    write = export_pt2 if out.suffix == ".pt2" else export_onnx
+    if run.in_program:
+        program = RawBarsModel(module, run).eval()
+        return [write(program, graph, out, program.example_inputs(), raw_bars_shapes())]
+    beside = out.with_suffix(".preprocess.json")
+    written = write(module, graph, out)
+    atomic_write_all({beside: description_text(run, out.name)})
+    return [written, beside]
 
 
 def _onnx_failure(exc: BaseException) -> str:
