@@ -267,3 +267,22 @@ def test_every_walk_forward_fold_records_its_own_preprocessing(tmp_path, cache):
     fold = whole / "folds" / "fold-2"
     both = side_by_side(fold, predict(fold, dates=span(fold)).frame)
     assert (both["_merge"] == "both").all() and (both["score_run"] == both["score_predicted"]).all()
+
+
+def test_a_qlib_folder_trains_and_predicts_with_its_codes_round_tripping(tmp_path, cache, capsys):
+    from tests.test_qlib_source import training_folder
+
+    root = training_folder(tmp_path / "cn", stocks=16, days=50)
+    graph = small_graph(tmp_path)
+    assert main(["train", str(graph), "--data", f"qlib:{root}", "--freq", "5min", "--epochs", "1",
+                 "--threads", "1", "--out", str(tmp_path / "runs"), "-q"]) == 0, \
+        capsys.readouterr().err
+    (run,) = (tmp_path / "runs").iterdir()
+    both = side_by_side(run, predict(run, dates=span(run)).frame)
+    assert (both["_merge"] == "both").all() and (both["score_run"] == both["score_predicted"]).all()
+    copy = shutil.copytree(root, tmp_path / "copy")
+    assert main(["predict", str(run), "--data", f"qlib:{copy}", "--to", str(tmp_path / "pred.pkl")]) == 0
+    pred = pd.read_pickle(tmp_path / "pred.pkl")
+    codes = set(pred.index.get_level_values("instrument"))
+    assert codes <= {line.split("\t")[0] for line in (root / "instruments" / "all.txt").read_text().splitlines()}
+    assert len(codes) == 16

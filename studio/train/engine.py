@@ -809,9 +809,11 @@ def recorded_source(config: dict, data_path: str | None = None) -> SourceSpec:
     else at the path as typed. KeyError, TypeError or ConfigError when config.json lacks it."""
     from dataclasses import replace
 
+    from studio.train.data_sources import DATA_SOURCES
+
     source = SourceSpec.from_json(config["data"]["source"])
-    if data_path is not None:
-        return replace(source, path=data_path)
+    if data_path is not None:  # the kind's own prefix may be given too (qlib:DIR)
+        return replace(source, path=DATA_SOURCES[source.kind].path_of(data_path))
     resolved = config["data"].get("resolved_path")
     if source.path and isinstance(resolved, str) and os.path.exists(resolved):
         return replace(source, path=resolved)
