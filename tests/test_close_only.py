@@ -131,3 +131,84 @@ def test_real_files_without_their_volume_import_the_same_closes(tmp_path, import
     np.testing.assert_array_equal(a.traded, b.traded)
     for field in b.features:
         assert a.day_bars(field).tobytes() == b.day_bars(field).tobytes(), field  # bit for bit, NaN included
+
+
+def test_data_inspect_says_which_fields_the_data_lacks_and_why(tmp_path, capsys, import_path):
+    folder = close_only_folder(tmp_path / "bars", symbols=3, days=6)
+    assert main(["data", "inspect", str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "features: close (not in the data: volume, turnover)" in lines
+    assert ("  - volume and turnover left out of the data: the files have no volume or turnover column (S00.csv has "
+            "timestamp, close)") in lines
+
+
+# ---- returns-only data: the close rebuilt as an index ---------------------------------------------
+
+def returns_folder(folder: Path, symbols: int = 3, days: int = 8, seed: int = 1) -> Path:
+    """Files of 24 bars a day with a timestamp and a simple return (column ``ret``) only."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    dates = pd.bdate_range("2025-03-03", periods=days)
+    times = pd.timedelta_range("10:00:00", periods=24, freq="15min")
+    stamps = pd.DatetimeIndex((dates.values[:, None] + times.values[None, :]).ravel())
+    for i in range(symbols):
+        frame = pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+                              "ret": rng.normal(0, 0.004, len(stamps))})
+        frame.to_csv(folder / f"R{i:02d}.csv", index=False)
+    return folder
+
+
+def test_returns_only_files_rebuild_the_close_as_the_cumulative_product(tmp_path, import_path):
+    folder = returns_folder(tmp_path / "bars")
+    frame = pd.read_csv(folder / "R01.csv")
+    frame.loc[30, "ret"] = np.nan  # a missing return, and one that would take the price below zero
+    frame.loc[50, "ret"] = -1.5
+    frame.to_csv(folder / "R01.csv", index=False)
+    panel = load_bars(folder, ImportConfig())
+    assert panel.features == ["close"] and panel.symbols == ["R00", "R01", "R02"]
+    # the reference: a plain loop over the rows, compounding only the usable returns
+    level, expected = 1.0, []
+    for r in frame["ret"]:
+        usable = np.isfinite(r) and r > -1
+        level = level * (1 + r) if usable else level
+        expected.append(level if usable else np.nan)
+    expected = np.array(expected, dtype=np.float32).reshape(8, 24)
+    # a missing bar of a traded day carries the close of the bar before it
+    expected[1, 6], expected[2, 2] = expected[1, 5], expected[2, 1]
+    assert panel.day_bars("close")[1].tobytes() == expected.tobytes()
+    assert panel.counts["bars with a missing, infinite or <= -100% return treated as missing"] == 2
+    assert any(n.startswith("close rebuilt from returns (column 'ret', read as simple returns: 0.01 = 1%)")
+               for n in panel.notes)
+    assert ("close", "index from the returns in column 'ret'", 3) in column_mapping(folder, ImportConfig())
+
+
+def test_files_with_returns_and_files_with_prices_are_not_mixed(tmp_path, capsys, import_path):
+    folder = returns_folder(tmp_path / "bars")
+    close_only_folder(folder, symbols=1, days=8)
+    assert main(["data", "inspect", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "R00.csv: holds returns (column 'ret') while" in err and "S00.csv holds prices" in err
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_real_files_as_returns_give_the_closes_over_the_first_one(tmp_path, import_path):
+    symbols = ("AAPL", "BA")
+    prices, returns = tmp_path / "prices", tmp_path / "returns"
+    prices.mkdir()
+    returns.mkdir()
+    first = {}
+    for symbol in symbols:
+        frame = pd.read_csv(US / f"{symbol}_5min.csv.gz")
+        frame[["datetime", "close"]].to_csv(prices / f"{symbol}.csv", index=False)
+        ret = frame["close"].pct_change().fillna(0.0)  # the first row: the index starts at 1
+        pd.DataFrame({"datetime": frame["datetime"], "ret": ret}).to_csv(returns / f"{symbol}.csv", index=False)
+        first[symbol] = frame["close"].iloc[0]
+    a, b = load_bars(prices, ImportConfig()), load_bars(returns, ImportConfig())
+    assert a.symbols == b.symbols and a.features == b.features == ["close"]
+    np.testing.assert_array_equal(a.dates, b.dates)
+    np.testing.assert_array_equal(a.traded, b.traded)
+    for i, symbol in enumerate(a.symbols):
+        close, index = a.day_bars("close")[i], b.day_bars("close")[i]
+        np.testing.assert_array_equal(np.isnan(close), np.isnan(index))
+        # two float32 roundings apart at most (the index's and the price's)
+        np.testing.assert_allclose(index * first[symbol], close, rtol=2.5e-7)

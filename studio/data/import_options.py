@@ -27,6 +27,9 @@ class ImportOption:
 IMPORT_OPTIONS: tuple[ImportOption, ...] = (
     *(ImportOption(f"{col}-col", col, str, "NAME", f"the {col} column")
       for col in ("symbol", "datetime", "date", "time", "open", "high", "low", "close", "volume", "turnover")),
+    ImportOption("returns-col", "returns", str, "NAME",
+                 "a column of simple returns (0.01 = 1%) for files without a price: the close becomes an index, "
+                 "the cumulative product of (1 + return) per symbol"),
     ImportOption("symbol-regex", "symbol_regex", str, "REGEX",
                  "regular expression on a file name giving its symbol (group 'symbol' or 1), for files without a "
                  "symbol column (default: the name up to the first '_' or the extension)"),

@@ -138,10 +138,8 @@ def _day_keys(rows: Rows) -> tuple[np.ndarray, int, int]:
 def import_features(files: Sequence[FileInfo]) -> list[str]:
     """The panel's features: the price fields every file has, then volume where every file has one and
     turnover where every file has one or a volume to derive it from."""
-    prices = [f for f in PRICE_FEATURES if all(f in i.value_fields for i in files)]
-    has_volume = all("volume" in i.value_fields for i in files)
-    has_turnover = all("turnover" in i.value_fields or "volume" in i.value_fields for i in files)
-    return prices + ["volume"] * has_volume + ["turnover"] * has_turnover
+    return ([f for f in PRICE_FEATURES if all(f in i.value_fields for i in files)]
+            + [f for f in FLOW_FEATURES if all(i.gives(f) for i in files)])
 
 
 def file_rows(part: FileBars, symbol_index: dict[str, int], features: Sequence[str]):
@@ -156,7 +154,7 @@ def file_rows(part: FileBars, symbol_index: dict[str, int], features: Sequence[s
     for f in features:
         if f in part.values:
             vals[f] = part.values[f]
-        elif f == "turnover" and "volume" in part.values:
+        elif f == "turnover" and "volume" in part.values and not part.returns:
             with np.errstate(over="ignore", invalid="ignore"):  # from a bad close or volume: counted there
                 vals[f] = part.values["close"] * part.values["volume"]
         else:
@@ -225,6 +223,8 @@ class ImportState:
     derived_files: list[FileInfo] = field(default_factory=list)
     # TimeZoneStage
     zone: str | None = None
+    # ReturnsStage: the files hold returns, from which the close is rebuilt
+    from_returns: bool = False
     # DuplicatesStage, then EdgePrintsStage: the histogram of the rows' times of day
     times: np.ndarray | None = None
     time_counts: np.ndarray | None = None
@@ -333,8 +333,7 @@ class FilesStage(ImportStage):
 def flows_left_out(fields: Sequence[str], files: Sequence[FileInfo]) -> str:
     """The note on volume and / or turnover left out: which files lack them and, for one, its columns
     (studio.data.panel.missing_features quotes it to a graph that reads them)."""
-    sources = {"volume": ("volume",), "turnover": ("turnover", "volume")}  # a volume gives a turnover
-    lacking = [f for f in files if not all(f.value_fields & set(sources[fld]) for fld in fields)]
+    lacking = [f for f in files if not all(f.gives(fld) for fld in fields)]
     which = "the files have" if len(lacking) == len(files) else f"{len(lacking)} of {len(files)} files have"
     first = lacking[0].header
     columns = ", ".join(h.strip() for h in first[:12]) + (", ..." if len(first) > 12 else "")
@@ -415,6 +414,53 @@ class DuplicatesStage(ImportStage):
             "rows with unreadable timestamps dropped"]
         if readable and duplicates > config.max_duplicate_share * readable:
             raise DataError(duplicates_message(state.files, duplicates, readable, config))
+
+
+class ReturnsStage(ImportStage):
+    """Returns-only files (a column of simple returns, no price): each symbol's close becomes an index, the
+    cumulative product of (1 + return) over its rows in time order (duplicates dropped, before any bar is
+    dropped: a bar outside the session still moved the price), starting at 1 before its first row. A return
+    that is missing, infinite or -100% or less makes that bar missing and leaves the index where it was.
+    Files with returns and files with prices are not mixed."""
+
+    def decide(self, state: ImportState) -> None:
+        from_returns = [f for f in state.files if f.returns]
+        if from_returns and len(from_returns) < len(state.files):
+            first, priced = from_returns[0], next(f for f in state.files if not f.returns)
+            raise DataError(f"{first.path}: holds returns (column {first.columns_used['returns']!r}) while "
+                            f"{priced.path} holds prices; import them separately (a folder's files can be chosen "
+                            "with the pattern option)")
+        state.from_returns = bool(from_returns)
+
+    def applies(self, state: ImportState) -> bool:
+        return state.from_returns
+
+    def apply(self, state: ImportState, rows: Rows):
+        close, bad = returns_index(rows.sym, rows.vals["close"])
+        rows.vals["close"] = close
+        return bad
+
+    def gather(self, state: ImportState, seen: list) -> None:
+        bad = state.counts["bars with a missing, infinite or <= -100% return treated as missing"] = sum(seen)
+        column = state.files[0].columns_used["returns"]
+        state.notes.append(f"close rebuilt from returns (column {column!r}, read as simple returns: 0.01 = 1%): each "
+                           "symbol's close is an index, the cumulative product of (1 + return) over its rows in "
+                           "time order, starting at 1 before its first row; a missing, infinite or <= -100% return "
+                           f"makes its bar missing and leaves the index unchanged ({plural(bad, 'bar')})")
+
+
+def returns_index(sym: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each symbol's index of ``returns`` (rows sorted by symbol and time): the cumulative product of
+    (1 + return) over its rows, NaN where a return is unusable (that step leaves the index unchanged); and
+    how many were. Each symbol is compounded on its own, so the bits do not depend on its neighbours."""
+    usable = np.isfinite(returns) & (returns > -1)
+    growth = np.where(usable, 1.0 + np.where(usable, returns, 0.0), 1.0)
+    index = np.empty(len(returns))
+    if len(sym):
+        starts = np.flatnonzero(np.r_[True, sym[1:] != sym[:-1]])
+        for a, b in zip(starts, np.r_[starts[1:], len(sym)], strict=True):
+            np.cumprod(growth[a:b], out=index[a:b])
+    return np.where(usable, index, np.nan), int((~usable).sum())
 
 
 class EdgePrintsStage(ImportStage):
@@ -1022,7 +1068,7 @@ def _summary(counts: dict[str, int]) -> str:
 
 #: the import policies, in the order they run (and their notes and counts show)
 IMPORT_STAGES: tuple[ImportStage, ...] = (
-    FilesStage(), TimeZoneStage(), DuplicatesStage(), EdgePrintsStage(), SessionStage(), BarGridStage(),
+    FilesStage(), TimeZoneStage(), DuplicatesStage(), ReturnsStage(), EdgePrintsStage(), SessionStage(), BarGridStage(),
     ValuesStage(), SymbolDaysStage(), TradingDatesStage(), SymbolsStage(), LayOutStage(), SpansStage(),
     DerivedTurnoverStage(),
 )

@@ -90,6 +90,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "close": ("close", "close_price", "closing_price", "last", "price"),
     "volume": ("volume", "vol", "trade_volume", "shares"),
     "turnover": ("turnover", "amount", "amt", "dollar_volume", "traded_value", "turnover_value"),
+    # returns-only data (no price): the close is rebuilt as an index from them (ReturnsStage)
+    "returns": ("return", "returns", "ret", "simple_return", "pct_return"),
 }
 #: a finite price above this, or a volume / turnover above MAX_FLOW, is no market's: a bad value (a
 #: close of 1e308 would become inf in the float32 panel)
@@ -129,6 +131,10 @@ class ImportConfig:
     close: str | None = None
     volume: str | None = None
     turnover: str | None = None
+    #: a column of simple returns (0.01 = 1%) for files without a price: the close becomes an index
+    #: rebuilt from them, the cumulative product of (1 + return) per symbol (a close column found beside
+    #: returns found by their usual name wins)
+    returns: str | None = None
     #: regular expression on the file name giving the symbol (group "symbol", else group 1, else all)
     #: for files without a symbol column
     symbol_regex: str = DEFAULT_SYMBOL_REGEX
@@ -306,6 +312,8 @@ class FileBars:
     #: the place zone a column of such stamps names (a Parquet column's America/New_York; not UTC or an
     #: offset): the exchange's zone when no other is given
     named_zone: str | None = None
+    #: ``values["close"]`` holds the file's simple returns, not prices: ReturnsStage makes them an index
+    returns: bool = False
 
     @property
     def date_only(self) -> bool:
@@ -384,10 +392,15 @@ def resolve_columns(path: Path, header: list[str], config: ImportConfig) -> dict
         tried = ", ".join(CANDIDATES["datetime"] + CANDIDATES["date"])
         raise DataError(f"{path}: no datetime column (tried {tried}; name it with the datetime or date "
                         f"option); it has: {listing}")
-    # only a close is needed: fields a graph does not read (volume, turnover) may be absent
-    if "close" not in found:
+    # only a close (or returns to rebuild one from) is needed: fields a graph does not read may be absent
+    if "returns" in found and "close" in found:
+        if config.returns is not None and config.close is not None:
+            raise DataError(f"{path}: name a close column or a returns column, not both")
+        found.pop("close" if config.returns is not None else "returns")
+    if "close" not in found and "returns" not in found:
         raise DataError(f"{path}: no close column (tried {', '.join(CANDIDATES['close'])}; name it with the "
-                        f"close option); it has: {listing}")
+                        f"close option) and no returns column (tried {', '.join(CANDIDATES['returns'])}); it has: "
+                        f"{listing}")
     return found
 
 
@@ -406,9 +419,11 @@ def column_mapping(paths: str | os.PathLike | Sequence[str | os.PathLike],
         for fld in MAPPED_FIELDS:
             if fld in found:
                 source = f"column {found[fld]!r}"
+            elif fld == "close" and "returns" in found:
+                source = f"index from the returns in column {found['returns']!r}"
             elif fld == "symbol":
                 source = "the file name"
-            elif fld == "turnover" and "volume" in found:
+            elif fld == "turnover" and "volume" in found and "returns" not in found:
                 source = "derived: close x volume"
             elif fld in ("open", "high", "low", "volume", "turnover"):
                 source = "not in the files"
@@ -687,9 +702,17 @@ def bars_from_table(path: Path, table, cols: dict[str, str], header: list[str], 
             except Exception as exc:
                 raise DataError(f"{path}: column {cols[fld]!r} cannot be read as numbers "
                                 f"({_one_line(exc)})") from None
+    if "returns" in cols:  # carried as the close until ReturnsStage compounds them into an index
+        try:
+            values["close"] = _to_float(col("returns"), path, cols["returns"])
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"{path}: column {cols['returns']!r} cannot be read as numbers "
+                            f"({_one_line(exc)})") from None
     return FileBars(path, codes, names, seconds.astype(np.int64), ok.astype(bool), values,
                     rows_without_symbol, cols, list(header), zone is not None,
-                    zone if zone and "/" in zone and not zone.startswith("Etc/") else None)
+                    zone if zone and "/" in zone and not zone.startswith("Etc/") else None, "returns" in cols)
 
 
 def read_all(files: list[Path], config: ImportConfig) -> list[FileBars]:
@@ -724,6 +747,14 @@ class FileInfo:
     utc_times: tuple[np.ndarray, np.ndarray] | None = None
     #: the place zones its timestamp column names (FileBars.named_zone)
     named_zones: frozenset[str] = frozenset()
+    #: its close is rebuilt from returns (FileBars.returns)
+    returns: bool = False
+
+    def gives(self, fld: str) -> bool:
+        """The file has the field, or the import derives it: turnover as close x volume (where the close is
+        a price, not an index rebuilt from returns)."""
+        return fld in self.value_fields or (fld == "turnover" and "volume" in self.value_fields
+                                            and not self.returns)
 
     @property
     def date_only(self) -> bool:
@@ -732,7 +763,7 @@ class FileInfo:
     @classmethod
     def of(cls, part: FileBars) -> FileInfo:
         info = cls(part.path, 0, dict(part.columns_used), list(part.header), np.zeros(0, np.int64), 0, 0,
-                   frozenset(part.values))
+                   frozenset(part.values), returns=part.returns)
         info.add(part)
         return info
 
