@@ -39,6 +39,8 @@ Policies (each is stated in ``panel.notes`` and counted in ``panel.counts``):
 - Fields: only a timestamp and a close are required. Open, high, low, volume or turnover that not every
   file has are left out of the panel (said so, naming the files' columns); turnover is derived only where
   there is a volume. A graph that reads a field the panel lacks is refused before training.
+- Returns instead of prices (a ``return`` / ``ret`` column, no close): each symbol's close is an index,
+  the cumulative product of (1 + return) over its rows in time order, starting at 1 (ReturnsStage).
 
 Nothing is forward-filled into a label: labels come from the daily closes of traded days only.
 Imports are cached as Parquet (:mod:`studio.data.cache`). Folders larger than memory go through buckets
