@@ -286,3 +286,22 @@ def test_a_qlib_folder_trains_and_predicts_with_its_codes_round_tripping(tmp_pat
     codes = set(pred.index.get_level_values("instrument"))
     assert codes <= {line.split("\t")[0] for line in (root / "instruments" / "all.txt").read_text().splitlines()}
     assert len(codes) == 16
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_us_stocks_5min_predicted_from_the_raw_files_equals_the_runs_test_scores(tmp_path, cache):
+    """The real 5-minute bars (78 a day, resampled to the graph's 6: the same pipeline, a quick run)."""
+    from tests.conftest import SHARED_DATA
+
+    bars = SourceSpec(kind="import", path=str(SHARED_DATA / "us_stocks_5min"))
+    trainer = Trainer(load_graph(small_graph(tmp_path)), bars, TrainConfig(epochs=1, threads=1, patience=0),
+                      out_dir=tmp_path / "runs")
+    done = list(trainer.run())[-1]
+    assert done["status"] == "finished", done["message"]
+    run = Path(done["run_dir"])
+    both = side_by_side(run, predict(run, dates=span(run)).frame)
+    assert len(both) > 2000 and (both["_merge"] == "both").all()
+    assert (both["score_run"] == both["score_predicted"]).all()
+    last = predict(run)  # the last whole day: 19 of the 64 symbols ended on 2026-03-09
+    assert str(last.frame["date"].iloc[0].date()) == "2026-03-11" and last.frame["symbol"].nunique() == 44
+    assert last.notes == ["20 stock-dates not scored: not traded that date"]
