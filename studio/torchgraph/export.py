@@ -3,6 +3,7 @@
 All three are made from one built module, so with the same seed (or the same ``--weights``) they give
 the same outputs for the same input. Exports are for inference: the module is put in eval mode.
 Every export takes ``(x, mask)`` with dynamic dates (B) and stocks (N) axes; see docs/graph-format.md.
+With a run's preprocessing (``--run``, studio.torchgraph.export_preprocess) they take raw bars as well.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def read_run(run_dir: str | Path, graph: Graph, registry: Registry | None) -> Ru
     changes = [c for c in diff_graphs(trained, graph, registry).changes if c.kind != "graph"]
     if changes:
         shown = "; ".join(str(c) for c in changes[:3]) + (f" (+{len(changes) - 3} more)" if len(changes) > 3 else "")
-        raise RunError(f"{where}: the run trained another model than {printable(graph.path or graph.name)} "
-                       f"({shown}); export the run's graph.json")
+        raise RunError(f"{where}: the run trained another model than {printable(str(graph.path or graph.name))} "
+                       f"(run -> graph: {shown}); export the run's graph.json")
     try:
         spec = load_spec(spec_path(run_dir))
     except DataError as exc:
