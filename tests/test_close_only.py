@@ -212,3 +212,17 @@ def test_real_files_as_returns_give_the_closes_over_the_first_one(tmp_path, impo
         np.testing.assert_array_equal(np.isnan(close), np.isnan(index))
         # two float32 roundings apart at most (the index's and the price's)
         np.testing.assert_allclose(index * first[symbol], close, rtol=2.5e-7)
+
+
+@pytest.mark.parametrize("make", [close_only_folder, returns_folder], ids=["close_only", "returns"])
+def test_the_chunked_import_gives_the_in_memory_panel_bit_for_bit(tmp_path, monkeypatch, make):
+    from studio.data import import_chunked
+    from tests.test_import_chunked import assert_same_panel, in_memory, on_disk
+
+    folder = make(tmp_path / "bars", symbols=5, days=6)
+    memory = in_memory(folder)
+    files = sorted(folder.iterdir())
+    monkeypatch.setattr(import_chunked, "STREAM_ABOVE_BYTES", 0)  # every file read by batches
+    monkeypatch.setattr(import_chunked, "CSV_BLOCK_BYTES", 1 << 12)
+    for buckets in (1, 3):  # each symbol's returns compounded on their own, whatever shares its bucket
+        assert_same_panel(memory, on_disk(files, tmp_path, f"b{buckets}", buckets, source=memory.source))
