@@ -226,3 +226,19 @@ def test_the_chunked_import_gives_the_in_memory_panel_bit_for_bit(tmp_path, monk
     monkeypatch.setattr(import_chunked, "CSV_BLOCK_BYTES", 1 << 12)
     for buckets in (1, 3):  # each symbol's returns compounded on their own, whatever shares its bucket
         assert_same_panel(memory, on_disk(files, tmp_path, f"b{buckets}", buckets, source=memory.source))
+
+
+def test_prices_beside_returns_are_not_read_and_a_named_returns_column_wins_over_a_close(tmp_path, import_path):
+    folder = returns_folder(tmp_path / "bars")
+    for path in folder.iterdir():
+        frame = pd.read_csv(path)
+        frame.assign(open=100.0, price=100.0).to_csv(path, index=False)
+    # the usual names: the close column ('price') wins, returns are not read
+    assert load_bars(folder, ImportConfig()).day_bars("close")[0, 0, 0] == 100.0
+    # returns named: the close is their index; the open (a price on another scale) is not read
+    panel = load_bars(folder, ImportConfig(returns="ret"))
+    ret = pd.read_csv(folder / "R00.csv")["ret"]
+    assert panel.features == ["close"]
+    assert panel.day_bars("close")[0, 0, 0] == np.float32(1 + ret[0])
+    mapped = dict(((fld, source) for fld, source, _ in column_mapping(folder, ImportConfig(returns="ret"))))
+    assert mapped["open"] == "not read (the close is an index rebuilt from returns)"

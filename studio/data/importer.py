@@ -399,6 +399,9 @@ def resolve_columns(path: Path, header: list[str], config: ImportConfig) -> dict
         if config.returns is not None and config.close is not None:
             raise DataError(f"{path}: name a close column or a returns column, not both")
         found.pop("close" if config.returns is not None else "returns")
+    if "returns" in found:  # prices beside a close rebuilt as an index would be on another scale
+        for fld in ("open", "high", "low"):
+            found.pop(fld, None)
     if "close" not in found and "returns" not in found:
         raise DataError(f"{path}: no close column (tried {', '.join(CANDIDATES['close'])}; name it with the "
                         f"close option) and no returns column (tried {', '.join(CANDIDATES['returns'])}); it has: "
@@ -423,6 +426,8 @@ def column_mapping(paths: str | os.PathLike | Sequence[str | os.PathLike],
                 source = f"column {found[fld]!r}"
             elif fld == "close" and "returns" in found:
                 source = f"index from the returns in column {found['returns']!r}"
+            elif fld in ("open", "high", "low") and "returns" in found:
+                source = "not read (the close is an index rebuilt from returns)"
             elif fld == "symbol":
                 source = "the file name"
             elif fld == "turnover" and "volume" in found and "returns" not in found:
