@@ -176,6 +176,8 @@ def test_what_is_left_out_is_counted(imported_run, tmp_path):
     early = predict(imported_run, data=str(folder), dates="2024-01-02..2024-01-12")
     assert early.notes[2:] == [
         "3 dates left out: fewer than the window's 4 days of data before them (2024-01-02 .. 2024-01-04)",
+        "6 dates have fewer than 24 days of bars up to them: the previous close or the 20-day volume reference "
+        "of their first window days is partial (give more days before them)",
         # its first window day has no previous close: no stock has a full window
         "1 dates left out: fewer than 10 stocks with a full window (e.g. 2024-01-05)",
         "6 stock-dates not scored: not traded that date",  # NEW, before it lists

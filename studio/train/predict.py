@@ -196,10 +196,11 @@ def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: li
     if len(early) == len(chosen):
         raise PredictError(f"{panel.dates[chosen[0]]}: the run's window is {days} days, the data has "
                            f"{chosen[0] + 1} up to that date")
-    counts = {"few": [], "not traded": 0, "bars missing": 0}
+    counts = {"few": [], "not traded": 0, "bars missing": 0, "short history": 0}
     inputs: list[tuple[int, np.ndarray, np.ndarray]] = []
     for d in chosen[len(early):]:
         first = max(0, d + 1 - history_days(spec))
+        counts["short history"] += int(d + 1 < history_days(spec))
         x, mask = preprocess(panel.values[:, first * p:(d + 1) * p], panel.features, spec,
                              traded=panel.traded[:, d])
         counts["not traded"] += int((~panel.traded[:, d]).sum())
@@ -216,18 +217,24 @@ def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: li
             mask = torch.from_numpy(np.stack([item[2] for item in part]))
             out = model(x, mask).float()
             scores[start:start + len(part)] = torch.where(mask, out, torch.full_like(out, np.nan)).double().numpy()
-    notes.extend(_count_notes(panel, early, counts, days, min_stocks))
+    notes.extend(_count_notes(panel, early, counts, spec, min_stocks))
     if not inputs:
         raise PredictError(f"no date of {panel.dates[chosen[0]]} .. {panel.dates[chosen[-1]]} has {min_stocks} "
                            f"stocks to score ({'; '.join(notes)})")
     return _frame(panel, spec, [item[0] for item in inputs], scores, min_stocks)
 
 
-def _count_notes(panel, early: list, counts: dict, days: int, min_stocks: int) -> list[str]:
-    notes = []
+def _count_notes(panel, early: list, counts: dict, spec: dict, min_stocks: int) -> list[str]:
+    from studio.data.preprocess import history_days
+
+    notes, days = [], spec["days"]
     if early:
         notes.append(f"{len(early)} dates left out: fewer than the window's {days} days of data before them "
                      f"({panel.dates[early[0]]} .. {panel.dates[early[-1]]})")
+    if counts["short history"]:  # as a stock's first days in training: a shorter reference than the rest
+        notes.append(f"{counts['short history']} dates have fewer than {history_days(spec)} days of bars up to "
+                     f"them: the previous close or the {spec['volume_days']}-day volume reference of their "
+                     "first window days is partial (give more days before them)")
     if counts["few"]:
         few = counts["few"]
         notes.append(f"{len(few)} dates left out: fewer than {min_stocks} stocks with a full window "
