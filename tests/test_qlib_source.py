@@ -307,3 +307,74 @@ def test_qlib_reads_what_its_dump_script_wrote_as_the_studio_does(tmp_path):
                 np.testing.assert_array_equal(read[traded], bars[column].to_numpy()[traded], err_msg=f"{code} {column}")
                 compared += int(traded.sum())
         assert compared > 2000
+
+
+# ---- in the studio ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    from tests.test_gui_training import studio_window
+
+    yield from studio_window(qtbot, tmp_path, monkeypatch)
+
+
+def test_the_studio_picks_a_qlib_folder_from_its_data_list_and_trains_on_it(window, qtbot, monkeypatch, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from studio.gui.qlib_form import QlibDialog
+    from tests.test_gui_training import records_of
+
+    root = training_folder(tmp_path / "cn")
+    (root / "instruments" / "csi300.txt").write_text((root / "instruments" / "all.txt").read_text())
+    tab = window.open_file(ROOT / "graphs" / "default.json")
+    panel = window.training
+    shown = []
+
+    def run_dialog(dialog):  # the user types the folder, picks 5min from the folder's calendars, presses OK
+        shown.append(dialog)
+        dialog.path.setText(str(root))
+        dialog.path.editingFinished.emit()
+        assert [dialog.freq.itemText(i) for i in range(dialog.freq.count())] == ["5min"]  # its calendars
+        assert dialog.freq.currentText() == "5min"
+        assert [dialog.market.itemText(i) for i in range(dialog.market.count())] == ["all", "csi300"]
+        dialog.market.setCurrentIndex(1)
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(QlibDialog, "exec", run_dialog)
+    kinds = list(panel.forms)
+    panel.source.setCurrentIndex(kinds.index("qlib"))
+    panel.source.activated.emit(kinds.index("qlib"))
+    assert panel.source.currentText() == "Qlib data folder…"
+    assert shown[0].summary.text().startswith("12 instruments, 40 dates (2024-01-01 .. 2024-02-23), 6 bars per day")
+    report = shown[0].report.toPlainText()
+    assert "qlib prices: adjusted, as Qlib stores them (12 of 12 instruments have a factor" in report
+    assert panel.forms["qlib"].label.text() == (
+        "Qlib: cn (5min, csi300, adjusted): 12 instruments, 40 dates, 6 bars a day; "
+        "open, high, low, close, volume, turnover")
+    assert panel.source_spec() == SourceSpec("qlib", path=str(root),
+                                             settings={"freq": "5min", "market": "csi300", "prices": "adjusted"})
+    # the graph reads 24 bars a day: said before Start, fixed with one click
+    assert panel.fit_box.isVisible() and "the data has 6" in panel.fit_message.text()
+    qtbot.mouseClick(panel.set_window_button, Qt.MouseButton.LeftButton)
+    assert tab.graph.input.bars_per_day == 6 and not panel.fit_box.isVisible()
+    seen = records_of(panel)
+    assert panel.start() is True
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1]["kind"] == "done", timeout=120_000)
+    assert seen[-1]["status"] == "finished", seen[-1]["message"]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    recorded = json.loads((run_dir / "config.json").read_text())["data"]["source"]
+    assert (recorded["kind"], recorded["path"], recorded["settings"]["market"]) == ("qlib", str(root), "csi300")
+
+
+def test_the_qlib_dialog_stays_open_on_a_folder_it_cannot_read(window, tmp_path):
+    from studio.gui.qlib_form import QlibDialog
+
+    root, _ = tiny_market(tmp_path / "cn")
+    (root / "calendars" / "5min.txt").write_text("2024-01-03 09:30:00\n2024-01-02 09:30:00\n")
+    dialog = QlibDialog(window.training, {"freq": "5min"}, str(root))
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.described is None
+    calendar = root / "calendars" / "5min.txt"
+    assert dialog.summary.text() == (f"Cannot read this folder: {calendar}: line 2: the calendar is not sorted (a "
+                                     "stamp at or before the one above it)")

@@ -52,6 +52,7 @@ from studio.core.text import printable, status_line
 from studio.core.validation import validate
 from studio.data.panel import missing_features
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
+from studio.gui.qlib_form import QlibForm
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.config import LOSSES, OPTIMIZERS, TrainConfig
 from studio.train.data_sources import DATA_SOURCES
@@ -116,7 +117,9 @@ class ImportDialog(QDialog):
     which column feeds each field, what is derived, and the importer's notes and counts in full; OK
     reads it first when that has not been done, and stays open when the bars cannot be read."""
 
-    FIELDS = ("symbol", "datetime", "date", "time", "close", "volume", "turnover")
+    #: the column fields the dialog maps (``returns``: for files without a price, the close is an index
+    #: rebuilt from them)
+    FIELDS = ("symbol", "datetime", "date", "time", "close", "volume", "turnover", "returns")
 
     def __init__(self, parent=None, settings: dict | None = None, path: str = "") -> None:
         super().__init__(parent)
@@ -328,7 +331,7 @@ class ImportForm:
 
 #: the data form of a kind of source (studio.train.data_sources.DATA_SOURCES); any other kind gets a
 #: SettingsForm of its declared settings
-SOURCE_FORMS = {"import": ImportForm}
+SOURCE_FORMS = {"import": ImportForm, "qlib": QlibForm}
 
 
 class TrainingPanel(QWidget):
