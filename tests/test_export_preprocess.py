@@ -268,3 +268,47 @@ def test_a_graph_renamed_but_computing_the_same_model_exports_with_the_run(robus
     renamed = tmp_path / "renamed.json"
     renamed.write_text(json.dumps(graph))
     assert main(["export", str(renamed), "--to", str(tmp_path / "model.py"), "--run", str(robust_run)]) == 0
+
+
+def _raw_market(stocks: int, days: int, per_day: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Raw close, volume, turnover bars with the faults real data has: stocks listed late, a missing
+    bar, a stock suspended on the decision day (NaN bars, not traded)."""
+    rng = np.random.default_rng(seed)
+    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.002, (stocks, days * per_day)), axis=1))
+    volume = rng.lognormal(8, 1, (stocks, days * per_day))
+    bars = np.stack([close, volume, close * volume], axis=-1).astype(np.float32)
+    bars[0, :15 * per_day] = np.nan  # listed on day 15: a shorter volume reference in the window
+    bars[3, :25 * per_day] = np.nan  # listed inside the window
+    bars[1, 17 * per_day + 3] = np.nan  # a bar missing before the window: its day total is left out
+    bars[4, 22 * per_day + 3] = np.nan  # a bar missing inside the window
+    bars[2, -per_day:] = np.nan  # suspended on the decision day
+    traded = np.isfinite(bars[:, -per_day:]).all(axis=(1, 2))
+    return bars, traded
+
+
+@pytest.mark.parametrize("normalize", ["robust", "cs_zscore", "none"])
+def test_the_program_computes_the_preprocessing_of_studio_data_preprocess(normalize):
+    """RawBarsModel (what .pt2 and ONNX exports trace) against preprocess() and the model, eagerly."""
+    import torch
+
+    from studio.data.preprocess import preprocess
+    from studio.torchgraph.builder import build
+    from studio.torchgraph.export_preprocess import RawBarsModel, RunPreprocessing
+
+    graph = load_graph(GRAPH)
+    spec = {"format": 1, "features": ["close", "volume", "turnover"], "days": 10, "bars_per_day": 24,
+            "volume_days": 20, "normalize": normalize, "median": [0.001, 0.4, 0.5] if normalize == "robust" else None,
+            "mad": [0.01, 0.3, 0.35] if normalize == "robust" else None, "lag": 1, "horizon": 1,
+            "fields": ["close", "volume", "turnover"], "source": {"kind": "synthetic"}}
+    module = build(graph, seed=0).module.eval()
+    program = RawBarsModel(module, RunPreprocessing(Path("run"), spec)).eval()
+    bars, traded = _raw_market(12, 30, 24)
+    x, mask = preprocess(bars, spec["fields"], spec, traded)
+    assert mask.tolist() == [True, True, False, False, False] + [True] * 7
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)[None], torch.from_numpy(mask)[None])[0].float()
+        want = torch.where(torch.from_numpy(mask), want, torch.full_like(want, float("nan"))).numpy()
+        got = program(torch.from_numpy(bars), torch.from_numpy(traded)).numpy()
+    assert np.isnan(got[~mask]).all()
+    # the day totals of volume (and cs_zscore's sums over stocks) are float64 sums in torch's order
+    np.testing.assert_allclose(got[mask], want[mask], rtol=0, atol=1e-6)

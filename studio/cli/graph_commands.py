@@ -224,12 +224,13 @@ def _run_export_note(out: Path, run) -> str:
         return (f"{out.name}: preprocess(bars) and score(bars) take raw bars {bars} with the run's "
                 f"{spec['normalize']} preprocessing; the file now needs numpy as well as torch")
     if run.in_program:
+        across = " (give every stock of the date: cs_zscore is across them)" if spec["normalize"] == "cs_zscore" else ""
         return (f"{out.name}: the program takes raw bars {bars} as float32 and traded (N,) bool, and gives "
                 f"(N,) scores (NaN where a stock is not a sample); the run's {spec['normalize']} "
-                "preprocessing is inside it")
-    return (f"{out.name}: {spec['normalize']} normalises across the stocks of each bar, which is not put in "
-            f"the program: it takes (x, mask) as without --run; {out.with_suffix('.preprocess.json').name} "
-            "beside it holds every constant and step that makes them from raw bars")
+                f"preprocessing is inside it{across}")
+    return (f"{out.name}: {spec['normalize']} ranks the stocks of each bar, which is not put in the program: "
+            f"it takes (x, mask) as without --run; {out.with_suffix('.preprocess.json').name} beside it holds "
+            "every constant and step that makes them from raw bars")
 
 
 def nodes_command(args: argparse.Namespace) -> int:

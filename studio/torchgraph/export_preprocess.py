@@ -7,10 +7,11 @@ turns the one into the other, exactly as the run's training did, with the run's 
 - ``.py``: beside the module, the copied source of studio/data/preprocess.py (numpy only; its
   ``preprocess`` renamed ``preprocess_bars``), the run's spec as the literal ``SPEC`` and its raw fields as
   ``FIELDS``, ``preprocess(bars, traded=None)`` -> (x, mask) and ``score(bars, traded=None)`` -> (S,) scores.
-- ``.pt2`` / ``.onnx``: for ``robust`` and ``none`` the steps are tensor operations and the program itself
-  takes raw bars (``RawBarsModel``); the cross-section normalisations (``cs_zscore``, ``cs_rank``) are
-  not put in the program: it takes (x, mask) as a plain export does, and ``NAME.preprocess.json`` beside
-  it holds every constant and the formula of every step.
+- ``.pt2`` / ``.onnx``: for ``robust``, ``cs_zscore`` and ``none`` the steps are tensor operations and the
+  program itself takes raw bars (``RawBarsModel``); ``cs_rank`` (ranks with shared ties: a sort and a search
+  per bar, or S x S comparisons, neither fit for a program over thousands of stocks) is not put in the
+  program: it takes (x, mask) as a plain export does, and ``NAME.preprocess.json`` beside it holds every
+  constant and the formula of every step.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from studio.data.preprocess import FLOW_FEATURES, PRICE_FEATURES, RANK_SCALE, hi
 from studio.data.preprocess_spec import load_spec, spec_path
 
 #: normalisations the .pt2 / ONNX program computes itself (the others need the whole cross-section)
-IN_PROGRAM = ("robust", "none")
+IN_PROGRAM = ("robust", "cs_zscore", "none")
 #: the name the copied preprocess() takes in a .py export (its own preprocess(bars, traded) calls it)
 COPIED_NAME = "preprocess_bars"
 
@@ -177,7 +178,7 @@ def score(bars, traded=None, model=None):
 # ---- .pt2 and ONNX --------------------------------------------------------------------------------
 
 class RawBarsModel(nn.Module):
-    """A model behind the run's preprocessing (robust or none) as tensor operations, in the steps and
+    """A model behind the run's preprocessing (robust, cs_zscore or none) as tensor operations, in the steps and
     float64 -> float32 order of studio/data/preprocess.py, for a fixed number of days (the run's
     history): forward(bars (S, HISTORY x P, len(fields)) float32, traded (S,) bool) -> (S,) float32
     scores, NaN where a stock is not a sample."""
@@ -192,8 +193,8 @@ class RawBarsModel(nn.Module):
         self.features = list(spec["features"])
         self.days, self.per_day = int(spec["days"]), int(spec["bars_per_day"])
         self.volume_days, self.total_days = int(spec["volume_days"]), run.history
-        self.robust = spec["normalize"] == "robust"
-        if self.robust:
+        self.normalize = spec["normalize"]
+        if self.normalize == "robust":
             # as preprocess.py makes them: float64 of the file's numbers, then float32
             self.register_buffer("median", torch.tensor(spec["median"], dtype=torch.float64).float())
             self.register_buffer("mad", torch.tensor(spec["mad"], dtype=torch.float64).float())
@@ -232,7 +233,9 @@ class RawBarsModel(nn.Module):
             columns.append(value.reshape(stocks, self.days * self.per_day).float())
         x = torch.stack(columns, dim=-1)
         mask = torch.isfinite(x).all(dim=2).all(dim=1) & traded
-        if self.robust:
+        if self.normalize == "cs_zscore":
+            x = _cs_zscore(x)
+        elif self.normalize == "robust":
             x = torch.clamp((x - self.median) / self.mad, -3.0, 3.0)
         x = torch.where(mask[:, None, None], x, torch.zeros_like(x))
         scores = self.model(x[None], mask[None])[0].float()
@@ -247,6 +250,19 @@ class RawBarsModel(nn.Module):
         return bars, traded
 
 
+def _cs_zscore(x: torch.Tensor) -> torch.Tensor:
+    """(S, L, F) float32 -> the z-score across the stocks of each bar and feature, in float64 over the
+    finite values (population std; 0 where it is 0; NaN stays NaN), then float32 (preprocess.cross_section)."""
+    values = x.double()
+    finite = torch.isfinite(values)
+    zero = torch.zeros_like(values)
+    count = finite.sum(dim=0, keepdim=True).double()
+    mean = torch.where(finite, values, zero).sum(dim=0, keepdim=True) / count
+    std = torch.sqrt((torch.where(finite, values - mean, zero) ** 2).sum(dim=0, keepdim=True) / count)
+    scaled = torch.where(std > 0, (values - mean) / std, zero)
+    return (scaled * torch.where(torch.isnan(values), torch.full_like(values, float("nan")), zero + 1)).float()
+
+
 def raw_bars_shapes():
     stocks = torch.export.Dim("stocks", min=2, max=100_000)
     return {"bars": {0: stocks}, "traded": {0: stocks}}
@@ -255,20 +271,12 @@ def raw_bars_shapes():
 # ---- preprocess.json beside a program that takes (x, mask) ----------------------------------------
 
 def _normalise_step(spec: dict) -> str:
-    how = spec["normalize"]
-    if how == "cs_zscore":
-        return ("5. normalize cs_zscore: for each bar and feature, across the stocks given (all of them, "
-                "samples or not) whose value is finite, in float64: (v - mean) / std, mean and std over those "
-                "n values with std = sqrt(sum((v - mean)^2) / n); 0 where std is 0; NaN stays NaN; then float32.")
-    if how == "cs_rank":
-        return ("5. normalize cs_rank: for each bar and feature, across the stocks given (all of them, samples "
-                "or not) whose value is finite, in float64: (rank / n - 0.5) * " + repr(RANK_SCALE) + ", rank 1..n "
-                "in ascending order with ties sharing the mean of their ranks, n the number of finite values; "
-                "NaN stays NaN; then float32.")
-    if how == "robust":
-        return ("5. normalize robust: x = clip((x - median[f]) / mad[f], -3, 3) in float32, median and mad "
-                "(per feature, in the order of features) taken as float64 and rounded to float32.")
-    return "5. normalize none: x stays as it is."
+    """Step 5 in words, for the normalisations a program does not compute (IN_PROGRAM's others)."""
+    assert spec["normalize"] == "cs_rank", spec["normalize"]
+    return ("5. normalize cs_rank: for each bar and feature, across the stocks given (all of them, samples "
+            "or not) whose value is finite, in float64: (rank / n - 0.5) * " + repr(RANK_SCALE) + ", rank 1..n "
+            "in ascending order with ties sharing the mean of their ranks, n the number of finite values; "
+            "NaN stays NaN; then float32.")
 
 
 def description(run: RunPreprocessing, program: str) -> dict:
