@@ -209,7 +209,7 @@ def training_folder(root: Path, stocks: int = 12, days: int = 40) -> Path:
     return write_folder(root, "5min", stamps, instruments)
 
 
-def test_a_qlib_folder_trains_is_recorded_and_inspected(tmp_path, capsys):
+def test_a_qlib_folder_trains_is_recorded_and_inspected(tmp_path, capsys, monkeypatch):
     from studio.cli.train_commands import _source
 
     root = training_folder(tmp_path / "cn")
@@ -239,6 +239,8 @@ def test_a_qlib_folder_trains_is_recorded_and_inspected(tmp_path, capsys):
     assert shown["symbol_list"][:2] == ["SH600000", "SH600001"]
     assert shown["loaded"] == "read from the Qlib folder (memory-mapped .bin files)"
     assert shown["counts"]["qlib instruments in the market"] == 12
+    monkeypatch.setenv("HOME", str(tmp_path))  # qlib:~/cn is the folder in the home folder, as the shell says ~
+    assert _source(build_parser().parse_args(["train", DEFAULT, "--data", "qlib:~/cn"])).path == str(root)
     assert main(["train", DEFAULT, "--data", f"qlib:{tmp_path / 'nowhere'}"]) == 2
     assert "nowhere: no such file or folder (--data takes synthetic or qlib:DIR or a path)" in capsys.readouterr().err
 

@@ -14,6 +14,7 @@ when it runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -90,10 +91,13 @@ class DataSource:
         return self.name is None
 
     def path_of(self, data: str) -> str | None:
-        """The path in ``--data DATA`` (None for a source picked by its name)."""
+        """The path in ``--data DATA`` (None for a source picked by its name); after a prefix ``~`` is the
+        home folder, as the shell would have made it of a word of its own."""
         if not self.reads_path:
             return None
-        return data[len(self.prefix):] if self.prefix and data.startswith(self.prefix) else data
+        if self.prefix and data.startswith(self.prefix):
+            return os.path.expanduser(data[len(self.prefix):])
+        return data
 
     def group_of(self, option: ImportOption) -> str:
         return self.option_group(option) if self.option_group else f"{self.kind}: settings"
