@@ -238,6 +238,13 @@ def _set_spec_field(name, value):
     return edit
 
 
+def _as_walk_forward(run: Path) -> None:
+    """A walk-forward run's top folder: folds, no preprocess.json of its own."""
+    (run / "preprocess.json").unlink()
+    for k in (2, 10):
+        (run / "folds" / f"fold-{k}").mkdir(parents=True)
+
+
 def _retrain_graph(run: Path) -> None:
     graph = json.loads((run / "graph.json").read_text())
     graph["nodes"]["conv_1"]["params"]["kernel_size"] = 3
@@ -251,6 +258,10 @@ def _retrain_graph(run: Path) -> None:
     (_set_spec_field("mad", [1.0]), "field 'mad' expects 3 finite numbers"),
     (_set_spec_field("days", 5), "preprocess.json: days is 5, the graph's input has 10"),
     (lambda run: (run / "model.pt").write_bytes(b"not a state dict"), "model.pt"),
+    (_as_walk_forward,
+     "a walk-forward run has one model per fold: export a fold's graph.json with --run "),
+    (_as_walk_forward,
+     "folds/fold-10 (the last fold is the newest model)"),
 ])
 def test_a_run_that_does_not_fit_the_export_is_refused_in_one_line(robust_run, tmp_path, capsys, edit, message):
     run = _edited_run(robust_run, tmp_path, edit)

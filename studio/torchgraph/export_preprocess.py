@@ -81,6 +81,11 @@ def read_run(run_dir: str | Path, graph: Graph, registry: Registry | None) -> Ru
         shown = "; ".join(str(c) for c in changes[:3]) + (f" (+{len(changes) - 3} more)" if len(changes) > 3 else "")
         raise RunError(f"{where}: the run trained another model than {printable(str(graph.path or graph.name))} "
                        f"(run -> graph: {shown}); export the run's graph.json")
+    folds = sorted((p for p in (run_dir / "folds").glob("fold-*") if p.is_dir()),
+                   key=lambda p: (len(p.name), p.name)) if (run_dir / "folds").is_dir() else []
+    if folds and not spec_path(run_dir).exists():
+        raise RunError(f"{where}: a walk-forward run has one model per fold: export a fold's graph.json "
+                       f"with --run {printable(str(folds[-1]))} (the last fold is the newest model)")
     try:
         spec = load_spec(spec_path(run_dir))
     except DataError as exc:
