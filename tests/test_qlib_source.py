@@ -8,8 +8,8 @@ scripts/dump_bin.py is read by qlib.data.D.features and by the studio and compar
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -259,20 +259,27 @@ def test_a_large_qlib_market_is_laid_out_on_disk_as_in_memory(tmp_path, monkeypa
 # ---- against Qlib itself ----------------------------------------------------------------------------
 
 def _qlib_dump(csv_dir: Path, qlib_dir: Path, freq: str) -> None:
-    """Qlib's own scripts/dump_bin.py (tests/fixtures/qlib_dump_bin.py) on a folder of CSV files."""
-    spec = importlib.util.spec_from_file_location("dump_bin", ROOT / "tests" / "fixtures" / "qlib_dump_bin.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dump_bin"] = module  # its worker processes unpickle the dumper by this name
-    spec.loader.exec_module(module)
-    module.DumpDataAll(data_path=str(csv_dir), qlib_dir=str(qlib_dir), freq=freq, max_workers=1,
-                       date_field_name="date", symbol_field_name="symbol", exclude_fields="symbol,date").dump()
+    """Qlib's own scripts/dump_bin.py (tests/fixtures/qlib_dump_bin.py) on a folder of CSV files, run as Qlib's
+    docs run it (in a process of its own: it forks workers, and Qlib's state stays out of the tests')."""
+    subprocess.run([sys.executable, str(ROOT / "tests" / "fixtures" / "qlib_dump_bin.py"), "dump_all",
+                    "--data_path", str(csv_dir), "--qlib_dir", str(qlib_dir), "--freq", freq, "--max_workers", "1",
+                    "--date_field_name", "date", "--symbol_field_name", "symbol", "--exclude_fields", "symbol,date"],
+                   check=True, capture_output=True, timeout=120)
+
+
+#: Qlib reads the folder in a process of its own (qlib.init sets process-wide state) and pickles the frame
+_QLIB_READS = """
+import sys, qlib
+from qlib.data import D
+qlib.init(provider_uri=sys.argv[1], region="cn", expression_cache=None, dataset_cache=None, kernels=1)
+fields = ["$open", "$high", "$low", "$close", "$volume", "$amount", "$close / $factor", "$volume * $factor"]
+D.features(D.instruments("all"), fields, freq=sys.argv[2]).to_pickle(sys.argv[3])
+"""
 
 
 def test_qlib_reads_what_its_dump_script_wrote_as_the_studio_does(tmp_path):
     pytest.importorskip("qlib.data", reason="pyqlib is not installed (pyproject.toml's qlib extra says how)")
-    pd = pytest.importorskip("pandas")
-    import qlib
-    from qlib.data import D
+    import pandas as pd
 
     rng = np.random.default_rng(5)
     stamps = [np.datetime64(f"{d}T{t}") for d in DAYS for t in US_TIMES]
@@ -288,9 +295,11 @@ def test_qlib_reads_what_its_dump_script_wrote_as_the_studio_does(tmp_path):
         frame.to_csv(csv_dir / f"{code.lower()}.csv", index=False)
     _qlib_dump(csv_dir, tmp_path / "qlib", "5min")
 
-    qlib.init(provider_uri=str(tmp_path / "qlib"), region="cn", expression_cache=None, dataset_cache=None, kernels=1)
-    fields = ["$open", "$high", "$low", "$close", "$volume", "$amount", "$close / $factor", "$volume * $factor"]
-    theirs = D.features(D.instruments("all"), fields, freq="5min")
+    subprocess.run([sys.executable, "-c", _QLIB_READS, str(tmp_path / "qlib"), "5min", str(tmp_path / "theirs.pkl")],
+                   check=True, capture_output=True, timeout=120)
+    theirs = pd.read_pickle(tmp_path / "theirs.pkl")
+    fields = list(theirs.columns)
+    assert fields[-2:] == ["$close / $factor", "$volume * $factor"]
     for prices, columns in (("adjusted", dict(zip(["open", "high", "low", "close", "volume", "turnover"], fields[:6],
                                                   strict=True))),
                             ("raw", {"close": fields[6], "volume": fields[7]})):

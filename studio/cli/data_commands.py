@@ -14,7 +14,8 @@ def add_source_flags(p: argparse.ArgumentParser) -> None:
     from studio.train.data_sources import DATA_SOURCES, data_words
 
     p.add_argument("--data", default=next(iter(DATA_SOURCES.values())).name, metavar="|".join(data_words()),
-                   help="the synthetic market (default) or a file or folder of bars to import")
+                   help="the synthetic market (default), a file or folder of bars to import, or qlib:DIR (a Qlib "
+                        "data folder: --freq, --market)")
     for source in DATA_SOURCES.values():
         flag = source.settings_flag
         p.add_argument(flag.flag, dest=flag.dest, action="append", default=[], metavar=flag.metavar, help=flag.help)
