@@ -187,7 +187,10 @@ def map_bin(path: Path, calendar_size: int, calendar_file: Path) -> tuple[int, n
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if size < 4 or size % 4:
         raise DataError(f"{path}: {size} bytes is not a start index and whole float32 values")
-    data = np.memmap(path, dtype="<f4", mode="r")
+    try:
+        data = np.memmap(path, dtype="<f4", mode="r")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     start = float(data[0])
     if not (np.isfinite(start) and start.is_integer() and 0 <= start < calendar_size):
         raise DataError(f"{path}: start index {start:g} is not an entry of the calendar "
