@@ -184,44 +184,62 @@ def _symbol_notes(run_dir: Path, panel) -> list[str]:
 
 
 def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: list[str]):
-    """The scores of the chosen dates, a batch of the run's dates per batch at a time (as it scored)."""
-    import torch
-
-    from studio.data.preprocess import history_days, preprocess
-
+    """The scores of the chosen dates, a batch of the run's dates per batch at a time (as it scored); only
+    one batch of inputs is held at a time."""
     min_stocks = max(int((config.get("metrics") or {}).get("min_stocks", 10)), 2)
     per_batch = max(1, int((config.get("training") or {}).get("dates_per_batch") or 1))
-    p, days = panel.bars_per_day, spec["days"]
+    days = spec["days"]
     early = [d for d in chosen if d + 1 < days]
     if len(early) == len(chosen):
         raise PredictError(f"{panel.dates[chosen[0]]}: the run's window is {days} days, the data has "
                            f"{chosen[0] + 1} up to that date")
     counts = {"few": [], "not traded": 0, "bars missing": 0, "short history": 0}
-    inputs: list[tuple[int, np.ndarray, np.ndarray]] = []
+    scored: list[int] = []
+    rows: list[np.ndarray] = []
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []
     for d in chosen[len(early):]:
-        first = max(0, d + 1 - history_days(spec))
-        counts["short history"] += int(d + 1 < history_days(spec))
-        x, mask = preprocess(panel.values[:, first * p:(d + 1) * p], panel.features, spec,
-                             traded=panel.traded[:, d])
-        counts["not traded"] += int((~panel.traded[:, d]).sum())
-        counts["bars missing"] += int((panel.traded[:, d] & ~mask).sum())
+        x, mask = _input(panel, spec, int(d), counts)
         if mask.sum() < min_stocks:
             counts["few"].append(d)
             continue
-        inputs.append((int(d), x, mask))
-    scores = np.full((len(inputs), panel.n_symbols), np.nan)
-    with torch.no_grad():
-        for start in range(0, len(inputs), per_batch):
-            part = inputs[start:start + per_batch]
-            x = torch.from_numpy(np.stack([item[1] for item in part]))
-            mask = torch.from_numpy(np.stack([item[2] for item in part]))
-            out = model(x, mask).float()
-            scores[start:start + len(part)] = torch.where(mask, out, torch.full_like(out, np.nan)).double().numpy()
+        pending.append((int(d), x, mask))
+        if len(pending) == per_batch:
+            rows.extend(_model_scores(model, pending))
+            scored.extend(item[0] for item in pending)
+            pending = []
+    if pending:
+        rows.extend(_model_scores(model, pending))
+        scored.extend(item[0] for item in pending)
     notes.extend(_count_notes(panel, early, counts, spec, min_stocks))
-    if not inputs:
+    if not scored:
         raise PredictError(f"no date of {panel.dates[chosen[0]]} .. {panel.dates[chosen[-1]]} has {min_stocks} "
                            f"stocks to score ({'; '.join(notes)})")
-    return _frame(panel, spec, [item[0] for item in inputs], scores, min_stocks)
+    return _frame(panel, spec, scored, np.stack(rows), min_stocks)
+
+
+def _input(panel, spec: dict, date: int, counts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The model's input and mask of one date from the panel's raw bars (the history its features read)."""
+    from studio.data.preprocess import history_days, preprocess
+
+    p, history = panel.bars_per_day, history_days(spec)
+    first = max(0, date + 1 - history)
+    counts["short history"] += int(date + 1 < history)
+    x, mask = preprocess(panel.values[:, first * p:(date + 1) * p], panel.features, spec,
+                         traded=panel.traded[:, date])
+    counts["not traded"] += int((~panel.traded[:, date]).sum())
+    counts["bars missing"] += int((panel.traded[:, date] & ~mask).sum())
+    return x, mask
+
+
+def _model_scores(model, batch: list[tuple[int, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """(S,) float64 scores of each date of ``batch``, NaN where the mask is False (as Trainer.predict)."""
+    import torch
+
+    x = torch.from_numpy(np.stack([item[1] for item in batch]))
+    mask = torch.from_numpy(np.stack([item[2] for item in batch]))
+    with torch.no_grad():
+        out = model(x, mask).float()
+    return list(torch.where(mask, out, torch.full_like(out, np.nan)).double().numpy())
 
 
 def _count_notes(panel, early: list, counts: dict, spec: dict, min_stocks: int) -> list[str]:
