@@ -38,7 +38,7 @@ def add_option_flags(p: argparse.ArgumentParser, *, cache_flag: bool = True) -> 
                 groups[title] = p.add_argument_group(title)
             groups[title].add_argument(f"--{option.name}", dest=source.option_dest(option),
                                        metavar=option.metavar, type=option.kind, choices=option.choices or None,
-                                       default=None, help=option.help)
+                                       default=None, help=option.help.replace("%", "%%"))  # plain text, not a template
         if cache_flag and source.caches:
             group = groups[source.group_of(source.options[-1])] if source.options else p
             group.add_argument("--no-cache", action="store_true",
