@@ -55,3 +55,24 @@ def test_the_close_only_graph_trains_on_close_only_bars_from_the_studio(window, 
     assert panel.start() is True
     qtbot.waitUntil(lambda: bool(seen) and seen[-1]["kind"] == "done", timeout=120_000)
     assert seen[-1]["status"] == "finished", seen[-1]["message"]
+
+
+def test_the_import_dialog_reads_returns_only_files_and_maps_a_returns_column(window, tmp_path):
+    from studio.gui.training import ImportDialog
+    from tests.test_close_only import returns_folder
+
+    folder = returns_folder(tmp_path / "bars")
+    dialog = ImportDialog(window.training, {}, str(folder))
+    assert dialog.inspect()
+    rows = {dialog.mapping.item(r, 0).text(): dialog.mapping.item(r, 1).text()
+            for r in range(dialog.mapping.rowCount())}
+    assert rows["close"] == "index from the returns in column 'ret'"
+    assert "close rebuilt from returns" in dialog.report.toPlainText()
+    # a returns column under a name nobody uses is mapped in the dialog
+    for path in folder.iterdir():
+        path.write_text(path.read_text().replace("timestamp,ret", "timestamp,r1", 1))
+    assert not dialog.inspect() and "no returns column" in dialog.summary.text()
+    dialog.columns["returns"].setText("r1")
+    assert dialog.settings() == {"returns": "r1"}
+    assert dialog.inspect()
+    assert "features close" in dialog.summary.text()
