@@ -389,3 +389,65 @@ def test_the_qlib_dialog_stays_open_on_a_folder_it_cannot_read(window, tmp_path)
     calendar = root / "calendars" / "5min.txt"
     assert dialog.summary.text() == (f"Cannot read this folder: {calendar}: line 2: the calendar is not sorted (a "
                                      "stamp at or before the one above it)")
+
+
+#: Qlib's backtest (TopkDropoutStrategy, 3 stocks, 1 swapped a day) on a pred.pkl, in a process of its own
+_QLIB_BACKTEST = """
+import sys, pandas as pd, qlib
+from qlib.backtest import backtest
+from qlib.backtest.executor import SimulatorExecutor
+from qlib.contrib.strategy import TopkDropoutStrategy
+provider, pred_file, out = sys.argv[1:4]
+qlib.init(provider_uri=provider, region="cn", expression_cache=None, dataset_cache=None, kernels=1)
+pred = pd.read_pickle(pred_file)
+dates = pred.index.get_level_values("datetime").unique().sort_values()
+codes = sorted(pred.index.get_level_values("instrument").unique())
+portfolio, _ = backtest(start_time=dates[0], end_time=dates[-2], strategy=TopkDropoutStrategy(signal=pred, topk=3,
+                        n_drop=1), executor=SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True),
+                        benchmark=codes, account=1_000_000, exchange_kwargs={"freq": "day", "limit_threshold": None,
+                        "deal_price": "close", "open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5})
+report, positions = portfolio["1day"]
+held = {str(day.date()): sorted(p.get_stock_list()) for day, p in positions.items()}
+pd.to_pickle({"report": report, "held": held}, out)
+"""
+
+
+def with_day_bars(root: Path) -> None:
+    """Daily bars beside a folder's 6 five-minute bars a day (close: the day's last, volume: the sum, change, a
+    factor of 1): what Qlib's backtest trades on."""
+    stamps = (root / "calendars" / "5min.txt").read_text().split("\n")
+    days = sorted({s[:10] for s in stamps if s})
+    (root / "calendars" / "day.txt").write_text("\n".join(days) + "\n")
+    for folder in (root / "features").iterdir():
+        close = np.fromfile(folder / "close.5min.bin", "<f4")[1:].reshape(-1, 6)[:, -1]
+        volume = np.fromfile(folder / "volume.5min.bin", "<f4")[1:].reshape(-1, 6).sum(1)
+        change = np.r_[np.nan, close[1:] / close[:-1] - 1]
+        for name, values in {"open": close, "high": close, "low": close, "close": close, "volume": volume,
+                             "factor": np.ones(len(close)), "change": change}.items():
+            write_bin(folder / f"{name}.day.bin", 0, values)
+
+
+def test_qlib_backtests_the_pred_pkl_the_studio_writes_for_a_qlib_folder(tmp_path, capsys):
+    pytest.importorskip("qlib.contrib.strategy", reason="pyqlib's backtest is not installed (it needs gym and cvxpy "
+                                                        "besides pyproject.toml's qlib extra)")
+    import pandas as pd
+
+    root = training_folder(tmp_path / "cn")
+    with_day_bars(root)
+    assert main(["train", DEFAULT, "--data", f"qlib:{root}", "--freq", "5min", "--bars-per-day", "6", "--epochs", "1",
+                 "--threads", "1", "--out", str(tmp_path / "runs"), "-q"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert main(["predict", str(run), "--dates", "2024-01-15..2024-02-23", "--to", str(tmp_path / "pred.pkl")]) == 0
+    capsys.readouterr()
+    pred = pd.read_pickle(tmp_path / "pred.pkl")
+    subprocess.run([sys.executable, "-c", _QLIB_BACKTEST, str(root), str(tmp_path / "pred.pkl"),
+                    str(tmp_path / "backtest.pkl")], check=True, capture_output=True, timeout=180)
+    result = pd.read_pickle(tmp_path / "backtest.pkl")
+    report, held = result["report"], result["held"]
+    days = sorted(pred.index.get_level_values("datetime").unique())
+    assert list(report.index) == days[:-1] and np.isfinite(report["account"]).all()
+    assert report["turnover"].iloc[1] > 0  # it traded
+    # Qlib buys on a day the 3 best scores of the day before: it read the studio's scores under Qlib's codes
+    first = pred.loc[days[0], "score"].sort_values()
+    assert held[str(days[1].date())] == sorted(first.index[-3:])
+    assert set().union(*held.values()) <= set(pred.index.get_level_values("instrument"))
