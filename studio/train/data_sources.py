@@ -284,7 +284,8 @@ QLIB = DataSource(
     SettingsFlag("--qlib", "a setting of --data qlib:DIR by the name of its flag, e.g. freq=5min market=csi300 "
                            "(repeatable; the flags override it)", metavar="NAME=VALUE"),
     _qlib_settings, _qlib_bars, _inspect_qlib, _describe_qlib, prefix="qlib:", options=QLIB_OPTIONS,
-    option_group=lambda option: "qlib:DIR: a Qlib data folder")
+    option_group=lambda option: "qlib:DIR: a Qlib data folder (the import's "
+                                + ", ".join(f"--{name}" for name in _QLIB_POLICIES) + " apply too)")
 
 #: every data source by kind, in the order the studio's data form lists them (the first is the default)
 DATA_SOURCES: dict[str, DataSource] = {source.kind: source for source in (SYNTHETIC, IMPORTED, QLIB)}
