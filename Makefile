@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,scale,track]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,scale,track,qlib]'
+	# Qlib itself, for the tests that check the studio against it (pyproject.toml's qlib extra says why --no-deps)
+	$(BIN)/python -m pip install --quiet --no-deps pyqlib==0.9.7
 	touch $(STAMP)
 
 venv: $(STAMP)
