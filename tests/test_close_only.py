@@ -142,6 +142,43 @@ def test_data_inspect_says_which_fields_the_data_lacks_and_why(tmp_path, capsys,
             "timestamp, close)") in lines
 
 
+def test_data_inspect_words_the_value_notes_for_the_fields_close_only_data_has(tmp_path, capsys, import_path):
+    # the value notes spoke of "NaN or negative volume / turnover set to 0 (0 / 0)" on data without either
+    folder = close_only_folder(tmp_path / "bars", symbols=3, days=6)
+    assert main(["data", "inspect", str(folder)]) == 0
+    notes = [line[4:] for line in capsys.readouterr().out.splitlines() if line.startswith("  - ")]
+    assert "infinite values, and numbers no price (over 1e9) is, are bad values: such a close makes the bar missing " \
+           "(none)" in notes
+    assert "a NaN, zero or negative close makes the bar missing (0 bars)" in notes
+    assert ("short days: the missing bars of a traded day are filled: close carried from the previous bar (the "
+            "previous day's close for a day's first bars) (0 symbol-days, 0 bars; 0 before a symbol's first bar "
+            "take that bar's close)") in notes
+    assert "suspended days (listed, not traded): traded False, bars filled with the previous close (0 symbol-days)" \
+        in notes
+    left_out = [n for n in notes if n.startswith("volume and turnover left out of the data")]
+    assert len(left_out) == 1
+    for note in set(notes) - set(left_out):
+        assert not any(word in note for word in ("volume", "turnover", "open", "high", "low")), note
+
+
+def test_the_value_notes_name_turnover_alone_where_the_files_have_an_amount_but_no_volume(tmp_path, import_path):
+    folder = close_only_folder(tmp_path / "bars", symbols=3, days=6)
+    for path in folder.iterdir():
+        frame = pd.read_csv(path)
+        turnover = frame["close"] * 100
+        turnover[5] = -1.0  # one negative amount, set to 0 and counted
+        frame.assign(amount=turnover).to_csv(path, index=False)
+    panel = load_bars(folder, ImportConfig())
+    assert panel.features == ["close", "turnover"]
+    assert ("a NaN, zero or negative close makes the bar missing (0 bars); NaN or negative turnover set to 0 (3)"
+            in panel.notes)
+    assert any(n.startswith("infinite values, and numbers no price (over 1e9) or turnover (over 1e15) is, are bad "
+                            "values: such a close makes the bar missing, such a turnover is set to 0 (")
+               for n in panel.notes)
+    assert any(n.endswith(", turnover 0 (0 symbol-days, 0 bars; 0 before a symbol's first bar take that bar's "
+                          "close)") for n in panel.notes)
+
+
 # ---- returns-only data: the close rebuilt as an index ---------------------------------------------
 
 def returns_folder(folder: Path, symbols: int = 3, days: int = 8, seed: int = 1) -> Path:

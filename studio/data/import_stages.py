@@ -618,17 +618,7 @@ class ValuesStage(ImportStage):
                      f"{plural(off_grid, 'bar')} at other times dropped")
         for i, name in enumerate(VALUE_COUNTS):
             counts[name] = sum(d[1][i] for d in seen)
-        absurd = [name for name in ABSURD_VALUE_COUNTS if counts[name]]
-        notes.append(f"infinite values, and numbers no price (over {PRICE_TEXT}) or volume / turnover (over "
-                     f"{FLOW_TEXT}) is, are bad values: such a close makes the bar missing, such a volume or "
-                     "turnover is set to 0, such an open / high / low is set to the close ("
-                     + ("; ".join(f"{name}: {counts[name]:,}" for name in absurd) if absurd else "none") + ")")
-        notes.append(f"a NaN, zero or negative close makes the bar missing ("
-                     f"{plural(counts['bars with NaN/zero/negative close treated as missing'], 'bar')}); NaN or "
-                     f"negative volume / turnover set to 0 ({counts['NaN/negative volume set to 0']:,} / "
-                     f"{counts['NaN/negative turnover set to 0']:,}); NaN open / high / low set to the close "
-                     f"({counts['NaN/zero open, high or low set to the close']:,}); zero volume kept as a real "
-                     "value")
+        notes.extend(value_notes(state.features, counts))
         # the votes of every bucket on one calendar of dates
         spans = [d[2] for d in seen if d[2][1]]
         state.day0 = day0 = min((first for first, _ in spans), default=0)
@@ -638,6 +628,53 @@ class ValuesStage(ImportStage):
             if len(bucket_votes):
                 votes[first - day0: first - day0 + span] += bucket_votes
         state.votes = votes if spans else None
+
+
+def value_notes(features: Sequence[str], counts: dict[str, int]) -> list[str]:
+    """The value policy's two notes, worded for the fields the data has (close-only data hears nothing of
+    volume, turnover or open / high / low)."""
+    flows = [f for f in FLOW_FEATURES if f in features]
+    ohl = [f for f in ("open", "high", "low") if f in features]
+    absurd = [name for name in ABSURD_VALUE_COUNTS if counts[name]]
+    flow_limit = f" or {' / '.join(flows)} (over {FLOW_TEXT})" if flows else ""
+    rules = ["such a close makes the bar missing"]
+    if flows:
+        rules.append(f"such a {' or '.join(flows)} is set to 0")
+    if ohl:
+        rules.append(f"such an {' / '.join(ohl)} is set to the close")
+    bad = (f"infinite values, and numbers no price (over {PRICE_TEXT}){flow_limit} is, are bad values: "
+           + ", ".join(rules) + " ("
+           + ("; ".join(f"{name}: {counts[name]:,}" for name in absurd) if absurd else "none") + ")")
+    nan = [f"a NaN, zero or negative close makes the bar missing "
+           f"({plural(counts['bars with NaN/zero/negative close treated as missing'], 'bar')})"]
+    if flows:
+        nan.append(f"NaN or negative {' / '.join(flows)} set to 0 ("
+                   + " / ".join(f"{counts[f'NaN/negative {f} set to 0']:,}" for f in flows) + ")")
+    if ohl:
+        nan.append(f"NaN {' / '.join(ohl)} set to the close "
+                   f"({counts['NaN/zero open, high or low set to the close']:,})")
+    if "volume" in flows:
+        nan.append("zero volume kept as a real value")
+    return [bad, "; ".join(nan)]
+
+
+def filled_bars_notes(features: Sequence[str], n_short: int, n_missing: int, n_first: int,
+                      n_suspended: int) -> list[str]:
+    """The notes on short days and suspended days, worded for the fields the data has."""
+    flows = [f for f in FLOW_FEATURES if f in features]
+    ohl = [f for f in ("open", "high", "low") if f in features]
+    short_fills = ["close carried from the previous bar (the previous day's close for a day's first bars)"]
+    if ohl:
+        short_fills.append(" = ".join(ohl) + " = that close")
+    if flows:
+        short_fills.append(" and ".join(flows) + " 0")
+    first_from = "open" if "open" in features else "close"
+    suspended_fill = "the previous close" + (f", zero {' and '.join(flows)}" if flows else "")
+    return [f"short days: the missing bars of a traded day are filled: {', '.join(short_fills)} "
+            f"({plural(n_short, 'symbol-day')}, {plural(n_missing, 'bar')}; {n_first:,} before a symbol's first "
+            f"bar take that bar's {first_from})",
+            f"suspended days (listed, not traded): traded False, bars filled with {suspended_fill} "
+            f"({plural(n_suspended, 'symbol-day')})"]
 
 
 def _clean_values(vals: dict[str, np.ndarray], derived_turnover: bool) -> tuple[tuple, np.ndarray]:
@@ -850,13 +887,7 @@ class LayOutStage(ImportStage):
         counts["missing bars before a symbol's first bar filled from its open"] = n_first = int(filled[1])
         counts["suspended days filled (listed, not traded)"] = n_suspended = int(filled[2])
         n_short = counts["short days kept (missing bars filled)"]
-        state.notes.append(f"short days: the missing bars of a traded day are filled: close carried from the "
-                           f"previous bar (the previous day's close for a day's first bars), open = high = low = "
-                           f"that close, volume and turnover 0 ({plural(n_short, 'symbol-day')}, "
-                           f"{plural(n_missing, 'bar')}; {n_first:,} before a symbol's first bar take that bar's "
-                           "open)")
-        state.notes.append(f"suspended days (listed, not traded): traded False, bars filled with the previous "
-                           f"close, zero volume and turnover ({plural(n_suspended, 'symbol-day')})")
+        state.notes.extend(filled_bars_notes(state.features, n_short, n_missing, n_first, n_suspended))
 
 
 class SpansStage(ImportStage):
