@@ -194,7 +194,7 @@ def test_what_is_left_out_is_counted(imported_run, tmp_path):
     ("date outside", "--dates 2031-01-05: outside the data"),
     ("not a date", "--dates 'yesterday': expects last, YYYY-MM-DD"),
     ("weekend", "not a trading date of the data"),
-    ("other bars per day", "the graph expects 6 bars per day, the data has 4"),
+    ("other bars per day", "the run reads 6 bars per day, the data has 4"),
     ("close-only data", "close: .*volume"),
     ("bad suffix", "--to .*scores.xlsx: expects a .csv, .parquet or .pkl file"),
     ("not a run", "not a run directory"),
@@ -243,6 +243,20 @@ def test_what_cannot_be_used_is_one_line_and_exit_2(imported_run, tmp_path, caps
 
     assert re.search(message, err), err
     assert not (tmp_path / "scores.xlsx").exists()
+
+
+def test_bars_per_day_that_do_not_fit_the_run_are_refused_with_what_predict_needs(imported_run, tmp_path, capsys):
+    # predict passed on the training advice "(train with --bars-per-day N, ...)": a run's window is fixed
+    folder = write_market(tmp_path / "four", days=12)
+    for path in folder.iterdir():  # 4 of the 6 bars of each day: not the run's 6, nor a multiple of them
+        frame = pd.read_csv(path)
+        frame[pd.to_datetime(frame["datetime"]).dt.minute < 50].to_csv(path, index=False)
+    assert main(["predict", str(imported_run), "--data", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith(f"{folder}: the run reads 6 bars per day, the data has 4; predict needs bars with 6 a day, "
+                        "or a multiple of 6 (resampled to 6 as in training)"), err
+    assert "--bars-per-day" not in err and "train with" not in err
 
 
 def test_a_run_made_before_preprocess_json_names_what_it_lacks(synthetic_run, tmp_path):

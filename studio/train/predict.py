@@ -43,9 +43,10 @@ class Prediction:
 
 
 def predict(run_dir: str | os.PathLike[str], data: str | None = None, dates: str = "last",
-            registry=None) -> Prediction:
+            registry=None, cancel=None) -> Prediction:
     """Scores of the chosen ``dates`` (``last``, ``YYYY-MM-DD`` or ``A..B``) of the run's data, or of
-    the data at ``data`` read with the run's import settings."""
+    the data at ``data`` read with the run's import settings. ``cancel``: a threading.Event (the studio's
+    Close) read between dates; once set, PredictError("stopped")."""
     from studio.data.panel import DataError
     from studio.data.preprocess_spec import load_spec, spec_path
 
@@ -62,8 +63,25 @@ def predict(run_dir: str | os.PathLike[str], data: str | None = None, dates: str
                            f"{spec['bars_per_day']}")
     chosen = choose_dates(panel.dates, dates, source)
     notes = _symbol_notes(run_dir, panel)
-    frame = _score(model, panel, spec, chosen, config, notes)
+    frame = _score(model, panel, spec, chosen, config, notes, cancel)
     return Prediction(run_dir, frame, source, notes)
+
+
+def data_dates(run_dir: str | os.PathLike[str], data: str | None = None) -> tuple[str, np.ndarray]:
+    """(where the bars came from, their dates as datetime64[D]) of the run's data or of ``data`` read with
+    the run's import settings: the dates a prediction can be asked for (the studio's date lists)."""
+    from studio.core.graph_file import GraphFileError, load_graph
+
+    run_dir = Path(run_dir)
+    config = _run_config(run_dir)
+    try:
+        graph = load_graph(run_dir / "graph.json")
+    except GraphFileError as exc:
+        raise PredictError(f"{run_dir}: {exc}") from None
+    if graph.input is None:
+        raise PredictError(f"{run_dir}: graph.json has no input window")
+    source, panel = _panel(run_dir, config, graph, data)
+    return source, np.asarray(panel.dates).astype("datetime64[D]")
 
 
 def _run_config(run_dir: Path) -> dict:
@@ -118,7 +136,7 @@ def _panel(run_dir: Path, config: dict, graph, data: str | None):
     from studio.data.panel import DataError
     from studio.train.config import ConfigError
     from studio.train.engine import recorded_source
-    from studio.train.sources import load_source
+    from studio.train.sources import BarsPerDayMismatch, load_source
 
     try:
         source = recorded_source(config, data)
@@ -130,6 +148,10 @@ def _panel(run_dir: Path, config: dict, graph, data: str | None):
         raise PredictError(f"{source.path}: no such file or folder (the run's data; give its path with --data)")
     try:
         loaded = load_source(source, graph.input)
+    except BarsPerDayMismatch as exc:  # its advice is for training; a run's window is fixed
+        raise PredictError(f"{exc.source}: the run reads {exc.want} bars per day, the data has {exc.have}; "
+                           f"predict needs bars with {exc.want} a day, or a multiple of {exc.want} (resampled "
+                           f"to {exc.want} as in training)") from None
     except (DataError, OSError) as exc:
         raise PredictError(str(exc).splitlines()[0][:500]) from None  # it names the data's file or folder
     return source.describe(), loaded.panel
@@ -183,7 +205,7 @@ def _symbol_notes(run_dir: Path, panel) -> list[str]:
     return notes
 
 
-def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: list[str]):
+def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: list[str], cancel=None):
     """The scores of the chosen dates, a batch of the run's dates per batch at a time (as it scored); only
     one batch of inputs is held at a time."""
     min_stocks = max(int((config.get("metrics") or {}).get("min_stocks", 10)), 2)
@@ -198,6 +220,8 @@ def _score(model, panel, spec: dict, chosen: np.ndarray, config: dict, notes: li
     rows: list[np.ndarray] = []
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []
     for d in chosen[len(early):]:
+        if cancel is not None and cancel.is_set():
+            raise PredictError("stopped")
         x, mask = _input(panel, spec, int(d), counts)
         if mask.sum() < min_stocks:
             counts["few"].append(d)

@@ -38,6 +38,17 @@ def load_source(spec: SourceSpec, spec_of_graph: InputSpec) -> LoadedData:
     return LoadedData(fit_panel(bars.panel, spec_of_graph, bars.name), bars.market)
 
 
+class BarsPerDayMismatch(DataError):
+    """Bars per day that neither equal the graph's nor are a multiple of them. The message advises
+    training; ``source``, ``have`` and ``want`` let another command (predict) give its own."""
+
+    def __init__(self, source: str, have: int, want: int) -> None:
+        self.source, self.have, self.want = source, have, want
+        fits = [d for d in range(have, 0, -1) if have % d == 0]
+        super().__init__(f"{source}: the graph expects {want} bars per day, the data has {have} "
+                         f"(train with --bars-per-day N, N one of {', '.join(map(str, fits))})")
+
+
 def fit_panel(panel: BarPanel, spec: InputSpec, source: str) -> BarPanel:
     missing = missing_features(list(spec.features), list(panel.features), panel.notes)
     if missing:
@@ -47,9 +58,7 @@ def fit_panel(panel: BarPanel, spec: InputSpec, source: str) -> BarPanel:
         return panel
     if want < have and have % want == 0:
         return panel.resample(want)
-    fits = [d for d in range(have, 0, -1) if have % d == 0]
-    raise DataError(f"{source}: the graph expects {want} bars per day, the data has {have} "
-                    f"(train with --bars-per-day N, N one of {', '.join(map(str, fits))})")
+    raise BarsPerDayMismatch(source, have, want)
 
 
 def graph_fingerprint(graph: Graph) -> str:
