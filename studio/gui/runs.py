@@ -83,6 +83,27 @@ def read_runs(folder: Path) -> list[dict]:
     return rows
 
 
+def run_action_problem(path: Path) -> str | None:
+    """Why a run cannot predict or export its model (one line), or None: it needs its graph, its best
+    weights and the preprocessing it recorded (runs before preprocess.json have none)."""
+    from studio.core.text import printable
+    from studio.data.preprocess_spec import SPEC_FILE
+
+    name = printable(path.name)
+    folds = sorted((p for p in (path / "folds").glob("fold-*") if p.is_dir()),
+                   key=lambda p: (len(p.name), p.name)) if (path / "folds").is_dir() else []
+    if folds and not os.path.lexists(path / SPEC_FILE):  # as studio predict and export say it
+        return (f"{name} is a walk-forward run: it has one model per fold; predict or export with its last fold, "
+                f"the newest model (studio predict {printable(str(folds[-1]))})")
+    for file, lacking in ((SPEC_FILE, "it was made before runs stored their preprocessing (no preprocess.json): "
+                                      "train it again (studio reproduce) to predict or export with raw bars"),
+                          ("graph.json", "it has no graph.json"),
+                          ("model.pt", "it has no best weights yet (no model.pt)")):
+        if not os.path.lexists(path / file):
+            return f"{name}: {lacking}"
+    return None
+
+
 def _fold_lines(metrics: dict) -> list[str]:
     lines = []
     for fold in metrics.get("folds") or []:
@@ -272,6 +293,7 @@ class RunsWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self.overlay)
+        self.table.itemSelectionChanged.connect(self._enable_run_actions)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
         self.chart = pg.GraphicsLayoutWidget()
         self.plot = pg.PlotItem(title="test long-short PnL (cumulative)",
@@ -295,6 +317,7 @@ class RunsWidget(QWidget):
         buttons.setMovable(False)
         for text, slot in (("Refresh", self.refresh), ("Open graph", self.open_selected),
                            ("Compare 2…", self.compare_selected), ("Report…", self.report_selected),
+                           ("Predict…", self.predict_selected), ("Export model…", self.export_model_selected),
                            ("Export chart…", self.export_dialog)):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, s=slot: s())
@@ -303,6 +326,10 @@ class RunsWidget(QWidget):
                 self.report_button = button
                 button.setToolTip("The selected run's tear sheet (score groups, IC, IC by month, RankIC decay, "
                                   "turnover, long-short net of cost) as an HTML page or a PNG")
+            if slot == self.predict_selected:
+                self.predict_button = button
+            if slot == self.export_model_selected:
+                self.export_model_button = button
             if slot == self.compare_selected:
                 self.compare_button = button
                 button.setToolTip("Select two runs: what changed in the graph and the settings, beside the "
@@ -336,6 +363,7 @@ class RunsWidget(QWidget):
         layout.addWidget(buttons)
         layout.addWidget(splitter)
         self.overlay()
+        self._enable_run_actions()
 
     def refresh(self) -> None:
         """Read the runs folder again and refill the table; the runs that were selected stay selected (by
@@ -354,6 +382,7 @@ class RunsWidget(QWidget):
         finally:
             self.table.blockSignals(False)
         self.overlay()
+        self._enable_run_actions()
 
     def _select_paths(self, chosen: set[str]) -> None:
         """Select every row that holds one of these run directories (a group row: any of its runs)."""
@@ -602,6 +631,43 @@ class RunsWidget(QWidget):
         dialog = ReportDialog(paths[0].name, Path(out), sheet, png, self)
         dialog.show()
         self.report_dialog = dialog
+        return dialog
+
+    def _enable_run_actions(self) -> None:
+        """Predict… and Export model… only for one selected run that has what they need; else the tooltip
+        says why not."""
+        paths = self.selected_paths()
+        reason = run_action_problem(paths[0]) if len(paths) == 1 else (
+            "Select one run (not a group of seeds) to predict with it or export its model")
+        for button, tip in ((self.predict_button, "Score the stocks of some dates with the selected run (new bars "
+                                                  "in, scores out): studio predict in the window"),
+                            (self.export_model_button, "The selected run's model as .py, .pt2 or ONNX, with its "
+                                                       "preprocessing (takes raw bars): studio export --run")):
+            button.setEnabled(reason is None)
+            button.setToolTip(tip if reason is None else reason)
+
+    def predict_selected(self):
+        """The predict dialog of the one selected run (None when the run cannot predict)."""
+        from studio.gui.predict_dialog import PredictDialog
+
+        paths = self.selected_paths()
+        if len(paths) != 1 or run_action_problem(paths[0]) is not None:
+            return None
+        dialog = PredictDialog(paths[0], self)
+        dialog.show()
+        self.predict_dialog = dialog
+        return dialog
+
+    def export_model_selected(self):
+        """The export dialog of the one selected run (None when the run has nothing to export)."""
+        from studio.gui.export_dialog import ExportDialog
+
+        paths = self.selected_paths()
+        if len(paths) != 1 or run_action_problem(paths[0]) is not None:
+            return None
+        dialog = ExportDialog(paths[0], self)
+        dialog.show()
+        self.export_model_dialog = dialog
         return dialog
 
     def open_selected(self) -> None:
