@@ -170,6 +170,40 @@ def test_onnx_export_on_a_full_disk_leaves_no_partial_onnx_or_data(tmp_path, mon
 
 
 @pytest.fixture(scope="module")
+def cs_rank_run(tmp_path_factory) -> Path:
+    """A run whose normalisation (cs_rank) is not put in a .pt2 / ONNX program: its steps go beside it."""
+    out = tmp_path_factory.mktemp("cs_rank")
+    assert main(["train", str(GRAPHS / "default.json"), *TRAIN, "--normalize", "cs_rank", "--out", str(out)]) == 0
+    (run,) = out.iterdir()
+    return run
+
+
+@pytest.mark.parametrize(("suffix", "full"), [(".onnx", "steps"), (".pt2", "steps"), (".pt2", "program")])
+def test_a_program_and_its_preprocess_json_are_written_as_a_pair_or_not_at_all(
+        cs_rank_run, tmp_path, monkeypatch, capsys, suffix, full):
+    # the program was written first: a full disk at NAME.preprocess.json left a program without its steps
+    out = tmp_path / f"m{suffix}"
+    name = "m.preprocess.json" if full == "steps" else out.name
+    capsys.readouterr()
+    fill_the_disk_at(monkeypatch, name)
+    code = main(["export", str(GRAPHS / "default.json"), "--to", str(out), "--run", str(cs_rank_run)])
+    err = one_line(capsys)
+    assert code == 2 and err == f"studio: disk full: {tmp_path / name}", err
+    assert list(tmp_path.iterdir()) == [], "a part of the pair was written"
+
+
+def test_a_program_export_on_a_full_disk_keeps_the_pair_that_was_there(cs_rank_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "m.pt2"
+    argv = ["export", str(GRAPHS / "default.json"), "--to", str(out), "--run", str(cs_rank_run)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["m.preprocess.json", "m.pt2"]
+    fill_the_disk_at(monkeypatch, "m.pt2")
+    assert main(argv) == 2
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.fixture(scope="module")
 def a_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     assert main(["train", str(GRAPHS / "default.json"), *TRAIN, "--out", str(out)]) == 0

@@ -31,7 +31,7 @@ from torch import nn
 
 from studio import __version__
 from studio.core.document import Graph
-from studio.core.files import DiskFullError, atomic_save, atomic_write_all, no_room
+from studio.core.files import DiskFullError, atomic_save, atomic_write_all, atomic_writer, no_room
 from studio.core.node_type import Recipe
 from studio.core.registry import Registry
 from studio.core.text import printable
@@ -430,8 +430,14 @@ def export_program_with_run(module: nn.Module, graph: Graph, out: Path, run: Run
         program = RawBarsModel(module, run).eval()
         return [write(program, graph, out, program.example_inputs(), raw_bars_shapes())]
     beside = out.with_suffix(".preprocess.json")
-    written = write(module, graph, out)
-    atomic_write_all({beside: description_text(run, out.name)})
+    # a pair, whole or not at all: the steps go to disk first under a temporary name (a full disk stops
+    # the export before the program is written), the program is written, then the steps are renamed in
+    # (a rename needs no room); a failing program write removes the steps' temporary file
+    with atomic_writer(beside) as steps:
+        steps.write(description_text(run, out.name))
+        steps.flush()
+        os.fsync(steps.fileno())
+        written = write(module, graph, out)
     return [written, beside]
 
 
