@@ -256,6 +256,41 @@ def test_a_large_qlib_market_is_laid_out_on_disk_as_in_memory(tmp_path, monkeypa
     assert (on_disk.symbols, on_disk.notes, on_disk.counts) == (in_memory.symbols, in_memory.notes, in_memory.counts)
 
 
+def test_a_close_only_qlib_folder_trains_a_close_graph_and_refuses_a_volume_graph_in_one_line(
+        tmp_path, capsys, monkeypatch):
+    """A Qlib folder with close.<freq>.bin alone (no volume, no amount): the close-only work and the Qlib
+    reader meet. 24 fifteen-minute bars a day, graphs/close_only.json's window."""
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(5)
+    dates = [d for d in np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-06-01")) if np.is_busday(d)][:40]
+    stamps = [f"{d} {10 + i // 4:02d}:{15 * (i % 4):02d}:00" for d in dates for i in range(24)]
+    closes = {f"SH6{i:05d}": 10 * np.exp(np.cumsum(rng.normal(0, 0.002, len(stamps)))) for i in range(12)}
+    root = write_folder(tmp_path / "cn", "15min", stamps, {code: {"close": (0, c)} for code, c in closes.items()})
+    data = ["--data", f"qlib:{root}", "--freq", "15min"]
+
+    assert main(["data", "inspect", f"qlib:{root}", "--freq", "15min"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "features: close (not in the data: volume, turnover)" in lines and "bars per day: 24" in lines
+    panel = qlib_panel(root, {"freq": "15min"}, ImportConfig())
+    assert panel.features == ["close"] and panel.n_symbols == 12 and panel.n_days == 40
+    np.testing.assert_array_equal(panel.day_bars("close")[3], closes["SH600003"].astype(np.float32).reshape(40, 24))
+
+    runs = tmp_path / "runs"
+    train = ["--epochs", "1", "--patience", "0", "--threads", "1", "--out", str(runs), "-q"]
+    assert main(["train", str(ROOT / "graphs" / "close_only.json"), *data, *train]) == 0, capsys.readouterr().err
+    (run,) = runs.iterdir()
+    assert json.loads((run / "preprocess.json").read_text())["fields"] == ["close"]
+    assert (run / "model.pt").is_file() and json.loads((run / "metrics.json").read_text())["status"] == "finished"
+    capsys.readouterr()
+
+    assert main(["train", DEFAULT, *data, *train]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith("the graph reads close, volume, turnover; the data has close only: the files have no volume "
+                        "or turnover column (sh600000 has close.15min.bin)"), err
+    assert list(runs.iterdir()) == [run]  # refused before a run folder was made
+
+
 # ---- against Qlib itself ----------------------------------------------------------------------------
 
 def _qlib_dump(csv_dir: Path, qlib_dir: Path, freq: str) -> None:
