@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from studio import __version__
+from studio.cli.baseline_commands import add_baseline_commands
 from studio.cli.data_commands import add_data_commands
 from studio.cli.errors import CliError, disk_full_line
 from studio.cli.graph_commands import add_graph_commands, summary_command
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(commands)
     add_report_commands(commands)
     add_predict_commands(commands)
+    add_baseline_commands(commands)
     return parser
 
 

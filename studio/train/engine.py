@@ -57,7 +57,7 @@ from studio.train.losses import LOSS_FUNCTIONS
 from studio.train.memory import BatchChoice, BatchTooLarge, free_memory, probe_date_bytes
 from studio.train.memory import choose as choose_batch
 from studio.train.process_state import run_settings
-from studio.train.records import RunWriter, check_run_folder
+from studio.train.records import RunWriter, check_run_folder, daily_rows
 from studio.train.run_lock import RunInUse, RunLock, held_by
 from studio.train.sources import LoadedData, graph_fingerprint, load_source
 
@@ -67,7 +67,7 @@ FINE_CHECKS_ABOVE_S = 0.2
 #: after a stop, the best epoch's figures are scored only if that takes at most this long
 SCORING_AFTER_STOP_S = 2.0
 #: what a run's directory holds once its best epoch has been scored
-RESULT_FILES = ("metrics.json", "daily.csv", "predictions.parquet", "pnl.png")
+RESULT_FILES = ("metrics.json", "daily.csv", "predictions.parquet", "pnl.png", "baselines.json")
 #: the optimiser of each name of studio.train.config.OPTIMIZERS, made from the parameters and the TrainConfig
 OPTIMIZER_FACTORIES = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
@@ -744,7 +744,7 @@ class Trainer:
 
     def _write_results(self, writer: RunWriter, ending: Ending, state: RunState, oracle: dict) -> dict:
         panel, data = self.data.panel, self.data
-        frames, per_split, daily_rows = [], {}, []
+        frames, per_split, rows = [], {}, []
         for name, dates in data.splits.items():
             scores = self.predict(dates)
             labels = data.raw_label[dates]
@@ -755,20 +755,29 @@ class Trainer:
             per_split[name] = summary
             frames.append((name, dates, scores, labels))
             self.results[name] = (np.asarray(dates), scores, labels)
-            for i, d in enumerate(dates):
-                daily_rows.append({"date": str(panel.dates[d]), "split": name,
-                                   **{k: float(daily[k][i]) for k in ("ic", "rank_ic", "long", "short",
-                                                                      "long_short", "turnover")}})
+            rows += daily_rows(name, [str(panel.dates[d]) for d in dates], daily)
         writer.write_predictions(frames, panel)
-        writer.write_daily(daily_rows)
+        writer.write_daily(rows)
         metrics = {"status": ending.status, "message": ending.message, "best_epoch": state.best_epoch,
                    "epochs_run": state.epochs_done, "quantile": self.quantile, "cost": self.cost,
                    "min_stocks": self.data_config.min_stocks, "lag": self.data_config.lag,
                    "horizon": self.data_config.horizon, "splits": per_split}
         writer.write_json("metrics.json", metrics)
         writer.save_torch("model.pt", state.best_weights)
-        writer.write_pnl_chart(daily_rows, self.graph.name, per_split.get("test", {}))
+        writer.write_pnl_chart(rows, self.graph.name, per_split.get("test", {}))
+        self._write_baselines(writer, metrics)
         return metrics
+
+    def _write_baselines(self, writer: RunWriter, metrics: dict) -> None:
+        """baselines.json from the panel in memory; a failure is a note in metrics.json, never a failed run."""
+        from studio.train.baselines import write_baselines
+
+        try:
+            write_baselines(writer.path, panel=self.data.panel)
+        except Exception as exc:  # the run's own figures are written: nothing here may undo them
+            (writer.path / "baselines.json").unlink(missing_ok=True)
+            metrics["notes"] = [*metrics.get("notes", []), f"baselines not computed: {error_line(exc, 200)}"]
+            writer.write_json("metrics.json", metrics)
 
 
 def check_run_dir(run_dir: Path, refusal: type[Exception] = TrainingError) -> None:

@@ -11,6 +11,8 @@
       predictions.parquet  date, symbol, split, score, label (raw forward return)
       model.pt             the best epoch's state dict (torch.load(..., weights_only=True))
       pnl.png              cumulative long, short and long-short of the test dates, and IC per date
+      baselines.json       classic bar factors judged on the run's own dates, and the incremental IC
+                           (studio.train.baselines; `studio baselines RUN` writes it for older runs)
       checkpoint.pt        the last epoch's full state, for resuming
       run.lock             locked by the process that runs it (studio.train.run_lock), while it runs
 
@@ -35,7 +37,7 @@ from studio.train.run_lock import run_status
 
 #: the files of a run directory (regular files; ``folds`` is a walk-forward's folder of fold runs)
 RUN_FILES = ("graph.json", "config.json", "preprocess.json", "metrics.jsonl", "metrics.json", "daily.csv",
-             "predictions.parquet", "model.pt", "pnl.png", "checkpoint.pt", "run.lock")
+             "predictions.parquet", "model.pt", "pnl.png", "checkpoint.pt", "run.lock", "baselines.json")
 RUN_FOLDERS = ("folds",)
 
 
@@ -72,7 +74,19 @@ def seed_group(config: dict) -> str:
            "data": data.get("config"), "training": training}
     if config.get("kind") == "walk_forward":  # another experiment than one run of the same settings
         key["walk_forward"] = {k: v for k, v in (config.get("walk_forward") or {}).items() if k != "plan"}
+    if config.get("kind") == "ensemble":  # a group of its own, never one of its members' seeds
+        key["ensemble"] = config.get("ensemble")
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+#: the per-date figures of daily.csv, after its date and split
+DAILY_FIGURES = ("ic", "rank_ic", "long", "short", "long_short", "turnover")
+
+
+def daily_rows(split: str, dates: list[str], daily: dict) -> list[dict]:
+    """daily.csv's rows of one split: its dates (as text) and the per-date series of studio.metrics.summarize."""
+    return [{"date": date, "split": split, **{key: float(daily[key][i]) for key in DAILY_FIGURES}}
+            for i, date in enumerate(dates)]
 
 
 class RunWriter:
