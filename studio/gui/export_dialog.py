@@ -122,7 +122,7 @@ class ExportDialog(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(close)
         outer.addLayout(buttons)
-        self.resize(760, 300)
+        self.resize(760, 240)
 
     def suffix(self) -> str:
         return self.format.currentData()
