@@ -276,3 +276,17 @@ def test_a_failure_of_the_baselines_is_a_note_and_the_run_still_finishes(tmp_pat
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["notes"] == ["baselines not computed: no factor today"]
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
+
+
+def test_a_full_disk_at_baselines_json_fails_the_run_in_one_line_as_at_any_other_output(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from tests.test_disk_full import TRAIN, assert_whole, fill_the_disk_at, one_line
+
+    hits = fill_the_disk_at(monkeypatch, "baselines.json")
+    code = main(["train", str(GRAPHS / "default.json"), *TRAIN, "--out", str(tmp_path / "runs")])
+    err = one_line(capsys)
+    assert hits and code == 2 and err.startswith("studio: disk full: ") and err.endswith("baselines.json"), err
+    (run,) = (tmp_path / "runs").iterdir()
+    assert_whole(run)
+    assert not (run / "baselines.json").exists()
+    assert json.loads((run / "config.json").read_text())["status"] == "failed"

@@ -770,11 +770,14 @@ class Trainer:
 
     def _write_baselines(self, writer: RunWriter, metrics: dict) -> None:
         """baselines.json from the panel in memory; a failure is a note in metrics.json, never a failed run."""
+        from studio.core.files import no_room
         from studio.train.baselines import write_baselines
 
         try:
             write_baselines(writer.path, panel=self.data.panel)
         except Exception as exc:  # the run's own figures are written: nothing here may undo them
+            if no_room(exc):  # but a full disk is said as at any other output of the run
+                raise
             (writer.path / "baselines.json").unlink(missing_ok=True)
             metrics["notes"] = [*metrics.get("notes", []), f"baselines not computed: {error_line(exc, 200)}"]
             writer.write_json("metrics.json", metrics)
