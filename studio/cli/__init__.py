@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from studio import __version__
 from studio.cli.baseline_commands import add_baseline_commands
 from studio.cli.data_commands import add_data_commands
+from studio.cli.ensemble_commands import add_ensemble_commands
 from studio.cli.errors import CliError, disk_full_line
 from studio.cli.graph_commands import add_graph_commands, summary_command
 from studio.cli.gui_command import add_gui_command, gui_available, gui_command
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(commands)
     add_predict_commands(commands)
     add_baseline_commands(commands)
+    add_ensemble_commands(commands)
     return parser
 
 

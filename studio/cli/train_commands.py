@@ -333,6 +333,10 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Any]]:
             resumed = _read_config(Path(args.resume))
             if resumed is not None and is_walk_forward(resumed):
                 return [(args.resume, WalkForward.resume(args.resume))]
+            if resumed is not None and resumed.get("kind") == "ensemble":
+                from studio.train.ensemble_kind import describe
+
+                raise CliError(f"{describe(args.resume, resumed)}; it trains nothing, so there is nothing to resume")
             return [(args.resume, Trainer.resume(args.resume))]
         config, source = _train_config(args), _source(args)
         jobs: list[tuple[str, Any]] = []
@@ -494,7 +498,8 @@ def seed_table(frame):
     import pandas as pd
 
     rows = []
-    usable = frame[frame["status"] != "failed"] if len(frame) else frame
+    # failed runs have no figures; an ensemble is not one more seed of its members' experiment
+    usable = frame[(frame["status"] != "failed") & (frame["kind"] != "ensemble")] if len(frame) else frame
     for group, runs in usable.groupby("group", sort=False) if len(usable) else []:
         row = {"graph": runs["graph"].iloc[0], "group": group, "seeds": int(runs["seed"].nunique()),
                "runs": len(runs)}
@@ -529,6 +534,30 @@ def _mlflow_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _member_rows(run_dir: Path, split: str) -> tuple[str, list[list[str]]]:
+    """How an ensemble combined its members, and each member as a row of its figures of ``split`` as its own
+    metrics.json has them (a member moved or deleted since is said so)."""
+    from studio.train.ensemble_kind import member_paths
+    from studio.train.records import read_run
+
+    try:
+        config = read_run(run_dir)["config"]
+    except (OSError, ValueError):
+        return "?", []
+    combine = printable(str((config.get("ensemble") or {}).get("combine", "?")))
+    rows = []
+    for path in member_paths(config):
+        try:
+            run = read_run(path)
+        except (OSError, ValueError):
+            rows.append([f"  = {printable(path.name)}", "", "missing", *["-"] * len(COMPARE_COLUMNS)])
+            continue
+        figures = ((run["metrics"] or {}).get("splits") or {}).get(split, {})
+        rows.append([f"  = {printable(path.name)}", printable(str(run["config"].get("graph", {}).get("name", ""))),
+                     run["status"], *_figure_cells(figures)[0]])
+    return combine, rows
+
+
 def compare_command(args: argparse.Namespace) -> int:
     if args.mlflow is not None:
         return _mlflow_table(args)
@@ -546,6 +575,10 @@ def compare_command(args: argparse.Namespace) -> int:
             rows[-1][0] += " (walk-forward)"
             for fold in fold_rows(Path(r["path"]), args.split):
                 rows.append([f"  {fold['path'].name}", "", fold["status"], *_figure_cells(fold["figures"])[0]])
+        if r["kind"] == "ensemble":  # one run made of others: each member's own figures below it
+            combine, members = _member_rows(Path(r["path"]), args.split)
+            rows[-1][0] += f" (ensemble of {len(members)}, {combine})"
+            rows += members
     print(f"{args.split} split")
     print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
     if any(r["few_dates"] for r in records):
@@ -567,10 +600,12 @@ def compare_command(args: argparse.Namespace) -> int:
         named = seeds["graph"].value_counts()
         for r in (seed_records := seeds.to_dict("records")):  # graphs of one name but other parameters: tagged
             r["graph"] = r["graph"] + (f" #{r['group'][:6]}" if named[r["graph"]] > 1 else "")
-        seed_rows = [[r["graph"], str(r["seeds"]), *(_mean_std(r[f"{k}_mean"], r[f"{k}_std"], formats[k])
-                                                     for k, _ in SEED_COLUMNS)] for r in seed_records]
-        print(format_table(["graph", "seeds", *(h for _, h in SEED_COLUMNS)], seed_rows,
-                           align="lr" + "r" * len(SEED_COLUMNS)))
+        # the group id names the group's runs to studio ensemble
+        seed_rows = [[r["graph"], r["group"], str(r["seeds"]),
+                      *(_mean_std(r[f"{k}_mean"], r[f"{k}_std"], formats[k]) for k, _ in SEED_COLUMNS)]
+                     for r in seed_records]
+        print(format_table(["graph", "group", "seeds", *(h for _, h in SEED_COLUMNS)], seed_rows,
+                           align="llr" + "r" * len(SEED_COLUMNS)))
     from studio.core.files import atomic_write
 
     try:  # each written whole or not at all

@@ -24,6 +24,8 @@ import numpy as np
 #: output files by suffix: a table, or Qlib's pred.pkl (what its SignalRecord writes)
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pkl")
 _RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+#: the data a run of each source kind trained on, as refusals name it
+_KIND_WORDS = {"synthetic": "the synthetic market", "import": "files of bars", "qlib": "a Qlib data folder"}
 
 
 class PredictError(Exception):
@@ -52,6 +54,11 @@ def predict(run_dir: str | os.PathLike[str], data: str | None = None, dates: str
 
     run_dir = Path(run_dir)
     config = _run_config(run_dir)
+    if config.get("kind") == "ensemble":  # its data loads as a run's (baselines do), but it has no model
+        from studio.train.ensemble_kind import describe
+
+        raise PredictError(f"{describe(run_dir, config)}; it has no model of its own: predict with its members "
+                           "(studio predict MEMBER) and average their ranks")
     try:
         spec = load_spec(spec_path(run_dir))
     except DataError as exc:
@@ -135,6 +142,7 @@ def _panel(run_dir: Path, config: dict, graph, data: str | None):
     """The bars: the run's source with its import settings, at ``data`` when given; fitted to the graph."""
     from studio.data.panel import DataError
     from studio.train.config import ConfigError
+    from studio.train.data_sources import source_for_data
     from studio.train.engine import recorded_source
     from studio.train.sources import BarsPerDayMismatch, load_source
 
@@ -144,6 +152,15 @@ def _panel(run_dir: Path, config: dict, graph, data: str | None):
         raise PredictError(f"{run_dir}: config.json lacks its data source ({exc})") from None
     if data is not None and source.kind == "synthetic":
         raise PredictError(f"--data {data}: the run trained on the synthetic market, which reads no files")
+    if data is not None:
+        given = source_for_data(data)
+        # another source's name or prefix (synthetic, qlib:DIR); a plain path is read as the run's kind reads it
+        if given.kind != source.kind and (given.name is not None or given.prefix is not None):
+            raise PredictError(f"--data {data}: {_KIND_WORDS.get(given.kind, given.kind)}, but the run trained "
+                               f"on {_KIND_WORDS.get(source.kind, source.kind)} (predict reads the kind of data "
+                               "its run trained on)")
+        if source.path is not None and not Path(source.path).exists():
+            raise PredictError(f"--data {data}: no such file or folder")
     if source.path is not None and not Path(source.path).exists():
         raise PredictError(f"{source.path}: no such file or folder (the run's data; give its path with --data)")
     try:

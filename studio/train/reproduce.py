@@ -108,6 +108,11 @@ def reproduce(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     if config.get("kind") == "walk_forward":
         raise ReproduceError(f"{run_dir}: cannot reproduce a walk-forward run as a whole: reproduce each fold "
                              f"(studio reproduce {run_dir / 'folds' / 'fold-1'})")
+    if config.get("kind") == "ensemble":
+        from studio.train.ensemble_kind import describe
+
+        raise ReproduceError(f"{describe(run_dir, config)}; reproduce each member, then studio ensemble them "
+                             "again")
     reason = _refusal(config, torch.__version__)
     if reason:
         raise ReproduceError(f"{run_dir}: cannot reproduce: {reason}")

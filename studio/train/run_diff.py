@@ -21,10 +21,11 @@ from studio.metric_specs import DIFF, shown_in
 FIGURES = [(spec.key, spec.label, spec.format) for spec in shown_in(DIFF)]
 
 #: config.json entries that say how a run was made (not when or where it ran)
-_SETTINGS = ("kind", "walk_forward", "training", "seed", "data", "metrics", "versions")
+_SETTINGS = ("kind", "walk_forward", "ensemble", "training", "seed", "data", "metrics", "versions")
 _LEFT_OUT = {"data.panel", "data.splits", "training.device", "training.threads", "training.feed",
              "seed",  # the seed is training.seed too
-             "walk_forward.plan", "data.given_splits"}  # date lists; their sizes are the settings shown
+             "walk_forward.plan", "data.given_splits",  # date lists; their sizes are the settings shown
+             "ensemble.notes", "ensemble.members", "ensemble.splits"}  # the graph line names the members
 
 
 class RunDiffError(Exception):
@@ -131,13 +132,21 @@ def diff_runs(a: str | Path, b: str | Path, registry=None, split: str = "test") 
 
         registry = default_registry()
     graph, error = None, ""
-    try:
-        graph = diff_graphs(load_graph(a / "graph.json"), load_graph(b / "graph.json"), registry)
-    except GraphFileError as exc:
-        error = str(exc)
+    ensembles = [(path, config) for path, config in ((a, config_a), (b, config_b)) if config.get("kind") == "ensemble"]
+    if ensembles:  # its graph.json is a member's, only there to load the data: not a model of its own
+        from studio.train.ensemble_kind import describe
+
+        error = "; ".join(describe(path, config) for path, config in ensembles)
+    else:
+        try:
+            graph = diff_graphs(load_graph(a / "graph.json"), load_graph(b / "graph.json"), registry)
+        except GraphFileError as exc:
+            error = str(exc)
     flat_a: dict[str, Any] = {}
     flat_b: dict[str, Any] = {}
     for key in _SETTINGS:
+        if key == "training" and ensembles:  # an ensemble trains nothing: a run's training settings differ from
+            continue                         # nothing of it
         default = "run" if key == "kind" else None  # a plain run's config.json has no kind
         for config, flat in ((config_a, flat_a), (config_b, flat_b)):
             if key in config or default is not None:
