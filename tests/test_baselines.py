@@ -290,3 +290,21 @@ def test_a_full_disk_at_baselines_json_fails_the_run_in_one_line_as_at_any_other
     assert_whole(run)
     assert not (run / "baselines.json").exists()
     assert json.loads((run / "config.json").read_text())["status"] == "failed"
+
+
+def test_each_walk_forward_fold_writes_its_baselines_and_the_top_folder_is_refused_in_one_line(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", str(GRAPHS / "default.json"), "--synthetic", "stocks=30", "--synthetic", "days=120",
+                 "--walk-forward", "2", "--epochs", "1", "--patience", "0", "--threads", "1", "-q",
+                 "--out", str(runs)]) == 0
+    (top,) = runs.iterdir()
+    for fold in ("fold-1", "fold-2"):
+        written = json.loads((top / "folds" / fold / "baselines.json").read_text())
+        metrics = json.loads((top / "folds" / fold / "metrics.json").read_text())
+        assert written["model"]["test"]["ic"] == pytest.approx(metrics["splits"]["test"]["ic"], abs=1e-12)
+    capsys.readouterr()
+    assert main(["baselines", str(top)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (f"studio baselines: {top}: a walk-forward run is judged fold by fold (studio baselines "
+                      f"{top / 'folds'}/fold-*; each fold wrote its baselines.json)")
+    assert err[1] == "studio: 1 of 1 runs not judged (said above)"

@@ -65,6 +65,9 @@ def _config(run_dir: Path) -> dict:
     try:
         return _run_config(run_dir)
     except PredictError as exc:
+        if (run_dir / "folds").is_dir():  # a walk-forward's top folder: each fold is a run with its own dates
+            raise BaselineError(f"{run_dir}: a walk-forward run is judged fold by fold (studio baselines "
+                                f"{run_dir / 'folds'}/fold-*; each fold wrote its baselines.json)") from None
         raise BaselineError(str(exc)) from None
 
 
