@@ -198,6 +198,10 @@ def test_what_is_left_out_is_counted(imported_run, tmp_path):
     ("close-only data", "close: .*volume"),
     ("bad suffix", "--to .*scores.xlsx: expects a .csv, .parquet or .pkl file"),
     ("not a run", "not a run directory"),
+    # these two said "PATH: no such file or folder (the run's data; give its path with --data)" to a --data given
+    ("no such data", r"--data \S*nowhere: no such file or folder$"),
+    ("a Qlib folder for a run on files", r"--data qlib:\S*: a Qlib data folder, but the run trained on files of "
+                                         r"bars \(predict reads the kind of data its run trained on\)$"),
 ])
 def test_what_cannot_be_used_is_one_line_and_exit_2(imported_run, tmp_path, capsys, case, message):
     run = Path(shutil.copytree(imported_run, tmp_path / "run"))
@@ -236,6 +240,12 @@ def test_what_cannot_be_used_is_one_line_and_exit_2(imported_run, tmp_path, caps
         argv += ["--to", str(tmp_path / "scores.xlsx")]
     elif case == "not a run":
         argv = ["predict", str(tmp_path)]
+    elif case == "no such data":
+        argv += ["--data", str(tmp_path / "nowhere")]
+    elif case == "a Qlib folder for a run on files":
+        from tests.test_qlib_source import training_folder
+
+        argv += ["--data", f"qlib:{training_folder(tmp_path / 'cn', stocks=3, days=12)}"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

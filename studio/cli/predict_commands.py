@@ -21,12 +21,17 @@ def add_predict_commands(commands: argparse._SubParsersAction) -> None:
                     "the run's symbols the data lacks and stocks with bars missing in their window are "
                     "counted. Exit 2 with one line when the run, the data or the dates cannot be used "
                     "(docs/desk.md).")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a finished run's folder, as studio train printed it (runs/DATE-GRAPH; of a walk-forward "
+                        "run, one of its folds/fold-K)")
     p.add_argument("--data", metavar="PATH",
-                   help="the bars, read with the run's import settings (default: the run's own data, at the "
-                        "absolute path it recorded, else as it was typed)")
+                   help="the bars to score: a file or folder like the run's own (qlib:DIR, or DIR, for a run on a "
+                        "Qlib folder), read with the run's import settings and bars per day; give enough days "
+                        "before the first date for the window and its history (docs/desk.md). Default: the run's "
+                        "own data, at the absolute path it recorded, else as it was typed")
     p.add_argument("--dates", default="last", metavar="WHICH",
-                   help="last (default: the data's last date), YYYY-MM-DD, or A..B (every date from A to B)")
+                   help="last (the default: the data's last trading date), YYYY-MM-DD, or A..B (every trading "
+                        "date from A to B, both included)")
     p.add_argument("--to", metavar="FILE",
                    help="scores.csv, scores.parquet, or pred.pkl (Qlib's SignalRecord format: index datetime, "
                         "instrument; column score); without it a short summary is printed")
