@@ -230,3 +230,38 @@ def test_an_ensemble_is_not_a_member_and_other_commands_say_what_it_is(runs, tmp
     assert 'kind: "run" -> "ensemble"' in diff and "training." not in diff
     assert main(["report", str(out), "--to", str(tmp_path / "sheet.png")]) == 0
     assert (tmp_path / "sheet.png").stat().st_size > 10_000
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_three_seeds_on_us_stocks_5min_make_an_ensemble_judged_on_their_test_dates(tmp_path, monkeypatch):
+    """The real 5-minute bars (resampled to 6 a day for quick runs): three seeds, their rank ensemble."""
+    from studio.core.graph_file import load_graph
+    from studio.train.config import SourceSpec, TrainConfig
+    from studio.train.engine import Trainer
+    from studio.train.sources import load_source
+    from tests.conftest import SHARED_DATA
+
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    graph_file = tmp_path / "graph.json"
+    graph_json = json.loads((GRAPHS / "default.json").read_text())
+    graph_json["input"].update(bars_per_day=6, days=5)
+    graph_file.write_text(json.dumps(graph_json))
+    graph = load_graph(graph_file)
+    bars = SourceSpec(kind="import", path=str(SHARED_DATA / "us_stocks_5min"))
+    loaded = load_source(bars, graph.input)
+    seeds = []
+    for seed in (0, 1, 2):
+        done = list(Trainer(graph, bars, TrainConfig(epochs=1, threads=1, patience=0, seed=seed), loaded=loaded,
+                            out_dir=tmp_path / "runs").run())[-1]
+        assert done["status"] == "finished", done["message"]
+        seeds.append(Path(done["run_dir"]))
+    metrics = make_ensemble(seeds, tmp_path / "ens")
+    test = metrics["splits"]["test"]
+    expected = _expected(seeds, "test", "rank")
+    assert test["dates"] == len(expected) >= 30  # the members' test dates, every one of them
+    got = pd.read_parquet(tmp_path / "ens" / "predictions.parquet").query("split == 'test'")
+    got = got.pivot(index="date", columns="symbol", values="score").reindex_like(expected)
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-12)
+    baselines = json.loads((tmp_path / "ens" / "baselines.json").read_text())
+    assert baselines["split_dates"]["test"] == test["dates"]
+    assert baselines["model"]["test"]["ic"] == pytest.approx(test["ic"], abs=1e-12)
