@@ -219,7 +219,7 @@ def test_an_ensemble_is_not_a_member_and_other_commands_say_what_it_is(runs, tmp
     capsys.readouterr()
     assert main(["ensemble", str(out), str(runs["seeds"][0]), "--to", str(tmp_path / "e2")]) == 2
     assert "is an ensemble itself; an ensemble combines plain runs" in capsys.readouterr().err
-    for command in (["reproduce", str(out)], ["predict", str(out)], ["train", "--resume", str(out)]):
+    for command in (["reproduce", str(out)], ["train", "--resume", str(out)]):
         assert main(command) == 2, command
         err = capsys.readouterr().err
         assert f"{out} is an ensemble of 3 runs (rank average of their scores)" in err, command
@@ -230,6 +230,28 @@ def test_an_ensemble_is_not_a_member_and_other_commands_say_what_it_is(runs, tmp
     assert 'kind: "run" -> "ensemble"' in diff and "training." not in diff
     assert main(["report", str(out), "--to", str(tmp_path / "sheet.png")]) == 0
     assert (tmp_path / "sheet.png").stat().st_size > 10_000
+
+
+def test_predict_on_an_ensemble_combines_its_members_predictions_as_its_own_scores_were(runs, tmp_path, capsys):
+    out = tmp_path / "ens"
+    assert main(["ensemble", *map(str, runs["seeds"]), "--to", str(out), "--combine", "zscore"]) == 0
+    recorded = pd.read_parquet(out / "predictions.parquet").query("split == 'test'")
+    first, last = recorded["date"].min().date(), recorded["date"].max().date()
+    assert main(["predict", str(out), "--dates", f"{first}..{last}", "--to", str(tmp_path / "scores.parquet")]) == 0
+    assert "note: scores: the zscore average of its 3 members' scores" in capsys.readouterr().out
+    predicted = pd.read_parquet(tmp_path / "scores.parquet")
+    both = recorded.merge(predicted, on=["date", "symbol"], how="outer", indicator=True)
+    assert (both["_merge"] == "both").all() and len(both) > 500
+    np.testing.assert_allclose(both["score_x"], both["score_y"], rtol=0, atol=1e-12)
+    daily = pd.read_csv(out / "daily.csv").query("split == 'test'")
+    np.testing.assert_allclose(predicted.groupby("date")["ic"].first(), daily["ic"], rtol=1e-8)
+    assert (predicted.groupby("date")["rank"].min() == 1).all()
+    gone = tmp_path / "moved"
+    shutil.copytree(out, gone)  # a member moved away since: said in one line
+    _edit_json(gone / "config.json", lambda c: c["ensemble"]["members"][1].__setitem__("path", str(tmp_path / "no")))
+    assert main(["predict", str(gone)]) == 2
+    err = capsys.readouterr().err
+    assert f"its member {tmp_path / 'no'} is gone, so it cannot predict" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.usefixtures("shared_data")

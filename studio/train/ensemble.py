@@ -179,8 +179,7 @@ def combine(members: list[Member], split: str, how: str = "rank"):
     dates = pd.DatetimeIndex(sorted(set(frames[0]["date"])))
     symbols = sorted(set().union(*(set(f["symbol"]) for f in frames)))
     scored = [_matrices(m, split, dates, symbols) for m in members]
-    present = np.logical_and.reduce([np.isfinite(s) for s, _ in scored])
-    anywhere = np.logical_or.reduce([np.isfinite(s) for s, _ in scored])
+    scores, present, dropped = average_normalised([s for s, _ in scored], how)
     labels = scored[0][1]
     for member, (_, other) in zip(members[1:], scored[1:], strict=True):
         both = present & (np.isfinite(labels) | np.isfinite(other))
@@ -188,9 +187,17 @@ def combine(members: list[Member], split: str, how: str = "rank"):
             raise EnsembleError(f"{printable(str(member.path))} and {printable(str(members[0].path))}: the labels "
                                 f"of the {split} split differ (another label, lag or horizon); an ensemble "
                                 "combines runs on the same data")
-    normalised = [cross_section(np.where(present, s, np.nan), COMBINES[how]) for s, _ in scored]
-    scores = np.mean(normalised, axis=0)
-    return dates, symbols, scores, np.where(present, labels, np.nan), int((anywhere & ~present).sum())
+    return dates, symbols, scores, np.where(present, labels, np.nan), dropped
+
+
+def average_normalised(scores: list[np.ndarray], how: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The ensemble's (dates, stocks) scores from its members' (same shape, NaN where not scored): each
+    member's normalised across the stocks every member scored that date, then averaged; with where that
+    is (bool) and how many stock-dates some but not all members scored."""
+    present = np.logical_and.reduce([np.isfinite(s) for s in scores])
+    anywhere = np.logical_or.reduce([np.isfinite(s) for s in scores])
+    normalised = [cross_section(np.where(present, s, np.nan), COMBINES[how]) for s in scores]
+    return np.mean(normalised, axis=0), present, int((anywhere & ~present).sum())
 
 
 @dataclass

@@ -54,11 +54,8 @@ def predict(run_dir: str | os.PathLike[str], data: str | None = None, dates: str
 
     run_dir = Path(run_dir)
     config = _run_config(run_dir)
-    if config.get("kind") == "ensemble":  # its data loads as a run's (baselines do), but it has no model
-        from studio.train.ensemble_kind import describe
-
-        raise PredictError(f"{describe(run_dir, config)}; it has no model of its own: predict with its members "
-                           "(studio predict MEMBER) and average their ranks")
+    if config.get("kind") == "ensemble":  # no model of its own: its members', combined as it combined them
+        return _predict_ensemble(run_dir, config, data, dates, registry, cancel)
     try:
         spec = load_spec(spec_path(run_dir))
     except DataError as exc:
@@ -72,6 +69,43 @@ def predict(run_dir: str | os.PathLike[str], data: str | None = None, dates: str
     notes = _symbol_notes(run_dir, panel)
     frame = _score(model, panel, spec, chosen, config, notes, cancel)
     return Prediction(run_dir, frame, source, notes)
+
+
+def _predict_ensemble(run_dir: Path, config: dict, data: str | None, dates: str, registry, cancel) -> Prediction:
+    """An ensemble's scores: each member's prediction of the same dates, normalised across the stocks every
+    member scored and averaged (studio.train.ensemble.average_normalised, as its predictions.parquet was made)."""
+    import pandas as pd
+
+    from studio.metrics import daily_ic
+    from studio.train.ensemble import average_normalised
+    from studio.train.ensemble_kind import describe, member_paths
+
+    how = (config.get("ensemble") or {}).get("combine")
+    members = member_paths(config)
+    for path in members:
+        if not (path / "config.json").is_file():
+            raise PredictError(f"{describe(run_dir, config)}; its member {path} is gone, so it cannot predict")
+    parts = [predict(path, data, dates, registry, cancel) for path in members]
+    wide = [p.frame.pivot(index="date", columns="symbol", values="score") for p in parts]
+    index = pd.DatetimeIndex(sorted(set().union(*(set(w.index) for w in wide))))
+    columns = sorted(set().union(*(set(w.columns) for w in wide)))
+    scores, present, dropped = average_normalised(
+        [w.reindex(index=index, columns=columns).to_numpy(dtype=np.float64) for w in wide], how)
+    d_idx, s_idx = np.nonzero(present)
+    frame = pd.DataFrame({"date": index[d_idx], "symbol": np.asarray(columns, dtype=object)[s_idx],
+                          "score": scores[d_idx, s_idx]})
+    frame["rank"] = frame.groupby("date")["score"].rank(ascending=False, method="min").astype(np.int64)
+    if "label" in parts[0].frame:
+        labels = (parts[0].frame.pivot(index="date", columns="symbol", values="label")
+                  .reindex(index=index, columns=columns).to_numpy(dtype=np.float64))
+        min_stocks = max(int((config.get("metrics") or {}).get("min_stocks", 10)), 2)
+        frame["label"] = labels[d_idx, s_idx]
+        frame["ic"] = daily_ic(np.where(present, scores, np.nan), labels, min_stocks)[d_idx]
+    notes = [f"scores: the {how} average of its {len(members)} members' scores", *parts[0].notes]
+    if dropped:
+        notes.append(f"{dropped} stock-dates scored by some members but not all are left out")
+    frame = frame.sort_values(["date", "rank", "symbol"], kind="stable").reset_index(drop=True)
+    return Prediction(run_dir, frame, parts[0].source, notes)
 
 
 def data_dates(run_dir: str | os.PathLike[str], data: str | None = None) -> tuple[str, np.ndarray]:
