@@ -220,3 +220,53 @@ def test_close_during_a_slow_prediction_stops_it_and_leaves_no_thread_running(qt
     qtbot.waitUntil(lambda: not task.isRunning(), timeout=5000)  # it stops at the next date, not at the last
     qtbot.waitUntil(lambda: not predict_dialog._running, timeout=5000)
     assert dialog.result is None and dialog.table.model() is None  # its answer was dropped
+
+
+def test_other_data_chosen_in_the_dialog_lists_its_dates_and_predicts_as_predict_data_does(
+        qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.core.graph_file import load_graph
+    from studio.train.config import SourceSpec, TrainConfig
+    from studio.train.engine import Trainer
+    from tests.test_predict import small_graph, write_market
+
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    write_market(tmp_path / "bars", days=40)
+    trainer = Trainer(load_graph(small_graph(tmp_path)), SourceSpec(kind="import", path=str(tmp_path / "bars")),
+                      TrainConfig(epochs=1, threads=1, patience=0), out_dir=tmp_path / "runs")
+    done = list(trainer.run())[-1]
+    assert done["status"] == "finished", done["message"]
+    run = Path(done["run_dir"])
+    newer = write_market(tmp_path / "newer", days=45)  # five more days of bars, elsewhere
+    runs = _runs_dock(qtbot, tmp_path / "runs")
+    dialog = _open_predict(qtbot, runs, run)
+    assert len(dialog.dates) == 40
+    # Other data… > Folder…, as the training panel's import dialog picks a folder
+    assert dialog.other_button.menu() is dialog.other_menu
+    assert [a.text() for a in dialog.other_menu.actions()] == ["File…", "Folder…"]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_args, **_kw: str(newer))
+    dialog.other_menu.actions()[1].trigger()
+    assert dialog.source.text() == str(newer) and dialog.own_button.isVisible()
+    qtbot.waitUntil(lambda: dialog.dates is not None, timeout=30000)
+    assert len(dialog.dates) == 45 and dialog.first.count() == 45  # the new data's dates, listed
+    qtbot.mouseClick(dialog.predict_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result is not None or "Cannot" in dialog.status.text(), timeout=30000)
+    assert dialog.result is not None, dialog.status.text()
+    want = predict_core.predict(run, data=str(newer))
+    assert dialog.result.frame.equals(want.frame) and dialog.result.notes == want.notes
+    assert str(dialog.result.frame["date"].iloc[0].date()) == str(dialog.dates[-1])
+    # a folder with no bars: its dates cannot be read, said in one line under the dates
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_args, **_kw: str(empty))
+    dialog.other_menu.actions()[1].trigger()
+    qtbot.waitUntil(lambda: "Cannot" in dialog.dates_note.text(), timeout=30000)
+    said = dialog.dates_note.text()
+    assert said.startswith("Cannot read the data's dates: ") and "\n" not in said
+    assert not dialog.first.isEnabled()
+    # back to the run's own data
+    qtbot.mouseClick(dialog.own_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.dates is not None, timeout=30000)
+    assert len(dialog.dates) == 40 and not dialog.own_button.isVisible()
+    dialog.close()

@@ -159,7 +159,14 @@ class PredictDialog(QDialog):
         data_row.addWidget(self.source, 1)
         self.other_button = QPushButton("Other data…")
         self.other_button.setAutoDefault(False)
-        self.other_button.clicked.connect(self.choose_other_data)
+        #: a file or a folder of bars (an imported run); a Qlib run's data is always a folder
+        self.other_menu = QMenu(self)
+        self.other_menu.addAction("File…", lambda: self.choose_other_data("file"))
+        self.other_menu.addAction("Folder…", lambda: self.choose_other_data("folder"))
+        if self.kind == "qlib":
+            self.other_button.clicked.connect(lambda: self.choose_other_data("qlib"))
+        else:
+            self.other_button.setMenu(self.other_menu)
         if self.kind == "synthetic":
             self.other_button.setEnabled(False)
             self.other_button.setToolTip("the run trained on the synthetic market, which reads no files")
@@ -236,20 +243,13 @@ class PredictDialog(QDialog):
         self.read_dates()
 
     # ---- data and dates -------------------------------------------------------------------------
-    def choose_other_data(self) -> None:
-        """A file or folder of bars (an imported run), or a Qlib folder (a Qlib run), read with the run's
+    def choose_other_data(self, what: str) -> None:
+        """A file or folder of bars (``what``: file, folder), or a Qlib folder (qlib), read with the run's
         settings: the pickers of the training panel's import and Qlib dialogs."""
-        if self.kind == "qlib":
-            path = QFileDialog.getExistingDirectory(self, "Qlib data folder")
+        if what == "file":
+            path = QFileDialog.getOpenFileName(self, "Bars file", "", "Bars (*.csv *.csv.gz *.parquet *.pq)")[0]
         else:
-            menu = QMenu(self)
-            file_action = menu.addAction("File…")
-            menu.addAction("Folder…")
-            chosen = menu.exec(self.other_button.mapToGlobal(self.other_button.rect().bottomLeft()))
-            if chosen is None:
-                return
-            path = (QFileDialog.getOpenFileName(self, "Bars file", "", "Bars (*.csv *.csv.gz *.parquet *.pq)")[0]
-                    if chosen is file_action else QFileDialog.getExistingDirectory(self, "Folder of bars"))
+            path = QFileDialog.getExistingDirectory(self, "Qlib data folder" if what == "qlib" else "Folder of bars")
         if path:
             self.use_data(path)
 
