@@ -102,7 +102,7 @@ def export(graph: Graph, out: str | os.PathLike[str], *, seed: int = 0, weights:
             return export_program_with_run(built.module, graph, out, run)
         if out.suffix == ".pt2":
             return [export_pt2(built.module, graph, out)]
-        return [export_onnx(built.module, graph, out)]
+        return export_onnx(built.module, graph, out)
     except OSError as exc:  # every output is written whole or not at all; a full disk says so in one line
         if no_room(exc) and not isinstance(exc, DiskFullError):
             raise DiskFullError(out, exc.errno if exc.errno else 28) from None
@@ -375,9 +375,9 @@ def export_pt2(module: nn.Module, graph: Graph, out: Path, inputs: tuple | None 
 
 
 def export_onnx(module: nn.Module, graph: Graph, out: Path, inputs: tuple | None = None,
-                shapes: dict | None = None) -> Path:
+                shapes: dict | None = None) -> list[Path]:
     """``inputs`` / ``shapes``: example inputs and their dynamic axes (default: the model's (x, mask)),
-    named after ``shapes``' keys."""
+    named after ``shapes``' keys. Returns the files written: the .onnx, then its weights' file if any."""
     for name, part in module.named_modules():
         # torch writes such a file without complaint, but ONNX's LSTM has no projection: it cannot run
         if isinstance(part, nn.LSTM) and part.proj_size > 0:
@@ -400,7 +400,7 @@ def export_onnx(module: nn.Module, graph: Graph, out: Path, inputs: tuple | None
         for part in written[1:]:  # its data first: an .onnx never names a missing or older .data
             os.replace(part, out.parent / part.name)
         os.replace(written[0], out)
-        return out
+        return [out, *(out.parent / part.name for part in written[1:])]
     except OSError as exc:
         if no_room(exc):
             raise DiskFullError(out) from None
@@ -425,10 +425,12 @@ def export_onnx(module: nn.Module, graph: Graph, out: Path, inputs: tuple | None
 def export_program_with_run(module: nn.Module, graph: Graph, out: Path, run: RunPreprocessing) -> list[Path]:
     """A .pt2 or ONNX program that takes raw bars (bars, traded) when the run's normalisation can be
     expressed in it; else the plain program and ``NAME.preprocess.json`` beside it (the steps in words)."""
-    write = export_pt2 if out.suffix == ".pt2" else export_onnx
+    def write(*args) -> list[Path]:
+        return [export_pt2(*args)] if out.suffix == ".pt2" else export_onnx(*args)
+
     if run.in_program:
         program = RawBarsModel(module, run).eval()
-        return [write(program, graph, out, program.example_inputs(), raw_bars_shapes())]
+        return write(program, graph, out, program.example_inputs(), raw_bars_shapes())
     beside = out.with_suffix(".preprocess.json")
     # a pair, whole or not at all: the steps go to disk first under a temporary name (a full disk stops
     # the export before the program is written), the program is written, then the steps are renamed in
@@ -438,7 +440,7 @@ def export_program_with_run(module: nn.Module, graph: Graph, out: Path, run: Run
         steps.flush()
         os.fsync(steps.fileno())
         written = write(module, graph, out)
-    return [written, beside]
+    return [*written, beside]
 
 
 def _onnx_failure(exc: BaseException) -> str:
