@@ -148,3 +148,13 @@ def test_the_studio_lists_a_declared_source_and_trains_on_its_form(memory_window
     panel.source.setCurrentIndex(0)
     panel.source.activated.emit(0)
     assert panel.stocks.isEnabled() and not form.spins["days"].isEnabled()
+
+
+def test_a_list_setting_of_the_synthetic_market_given_as_text_is_its_comma_separated_names():
+    from studio.train.data_sources import DATA_SOURCES
+
+    read = DATA_SOURCES["synthetic"].read_settings
+    assert read({"features": "open, close,volume", "stocks": 30}) == {
+        "features": ("open", "close", "volume"), "stocks": 30}
+    # a JSON list given on the command line stays what it was
+    assert read({"features": ["close"]}) == {"features": ["close"]}

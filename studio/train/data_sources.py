@@ -112,7 +112,14 @@ class DataSource:
 # ---- the synthetic market -------------------------------------------------------------------------------
 
 def _synthetic_settings(given: dict) -> dict:
-    return dict(given)  # checked against SyntheticConfig when the market is made
+    """Checked against SyntheticConfig when the market is made; a list setting given on the command line
+    as text (``features=open,close``) is its comma-separated names, not the text's characters."""
+    from studio.data.synthetic import SyntheticConfig
+
+    lists = {f.name for f in fields(SyntheticConfig) if isinstance(f.default, tuple | list)}
+    return {key: (tuple(part.strip() for part in value.split(",") if part.strip())
+                  if key in lists and isinstance(value, str) else value)
+            for key, value in given.items()}
 
 
 def _synthetic_bars(path: str | None, settings: dict, window) -> SourceBars:
