@@ -22,6 +22,10 @@ RUNS = "runs"
 #: mean +- std across seeds: studio compare's seed table and the Runs table's "group by seed" view
 SEEDS = "seeds"
 PLACES = (COMPARE, MLFLOW, DIFF, RUNS, SEEDS)
+#: where a figure is read from (MetricSpec.source): the run's metrics.json, or its baselines.json (the factor
+#: baselines on the run's own dates, studio.train.baselines); studio.train.run_figures reads both for every reader
+METRICS_FILE = "metrics.json"
+BASELINES_FILE = "baselines.json"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class MetricSpec:
     #: the Runs table's narrower header and format, where they differ
     runs_label: str | None = None
     runs_format: str | None = None
+    #: the file it comes from (METRICS_FILE or BASELINES_FILE)
+    source: str = METRICS_FILE
+    #: the key of its t-statistic, shown beside it in brackets ("0.012 (1.1)"), where it has one
+    t_key: str | None = None
 
     def text(self, value) -> str:
         return self.format.format(value)
@@ -54,6 +62,15 @@ class MetricSpec:
 
     def runs_text(self, value) -> str:
         return (self.runs_format or self.format).format(value)
+
+    def cell(self, figures: dict, runs: bool = False) -> str:
+        """Its text in a table from a run's figures: "-" where the run has none, its t in brackets."""
+        value = figures.get(self.key)
+        if not isinstance(value, int | float) or value != value:
+            return "-"
+        text = self.runs_text(value) if runs else self.text(value)
+        t = figures.get(self.t_key) if self.t_key else None
+        return text + (f" ({t:.1f})" if isinstance(t, int | float) and t == t else "")
 
 
 _ALL_TABLES = frozenset({COMPARE, MLFLOW, DIFF, RUNS, SEEDS})
@@ -75,6 +92,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("oracle_ic", "oracle IC", "{:.4f}", True, shows=frozenset({COMPARE, RUNS})),
     MetricSpec("ic_t", "IC t", "{:.2f}", True, shows=frozenset({COMPARE, RUNS}), headline=4),
     MetricSpec("dates", "dates", "{}", None, shows=frozenset({COMPARE, RUNS}), headline=11),
+    # the factor baselines judged on the run's own dates (baselines.json; docs/metrics.md "Baselines")
+    MetricSpec("best_baseline_ic", "best baseline IC", "{:.4f}", None, shows=frozenset({COMPARE, MLFLOW, DIFF, RUNS}),
+               runs_label="best base. IC", source=BASELINES_FILE),
+    MetricSpec("incremental_ic", "incremental IC (t)", "{:.4f}", True, shows=frozenset({COMPARE, MLFLOW, DIFF, RUNS}),
+               runs_label="incr. IC (t)", source=BASELINES_FILE, t_key="incremental_ic_t"),
 )
 
 BY_KEY = {spec.key: spec for spec in METRICS}

@@ -397,8 +397,11 @@ def test_the_figure_is_drawn_without_a_display_or_qt(real_run):
 
     fig = figure(tear_sheet(real_run, "test"))
     titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")]
-    assert [t.split(".")[0] for t in titles] == ["1", "2", "3", "4", "5", "6"]
-    assert all(ax.get_ylabel() for ax in fig.axes if ax.get_title(loc="left"))
+    # 7 and 8: the model against the factor baselines of the run's baselines.json (issue 28)
+    assert (real_run / "baselines.json").is_file()
+    assert [t.split(".")[0] for t in titles] == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    plots = [ax for ax in fig.axes if ax.get_title(loc="left") and not ax.get_title(loc="left").startswith("8.")]
+    assert all(ax.get_ylabel() for ax in plots)  # 8. is the baselines' table
     assert math.isclose(fig.get_size_inches()[0], 15)
 
 

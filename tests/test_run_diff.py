@@ -36,6 +36,11 @@ def test_two_runs_show_the_graph_diff_and_every_figure_change(two_runs):
     assert diff.settings == []  # same seed, data and training: the graph is the one change
     test_a = json.loads((a / "metrics.json").read_text())["splits"]["test"]
     test_b = json.loads((b / "metrics.json").read_text())["splits"]["test"]
+    # the baselines' figures of each run's baselines.json beside them (issue 28)
+    for run, test in ((a, test_a), (b, test_b)):
+        baselines = json.loads((run / "baselines.json").read_text())
+        test.update(best_baseline_ic=max(x["test"]["ic"] for x in baselines["baselines"]),
+                    incremental_ic=baselines["incremental"]["ic"])
     assert [f[0] for f in diff.figures] == [key for key, _, _ in FIGURES]
     for key, _label, _pattern, x, y in diff.figures:
         assert x == test_a[key] and y == test_b[key]

@@ -17,7 +17,7 @@ from studio.cli.errors import CliError, disk_full_line
 from studio.cli.output import control
 from studio.cli.table import format_table
 from studio.core.text import printable, status_line
-from studio.metric_specs import COMPARE, MLFLOW, SEEDS, shown_in
+from studio.metric_specs import BY_KEY, COMPARE, MLFLOW, SEEDS, shown_in
 from studio.train.config import LOSSES, OPTIMIZERS
 
 #: (metrics.json key, header, format) of the tables of studio compare and studio train
@@ -40,9 +40,9 @@ def _figure_cells(figures: dict) -> tuple[list[str], bool]:
 
     dates, t, few = sample_size(figures)
     values = {**figures, "ic_t": t, "dates": dates}
-    cells = [_fmt(values.get(k), f) for k, _, f in COMPARE_COLUMNS]
+    cells = [BY_KEY[k].cell(values) if BY_KEY[k].t_key else _fmt(values.get(k), f) for k, _, f in COMPARE_COLUMNS]
     if few:
-        cells[-1] += " !"
+        cells[[k for k, _, _ in COMPARE_COLUMNS].index("dates")] += " !"
     return cells, few
 
 
@@ -398,8 +398,12 @@ def _read_config(run_dir: Path) -> dict | None:
 
 def _print_results(results: list[tuple[str, dict]]) -> None:
     rows, any_few = [], False
+    from studio.train.run_figures import split_figures
+
     for name, record in results:
-        test = ((record.get("metrics") or {}).get("splits") or {}).get("test", {})
+        # the baselines' figures too: a finished run wrote its baselines.json
+        test = split_figures(record["run_dir"], record.get("metrics"), "test") if record.get("run_dir") else \
+            ((record.get("metrics") or {}).get("splits") or {}).get("test", {})
         cells, few = _figure_cells(test)
         any_few |= few
         if record.get("walk_forward"):  # one row for the whole, then one per fold (its own test dates)
@@ -466,6 +470,7 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
 
     from studio.metrics import sample_size
     from studio.train.records import read_run, seed_group
+    from studio.train.run_figures import baseline_words, overfit_words, split_figures
 
     rows = []
     for path in _run_dirs(paths):
@@ -473,11 +478,18 @@ def compare_table(paths: list[str], split: str = "test", sort: str | None = None
             run = read_run(path)
         except (OSError, ValueError) as exc:
             raise CliError(f"{path}: cannot read the run ({exc})") from None
-        figures = ((run["metrics"] or {}).get("splits") or {}).get(split, {})
+        figures = split_figures(path, run["metrics"], split)
         dates, t, few = sample_size(figures)
+        splits = (run["metrics"] or {}).get("splits") or {}
+        words = baseline_words(figures)
+        if split == "test" and (overfit := overfit_words(splits.get("train") or {}, splits.get("test") or {})):
+            words.append(overfit)
         rows.append({"run": path.name, "graph": run["config"].get("graph", {}).get("name", ""),
                      "status": run["status"],
                      **{key: figures.get(key) for key, _, _ in COMPARE_COLUMNS},
+                     "incremental_ic_t": figures.get("incremental_ic_t"), "best_baseline": figures.get("best_baseline"),
+                     "has_baselines": "best_baseline_ic" in figures or "incremental_ic" in figures,
+                     "notes": "; ".join(words),
                      "ic_t": t, "dates": dates, "few_dates": few,
                      "seed": run["config"].get("seed"), "group": seed_group(run["config"]),
                      "kind": run["config"].get("kind", "run"), "path": str(path)})
@@ -558,6 +570,18 @@ def _member_rows(run_dir: Path, split: str) -> tuple[str, list[list[str]]]:
     return combine, rows
 
 
+def _print_row_words(records: list[dict], split: str) -> None:
+    """Under the table: each run's words (a baseline that beats it, an incremental IC without evidence,
+    overfitting), and how a run without baselines.json gets one."""
+    for r in records:
+        if r["notes"]:
+            print(f"{printable(r['run'])}: {printable(r['notes'])}")
+    if split in ("test", "train") and any(not r["has_baselines"] and r["status"] != "failed" for r in records):
+        from studio.train.run_figures import NO_BASELINES_NOTE
+
+        print(NO_BASELINES_NOTE)
+
+
 def compare_command(args: argparse.Namespace) -> int:
     if args.mlflow is not None:
         return _mlflow_table(args)
@@ -583,6 +607,7 @@ def compare_command(args: argparse.Namespace) -> int:
     print(format_table(headers, rows, align="lll" + "r" * len(COMPARE_COLUMNS)))
     if any(r["few_dates"] for r in records):
         print(few_dates_note())
+    _print_row_words(records, args.split)
     runs = _run_dirs(args.runs)
     if len(runs) == 2:  # two runs: what changed between them, beside the change in every figure
         from studio.train.run_diff import RunDiffError, diff_runs
@@ -606,6 +631,11 @@ def compare_command(args: argparse.Namespace) -> int:
                      for r in seed_records]
         print(format_table(["graph", "group", "seeds", *(h for _, h in SEED_COLUMNS)], seed_rows,
                            align="llr" + "r" * len(SEED_COLUMNS)))
+        from studio.train.run_figures import seed_spread_words
+
+        for r in seed_records:  # a seed group whose IC changes sign with the seed: overfitting in words
+            if r["runs"] > 1 and (spread := seed_spread_words(r.get("ic_mean"), r.get("ic_std"))):
+                print(f"{r['graph']} ({r['group']}): {spread}")
     from studio.core.files import atomic_write
 
     try:  # each written whole or not at all

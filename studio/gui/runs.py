@@ -40,15 +40,19 @@ from PySide6.QtWidgets import (
 
 from studio.core.owned_dir import read_json, read_owned
 from studio.gui.plots import EpochAxis, YearDateAxis
-from studio.metric_specs import BY_KEY, RUNS, SEEDS, shown_in
+from studio.metric_specs import BASELINES_FILE, BY_KEY, RUNS, SEEDS, shown_in
 from studio.metrics import MIN_DATES, sample_size
+from studio.train.ensemble_kind import is_ensemble
 from studio.train.records import seed_group
+from studio.train.run_figures import NO_BASELINES_NOTE, baseline_words, overfit_words, read_baselines, split_figures
 from studio.train.run_lock import run_status
 
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"),
            *((spec.key, spec.runs_header) for spec in shown_in(RUNS))]
 #: the columns that hold numbers (sorted as numbers)
 FIGURE_KEYS = {k for k, _ in COLUMNS[3:]}
+#: the columns read from the run's baselines.json (their tooltip lists every baseline)
+BASELINE_KEYS = {spec.key for spec in shown_in(RUNS) if spec.source == BASELINES_FILE}
 FEW_DATES_TIP = ("fewer than {n} test dates: Sharpe, ICIR and the rest mean little here (IC t = mean IC / "
                  "(std / sqrt(dates)); |t| < 2 is no evidence of skill)")
 #: an exported chart is laid out at least this wide (in screen pixels) before it is scaled to the image
@@ -68,19 +72,69 @@ def read_runs(folder: Path) -> list[dict]:
             metrics = read_json(metrics_file) if os.path.lexists(metrics_file) else {}
         except (OSError, ValueError):
             continue
-        test = (metrics.get("splits") or {}).get("test") or {}
+        test = split_figures(path, metrics, "test")  # with the baselines' figures of baselines.json
         dates, t, few = sample_size(test)
         run_name = path.name
         if config.get("kind") == "walk_forward":  # one run with its folds: their figures in the tooltip
             run_name += f" (walk-forward, {(config.get('walk_forward') or {}).get('folds', '?')} folds)"
+        if is_ensemble(config):  # as studio compare names it
+            ensemble = config.get("ensemble") or {}
+            run_name += f" (ensemble of {len(ensemble.get('members') or [])}, {ensemble.get('combine', '?')})"
         rows.append({"path": path, "run": run_name, "graph": config.get("graph", {}).get("name", ""),
                      "folds": _fold_lines(metrics),
                      # running while a live process owns the run, interrupted when that process died
                      "status": run_status(path, config.get("status")),
                      **{k: test.get(k) for k, _ in COLUMNS[3:]},
+                     "incremental_ic_t": test.get("incremental_ic_t"),
+                     "baselines_tip": baselines_tip(path, test, (metrics.get("splits") or {}).get("train") or {}),
+                     "baselines_words": baseline_words(test),
                      "ic_t": t, "dates": dates, "few_dates": few, "seed": config.get("seed"),
-                     "group": seed_group(config)})
+                     "group": seed_group(config), "ensemble": is_ensemble(config)})
     return rows
+
+
+def _text(value, pattern: str = "{:.3f}") -> str:
+    return pattern.format(value) if isinstance(value, int | float) and math.isfinite(value) else "n/a"
+
+
+def baselines_tip(path: Path, test: dict, train: dict) -> str:
+    """The tooltip of the baseline columns: every baseline on the run's own dates (test IC and t, training IC,
+    correlation with the model's score), then what they mean in words (baselines.json's verdicts)."""
+    baselines = read_baselines(path)
+    if baselines is None:
+        return NO_BASELINES_NOTE.removeprefix("- in the baseline columns: ")
+    model = (baselines.get("model") or {}).get("test") or {}
+    lines = [f"baselines on this run's {(baselines.get('split_dates') or {}).get('test', '?')} test dates "
+             f"(model: IC {_text(model.get('ic'))}, t {_text(model.get('ic_t'), '{:.1f}')})",
+             "name: test IC (t) | train IC | corr with the model"]
+    for b in baselines.get("baselines") or []:
+        b_test, b_train = b.get("test") or {}, b.get("train") or {}
+        lines.append(f"{b.get('name')}: {_text(b_test.get('ic'))} ({_text(b_test.get('ic_t'), '{:.1f}')}) | "
+                     f"{_text(b_train.get('ic'))} | {_text(b.get('corr'), '{:.2f}')}")
+    for left in baselines.get("left_out") or []:
+        lines.append(f"left out: {left.get('name')} ({left.get('reason')})")
+    words = [str(v) for v in baselines.get("verdicts") or []]
+    overfit = overfit_words(train, test)
+    # the row's own words where baselines.json has none of them (an older baselines.json)
+    if not words:
+        words = [*baseline_words(test), *([overfit] if overfit else [])]
+    if words:
+        lines += ["", *words]
+    return "\n".join(lines)
+
+
+def ensemble_problem(path: Path) -> str | None:
+    """Why an ensemble cannot do what a run does with its own model (export), or None for a run."""
+    from studio.core.text import printable
+
+    try:
+        config = read_json(path / "config.json")
+    except (OSError, ValueError):
+        return None
+    if is_ensemble(config):
+        return (f"{printable(path.name)} is an ensemble: it has no single model to export (export a member, or "
+                "predict with the ensemble: each member predicts and the scores are combined)")
+    return None
 
 
 def run_action_problem(path: Path) -> str | None:
@@ -90,6 +144,11 @@ def run_action_problem(path: Path) -> str | None:
     from studio.data.preprocess_spec import SPEC_FILE
 
     name = printable(path.name)
+    try:
+        if is_ensemble(read_json(path / "config.json")):  # studio predict scores each member and combines them
+            return None if os.path.lexists(path / "predictions.parquet") else f"{name}: an unfinished ensemble"
+    except (OSError, ValueError):
+        pass
     folds = sorted((p for p in (path / "folds").glob("fold-*") if p.is_dir()),
                    key=lambda p: (len(p.name), p.name)) if (path / "folds").is_dir() else []
     if folds and not os.path.lexists(path / SPEC_FILE):  # as studio predict and export say it
@@ -124,7 +183,8 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     mean and std (n - 1) of each figure."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        if row["status"] != "failed":
+        # an ensemble is not one more seed of its members' experiment (as studio compare's table)
+        if row["status"] != "failed" and not row.get("ensemble"):
             groups.setdefault(row["group"], []).append(row)
     out = []
     for key, runs in groups.items():
@@ -339,6 +399,12 @@ class RunsWidget(QWidget):
                                 "the figures; the chart draws the group's band")
         self.by_seed.toggled.connect(lambda _on: self.refresh())
         buttons.addWidget(self.by_seed)
+        self.ensemble_button = QPushButton("Ensemble")
+        self.ensemble_button.clicked.connect(lambda _=False: self.ensemble_selected())
+        buttons.addWidget(self.ensemble_button)
+        #: the ensemble being made (a worker thread), and its last line when it failed
+        self.ensemble_task = None
+        self.ensemble_error: str | None = None
         self.seed_lines = QCheckBox("seed lines")
         self.seed_lines.setToolTip("Draw each seed's curve as a thin line inside its group's band")
         self.seed_lines.toggled.connect(lambda _on: self.overlay())
@@ -406,7 +472,8 @@ class RunsWidget(QWidget):
                     item.setData(Qt.ItemDataRole.UserRole, None)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 elif isinstance(value, float):
-                    text = "-" if not math.isfinite(value) else _figure_text(key, value)
+                    text = "-" if not math.isfinite(value) else (
+                        BY_KEY[key].cell(row, runs=True) if key in BY_KEY else _figure_text(key, value))
                     item = FigureItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, value)
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -421,6 +488,10 @@ class RunsWidget(QWidget):
                 if row["few_dates"]:  # a visible mark on the figures of a small sample
                     item.setToolTip(FEW_DATES_TIP.format(n=MIN_DATES))
                     if key in ("dates", "sharpe", "icir", "ic_t"):
+                        item.setForeground(pg.mkColor("#e0a030"))
+                if key in BASELINE_KEYS:  # every baseline of the run, and what they mean in words
+                    item.setToolTip(row["baselines_tip"])
+                    if row["baselines_words"]:
                         item.setForeground(pg.mkColor("#e0a030"))
                 if row["folds"] and key == "run":
                     item.setToolTip("test figures of the out-of-sample dates of every fold together; each "
@@ -639,12 +710,63 @@ class RunsWidget(QWidget):
         paths = self.selected_paths()
         reason = run_action_problem(paths[0]) if len(paths) == 1 else (
             "Select one run (not a group of seeds) to predict with it or export its model")
-        for button, tip in ((self.predict_button, "Score the stocks of some dates with the selected run (new bars "
-                                                  "in, scores out): studio predict in the window"),
-                            (self.export_model_button, "The selected run's model as .py, .pt2 or ONNX, with its "
-                                                       "preprocessing (takes raw bars): studio export --run")):
-            button.setEnabled(reason is None)
-            button.setToolTip(tip if reason is None else reason)
+        export_reason = reason or ensemble_problem(paths[0])
+        for button, tip, why in ((self.predict_button, "Score the stocks of some dates with the selected run (new "
+                                                       "bars in, scores out): studio predict in the window", reason),
+                                 (self.export_model_button, "The selected run's model as .py, .pt2 or ONNX, with its "
+                                                            "preprocessing (takes raw bars): studio export --run",
+                                  export_reason)):
+            button.setEnabled(why is None)
+            button.setToolTip(tip if why is None else why)
+        group = self._selected_group()
+        busy = self.ensemble_task is not None
+        self.ensemble_button.setEnabled(not busy and len(group) > 1)
+        self.ensemble_button.setToolTip(
+            "Making the ensemble…" if busy else
+            "Average the selected seed group's ranked test scores date by date into an ensemble run of its own "
+            "(studio ensemble): it appears in the table" if len(group) > 1 else
+            "Tick Across seeds and select one group of two or more seeds to make an ensemble of them")
+
+    def _selected_group(self) -> list[Path]:
+        """The runs of the one selected seed group (Across seeds), else none."""
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        return self._row_paths(rows.pop()) if self._grouped and len(rows) == 1 else []
+
+    def ensemble_selected(self):
+        """Make an ensemble of the selected seed group on a worker thread (studio.train.ensemble, rank average)
+        into a new run folder here; when it is made the table shows the runs with it selected. Returns the
+        task (None when no group of two or more is selected or one is being made)."""
+        import re
+        import time
+
+        from studio.gui.predict_dialog import BackgroundTask
+        from studio.train.ensemble import EnsembleError, make_ensemble
+
+        paths = self._selected_group()
+        if len(paths) < 2 or self.ensemble_task is not None:
+            return None
+        graph = next((r["graph"] for r in self.rows if r["path"] == paths[0]), "") or "runs"
+        out = self.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-ensemble-{re.sub(r'[^A-Za-z0-9_.-]+', '_', graph)}"
+        task = BackgroundTask(lambda _cancel: make_ensemble(paths, out), (EnsembleError, OSError))
+        task.succeeded.connect(lambda _metrics: self._ensemble_made(out))
+        task.failed.connect(self._ensemble_failed)
+        self.ensemble_task, self.ensemble_error = task, None
+        self._enable_run_actions()
+        task.start()
+        return task
+
+    def _ensemble_made(self, out: Path) -> None:
+        self.ensemble_task = None
+        self.by_seed.setChecked(False)  # the runs, where the ensemble is a row (the seed groups leave it out)
+        self.refresh()
+        self._select_paths({str(out)})
+
+    def _ensemble_failed(self, line: str) -> None:
+        self.ensemble_task, self.ensemble_error = None, line
+        self._enable_run_actions()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Ensemble", f"No ensemble made: {line}", parent=self)
+        box.open()  # not modal to the whole application: the table stays usable
+        self.ensemble_box = box
 
     def predict_selected(self):
         """The predict dialog of the one selected run (None when the run cannot predict)."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from studio.data.factors import available
-from studio.metrics import daily_ic, daily_ics, t_statistic
+from studio.metrics import DEFAULT_QUANTILE, daily_ic, daily_ics, long_short, t_statistic
 
 FORMAT = 1
 FILE = "baselines.json"
@@ -46,7 +46,8 @@ def evaluate(run_dir: str | os.PathLike[str], data: str | None = None, *, panel=
         panel = _load_panel(run_dir, config, data)
     frame = _predictions(run_dir)
     min_stocks = max(int((config.get("metrics") or {}).get("min_stocks", 10)), 2)
-    return judge(panel, frame, min_stocks)
+    quantile = float((config.get("metrics") or {}).get("quantile", DEFAULT_QUANTILE))
+    return judge(panel, frame, min_stocks, quantile)
 
 
 def write_baselines(run_dir: str | os.PathLike[str], data: str | None = None, *, panel=None) -> Path:
@@ -177,7 +178,7 @@ def _factor_values(panel, factors) -> dict[str, np.ndarray]:
     return {f.name: f.compute(panel) for f in factors}
 
 
-def judge(panel, frame, min_stocks: int) -> dict[str, Any]:
+def judge(panel, frame, min_stocks: int, quantile: float = DEFAULT_QUANTILE) -> dict[str, Any]:
     """baselines.json's contents from the run's panel and predictions (see the module's docstring)."""
     splits = {name: split_arrays(frame, panel, name) for name in ("test", "train")}
     if not len(splits["test"][0]):
@@ -205,6 +206,9 @@ def judge(panel, frame, min_stocks: int) -> dict[str, Any]:
     incremental = {"ic": ic, "ic_t": t, "dates": dates, "on": names, "singular_dates": dropped["singular"],
                    "few_stock_dates": dropped["few"]}
     best = max(baselines, key=lambda b: b["test"]["ic"], default=None)
+    # each one's long-short legs on the test dates, for the tear sheet's baselines panel (which then needs no data)
+    legs = {"model": test_scores, **{name: seen for name, seen in zip(names, regressors, strict=True)}}
+    day = np.asarray(panel.dates).astype("datetime64[D]")[test_dates].astype(str).tolist()
     return {
         "format": FORMAT,
         "split_dates": {name: len(arrays[0]) for name, arrays in splits.items()},
@@ -214,6 +218,9 @@ def judge(panel, frame, min_stocks: int) -> dict[str, Any]:
         "incremental": incremental,
         "best": {"name": best["name"], "ic": best["test"]["ic"]} if best else None,
         "verdicts": verdicts(model, baselines, incremental),
+        "long_short": {"quantile": quantile, "dates": day,
+                       **{name: long_short(values, test_labels, quantile, min_stocks)["long_short"].tolist()
+                          for name, values in legs.items()}},
     }
 
 

@@ -319,17 +319,17 @@ def _tear_sheet_and_baselines(folder: Path) -> list[str]:
     from studio.train.report import ReportError, write_report
 
     notes = []
+    if importlib.util.find_spec("studio.train.baselines") is None:
+        notes.append("no baselines.json: this studio has no studio.train.baselines")
+    else:
+        from studio.train import baselines
+
+        try:  # before the tear sheet, whose baselines panel reads it
+            baselines.write_baselines(folder)
+        except Exception as exc:  # the ensemble stands without them, as a run does (a note)
+            notes.append(f"no baselines.json: {error_line(exc, 200)}")
     try:
         write_report(folder, folder / "report.html", "test")
     except ReportError as exc:
         notes.append(f"no tear sheet: {exc}")
-    if importlib.util.find_spec("studio.train.baselines") is None:
-        notes.append("no baselines.json: this studio has no studio.train.baselines")
-        return notes
-    from studio.train import baselines
-
-    try:
-        baselines.write_baselines(folder)
-    except Exception as exc:  # the ensemble stands without them, as a run does (a note)
-        notes.append(f"no baselines.json: {error_line(exc, 200)}")
     return notes

@@ -99,6 +99,9 @@ class TearSheet:
     long_short: Any
     #: what the reader should know (daily.csv disagreeing with predictions.parquet, defaults used, ...)
     notes: list[str] = field(default_factory=list)
+    #: the model against the factor baselines on the test dates (studio.train.report_baselines.BaselinePanel);
+    #: None for another split or a run without baselines.json
+    baselines: Any = None
 
     @property
     def dates(self):
@@ -375,9 +378,15 @@ def tear_sheet(run_dir: str | os.PathLike[str], split: str = "test") -> TearShee
     if settings["horizon"] > 1:
         notes.append(f"labels span {settings['horizon']} days and overlap: ICIR and Sharpe look better than "
                      "they are")
+    baselines = None
+    if split == "test":  # the baselines are judged on the test dates (and the training dates, for their sign)
+        from studio.train.report_baselines import baseline_panel
+
+        baselines, baseline_notes = baseline_panel(run)
+        notes += baseline_notes
     return TearSheet(run=os.fspath(run), split=split, settings=settings, headline=headline, groups=groups,
                      groups_cumulative=groups.fillna(0.0).cumsum(), sizes=sizes, ic=ic, monthly_ic=monthly,
-                     decay=decay, turnover=turnover, long_short=legs, notes=notes)
+                     decay=decay, turnover=turnover, long_short=legs, notes=notes, baselines=baselines)
 
 
 # ---- the figure -----------------------------------------------------------------------------------
@@ -435,8 +444,10 @@ def figure(sheet: TearSheet):
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(15, 17), dpi=100, layout="constrained")
-    grid = fig.add_gridspec(4, 2, height_ratios=(0.75, 3, 3, 3))
+    panel = sheet.baselines
+    rows = 5 if panel is not None else 4  # a fifth row: the model against the baselines
+    fig = Figure(figsize=(15, 17 + 4 * (rows - 4)), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(rows, 2, height_ratios=(0.75, 3, 3, 3, 3)[:rows])
     title = f"Tear sheet: {_text(Path(sheet.run).name)}"
     fig.suptitle(title, fontsize=15, fontweight="bold")
     _headline_table(fig.add_subplot(grid[0, :]), sheet)
@@ -447,7 +458,27 @@ def figure(sheet: TearSheet):
     _decay_panel(fig.add_subplot(grid[2, 1]), sheet)
     _turnover_panel(fig.add_subplot(grid[3, 0]), sheet, dates)
     _long_short_panel(fig.add_subplot(grid[3, 1]), sheet, dates)
+    if panel is not None:
+        _baselines_panels(fig.add_subplot(grid[4, 0]), fig.add_subplot(grid[4, 1]), panel, sheet.settings)
     return fig
+
+
+def _baselines_panels(curves_ax, table_ax, panel, settings: dict) -> None:
+    """7. the model's and each baseline's cumulative long-short; 8. the correlation table."""
+    from studio.train.report_baselines import draw, draw_table
+
+    q = f"{settings['quantile']:.0%}"
+    if panel.curves is not None:
+        draw(curves_ax, panel)
+        _title(curves_ax, f"7. Model vs baselines: long-short (top {q} - bottom {q}) / 2, summed, same dates",
+               legend=False)
+        _date_axis(curves_ax)
+    else:
+        curves_ax.axis("off")
+        curves_ax.text(0, 0.5, "\n".join(_text(n) for n in panel.notes), fontsize=10, color=AMBER, wrap=True)
+        _title(curves_ax, "7. Model vs baselines: long-short not drawn", legend=False)
+    draw_table(table_ax, panel)
+    _title(table_ax, "8. Baselines on the run's test dates (sign fixed by each factor's definition)", legend=False)
 
 
 def _headline_table(head, sheet: TearSheet) -> None:
@@ -643,6 +674,7 @@ Made from predictions.parquet and daily.csv with <code>studio report</code> (doc
 <h2>Headline</h2>
 {headline}
 {f"<ul>{notes}</ul>" if notes else ""}
+{_baselines_html(sheet)}
 <img alt="tear sheet figure" src="data:image/png;base64,{image}">
 <h2>RankIC decay (within the {html.escape(printable(sheet.split))} split)</h2>
 <p>At horizon h: the RankIC of the scores of date t with the returns of date t+h-1 (same symbol, both dates of
@@ -657,6 +689,20 @@ not in it the date before; LS gross: (long - short) / 2 of the run's legs, LS ne
 <div class="scroll">{_table(per_date, "date", {}, day)}</div>
 </body></html>
 """
+
+
+def _baselines_html(sheet: TearSheet) -> str:
+    """The baselines section: the verdicts in words and the correlation table (panels 7 and 8 draw them)."""
+    from studio.train.report_baselines import TABLE_FORMATS
+
+    panel = sheet.baselines
+    if panel is None:
+        return ""
+    words = "".join(f"<li>{html.escape(printable(v))}</li>" for v in panel.verdicts)
+    return (f"<h2 id='baselines'>Model vs baselines (same test dates and stocks)</h2>\n"
+            f"<p>Classic bar factors judged on the run's own cross-sections (baselines.json; docs/metrics.md, "
+            f"\"Baselines\"). Panel 7 of the figure: the cumulative long-short of each.</p>\n"
+            f"{f'<ul>{words}</ul>' if words else ''}\n{_table(panel.table, 'baseline', TABLE_FORMATS, str)}")
 
 
 # ---- writing --------------------------------------------------------------------------------------

@@ -159,9 +159,8 @@ def diff_runs(a: str | Path, b: str | Path, registry=None, split: str = "test") 
         if x is _NONE or y is _NONE or not same_value(x, y):
             settings.append((key, x, y))
 
-    def figures(metrics: dict | None) -> dict:
-        return ((metrics or {}).get("splits") or {}).get(split) or {}
+    from studio.train.run_figures import split_figures
 
-    fig_a, fig_b = figures(metrics_a), figures(metrics_b)
+    fig_a, fig_b = split_figures(a, metrics_a, split), split_figures(b, metrics_b, split)
     rows = [(key, label, pattern, _number(fig_a.get(key)), _number(fig_b.get(key))) for key, label, pattern in FIGURES]
     return RunDiff(a, b, split, graph, error, settings, rows)

@@ -194,6 +194,8 @@ class RunTracker:
             raise error from None
 
     def _record(self, record: dict) -> None:
+        from studio.train.run_figures import split_figures
+
         mlflow = self.mlflow
         if record["kind"] == "start":
             self._start(Path(record["run_dir"]))
@@ -206,8 +208,9 @@ class RunTracker:
             if self.run is None:  # the whole of a walk-forward: a run of its own, after its folds'
                 self._start(run_dir)
             metrics = record.get("metrics") or {}
-            final = {f"{split}.{k}": v for split, values in (metrics.get("splits") or {}).items()
-                     for k, v in values.items()}
+            # metrics.json's figures and the baselines' (studio.train.run_figures reads both, as compare does)
+            final = {f"{split}.{k}": v for split in (metrics.get("splits") or {})
+                     for k, v in split_figures(run_dir, metrics, split).items() if not isinstance(v, str)}
             mlflow.log_metrics(_finite({**final, "best_epoch": metrics.get("best_epoch")}))
             if record.get("walk_forward"):
                 mlflow.set_tag("studio.walk_forward", run_dir.name)
