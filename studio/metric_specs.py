@@ -89,14 +89,14 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("net_sharpe", "net Sharpe", "{:.2f}", True, headline=8),
     MetricSpec("max_drawdown", "max DD", "{:.2%}", True, shows=frozenset({COMPARE, MLFLOW, DIFF, RUNS}), headline=9),
     MetricSpec("turnover", "turnover", "{:.2f}", False, shows=frozenset({COMPARE, MLFLOW, DIFF}), headline=10),
-    MetricSpec("oracle_ic", "oracle IC", "{:.4f}", True, shows=frozenset({COMPARE, RUNS})),
-    MetricSpec("ic_t", "IC t", "{:.2f}", True, shows=frozenset({COMPARE, RUNS}), headline=4),
-    MetricSpec("dates", "dates", "{}", None, shows=frozenset({COMPARE, RUNS}), headline=11),
     # the factor baselines judged on the run's own dates (baselines.json; docs/metrics.md "Baselines")
     MetricSpec("best_baseline_ic", "best baseline IC", "{:.4f}", None, shows=frozenset({COMPARE, MLFLOW, DIFF, RUNS}),
                runs_label="best base. IC", source=BASELINES_FILE),
     MetricSpec("incremental_ic", "incremental IC (t)", "{:.4f}", True, shows=frozenset({COMPARE, MLFLOW, DIFF, RUNS}),
                runs_label="incr. IC (t)", source=BASELINES_FILE, t_key="incremental_ic_t"),
+    MetricSpec("oracle_ic", "oracle IC", "{:.4f}", True, shows=frozenset({COMPARE, RUNS})),
+    MetricSpec("ic_t", "IC t", "{:.2f}", True, shows=frozenset({COMPARE, RUNS}), headline=4),
+    MetricSpec("dates", "dates", "{}", None, shows=frozenset({COMPARE, RUNS}), headline=11),
 )
 
 BY_KEY = {spec.key: spec for spec in METRICS}

@@ -52,12 +52,12 @@ def _a_baseline_wins(data: dict) -> None:
 def _table(out: str) -> tuple[list[str], dict[str, list[str]]]:
     lines = out.splitlines()
     header = lines[1]
-    starts = [header.index(h) for h in ("best baseline IC", "incremental IC (t)")]
+    starts = [header.index(h) for h in ("best baseline IC", "incremental IC (t)", "oracle IC")]
     rows = {}
     for line in lines[3:]:
         if not line.strip() or line.startswith(("!", "-", "\n")) or ":" in line.split()[0]:
             break
-        rows[line.split()[0]] = [line[starts[0]:starts[1]].strip(), line[starts[1]:].strip()]
+        rows[line.split()[0]] = [line[starts[0]:starts[1]].strip(), line[starts[1]:starts[2]].strip()]
     return lines, rows
 
 

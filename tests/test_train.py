@@ -382,7 +382,8 @@ def test_train_and_compare_from_the_command_line(tmp_path, capsys):
     assert header[-3:] == ["IC", "t", "dates"]
     assert out.splitlines()[3].split()[-2:] == [str(test["dates"]), "!"]
     assert "! fewer than 20 dates: the figures of that row mean little" in out
-    assert list(table.columns[-6:]) == ["ic_t", "dates", "few_dates", "seed", "group", "kind"]
+    assert list(table.columns[-10:]) == ["ic_t", "dates", "incremental_ic_t", "best_baseline", "has_baselines",
+                                         "notes", "few_dates", "seed", "group", "kind"]
     assert set(table["kind"]) == {"run"}
 
 
