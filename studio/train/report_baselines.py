@@ -113,7 +113,9 @@ def draw_table(ax, panel: BaselinePanel) -> None:
     frame = panel.table
     cells = [[str(name), *(TABLE_FORMATS[c].format(v) if np.isfinite(v) else "-" for c, v in row.items())]
              for name, row in frame.iterrows()]
-    table = ax.table(cellText=cells, colLabels=["", *frame.columns], cellLoc="right", bbox=[0, 0.3, 1, 0.7])
+    width = 0.74 / len(frame.columns)  # the names' column wide enough for "intraday_volatility"
+    table = ax.table(cellText=cells, colLabels=["", *frame.columns], cellLoc="right", bbox=[0, 0.3, 1, 0.7],
+                     colWidths=[0.26, *[width] * len(frame.columns)])
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     lines = [textwrap.fill(v, 95) for v in panel.verdicts]
