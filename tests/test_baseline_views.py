@@ -95,7 +95,7 @@ def test_a_run_without_baselines_json_shows_dashes_and_how_to_make_it(seeds, tmp
     assert rows[old.name][0] != "-" and not any("studio baselines RUN" in line for line in lines)
 
 
-def test_overfitting_and_a_seed_group_whose_ic_changes_sign_are_said_in_words(seeds, tmp_path, capsys):
+def test_overfitting_and_a_seed_group_whose_ic_changes_sign_are_said_in_words(qtbot, seeds, tmp_path, capsys):
     copies = [_copy(run, tmp_path) for run in seeds]
     for run, ic in zip(copies, (0.08, -0.03, -0.02), strict=True):
         def change(metrics, ic=ic):
@@ -112,6 +112,16 @@ def test_overfitting_and_a_seed_group_whose_ic_changes_sign_are_said_in_words(se
     spread = float(np.std([0.08, -0.03, -0.02], ddof=1))
     mean = float(np.mean([0.08, -0.03, -0.02]))
     assert f"IC std over its seeds {spread:.3f} > |mean| {abs(mean):.3f}: the seed decides the sign" in out
+
+    # the Runs table's Across seeds view says the same on the group's IC
+    from studio.gui.runs import RunsWidget
+
+    runs = RunsWidget(tmp_path)
+    qtbot.addWidget(runs)
+    runs.by_seed.setChecked(True)
+    assert runs.table.rowCount() == 1
+    assert runs.table.item(0, 2).toolTip() == (
+        f"IC std over its seeds {spread:.3f} > |mean| {abs(mean):.3f}: the seed decides the sign")
 
 
 def test_the_runs_table_shows_the_baseline_columns_with_every_baseline_in_the_tooltip(qtbot, seeds, tmp_path):

@@ -576,7 +576,9 @@ def _print_row_words(records: list[dict], split: str) -> None:
     for r in records:
         if r["notes"]:
             print(f"{printable(r['run'])}: {printable(r['notes'])}")
-    if split in ("test", "train") and any(not r["has_baselines"] and r["status"] != "failed" for r in records):
+    # a walk-forward is judged fold by fold (each fold's baselines.json), never as its top folder
+    if split in ("test", "train") and any(not r["has_baselines"] and r["status"] != "failed"
+                                          and r["kind"] != "walk_forward" for r in records):
         from studio.train.run_figures import NO_BASELINES_NOTE
 
         print(NO_BASELINES_NOTE)

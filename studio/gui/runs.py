@@ -44,7 +44,14 @@ from studio.metric_specs import BASELINES_FILE, BY_KEY, RUNS, SEEDS, shown_in
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.ensemble_kind import is_ensemble
 from studio.train.records import seed_group
-from studio.train.run_figures import NO_BASELINES_NOTE, baseline_words, overfit_words, read_baselines, split_figures
+from studio.train.run_figures import (
+    NO_BASELINES_NOTE,
+    baseline_words,
+    overfit_words,
+    read_baselines,
+    seed_spread_words,
+    split_figures,
+)
 from studio.train.run_lock import run_status
 
 COLUMNS = [("run", "run"), ("graph", "graph"), ("status", "status"),
@@ -520,6 +527,10 @@ class RunsWidget(QWidget):
                         f" ± {_figure_text(key, std)}" if std is not None else "")
                     item = FigureItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, value)  # sorts by the mean
+                    spread = seed_spread_words(value, std) if key == "ic" else None
+                    if spread:  # overfitting in words: the sign of the group's IC is the seed's
+                        item.setToolTip(spread)
+                        item.setForeground(pg.mkColor("#e0a030"))
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setData(Qt.ItemDataRole.UserRole + 1, json.dumps([str(p) for p in group["paths"]]))
                 self.table.setItem(r, c, item)
