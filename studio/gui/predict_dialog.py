@@ -151,48 +151,9 @@ class PredictDialog(QDialog):
         outer = QVBoxLayout(self)
         form = QFormLayout()
         outer.addLayout(form)
-        data_row = QHBoxLayout()
-        self.source = QLabel(printable(recorded))
-        self.source.setTextFormat(Qt.TextFormat.PlainText)  # a path is text, never markup
-        self.source.setToolTip("the bars the run trained on, read with its import settings")
-        self.source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        data_row.addWidget(self.source, 1)
-        self.other_button = QPushButton("Other data…")
-        self.other_button.setAutoDefault(False)
-        #: a file or a folder of bars (an imported run); a Qlib run's data is always a folder
-        self.other_menu = QMenu(self)
-        self.other_menu.addAction("File…", lambda: self.choose_other_data("file"))
-        self.other_menu.addAction("Folder…", lambda: self.choose_other_data("folder"))
-        if self.kind == "qlib":
-            self.other_button.clicked.connect(lambda: self.choose_other_data("qlib"))
-        else:
-            self.other_button.setMenu(self.other_menu)
-        if self.kind == "synthetic":
-            self.other_button.setEnabled(False)
-            self.other_button.setToolTip("the run trained on the synthetic market, which reads no files")
-        else:
-            self.other_button.setToolTip("bars of the same kind (new days, another folder), read with the run's "
-                                         "import settings")
-        self.own_button = QPushButton("Run's data")
-        self.own_button.setAutoDefault(False)
-        self.own_button.setToolTip("back to the data the run trained on")
-        self.own_button.clicked.connect(lambda: self.use_data(None))
-        self.own_button.setVisible(False)
-        data_row.addWidget(self.other_button)
-        data_row.addWidget(self.own_button)
+        data_row = self._data_row(recorded)
         form.addRow("data", data_row)
-        date_row = QHBoxLayout()
-        self.date_kind = QComboBox()
-        self.date_kind.addItems(DATE_CHOICES)
-        self.date_kind.setToolTip("last date: the data's newest day (it needs no label: today has none)")
-        self.first, self.last = QComboBox(), QComboBox()
-        self.first.setToolTip("the date (a range: its first date)")
-        self.last.setToolTip("the range's last date (both ends included)")
-        self.until = QLabel("..")
-        for widget in (self.date_kind, self.first, self.until, self.last):
-            date_row.addWidget(widget)
-        date_row.addStretch(1)
-        self.date_kind.currentIndexChanged.connect(lambda _i: self._show_date_choice())
+        date_row = self._date_row()
         form.addRow("dates", date_row)
         self.dates_note = QLabel("")
         self.dates_note.setTextFormat(Qt.TextFormat.PlainText)
@@ -243,6 +204,55 @@ class PredictDialog(QDialog):
         self.read_dates()
 
     # ---- data and dates -------------------------------------------------------------------------
+    def _data_row(self, recorded: str) -> QHBoxLayout:
+        """The data the run predicts on (its own, shown in one line) and the buttons that choose other bars."""
+        data_row = QHBoxLayout()
+        self.source = QLabel(printable(recorded))
+        self.source.setTextFormat(Qt.TextFormat.PlainText)  # a path is text, never markup
+        self.source.setToolTip("the bars the run trained on, read with its import settings")
+        self.source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        data_row.addWidget(self.source, 1)
+        self.other_button = QPushButton("Other data…")
+        self.other_button.setAutoDefault(False)
+        #: a file or a folder of bars (an imported run); a Qlib run's data is always a folder
+        self.other_menu = QMenu(self)
+        self.other_menu.addAction("File…", lambda: self.choose_other_data("file"))
+        self.other_menu.addAction("Folder…", lambda: self.choose_other_data("folder"))
+        if self.kind == "qlib":
+            self.other_button.clicked.connect(lambda: self.choose_other_data("qlib"))
+        else:
+            self.other_button.setMenu(self.other_menu)
+        if self.kind == "synthetic":
+            self.other_button.setEnabled(False)
+            self.other_button.setToolTip("the run trained on the synthetic market, which reads no files")
+        else:
+            self.other_button.setToolTip("bars of the same kind (new days, another folder), read with the run's "
+                                         "import settings")
+        self.own_button = QPushButton("Run's data")
+        self.own_button.setAutoDefault(False)
+        self.own_button.setToolTip("back to the data the run trained on")
+        self.own_button.clicked.connect(lambda: self.use_data(None))
+        self.own_button.setVisible(False)
+        data_row.addWidget(self.other_button)
+        data_row.addWidget(self.own_button)
+        return data_row
+
+    def _date_row(self) -> QHBoxLayout:
+        """Last date, one date or a range, the dates listed from the data once read."""
+        date_row = QHBoxLayout()
+        self.date_kind = QComboBox()
+        self.date_kind.addItems(DATE_CHOICES)
+        self.date_kind.setToolTip("last date: the data's newest day (it needs no label: today has none)")
+        self.first, self.last = QComboBox(), QComboBox()
+        self.first.setToolTip("the date (a range: its first date)")
+        self.last.setToolTip("the range's last date (both ends included)")
+        self.until = QLabel("..")
+        for widget in (self.date_kind, self.first, self.until, self.last):
+            date_row.addWidget(widget)
+        date_row.addStretch(1)
+        self.date_kind.currentIndexChanged.connect(lambda _i: self._show_date_choice())
+        return date_row
+
     def choose_other_data(self, what: str) -> None:
         """A file or folder of bars (``what``: file, folder), or a Qlib folder (qlib), read with the run's
         settings: the pickers of the training panel's import and Qlib dialogs."""
