@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from studio.data.panel import BarPanel
+from studio.data.preprocess import cross_section
 
 
 def forward_returns(daily_close: np.ndarray, lag: int = 1, horizon: int = 1) -> np.ndarray:
@@ -41,14 +42,8 @@ def cross_section_normalize(values: np.ndarray, how: str) -> np.ndarray:
     Qlib CSRankNorm); NaN stays NaN. ``raw`` returns the values unchanged."""
     if how == "raw":
         return values
-    if how == "zscore":
-        finite = np.isfinite(values)
-        n = finite.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(finite, values, 0.0).sum(axis=1, keepdims=True) / n
-            std = np.sqrt((np.where(finite, values - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / n)
-            out = (values - mean) / std
-        return np.where(std > 0, out, 0.0) * np.where(np.isnan(values), np.nan, 1.0)
+    if how == "zscore":  # the one implementation, which predict and the exports also run
+        return cross_section(values, "zscore")
     if how == "rank":
         from studio.metrics import average_ranks
 
