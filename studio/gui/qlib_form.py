@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.text import printable
+from studio.gui.panel_text import panel_report, panel_summary
 
 
 def _names(folder: Path) -> list[str]:
@@ -128,14 +129,8 @@ class QlibDialog(QDialog):
         d = panel.describe()
         self.described, self._described_for = d, self._key()
         self.summary.setStyleSheet("")
-        self.summary.setText(f"{d['symbols']} instruments, {d['dates']} dates ({d['first_date']} .. {d['last_date']}), "
-                             f"{d['bars_per_day']} bars per day, {d['stocks_per_day_min']}-"
-                             f"{d['stocks_per_day_max']} stocks a day; features {', '.join(d['features'])}")
-        width = max((len(name) for name in d["counts"]), default=0)
-        lines = [f"source: {printable(str(d['source']))}", "", "notes:"]
-        lines += [f"  - {printable(note)}" for note in d["notes"]]
-        lines += ["", "counts:"] + [f"  {name:<{width}}  {value:>12,}" for name, value in d["counts"].items()]
-        self.report.setPlainText("\n".join(lines))
+        self.summary.setText(panel_summary(d, "instruments"))
+        self.report.setPlainText(panel_report(d))
         return True
 
     def accept(self) -> None:

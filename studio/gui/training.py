@@ -52,6 +52,7 @@ from studio.core.text import printable, status_line
 from studio.core.validation import validate
 from studio.data.panel import missing_features
 from studio.gui.garbage import freeze_long_lived_objects, gui_garbage_collection
+from studio.gui.panel_text import panel_report, panel_summary
 from studio.gui.qlib_form import QlibForm
 from studio.metrics import MIN_DATES, sample_size
 from studio.train.config import LOSSES, OPTIMIZERS, TrainConfig
@@ -232,18 +233,12 @@ class ImportDialog(QDialog):
         d = panel.describe()
         self.described, self._described_for = d, self._key()
         self.summary.setStyleSheet("")
-        self.summary.setText(f"{d['symbols']} symbols, {d['dates']} dates ({d['first_date']} .. {d['last_date']}), "
-                             f"{d['bars_per_day']} bars per day, {d['stocks_per_day_min']}-"
-                             f"{d['stocks_per_day_max']} stocks a day; features {', '.join(d['features'])}")
+        self.summary.setText(panel_summary(d))
         self.mapping.setRowCount(len(mapping))
         for r, (field_name, source, files) in enumerate(mapping):
             for c, text in enumerate((field_name, printable(source), str(files))):
                 self.mapping.setItem(r, c, QTableWidgetItem(text))
-        width = max((len(name) for name in d["counts"]), default=0)
-        lines = [f"source: {printable(str(d['source']))}", "", "notes:"]
-        lines += [f"  - {printable(note)}" for note in d["notes"]]
-        lines += ["", "counts:"] + [f"  {name:<{width}}  {value:>12,}" for name, value in d["counts"].items()]
-        self.report.setPlainText("\n".join(lines))
+        self.report.setPlainText(panel_report(d))
         return True
 
     def accept(self) -> None:
