@@ -195,7 +195,7 @@ def test_runs_that_lack_what_predict_and_export_need_have_them_greyed_with_the_r
 
 
 def test_close_during_a_slow_prediction_stops_it_and_leaves_no_thread_running(qtbot, runs_folder, monkeypatch):
-    from studio.gui import predict_dialog
+    from studio.gui import background_task
 
     run = _run(runs_folder)
     slow_input = predict_core._input
@@ -218,7 +218,7 @@ def test_close_during_a_slow_prediction_stops_it_and_leaves_no_thread_running(qt
     assert time.monotonic() - started < 0.5  # Close does not wait for the prediction
     assert not dialog.isVisible()
     qtbot.waitUntil(lambda: not task.isRunning(), timeout=5000)  # it stops at the next date, not at the last
-    qtbot.waitUntil(lambda: not predict_dialog._running, timeout=5000)
+    qtbot.waitUntil(lambda: not background_task._running, timeout=5000)
     assert dialog.result is None and dialog.table.model() is None  # its answer was dropped
 
 

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -25,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.text import printable
-from studio.gui.predict_dialog import BackgroundTask
+from studio.gui.background_task import BackgroundTask, TaskDialog
 
 #: (suffix, what the format list shows)
 FORMATS = ((".py", ".py: PyTorch code and its weights"), (".pt2", ".pt2: a torch.export program"),
@@ -67,7 +66,7 @@ def written_text(out: Path, written: list[Path], with_preprocessing: bool, norma
     return "\n".join(lines)
 
 
-class ExportDialog(QDialog):
+class ExportDialog(TaskDialog):
     def __init__(self, run_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.run_dir = Path(run_dir)
@@ -176,11 +175,6 @@ class ExportDialog(QDialog):
         task.start()
         return True
 
-    def _refuse(self, line: str) -> bool:
-        self.status.setStyleSheet("color: #e05252")
-        self.status.setText(line)
-        return False
-
     def _normalize(self) -> str | None:
         from studio.data.preprocess_spec import load_spec, spec_path
 
@@ -190,7 +184,7 @@ class ExportDialog(QDialog):
             return None
 
     def _exported(self, task: BackgroundTask, out: Path, written: list[Path]) -> None:
-        if task is not self.task or task.cancel.is_set():
+        if not self.current(task):
             return
         self.export_button.setEnabled(True)
         self.written = [Path(p) for p in written]
@@ -200,10 +194,7 @@ class ExportDialog(QDialog):
             button.setEnabled(True)
 
     def _failed(self, task: BackgroundTask, line: str) -> None:
-        if task is not self.task or task.cancel.is_set():
-            return
-        self.export_button.setEnabled(True)
-        self._refuse(f"Cannot export: {line}")
+        self._task_failed(task, self.export_button, "export", line)
 
     def open_folder(self) -> bool:
         if not self.written:
@@ -216,9 +207,3 @@ class ExportDialog(QDialog):
     def copy_path(self) -> None:
         if self.written:
             QApplication.clipboard().setText(str(self.written[0]))
-
-    def done(self, code: int) -> None:
-        # an export cannot be cut short: it ends on its own and its answer is dropped; never waited for here
-        if self.task is not None:
-            self.task.stop()
-        super().done(code)

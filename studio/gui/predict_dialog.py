@@ -1,21 +1,17 @@
 """Predict from the Runs dock: score the stocks of some dates with a finished run (studio.train.predict, the
 core of ``studio predict``), on a worker thread; show the scores in a table with the notes in full, or write
-them to a .csv, .parquet or Qlib pred.pkl file. Also the worker every run action of the dock uses
-(``BackgroundTask``): Close never waits for it and never destroys it while it runs."""
+them to a .csv, .parquet or Qlib pred.pkl file."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QThread, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -31,61 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.text import error_line, printable
-from studio.gui.garbage import gui_garbage_collection
-
-#: tasks still running: held here (not by a dialog that may be closed and collected) until they end
-_running: set[BackgroundTask] = set()
-#: whether the quit hook that waits for them is connected
-_quit_hooked = False
-
-
-def _wait_for_tasks() -> None:
-    """At quit: ask every task to stop and let it end (a QThread destroyed while it runs aborts the process)."""
-    for task in list(_running):
-        task.cancel.set()
-    for task in list(_running):
-        task.wait()
-
-
-class BackgroundTask(QThread):
-    """Runs ``work(cancel)`` off the GUI thread; ``succeeded(result)`` or ``failed(one line)`` on the GUI
-    thread. ``cancel`` (a threading.Event) is set by ``stop()``: the GUI side never waits for the work."""
-
-    succeeded = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, work, expected: tuple[type[BaseException], ...] = ()) -> None:
-        super().__init__()  # no parent: a closed dialog's deletion must not take a running thread with it
-        self.work, self.expected = work, expected
-        self.cancel = threading.Event()
-        self.finished.connect(self._ended)
-
-    def start(self) -> None:  # type: ignore[override]
-        global _quit_hooked
-        app = QApplication.instance()
-        if not _quit_hooked and app is not None:
-            app.aboutToQuit.connect(_wait_for_tasks)
-            _quit_hooked = True
-        _running.add(self)
-        gui_garbage_collection().hold(self)
-        super().start()
-
-    def run(self) -> None:
-        try:
-            result = self.work(self.cancel)
-        except self.expected as exc:  # the core's own one-line refusals
-            self.failed.emit(error_line(exc))
-        except Exception as exc:  # anything else still ends as one line in the dialog, never a traceback
-            self.failed.emit(f"{type(exc).__name__}: {error_line(exc)}")
-        else:
-            self.succeeded.emit(result)
-
-    def stop(self) -> None:
-        self.cancel.set()
-
-    def _ended(self) -> None:
-        self.wait()  # finished() comes just before the thread has ended: let it end, then let it go
-        _running.discard(self)
+from studio.gui.background_task import BackgroundTask, TaskDialog
 
 
 class FrameModel(QAbstractTableModel):
@@ -132,7 +74,7 @@ class FrameModel(QAbstractTableModel):
 DATE_CHOICES = ("last date", "one date", "a range")
 
 
-class PredictDialog(QDialog):
+class PredictDialog(TaskDialog):
     """Data (the run's own, or other bars read with its import settings), dates (the last, one or a range,
     listed from the data once read) and an output file, or none: the scores in the table below."""
 
@@ -364,13 +306,8 @@ class PredictDialog(QDialog):
         task.start()
         return True
 
-    def _refuse(self, line: str) -> bool:
-        self.status.setStyleSheet("color: #e05252")
-        self.status.setText(line)
-        return False
-
     def _predicted(self, task: BackgroundTask, result, out: str) -> None:
-        if task is not self.task or task.cancel.is_set():
+        if not self.current(task):
             return  # closed meanwhile: nobody is waiting for it
         self.predict_button.setEnabled(True)
         self.result = result
@@ -386,20 +323,13 @@ class PredictDialog(QDialog):
                                            *(f"note: {printable(n)}" for n in result.notes)]))
 
     def _failed(self, task: BackgroundTask, line: str) -> None:
-        if task is not self.task or task.cancel.is_set():
-            return
-        self.predict_button.setEnabled(True)
-        self._refuse(f"Cannot predict: {line}")
+        self._task_failed(task, self.predict_button, "predict", line)
+
+    def tasks(self) -> list[BackgroundTask | None]:
+        return [self.task, self.dates_task]
 
     def running(self) -> bool:
-        return any(t is not None and t.isRunning() for t in (self.task, self.dates_task))
-
-    def done(self, code: int) -> None:  # Close, Escape and the window's X all end here
-        # stop, never wait: the worker ends at its next date and its answer is dropped
-        for task in (self.task, self.dates_task):
-            if task is not None:
-                task.stop()
-        super().done(code)
+        return any(t is not None and t.isRunning() for t in self.tasks())
 
 
 def _recorded(run_dir: Path) -> tuple[str, str]:

@@ -750,7 +750,7 @@ class RunsWidget(QWidget):
         import re
         import time
 
-        from studio.gui.predict_dialog import BackgroundTask
+        from studio.gui.background_task import BackgroundTask
         from studio.train.ensemble import EnsembleError, make_ensemble
 
         paths = self._selected_group()
