@@ -287,3 +287,18 @@ def test_closing_the_prompt_keeps_the_autosaves_and_discard_deletes_them(studio_
     offer_recovery(window)
     assert window.tabs.count() == 0
     assert list((tmp_path / "recovery").iterdir()) == []
+
+
+def test_an_edit_is_autosaved_seconds_after_it_not_only_at_the_minute(studio_window, tmp_path, qtbot):
+    """kill -9 twenty seconds after an edit lost it: the autosave ran only once a minute."""
+    model_files(tmp_path, "a.json")
+    window = studio_window()
+    window.open_file(tmp_path / "a.json").add_node("relu", QPointF(0, 400))
+    assert window.recovery.entries() == []  # not at every change: a drag is many
+    qtbot.waitUntil(lambda: len(window.recovery.entries()) == 1, timeout=8_000)
+    import json
+
+    from studio.core.graph_file import loads_graph
+
+    saved = loads_graph(json.loads(window.recovery.entries()[0].read_text(encoding="utf-8"))["graph"])
+    assert len(saved.nodes) == len(load_graph(tmp_path / "a.json").nodes) + 1

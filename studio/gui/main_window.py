@@ -58,6 +58,9 @@ def name_save_as() -> None:
             button.setText("Save As…")
 
 
+#: an edit is autosaved for crash recovery this long after the last change (and every minute)
+AUTOSAVE_AFTER_EDIT_MS = 3_000
+
 class MainWindow(QMainWindow):
     def __init__(self, registry: Registry, gallery: Path | None = None, settings: QSettings | None = None,
                  recovery: Recovery | None = None, dock_specs: Sequence[DockSpec] = DOCKS) -> None:
@@ -105,6 +108,12 @@ class MainWindow(QMainWindow):
         self.autosave.setInterval(60_000)
         self.autosave.timeout.connect(self.save_recovery)
         self.autosave.start()
+        # and a few seconds after the last edit: a kill -9 a minute after an edit lost it (the drag of
+        # many nodes, a burst of edits, restart the wait instead of writing at every step)
+        self.autosave_after_edit = QTimer(self)
+        self.autosave_after_edit.setSingleShot(True)
+        self.autosave_after_edit.setInterval(AUTOSAVE_AFTER_EDIT_MS)
+        self.autosave_after_edit.timeout.connect(self.save_recovery)
 
     # ---- layout ------------------------------------------------------------------------------
     def _fit_to_screen(self) -> None:
@@ -343,6 +352,7 @@ class MainWindow(QMainWindow):
     def _document_changed(self, tab: EditorTab) -> None:
         if not self._alive():
             return
+        self.autosave_after_edit.start()
         if tab.graph is None:  # its block went away (undo of a group, a deleted block)
             self.tabs.removeTab(self.tabs.indexOf(tab))
             tab.detach()
