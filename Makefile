@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hostile_files.py
 	$(BIN)/python bench/hostile_runs.py
 	$(BIN)/python bench/stop_checks.py
+	$(BIN)/python bench/baselines.py
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/screenshots.py
